@@ -1,1 +1,54 @@
-fn main() {}
+//! `roomhost`: run WebSocket rooms whose logic is a WebAssembly plugin.
+
+mod build;
+mod config_file;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Run WebSocket rooms whose logic is a sandboxed WebAssembly plugin.
+///
+/// Each room is one instance of a plugin built with roomhost-sdk. Clients
+/// connect to ws://HOST/ws/{room} (one service) or ws://HOST/ws/{service}/{room}
+/// (several); a room is created on first connect and ends when its last client
+/// leaves and no timer is pending.
+#[derive(Parser)]
+#[command(name = "roomhost", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve one or more plugins.
+    ///
+    /// Examples:
+    ///   roomhost serve --plugin plugins/chat           (builds the crate, serves /ws/{room})
+    ///   roomhost serve --plugin chat=chat.wasm --plugin counter=counter.wasm
+    ///   roomhost serve --plugin chat.wasm --config '{"typing_timeout_ms": 2000}'
+    ///   roomhost serve                                 (reads ./roomhost.toml)
+    #[command(verbatim_doc_comment)]
+    Serve(Box<serve::ServeArgs>),
+    /// Build a plugin crate to a release WebAssembly component and print its path.
+    ///
+    /// Installs the wasm32-wasip2 target with rustup if it is missing.
+    Build(build::BuildArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(*args),
+        Command::Build(args) => build::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,1 +1,200 @@
-//! placeholder
+//! Write [roomhost] room services in Rust.
+//!
+//! roomhost is a WebSocket server in which every room is an instance of a
+//! WebAssembly component: the *room service*. This crate is everything a
+//! service author needs:
+//!
+//! - [`RoomService`], the trait with one callback per room event (`init`,
+//!   `connect`, `message`, `disconnect`, `timer`), each with a no-op default;
+//! - [`#[room_service]`](room_service), which exports a type implementing it
+//!   as the component's service;
+//! - [`Room`], the context each callback gets to send frames, close clients,
+//!   set timers, read the clock, log, and publish listing metadata;
+//! - [`testing::TestRoom`], a native harness to unit-test a service with
+//!   plain `cargo test`.
+//!
+//! The crate generates the WIT bindings (`roomhost:room@0.1.0`) itself, so a
+//! plugin crate depends on `roomhost-sdk` (plus `serde`/`serde_json` if it
+//! uses JSON) and nothing else.
+//!
+//! # Example
+//!
+//! A room that counts votes sent as JSON and announces the result every ten
+//! seconds:
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use std::time::Duration;
+//!
+//! use roomhost_sdk::{ClientId, InitInfo, Message, Room, RoomService, TimerId, room_service};
+//! use serde::Deserialize;
+//!
+//! #[derive(Deserialize)]
+//! struct Vote {
+//!     option: String,
+//! }
+//!
+//! #[derive(Default)]
+//! #[room_service]
+//! pub struct Poll {
+//!     votes: BTreeMap<ClientId, String>,
+//! }
+//!
+//! const ANNOUNCE: TimerId = 1;
+//!
+//! impl RoomService for Poll {
+//!     fn init(&mut self, room: &mut Room<'_>, info: &InitInfo) {
+//!         room.info(&format!("poll {} open", info.room_id));
+//!         if let Err(err) = room.set_timer(ANNOUNCE, Duration::from_secs(10)) {
+//!             room.warn(&err.to_string());
+//!         }
+//!     }
+//!
+//!     fn message(&mut self, room: &mut Room<'_>, client: ClientId, message: Message) {
+//!         match message.parse_json::<Vote>() {
+//!             Ok(vote) => {
+//!                 self.votes.insert(client, vote.option);
+//!             }
+//!             Err(err) => room.send(
+//!                 client,
+//!                 Message::json(&serde_json::json!({ "error": err.to_string() })),
+//!             ),
+//!         }
+//!     }
+//!
+//!     fn timer(&mut self, room: &mut Room<'_>, _timer: TimerId) {
+//!         let mut tally = BTreeMap::<&str, u32>::new();
+//!         for option in self.votes.values() {
+//!             *tally.entry(option).or_default() += 1;
+//!         }
+//!         room.broadcast(Message::json(&tally), &[]);
+//!         let _ = room.set_timer(ANNOUNCE, Duration::from_secs(10));
+//!     }
+//! }
+//! ```
+//!
+//! # Building
+//!
+//! A plugin is a `cdylib` crate compiled for `wasm32-wasip2`, which produces
+//! a component directly:
+//!
+//! ```toml
+//! [lib]
+//! crate-type = ["cdylib", "rlib"] # rlib: lets `cargo test` build it natively
+//!
+//! [dependencies]
+//! roomhost-sdk = "0.1"
+//! serde = { version = "1", features = ["derive"] }
+//! serde_json = "1"
+//! ```
+//!
+//! Then `roomhost build` in the crate, or by hand:
+//!
+//! ```text
+//! rustup target add wasm32-wasip2
+//! cargo build --release --target wasm32-wasip2
+//! # -> target/wasm32-wasip2/release/<crate>.wasm
+//! ```
+//!
+//! # Testing
+//!
+//! The [`testing`] module runs a service natively and records what it does:
+//!
+//! ```
+//! # use roomhost_sdk::{ClientId, Message, Room, RoomService, room_service};
+//! # #[derive(Default)]
+//! # #[room_service]
+//! # struct Echo;
+//! # impl RoomService for Echo {
+//! #     fn message(&mut self, room: &mut Room<'_>, client: ClientId, message: Message) {
+//! #         room.send(client, message);
+//! #     }
+//! # }
+//! use roomhost_sdk::testing::TestRoom;
+//!
+//! // `Echo` sends every frame back to its sender.
+//! let mut room = TestRoom::<Echo>::new();
+//! let alice = room.connect();
+//! let bob = room.connect();
+//! room.message(alice, "hi");
+//! assert_eq!(room.take_sent(alice), ["hi"]);
+//! assert!(room.take_sent(bob).is_empty());
+//! ```
+//!
+//! # Host semantics
+//!
+//! - **Instances.** The host creates one service value per room (with
+//!   `Default`), calls `init` once before anything else, and drops it when
+//!   the room is disposed (no clients and no pending timers, or a crash).
+//!   State lives in the service value; nothing survives a restart unless the
+//!   host restores it (see [`InitInfo::restored`]).
+//! - **One call at a time.** Callbacks never run concurrently, and a
+//!   callback cannot be interrupted by another. A call that runs too long or
+//!   uses too much memory is aborted and the room disposed.
+//! - **Ordering.** Everything a callback does through [`Room`] is queued and
+//!   applied in call order once the callback returns; frames reach each
+//!   client in the order they were sent. A broadcast goes to the clients
+//!   connected at the moment of the call, minus the `except` list.
+//! - **Clients.** [`ClientId`]s are unique per host process and never reused.
+//!   During `connect` the new client already counts as connected (it can be
+//!   sent to, and broadcasts reach it unless excluded); rejecting it closes
+//!   the connection with code 1008 and the reason, after any frames sent to
+//!   it during `connect`. After `disconnect` the client is gone and sends to
+//!   it are ignored. Sending to an unknown client is not an error. Frames
+//!   larger than [`limits::MAX_FRAME_BYTES`] are dropped.
+//! - **Closing.** [`Room::close`] takes code 1000 or `3000..=4999` (others
+//!   become 1000) and a reason of up to [`limits::MAX_CLOSE_REASON_BYTES`]
+//!   bytes (longer ones are truncated). Frames sent before the close are
+//!   delivered first; the client receives nothing after it, and the room
+//!   gets `disconnect(client, Kicked)` after the current callback returns.
+//! - **Timers.** Timer ids are chosen by the service; setting a pending id
+//!   replaces it. Delays are whole milliseconds (rounded up), at most a
+//!   year. Timers fire in deadline order. A timer fires
+//!   once; re-arm it from the `timer` callback for a periodic tick. A room
+//!   holds at most [`limits::MAX_TIMERS`] pending timers, and a room with
+//!   pending timers stays alive without clients.
+//! - **Metadata.** [`Room::set_info`] publishes JSON (at most
+//!   [`limits::MAX_INFO_BYTES`]) listed by the host's `GET /rooms`.
+//! - **Limits.** The values in [`limits`] are the host's defaults; an
+//!   operator can change them, so handle the errors instead of relying on
+//!   exact numbers.
+//! - **Panics.** A panicking callback aborts the room: the panic message is
+//!   logged at error level as `panic: ...` and reported as the reason the
+//!   room was disposed; its clients are disconnected.
+//!
+//! [roomhost]: https://github.com/roomhost/roomhost
+
+#![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+
+// Lets the generated bindings name this crate `roomhost_sdk` from inside it,
+// with the same paths that work from plugin crates.
+extern crate self as roomhost_sdk;
+
+#[doc(hidden)]
+#[allow(missing_docs, missing_debug_implementations)]
+pub mod bindings;
+
+mod client;
+mod export;
+mod init;
+pub mod limits;
+mod message;
+mod room;
+mod service;
+pub mod testing;
+
+pub use client::{ClientId, ClientInfo, DisconnectReason};
+pub use init::InitInfo;
+pub use message::Message;
+pub use room::{InfoError, LogLevel, Room, TimerError, TimerId};
+pub use roomhost_sdk_macros::room_service;
+pub use service::RoomService;
+
+/// Support code for `#[room_service]` and the generated bindings. Not public
+/// API: it may change in any release.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::bindings::__export_room as export;
+    pub use crate::export::{Export, assert_room_service};
+    pub use wit_bindgen;
+}

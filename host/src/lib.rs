@@ -1,1 +1,46 @@
-//! placeholder
+//! The roomhost server library.
+//!
+//! roomhost runs WebSocket rooms whose logic is a sandboxed WebAssembly
+//! component (a *plugin*, built with `roomhost-sdk`). This crate is everything
+//! native: the wasm engine, the table of live rooms, the per-room actors, the
+//! connections and the HTTP server. The `roomhost` CLI is a thin layer on it.
+//!
+//! ```no_run
+//! use roomhost_host::{Server, ServerConfig, ServiceSpec};
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let config = ServerConfig::new(
+//!         "127.0.0.1:8080".parse()?,
+//!         vec![ServiceSpec::new("counter", "target/counter.wasm")],
+//!     );
+//!     let server = Server::bind(config).await?;
+//!     server.run(roomhost_host::shutdown_signal()).await?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # Layout
+//!
+//! - [`wasm`]: engine, compiled plugins and their cache, one instance per room.
+//! - [`room`]: the room table and the actor that runs each room.
+//! - [`client`]: the bounded handle a room writes to a client through.
+//! - `connection`: one WebSocket connection's reader and writer.
+//! - `http`: routes (`/ws/...`, `/status`, `/rooms`).
+//! - [`server`]: startup and graceful shutdown.
+//! - [`limits`] and [`close`]: every bound and every close code.
+
+pub mod client;
+pub mod close;
+mod connection;
+mod http;
+pub mod limits;
+pub mod room;
+pub mod server;
+pub mod service;
+pub mod wasm;
+
+pub use limits::Limits;
+pub use server::{Server, ServerConfig, ServerError, shutdown_signal};
+pub use service::{Service, ServiceSpec};
+pub use wasm::{CompileCache, Plugin, PluginError};

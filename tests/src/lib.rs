@@ -1,1 +1,359 @@
-//! placeholder
+//! Support for roomhost's end-to-end tests: plugins built to wasm once per
+//! test binary, a real server on an ephemeral port, and a WebSocket client
+//! with timeouts on every wait so a broken server fails a test instead of
+//! hanging it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use futures_util::{SinkExt, StreamExt};
+use roomhost_host::{CompileCache, Limits, Server, ServerConfig, ServiceSpec};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long any single wait in a test may take before the test fails.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// The crates built to wasm for the tests: shipped plugins and fixtures.
+const PLUGIN_CRATES: &[&str] = &["counter", "chat", "misbehave"];
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(".."))
+}
+
+/// Target directory for wasm builds: separate from the one `cargo test`
+/// holds locked while tests run.
+pub fn plugin_target_dir() -> PathBuf {
+    workspace_root().join("target").join("plugins")
+}
+
+/// The component built from plugin crate `name` (built on first use, once
+/// per test binary).
+pub fn plugin(name: &str) -> PathBuf {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| build_plugins().map_err(|error| format!("{error:#}")));
+    if let Err(error) = built {
+        panic!("building the test plugins failed: {error}");
+    }
+    plugin_target_dir()
+        .join("wasm32-wasip2")
+        .join("release")
+        .join(format!("{}.wasm", name.replace('-', "_")))
+}
+
+fn build_plugins() -> anyhow::Result<()> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(cargo);
+    command
+        .current_dir(workspace_root())
+        .args(["build", "--release", "--target", "wasm32-wasip2"])
+        .arg("--target-dir")
+        .arg(plugin_target_dir());
+    for name in PLUGIN_CRATES {
+        command.args(["-p", name]);
+    }
+    let status = command.status().context("cannot run cargo")?;
+    if !status.success() {
+        bail!(
+            "cargo build of the test plugins failed ({status}); is the wasm32-wasip2 target installed?"
+        );
+    }
+    Ok(())
+}
+
+/// Limits for tests: small tables so many servers fit one test process.
+pub fn test_limits() -> Limits {
+    Limits {
+        max_rooms: 64,
+        max_connections: 256,
+        ..Limits::default()
+    }
+}
+
+/// A server running in this process on an ephemeral port.
+pub struct TestServer {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// Serves plugin crate `name` as the only service, under its own name.
+    pub async fn single(name: &str) -> TestServer {
+        Self::start(vec![ServiceSpec::new(name, plugin(name))], test_limits()).await
+    }
+
+    /// Serves `services` under `limits`.
+    pub async fn start(services: Vec<ServiceSpec>, limits: Limits) -> TestServer {
+        let config = ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            services,
+            limits,
+            cache: Some(CompileCache::new(plugin_target_dir().join("compile-cache"))),
+        };
+        let server = Server::bind(config).await.expect("server starts");
+        let addr = server.local_addr();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            server
+                .run(async move {
+                    let _ = stopped.await;
+                })
+                .await
+                .expect("server runs");
+        });
+        TestServer {
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// The server's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Connects a client to `path` (e.g. `/ws/room1`).
+    pub async fn connect(&self, path: &str) -> Client {
+        Client::connect(self.addr, path)
+            .await
+            .expect("client connects")
+    }
+
+    /// `GET path` as JSON.
+    pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        http_get_json(self.addr, path)
+            .await
+            .expect("HTTP GET works")
+    }
+
+    /// Shuts the server down gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(WAIT, task)
+                .await
+                .expect("server stops in time")
+                .expect("server task does not panic");
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+/// What a client saw when its connection ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Closed {
+    /// The close code, if the server sent a close frame.
+    pub code: Option<u16>,
+    /// The close reason.
+    pub reason: String,
+}
+
+/// A WebSocket client.
+pub struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl Client {
+    /// Connects to `ws://addr{path}`.
+    pub async fn connect(addr: SocketAddr, path: &str) -> anyhow::Result<Client> {
+        let url = format!("ws://{addr}{path}");
+        let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(&url))
+            .await
+            .context("connect timed out")??;
+        Ok(Client { ws })
+    }
+
+    /// Sends a text frame.
+    pub async fn send_text(&mut self, text: &str) {
+        self.ws.send(Message::text(text)).await.expect("send text");
+    }
+
+    /// Sends a binary frame.
+    pub async fn send_binary(&mut self, bytes: &[u8]) {
+        self.ws
+            .send(Message::binary(bytes.to_vec()))
+            .await
+            .expect("send binary");
+    }
+
+    /// The next data frame (pings skipped), failing the test on close or timeout.
+    pub async fn recv(&mut self) -> Message {
+        loop {
+            let next = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("a frame arrives in time");
+            match next {
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(Message::Close(frame))) => panic!("expected a frame, got close {frame:?}"),
+                Some(Ok(message)) => return message,
+                other => panic!("expected a frame, got {other:?}"),
+            }
+        }
+    }
+
+    /// The next text frame.
+    pub async fn recv_text(&mut self) -> String {
+        match self.recv().await {
+            Message::Text(text) => text.to_string(),
+            other => panic!("expected text, got {other:?}"),
+        }
+    }
+
+    /// The next text frame parsed as JSON.
+    pub async fn recv_json(&mut self) -> serde_json::Value {
+        let text = self.recv_text().await;
+        serde_json::from_str(&text).unwrap_or_else(|error| panic!("{text:?} is not JSON: {error}"))
+    }
+
+    /// Asserts that no data frame arrives within `quiet`.
+    pub async fn expect_silence(&mut self, quiet: Duration) {
+        let deadline = tokio::time::Instant::now() + quiet;
+        loop {
+            match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Err(_) => return,
+                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+                Ok(other) => panic!("expected silence, got {other:?}"),
+            }
+        }
+    }
+
+    /// Waits for the server to close the connection, skipping data frames.
+    pub async fn closed(&mut self) -> Closed {
+        loop {
+            let next = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("the connection closes in time");
+            match next {
+                Some(Ok(Message::Close(frame))) => {
+                    return Closed {
+                        code: frame.as_ref().map(|frame| u16::from(frame.code)),
+                        reason: frame
+                            .map(|frame| frame.reason.to_string())
+                            .unwrap_or_default(),
+                    };
+                }
+                Some(Ok(_)) => continue,
+                None | Some(Err(tungstenite::Error::ConnectionClosed)) => {
+                    return Closed {
+                        code: None,
+                        reason: String::new(),
+                    };
+                }
+                Some(Err(error)) => {
+                    return Closed {
+                        code: None,
+                        reason: error.to_string(),
+                    };
+                }
+            }
+        }
+    }
+
+    /// Closes the connection normally.
+    pub async fn close(mut self) {
+        let _ = self
+            .ws
+            .close(Some(tungstenite::protocol::CloseFrame {
+                code: CloseCode::Normal,
+                reason: "bye".into(),
+            }))
+            .await;
+        // Let the close handshake finish so the server sees a clean close.
+        let _ = tokio::time::timeout(WAIT, async { while self.ws.next().await.is_some() {} }).await;
+    }
+
+    /// The underlying stream, for tests that need raw access.
+    pub fn stream(&mut self) -> &mut WebSocketStream<MaybeTlsStream<TcpStream>> {
+        &mut self.ws
+    }
+}
+
+/// A minimal HTTP/1.1 GET returning the status and the JSON body.
+pub async fn http_get_json(
+    addr: SocketAddr,
+    path: &str,
+) -> anyhow::Result<(u16, serde_json::Value)> {
+    let mut stream = TcpStream::connect(addr).await?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = Vec::new();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut response))
+        .await
+        .context("HTTP response timed out")??;
+    let text = String::from_utf8(response)?;
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .context("malformed HTTP response")?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .context("no status code")?
+        .parse()?;
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)?
+    } else {
+        body.to_owned()
+    };
+    Ok((
+        status,
+        serde_json::from_str(&body).with_context(|| format!("body {body:?}"))?,
+    ))
+}
+
+fn dechunk(mut body: &str) -> anyhow::Result<String> {
+    let mut out = String::new();
+    loop {
+        let (size, rest) = body.split_once("\r\n").context("bad chunk")?;
+        let size = usize::from_str_radix(size.trim(), 16)?;
+        if size == 0 {
+            return Ok(out);
+        }
+        out.push_str(rest.get(..size).context("short chunk")?);
+        body = rest.get(size + 2..).context("short chunk")?;
+    }
+}
+
+/// Polls `check` until it returns `Some`, failing after [`WAIT`].
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

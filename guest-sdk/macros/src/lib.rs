@@ -1,1 +1,169 @@
-//! placeholder
+//! The `#[room_service]` attribute of [`roomhost-sdk`]. Use it through the
+//! SDK's re-export, `roomhost_sdk::room_service`; see the SDK documentation.
+//!
+//! [`roomhost-sdk`]: https://docs.rs/roomhost-sdk
+
+use proc_macro::TokenStream;
+use proc_macro2::{Span, TokenStream as TokenStream2};
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{Generics, Item, Type};
+
+/// Registers a type as the crate's room service: the wasm component built
+/// from this crate exports it to the host.
+///
+/// Place it on the service type (a struct or an enum) or on its
+/// `impl RoomService for Type` block; the item itself is left unchanged. The
+/// type must implement `RoomService` (and so `Default`) and cannot be
+/// generic.
+///
+/// A crate (one component) has exactly one room service: a second
+/// `#[room_service]` fails to compile with "the name
+/// `__roomhost_only_one_room_service_per_crate` is defined multiple times".
+///
+/// The expansion names the SDK `::roomhost_sdk`, so depend on it under that
+/// name (do not rename the dependency). When compiled for anything but
+/// `wasm32` (e.g. `cargo test`) nothing is exported, so several plugin crates
+/// can be linked into one test binary.
+///
+/// ```
+/// use roomhost_sdk::{RoomService, room_service};
+///
+/// #[derive(Default)]
+/// #[room_service]
+/// struct Lobby {
+///     players: Vec<u64>,
+/// }
+///
+/// impl RoomService for Lobby {}
+/// ```
+///
+/// On the impl block instead:
+///
+/// ```
+/// use roomhost_sdk::{RoomService, room_service};
+///
+/// #[derive(Default)]
+/// struct Lobby;
+///
+/// #[room_service]
+/// impl RoomService for Lobby {}
+/// ```
+#[proc_macro_attribute]
+pub fn room_service(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let attr = TokenStream2::from(attr);
+    let item = TokenStream2::from(item);
+    match expand(attr, item.clone()) {
+        Ok(tokens) => tokens.into(),
+        // Keep the item so that the error is the only one reported.
+        Err(err) => {
+            let err = err.to_compile_error();
+            quote!(#item #err).into()
+        }
+    }
+}
+
+fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
+    if !attr.is_empty() {
+        return Err(syn::Error::new(
+            attr.span(),
+            "#[room_service] takes no arguments",
+        ));
+    }
+    let parsed: Item = syn::parse2(item.clone())?;
+    let service = service_type(&parsed)?;
+    // Spanned so that "`X: RoomService` is not satisfied" points at the type.
+    let assert_service = quote_spanned! {service.span()=>
+        ::roomhost_sdk::__private::assert_room_service::<#service>()
+    };
+
+    Ok(quote! {
+        #item
+
+        // Named so that a second `#[room_service]` in the crate reports
+        // itself: "the name `__roomhost_only_one_room_service_per_crate` is
+        // defined multiple times".
+        #[doc(hidden)]
+        #[allow(non_camel_case_types, dead_code)]
+        type __roomhost_only_one_room_service_per_crate =
+            ::roomhost_sdk::__private::Export<#service>;
+
+        #[doc(hidden)]
+        const _: () = #assert_service;
+
+        #[cfg(target_arch = "wasm32")]
+        ::roomhost_sdk::__private::export!(
+            __roomhost_only_one_room_service_per_crate
+            with_types_in ::roomhost_sdk::bindings
+        );
+    })
+}
+
+/// The service type named by the annotated item.
+fn service_type(item: &Item) -> syn::Result<Type> {
+    match item {
+        Item::Struct(item) => {
+            reject_generics(&item.generics)?;
+            let ident = &item.ident;
+            Ok(syn::parse_quote!(#ident))
+        }
+        Item::Enum(item) => {
+            reject_generics(&item.generics)?;
+            let ident = &item.ident;
+            Ok(syn::parse_quote!(#ident))
+        }
+        Item::Impl(item) => {
+            let is_room_service = item.trait_.as_ref().is_some_and(|(negative, path, _)| {
+                negative.is_none()
+                    && path
+                        .segments
+                        .last()
+                        .is_some_and(|segment| segment.ident == "RoomService")
+            });
+            if !is_room_service {
+                return Err(syn::Error::new(
+                    impl_header_span(item),
+                    "#[room_service] on an impl block expects `impl RoomService for YourType`",
+                ));
+            }
+            reject_generics(&item.generics)?;
+            Ok((*item.self_ty).clone())
+        }
+        other => Err(syn::Error::new(
+            item_span(other),
+            "#[room_service] applies to the service type (a struct or an enum) \
+             or to its `impl RoomService for YourType` block",
+        )),
+    }
+}
+
+fn reject_generics(generics: &Generics) -> syn::Result<()> {
+    if generics.params.is_empty() && generics.where_clause.is_none() {
+        return Ok(());
+    }
+    Err(syn::Error::new(
+        generics.span(),
+        "a room service cannot be generic: the component exports one concrete type",
+    ))
+}
+
+fn impl_header_span(item: &syn::ItemImpl) -> Span {
+    match &item.trait_ {
+        Some((_, path, _)) => path.span(),
+        None => item.self_ty.span(),
+    }
+}
+
+/// A span pointing at the item's keyword and name rather than its whole body.
+fn item_span(item: &Item) -> Span {
+    match item {
+        Item::Fn(item) => item.sig.ident.span(),
+        Item::Mod(item) => item.ident.span(),
+        Item::Trait(item) => item.ident.span(),
+        Item::Type(item) => item.ident.span(),
+        Item::Union(item) => item.ident.span(),
+        Item::Const(item) => item.ident.span(),
+        Item::Static(item) => item.ident.span(),
+        other => other.span(),
+    }
+}

@@ -1,0 +1,287 @@
+//! `roomhost serve`: turn flags and `roomhost.toml` into a server and run it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use roomhost_host::{CompileCache, Limits, Server, ServerConfig, ServiceSpec};
+
+use crate::build::build_plugin;
+use crate::config_file::ConfigFile;
+
+/// Arguments of `roomhost serve`.
+#[derive(Args)]
+pub struct ServeArgs {
+    /// A plugin to serve: PATH or NAME=PATH, where PATH is a .wasm component or
+    /// a plugin crate directory (built first). Repeat for several services; the
+    /// name defaults to the file or crate name.
+    #[arg(long = "plugin", short = 'p', value_name = "[NAME=]PATH")]
+    plugins: Vec<String>,
+    /// A service's configuration as JSON: NAME=JSON, or just JSON when there is
+    /// one service. Passed to every room's `init`.
+    #[arg(long = "config", value_name = "[NAME=]JSON")]
+    configs: Vec<String>,
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, short = 'l', value_name = "ADDR", env = "ROOMHOST_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// A roomhost.toml to read (default: ./roomhost.toml if it exists).
+    #[arg(long = "file", short = 'f', value_name = "PATH")]
+    file: Option<PathBuf>,
+    /// Where compiled plugins are cached (default: ~/.cache/roomhost).
+    #[arg(long, value_name = "DIR", env = "ROOMHOST_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Compile plugins on every start instead of using the cache.
+    #[arg(long)]
+    no_cache: bool,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// Overrides for [`Limits`]; each defaults to the file's value, then the
+/// built-in default.
+#[derive(Args)]
+#[command(next_help_heading = "Limits")]
+struct LimitArgs {
+    /// Live rooms per process [default: 10000].
+    #[arg(long, value_name = "N")]
+    max_rooms: Option<usize>,
+    /// Open connections per process [default: 20000].
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
+    /// Events queued per room [default: 1024].
+    #[arg(long, value_name = "N")]
+    room_inbox: Option<usize>,
+    /// Frames queued per client before it is closed as a slow consumer (1008) [default: 256].
+    #[arg(long, value_name = "N")]
+    client_queue: Option<usize>,
+    /// Largest message in bytes; larger ones from a client close it with 1009 [default: 65536].
+    #[arg(long, value_name = "BYTES")]
+    max_frame_bytes: Option<usize>,
+    /// Longest a plugin callback may run before its room is disposed [default: 100].
+    #[arg(long, value_name = "MS")]
+    call_deadline_ms: Option<u64>,
+    /// Linear memory per room [default: 64].
+    #[arg(long, value_name = "MIB")]
+    room_memory_mib: Option<usize>,
+    /// Pending timers per room [default: 1024].
+    #[arg(long, value_name = "N")]
+    max_timers_per_room: Option<usize>,
+    /// Size of a room's set-info JSON [default: 4096].
+    #[arg(long, value_name = "BYTES")]
+    max_info_bytes: Option<usize>,
+    /// Interval between pings to each client [default: 20000].
+    #[arg(long, value_name = "MS")]
+    ping_interval_ms: Option<u64>,
+    /// Close clients silent for this long with 1001 [default: 60000].
+    #[arg(long, value_name = "MS")]
+    idle_timeout_ms: Option<u64>,
+}
+
+impl LimitArgs {
+    fn apply(&self, limits: &mut Limits) {
+        let ms = Duration::from_millis;
+        if let Some(value) = self.max_rooms {
+            limits.max_rooms = value;
+        }
+        if let Some(value) = self.max_connections {
+            limits.max_connections = value;
+        }
+        if let Some(value) = self.room_inbox {
+            limits.room_inbox = value;
+        }
+        if let Some(value) = self.client_queue {
+            limits.client_queue = value;
+        }
+        if let Some(value) = self.max_frame_bytes {
+            limits.max_frame_bytes = value;
+        }
+        if let Some(value) = self.call_deadline_ms {
+            limits.call_deadline = ms(value);
+        }
+        if let Some(value) = self.room_memory_mib {
+            limits.room_memory_bytes = value.saturating_mul(1024 * 1024);
+        }
+        if let Some(value) = self.max_timers_per_room {
+            limits.max_timers_per_room = value;
+        }
+        if let Some(value) = self.max_info_bytes {
+            limits.max_info_bytes = value;
+        }
+        if let Some(value) = self.ping_interval_ms {
+            limits.ping_interval = ms(value);
+        }
+        if let Some(value) = self.idle_timeout_ms {
+            limits.idle_timeout = ms(value);
+        }
+    }
+}
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+const DEFAULT_FILE: &str = "roomhost.toml";
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    init_logging();
+    let config = server_config(&args)?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let server = Server::bind(config).await?;
+        let addr = server.local_addr();
+        println!(
+            "roomhost {} listening on http://{addr}",
+            env!("CARGO_PKG_VERSION")
+        );
+        let single = server.services().count() == 1;
+        for service in server.services() {
+            let url = if single {
+                format!("ws://{addr}/ws/{{room}}")
+            } else {
+                format!("ws://{addr}/ws/{}/{{room}}", service.name())
+            };
+            let origin = if service.plugin().from_cache() {
+                "from cache"
+            } else {
+                "compiled"
+            };
+            println!(
+                "  service {:<12} {url}  (plugin {} {}, {origin})",
+                service.name(),
+                service.plugin().path().display(),
+                service.plugin().version(),
+            );
+        }
+        println!("  status: http://{addr}/status  rooms: http://{addr}/rooms");
+        server.run(roomhost_host::shutdown_signal()).await?;
+        println!("roomhost stopped");
+        anyhow::Ok(())
+    })
+}
+
+/// Merges `roomhost.toml` (if any) with the flags; flags win.
+fn server_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
+    let file = match &args.file {
+        Some(path) => ConfigFile::load(path)?,
+        None if args.plugins.is_empty() && Path::new(DEFAULT_FILE).is_file() => {
+            ConfigFile::load(Path::new(DEFAULT_FILE))?
+        }
+        None => ConfigFile::default(),
+    };
+
+    let mut services = Vec::new();
+    for (name, entry) in &file.services {
+        let plugin = resolve_plugin(&entry.plugin)?;
+        services.push(ServiceSpec::new(name.clone(), plugin).with_config(entry.config_json()?));
+    }
+    for plugin in &args.plugins {
+        let (name, path) = match plugin.split_once('=') {
+            Some((name, path)) => (name.to_owned(), PathBuf::from(path)),
+            None => (
+                default_service_name(Path::new(plugin))?,
+                PathBuf::from(plugin),
+            ),
+        };
+        services.retain(|existing| existing.name != name);
+        services.push(ServiceSpec::new(name, resolve_plugin(&path)?));
+    }
+    if services.is_empty() {
+        bail!(
+            "nothing to serve: pass --plugin PATH or write a {DEFAULT_FILE} (see `roomhost serve --help`)"
+        );
+    }
+    for config in &args.configs {
+        apply_config_flag(&mut services, config)?;
+    }
+
+    let mut limits = file.limits.unwrap_or_default();
+    args.limits.apply(&mut limits);
+    let cache = if args.no_cache {
+        None
+    } else {
+        args.cache_dir
+            .clone()
+            .or(file.cache_dir)
+            .or_else(CompileCache::default_dir)
+            .map(CompileCache::new)
+    };
+    let listen = match args.listen.or(file.listen) {
+        Some(listen) => listen,
+        None => DEFAULT_LISTEN.parse().context("default listen address")?,
+    };
+    Ok(ServerConfig {
+        listen,
+        services,
+        limits,
+        cache,
+    })
+}
+
+/// A `.wasm` file is used as is; a crate directory is built first.
+fn resolve_plugin(path: &Path) -> anyhow::Result<PathBuf> {
+    if path.is_dir() {
+        return build_plugin(path, None);
+    }
+    if !path.is_file() {
+        bail!("plugin {} does not exist", path.display());
+    }
+    Ok(path.to_owned())
+}
+
+/// `plugins/chat` or `chat.wasm` → `chat`.
+fn default_service_name(path: &Path) -> anyhow::Result<String> {
+    let stem = path
+        .file_stem()
+        .and_then(|stem| stem.to_str())
+        .with_context(|| {
+            format!(
+                "cannot derive a service name from {}: use NAME=PATH",
+                path.display()
+            )
+        })?;
+    Ok(stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect())
+}
+
+/// `--config NAME=JSON`, or `--config JSON` with a single service.
+fn apply_config_flag(services: &mut [ServiceSpec], flag: &str) -> anyhow::Result<()> {
+    let parsed_whole = serde_json::from_str::<serde_json::Value>(flag);
+    let (target, json) = match (parsed_whole, flag.split_once('=')) {
+        (Ok(value), _) => (None, value),
+        (Err(_), Some((name, json))) => {
+            let value = serde_json::from_str(json)
+                .with_context(|| format!("--config for {name:?} is not valid JSON"))?;
+            (Some(name), value)
+        }
+        (Err(error), None) => bail!("--config {flag:?} is neither JSON nor NAME=JSON: {error}"),
+    };
+    let service = match target {
+        Some(name) => services
+            .iter_mut()
+            .find(|service| service.name == name)
+            .with_context(|| format!("--config names {name:?}, which is not a service"))?,
+        None => match services {
+            [only] => only,
+            _ => bail!("several services are loaded: write --config NAME=JSON"),
+        },
+    };
+    service.config = json;
+    Ok(())
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,wasmtime=warn,cranelift=warn")
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

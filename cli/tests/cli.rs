@@ -1,0 +1,258 @@
+//! The `roomhost` binary end to end: serve, signals, the compile cache, build.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use roomhost_e2e::{Client, plugin, plugin_target_dir, workspace_root};
+use serde_json::json;
+
+const ROOMHOST: &str = env!("CARGO_BIN_EXE_roomhost");
+
+/// A `roomhost serve` process and what it printed at startup.
+struct Served {
+    child: Child,
+    addr: SocketAddr,
+    banner: Vec<String>,
+}
+
+fn serve(args: &[&str], cache_dir: &Path) -> Served {
+    let mut child = Command::new(ROOMHOST)
+        .arg("serve")
+        .args(["--listen", "127.0.0.1:0", "--cache-dir"])
+        .arg(cache_dir)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("roomhost starts");
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut lines = BufReader::new(stdout).lines();
+    let first = lines
+        .next()
+        .expect("a banner line")
+        .expect("readable stdout");
+    let addr = first
+        .rsplit("http://")
+        .next()
+        .and_then(|addr| addr.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {first:?}"));
+    let mut banner = vec![first];
+    for line in lines.by_ref() {
+        let line = line.expect("readable stdout");
+        let done = line.contains("status:");
+        banner.push(line);
+        if done {
+            break;
+        }
+    }
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Served {
+        child,
+        addr,
+        banner,
+    }
+}
+
+fn terminate(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+}
+
+fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
+    for _ in 0..200 {
+        if let Some(status) = child.try_wait().expect("wait works") {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    panic!("roomhost did not exit after SIGTERM");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_runs_a_plugin_and_sigterm_closes_clients_with_1001() {
+    let cache = tempdir("sigterm");
+    let counter = plugin("counter");
+    let mut served = serve(
+        &[
+            "--plugin",
+            counter.to_str().unwrap(),
+            "--config",
+            r#"{"start":7}"#,
+        ],
+        &cache,
+    );
+    assert!(
+        served.banner.iter().any(|line| line.contains("/ws/{room}")),
+        "{:?}",
+        served.banner
+    );
+
+    let mut client = Client::connect(served.addr, "/ws/demo")
+        .await
+        .expect("connects");
+    assert_eq!(client.recv_json().await, json!({ "count": 7 }));
+
+    terminate(&served.child);
+    let closed = client.closed().await;
+    assert_eq!(closed.code, Some(1001), "{closed:?}");
+    assert!(wait_exit(&mut served.child).success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_reuses_the_compiled_plugin() {
+    let cache = tempdir("cache");
+    let chat = plugin("chat");
+    let spec = format!("talk={}", chat.display());
+    for expected in ["compiled", "from cache"] {
+        let mut served = serve(&["--plugin", &spec], &cache);
+        let line = served
+            .banner
+            .iter()
+            .find(|line| line.contains("service talk"))
+            .unwrap_or_else(|| panic!("{:?}", served.banner));
+        assert!(line.contains(expected), "expected {expected:?} in {line:?}");
+        terminate(&served.child);
+        wait_exit(&mut served.child);
+    }
+}
+
+#[test]
+fn serve_reads_roomhost_toml() {
+    let dir = tempdir("toml");
+    let counter = plugin("counter");
+    std::fs::write(
+        dir.join("roomhost.toml"),
+        format!(
+            "[services.tally]\nplugin = {:?}\nconfig = {{ start = 3 }}\n\n[limits]\nmax_rooms = 10\n",
+            counter.display().to_string()
+        ),
+    )
+    .unwrap();
+    let file = dir.join("roomhost.toml");
+    let mut served = serve(&["--file", file.to_str().unwrap()], &dir);
+    assert!(
+        served
+            .banner
+            .iter()
+            .any(|line| line.contains("service tally")),
+        "{:?}",
+        served.banner
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut client = Client::connect(served.addr, "/ws/x")
+            .await
+            .expect("connects");
+        assert_eq!(client.recv_json().await, json!({ "count": 3 }));
+    });
+    terminate(&served.child);
+    wait_exit(&mut served.child);
+}
+
+#[test]
+fn bad_input_fails_with_a_clear_message() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["serve", "--plugin", "/nonexistent/x.wasm"],
+            "does not exist",
+        ),
+        (
+            &[
+                "serve",
+                "--plugin",
+                "a=/nonexistent.wasm",
+                "--plugin",
+                "b=/n.wasm",
+            ],
+            "does not exist",
+        ),
+        (&["serve"], "nothing to serve"),
+        (&["build", "/nonexistent-dir"], "no Cargo.toml"),
+    ];
+    for (args, expected) in cases {
+        let output = Command::new(ROOMHOST)
+            .args(*args)
+            .current_dir(std::env::temp_dir())
+            .output()
+            .expect("roomhost runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} should fail");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+
+    let not_a_plugin = tempdir("bad").join("bad.wasm");
+    std::fs::write(&not_a_plugin, b"not wasm at all").unwrap();
+    let output = Command::new(ROOMHOST)
+        .args(["serve", "--no-cache", "--plugin"])
+        .arg(&not_a_plugin)
+        .output()
+        .expect("roomhost runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("cannot compile plugin"), "{stderr}");
+}
+
+#[test]
+fn build_compiles_a_plugin_crate_and_prints_the_component_path() {
+    let output = Command::new(ROOMHOST)
+        .arg("build")
+        .arg(workspace_root().join("plugins").join("counter"))
+        .arg("--target-dir")
+        .arg(plugin_target_dir())
+        .output()
+        .expect("roomhost runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let path = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    assert!(
+        path.ends_with("wasm32-wasip2/release/counter.wasm"),
+        "{path}"
+    );
+    let bytes = std::fs::read(&path).expect("the component exists");
+    // A component, not a core module: layer 1 in the preamble.
+    assert_eq!(&bytes[..4], b"\0asm");
+    assert_ne!(&bytes[4..8], &[1, 0, 0, 0]);
+}
+
+#[test]
+fn help_explains_every_command() {
+    let output = Command::new(ROOMHOST)
+        .arg("serve")
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    for expected in [
+        "--plugin",
+        "--config",
+        "--listen",
+        "roomhost.toml",
+        "--max-frame-bytes",
+        "1009",
+    ] {
+        assert!(
+            help.contains(expected),
+            "serve --help lacks {expected}:\n{help}"
+        );
+    }
+}
+
+fn tempdir(name: &str) -> std::path::PathBuf {
+    let dir = plugin_target_dir()
+        .join("cli-tests")
+        .join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}

@@ -1,0 +1,151 @@
+//! Clients of a room: [`ClientId`], [`ClientInfo`] and [`DisconnectReason`].
+
+/// Identifies one client (one WebSocket connection).
+///
+/// Ids are unique within a host process and never reused while it runs, so a
+/// service may keep them as map keys without worrying about a later client
+/// inheriting a departed one's state.
+pub type ClientId = u64;
+
+/// What the host knows about a client that wants to join, passed to
+/// [`RoomService::connect`](crate::RoomService::connect).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClientInfo {
+    /// The client's id, used by every later callback and by
+    /// [`Room::send`](crate::Room::send).
+    pub id: ClientId,
+    /// The request path the client connected to, e.g. `/ws/chat/lobby`.
+    pub path: String,
+    /// The raw query string without the leading `?` (empty if none). Use
+    /// [`ClientInfo::query_param`] to read one parameter.
+    pub query: String,
+    /// A verified identity (e.g. a token subject) when the host knows one.
+    pub identity: Option<String>,
+    /// Bytes handed over by the room the client came from, if any.
+    pub handoff: Option<Vec<u8>>,
+}
+
+impl ClientInfo {
+    /// The decoded value of the first query parameter called `name`, or
+    /// `None` if there is none.
+    ///
+    /// Keys and values are percent-decoded and `+` means a space, as in HTML
+    /// forms; a parameter without `=` has an empty value. Malformed escapes
+    /// are kept literally and invalid UTF-8 is replaced with `U+FFFD`, so
+    /// this never fails on hostile input.
+    ///
+    /// ```
+    /// # let client = roomhost_sdk::testing::client_info(1, "name=J%C3%BCrgen+M&flag");
+    /// // client.query == "name=J%C3%BCrgen+M&flag"
+    /// assert_eq!(client.query_param("name").as_deref(), Some("Jürgen M"));
+    /// assert_eq!(client.query_param("flag").as_deref(), Some(""));
+    /// assert_eq!(client.query_param("missing"), None);
+    /// ```
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        self.query_pairs()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value)
+    }
+
+    /// Every query parameter as decoded `(key, value)` pairs, in order (see
+    /// [`ClientInfo::query_param`] for the decoding rules).
+    pub fn query_pairs(&self) -> impl Iterator<Item = (String, String)> + '_ {
+        self.query
+            .split('&')
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| {
+                let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+                (form_decode(key), form_decode(value))
+            })
+    }
+}
+
+/// Decodes one `application/x-www-form-urlencoded` component.
+pub(crate) fn form_decode(input: &str) -> String {
+    let bytes = input.as_bytes();
+    if !bytes.iter().any(|&b| b == b'%' || b == b'+') {
+        return input.to_owned();
+    }
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let escaped = bytes
+                    .get(i + 1..i + 3)
+                    .and_then(|hex| Some(hex_value(hex[0])? << 4 | hex_value(hex[1])?));
+                if let Some(byte) = escaped {
+                    out.push(byte);
+                    i += 3;
+                    continue;
+                }
+                out.push(b'%');
+            }
+            other => out.push(other),
+        }
+        i += 1;
+    }
+    String::from_utf8(out)
+        .unwrap_or_else(|invalid| String::from_utf8_lossy(invalid.as_bytes()).into_owned())
+}
+
+fn hex_value(digit: u8) -> Option<u8> {
+    match digit {
+        b'0'..=b'9' => Some(digit - b'0'),
+        b'a'..=b'f' => Some(digit - b'a' + 10),
+        b'A'..=b'F' => Some(digit - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Why a client left the room, passed to
+/// [`RoomService::disconnect`](crate::RoomService::disconnect).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DisconnectReason {
+    /// The client closed the connection.
+    Closed,
+    /// The connection failed: network error, idle timeout or slow consumer.
+    Lost,
+    /// The service closed the client with [`Room::close`](crate::Room::close).
+    Kicked,
+    /// The client moved to another room.
+    Transferred,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(query: &str) -> ClientInfo {
+        ClientInfo {
+            id: 1,
+            path: "/ws/test/test".into(),
+            query: query.into(),
+            identity: None,
+            handoff: None,
+        }
+    }
+
+    #[test]
+    fn decodes_form_components() {
+        assert_eq!(form_decode("a+b%20c"), "a b c");
+        assert_eq!(form_decode("%E2%9C%93"), "✓");
+        assert_eq!(form_decode("100%"), "100%");
+        assert_eq!(form_decode("%zz%4"), "%zz%4");
+        assert_eq!(form_decode("%FF"), "\u{FFFD}");
+        assert_eq!(form_decode("plain"), "plain");
+    }
+
+    #[test]
+    fn finds_first_param() {
+        let client = info("a=1&b=2&a=3&&c&d%3D=x%26y");
+        assert_eq!(client.query_param("a").as_deref(), Some("1"));
+        assert_eq!(client.query_param("c").as_deref(), Some(""));
+        assert_eq!(client.query_param("d=").as_deref(), Some("x&y"));
+        assert_eq!(client.query_param("z"), None);
+        assert_eq!(client.query_pairs().count(), 5);
+        assert_eq!(info("").query_pairs().count(), 0);
+    }
+}

@@ -1,0 +1,36 @@
+//! Limits the host enforces on every room, mirrored by the
+//! [`testing`](crate::testing) harness.
+//!
+//! The sizes and counts are the host's defaults; an operator may change them
+//! (`roomhost serve --help` lists the flags), so treat them as guidance and
+//! handle the errors the [`Room`](crate::Room) methods return.
+
+use std::time::Duration;
+
+/// The most timers a room may have pending at once (host default). Setting a
+/// new timer id beyond this fails with a [`TimerError`](crate::TimerError);
+/// re-setting a pending id replaces it and always succeeds.
+pub const MAX_TIMERS: usize = 1024;
+
+/// The longest timer delay; longer delays are clamped to it.
+pub const MAX_TIMER_DELAY: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// The largest listing metadata [`Room::set_info`](crate::Room::set_info)
+/// accepts, in bytes of JSON text (host default).
+pub const MAX_INFO_BYTES: usize = 4 * 1024;
+
+/// The largest frame, in bytes, in either direction (host default). A frame
+/// the service sends beyond it is dropped (and logged by the host); a client
+/// sending more is disconnected.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+
+/// The longest close reason, in bytes; [`Room::close`](crate::Room::close)
+/// truncates longer reasons (at a character boundary).
+pub const MAX_CLOSE_REASON_BYTES: usize = 123;
+
+/// Whether `code` is a close code a service may use: 1000 (normal closure)
+/// or an application code in `3000..=4999`. The host replaces any other
+/// code with 1000.
+pub const fn is_valid_close_code(code: u16) -> bool {
+    code == 1000 || (code >= 3000 && code <= 4999)
+}

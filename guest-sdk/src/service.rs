@@ -1,0 +1,67 @@
+//! The trait a room plugin implements: [`RoomService`].
+
+use crate::{ClientId, ClientInfo, DisconnectReason, InitInfo, Message, Room, TimerId};
+
+/// The behaviour of one room.
+///
+/// The host creates one value of the implementing type per room, with
+/// `Default::default()`, right before calling [`init`](RoomService::init),
+/// and drops it when the room is disposed. Callbacks run one at a time, never
+/// concurrently, so `&mut self` is all the synchronisation a service needs.
+/// Every callback has a no-op default, so implement only what you use.
+///
+/// Register the type with [`#[room_service]`](crate::room_service); a crate
+/// (one wasm component) has exactly one room service.
+///
+/// A panic in a callback aborts the room: the host logs the panic message as
+/// the reason and disposes of the room, closing its clients.
+///
+/// ```
+/// use roomhost_sdk::{ClientId, Message, Room, RoomService, room_service};
+///
+/// /// Echoes every frame back to its sender.
+/// #[derive(Default)]
+/// #[room_service]
+/// struct Echo;
+///
+/// impl RoomService for Echo {
+///     fn message(&mut self, room: &mut Room<'_>, client: ClientId, message: Message) {
+///         room.send(client, message);
+///     }
+/// }
+/// ```
+pub trait RoomService: Default + 'static {
+    /// Called once, before any other callback, when the room is created.
+    fn init(&mut self, room: &mut Room<'_>, info: &InitInfo) {
+        let _ = (room, info);
+    }
+
+    /// A client wants to join. Returning `Err(reason)` rejects it: the host
+    /// closes the connection with code 1008 and `reason`.
+    ///
+    /// The client counts as connected while this runs, so the service can
+    /// already [`send`](Room::send) to it (a broadcast reaches it too unless
+    /// excluded); if the client is rejected, those frames are delivered before
+    /// the 1008 close.
+    fn connect(&mut self, room: &mut Room<'_>, client: &ClientInfo) -> Result<(), String> {
+        let _ = (room, client);
+        Ok(())
+    }
+
+    /// A frame from a connected client.
+    fn message(&mut self, room: &mut Room<'_>, client: ClientId, message: Message) {
+        let _ = (room, client, message);
+    }
+
+    /// A client left; it is no longer connected and frames sent to it are
+    /// ignored. Not called for rejected clients.
+    fn disconnect(&mut self, room: &mut Room<'_>, client: ClientId, reason: DisconnectReason) {
+        let _ = (room, client, reason);
+    }
+
+    /// A timer set with [`Room::set_timer`] fired. It is no longer pending, so
+    /// the service may set it again.
+    fn timer(&mut self, room: &mut Room<'_>, timer: TimerId) {
+        let _ = (room, timer);
+    }
+}

@@ -1,0 +1,45 @@
+//! WebSocket close codes the host sends, and the reason-length rule.
+//!
+//! Plugins choose their own codes (1000 or 3000..=4999) through `host.close`;
+//! the codes here are the host's own, each for exactly one situation.
+
+/// Normal closure (a plugin may use it too).
+pub const NORMAL: u16 = 1000;
+/// The server is shutting down, or the client was idle too long.
+pub const GOING_AWAY: u16 = 1001;
+/// The plugin rejected the connection, or the client was too slow to read.
+pub const POLICY: u16 = 1008;
+/// The client sent a message larger than `max_frame_bytes`.
+pub const TOO_BIG: u16 = 1009;
+/// The room failed (trap, deadline, memory limit) and was disposed.
+pub const ROOM_ERROR: u16 = 1011;
+/// A limit (rooms, connections) is reached; try again later.
+pub const TRY_AGAIN_LATER: u16 = 1013;
+
+/// Longest close reason the WebSocket protocol allows, in bytes.
+pub const MAX_REASON_BYTES: usize = 123;
+
+/// Cuts `reason` to at most [`MAX_REASON_BYTES`] on a character boundary.
+///
+/// ```
+/// let long = "é".repeat(100);
+/// let cut = roomhost_host::close::truncate_reason(&long);
+/// assert!(cut.len() <= 123);
+/// assert!(cut.chars().all(|c| c == 'é'));
+/// ```
+pub fn truncate_reason(reason: &str) -> &str {
+    if reason.len() <= MAX_REASON_BYTES {
+        return reason;
+    }
+    let mut end = MAX_REASON_BYTES;
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    &reason[..end]
+}
+
+/// Whether a plugin may close a client with `code`: 1000, or the
+/// application range 3000..=4999 (1001..=2999 belong to the protocol and host).
+pub fn is_plugin_code(code: u16) -> bool {
+    code == NORMAL || (3000..=4999).contains(&code)
+}

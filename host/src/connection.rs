@@ -1,0 +1,245 @@
+//! One WebSocket connection: joins its room, forwards the client's frames to
+//! the room's inbox, and writes what the room queues for it.
+//!
+//! The reader and the writer run as two futures of one task. The reader owns
+//! liveness (idle timeout, oversized frames, the peer's close); the writer owns
+//! the socket's sending half (frames, pings, close frames). Every way a
+//! connection ends tells the room exactly once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, interval_at, timeout};
+use tokio_util::sync::CancellationToken;
+
+use crate::client::{ClientId, ClientSender, ForcedClose, Outbound};
+use crate::close;
+use crate::limits::Limits;
+use crate::room::{ConnectRequest, JoinError, LeaveReason, RoomEvent, Rooms};
+use crate::service::Service;
+use crate::wasm::GuestMessage;
+
+/// Where a connection goes and what it asked for.
+pub(crate) struct Target {
+    pub(crate) service: Arc<Service>,
+    pub(crate) room: String,
+    pub(crate) path: String,
+    pub(crate) query: String,
+}
+
+/// Runs a connection to its end.
+pub(crate) async fn run(
+    socket: WebSocket,
+    client: ClientId,
+    target: Target,
+    rooms: Arc<Rooms>,
+    limits: Arc<Limits>,
+    shutdown: CancellationToken,
+) {
+    let (sink, stream) = socket.split();
+    let (sender, queue, forced) = ClientSender::new(client, limits.client_queue);
+    let writer_done = CancellationToken::new();
+    let reader_done = CancellationToken::new();
+
+    let writer = write_loop(
+        sink,
+        queue,
+        forced.clone(),
+        Signals {
+            shutdown,
+            reader_done: reader_done.clone(),
+            writer_done: writer_done.clone(),
+        },
+        limits.ping_interval,
+    );
+    let reader = async {
+        let request = ConnectRequest {
+            sender: sender.clone(),
+            path: target.path,
+            query: target.query,
+            identity: None,
+        };
+        let mut reader = Reader {
+            stream,
+            forced: &forced,
+            writer_done: &writer_done,
+            limits: &limits,
+        };
+        match rooms.join(&target.service, &target.room, request).await {
+            Ok(room) => {
+                tracing::debug!("joined");
+                let reason = reader.forward(client, &room.inbox).await;
+                tracing::debug!(?reason, "left");
+                let _ = room
+                    .inbox
+                    .send(RoomEvent::Disconnect { client, reason })
+                    .await;
+            }
+            Err(error) => {
+                let code = match &error {
+                    JoinError::Rejected(_) => close::POLICY,
+                    JoinError::RoomLimit(_) => close::TRY_AGAIN_LATER,
+                    JoinError::RoomFailed(_) => close::ROOM_ERROR,
+                };
+                tracing::debug!(%error, code, "join refused");
+                sender.close(code, &error.to_string());
+                reader.drain().await;
+            }
+        }
+        reader_done.cancel();
+    };
+    tokio::join!(reader, writer);
+}
+
+/// The reading half and what it needs to decide when to stop.
+struct Reader<'a> {
+    stream: SplitStream<WebSocket>,
+    forced: &'a ForcedClose,
+    writer_done: &'a CancellationToken,
+    limits: &'a Limits,
+}
+
+impl Reader<'_> {
+    /// Forwards frames to the room until the connection ends.
+    async fn forward(&mut self, client: ClientId, room: &mpsc::Sender<RoomEvent>) -> LeaveReason {
+        let mut closing_deadline = None;
+        loop {
+            let Some(next) = self.next(&mut closing_deadline).await else {
+                // Idle, or our close was not acknowledged in time.
+                if closing_deadline.is_none() {
+                    self.forced.request(close::GOING_AWAY, "idle timeout");
+                }
+                return LeaveReason::Lost;
+            };
+            let message = match next {
+                None => return LeaveReason::Closed,
+                Some(Ok(message)) => message,
+                Some(Err(error)) => return self.failed(error),
+            };
+            let message = match message {
+                WsMessage::Text(text) => GuestMessage::Text(text.as_str().to_owned()),
+                WsMessage::Binary(bytes) => GuestMessage::Binary(bytes.to_vec()),
+                // The protocol layer answers pings and close frames itself.
+                WsMessage::Ping(_) | WsMessage::Pong(_) => continue,
+                WsMessage::Close(_) => return LeaveReason::Closed,
+            };
+            if room
+                .send(RoomEvent::Frame { client, message })
+                .await
+                .is_err()
+            {
+                // The room is gone; it closed this client on its way out.
+                return LeaveReason::Lost;
+            }
+        }
+    }
+
+    /// Reads until the peer acknowledges a close we sent (or gives up).
+    async fn drain(&mut self) {
+        let mut closing_deadline = None;
+        while let Some(Some(Ok(_))) = self.next(&mut closing_deadline).await {}
+    }
+
+    /// The next frame, or `None` when the wait timed out: the idle timeout
+    /// normally, the shutdown grace once the writer has sent a close frame.
+    async fn next(
+        &mut self,
+        closing_deadline: &mut Option<Instant>,
+    ) -> Option<Option<Result<WsMessage, axum::Error>>> {
+        loop {
+            let wait = match *closing_deadline {
+                Some(deadline) => deadline.saturating_duration_since(Instant::now()),
+                None => self.limits.idle_timeout,
+            };
+            tokio::select! {
+                next = timeout(wait, self.stream.next()) => return next.ok(),
+                () = self.writer_done.cancelled(), if closing_deadline.is_none() => {
+                    *closing_deadline = Some(Instant::now() + self.limits.shutdown_grace);
+                }
+            }
+        }
+    }
+
+    fn failed(&self, error: axum::Error) -> LeaveReason {
+        if is_capacity_error(&error) {
+            let reason = format!(
+                "message too big (limit {} bytes)",
+                self.limits.max_frame_bytes
+            );
+            self.forced.request(close::TOO_BIG, &reason);
+        } else {
+            tracing::debug!(%error, "connection failed");
+        }
+        LeaveReason::Lost
+    }
+}
+
+fn is_capacity_error(error: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = source {
+        if let Some(tungstenite::Error::Capacity(_)) = current.downcast_ref::<tungstenite::Error>()
+        {
+            return true;
+        }
+        source = current.source();
+    }
+    false
+}
+
+/// Signals between the writer, the reader and the server.
+struct Signals {
+    shutdown: CancellationToken,
+    reader_done: CancellationToken,
+    writer_done: CancellationToken,
+}
+
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, WsMessage>,
+    mut queue: mpsc::Receiver<Outbound>,
+    forced: Arc<ForcedClose>,
+    signals: Signals,
+    ping_interval: Duration,
+) {
+    let mut ping = interval_at(Instant::now() + ping_interval, ping_interval);
+    let close = loop {
+        let frame = tokio::select! {
+            biased;
+            () = forced.requested() => break forced.frame(),
+            () = signals.shutdown.cancelled() => break Some((close::GOING_AWAY, "server shutting down".to_owned())),
+            () = signals.reader_done.cancelled() => break None,
+            out = queue.recv() => match out {
+                Some(Outbound::Frame(frame)) => frame,
+                Some(Outbound::Close(code, reason)) => break Some((code, reason)),
+                None => break None,
+            },
+            _ = ping.tick() => WsMessage::Ping(Default::default()),
+        };
+        // A peer that stops reading blocks the send; a forced close or a
+        // shutdown must still get through, so they abort it.
+        let sent = tokio::select! {
+            biased;
+            () = forced.requested() => break None,
+            () = signals.shutdown.cancelled() => break None,
+            sent = sink.send(frame) => sent,
+        };
+        if sent.is_err() {
+            break None;
+        }
+    };
+    if let Some((code, reason)) = close {
+        let frame = CloseFrame {
+            code,
+            reason: close::truncate_reason(&reason).into(),
+        };
+        let _ = timeout(
+            Duration::from_secs(1),
+            sink.send(WsMessage::Close(Some(frame))),
+        )
+        .await;
+    }
+    signals.writer_done.cancel();
+}

@@ -1,0 +1,67 @@
+//! The HTTP face of the host: WebSocket routes into rooms and the JSON API.
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /ws/{room}` | join `room` of the only service |
+//! | `GET /ws/{service}/{room}` | join `room` of `service` |
+//! | `GET /status` | version, uptime, services, room and connection counts |
+//! | `GET /rooms` | every live room |
+//! | `GET /rooms/{service}/{room}` | one live room (404 if it is not live) |
+
+mod api;
+mod ws;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Instant;
+
+use axum::Router;
+use axum::routing::get;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::limits::Limits;
+use crate::room::Rooms;
+use crate::service::Service;
+
+/// State shared by every request handler.
+pub(crate) struct App {
+    pub(crate) services: BTreeMap<String, Arc<Service>>,
+    pub(crate) rooms: Arc<Rooms>,
+    pub(crate) limits: Arc<Limits>,
+    pub(crate) started: Instant,
+    pub(crate) next_client: AtomicU64,
+    pub(crate) connection_slots: Arc<Semaphore>,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) connections: TaskTracker,
+}
+
+impl App {
+    /// The service `/ws/{room}` addresses: the only one loaded.
+    pub(crate) fn single_service(&self) -> Option<&Arc<Service>> {
+        match self.services.len() {
+            1 => self.services.values().next(),
+            _ => None,
+        }
+    }
+
+    /// Open WebSocket connections.
+    pub(crate) fn open_connections(&self) -> usize {
+        self.limits
+            .max_connections
+            .saturating_sub(self.connection_slots.available_permits())
+    }
+}
+
+/// The router for `app`.
+pub(crate) fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/ws/{room}", get(ws::single_service))
+        .route("/ws/{service}/{room}", get(ws::named_service))
+        .route("/status", get(api::status))
+        .route("/rooms", get(api::rooms))
+        .route("/rooms/{service}/{room}", get(api::room))
+        .with_state(app)
+}

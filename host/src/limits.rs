@@ -1,0 +1,99 @@
+//! Every bound the host enforces, in one place, with its default.
+//!
+//! Each field has a CLI flag of the same name (see `roomhost serve --help`) and
+//! a key in `roomhost.toml`'s `[limits]` table. Hitting a limit always produces
+//! a clear result: a WebSocket close code with a reason, an HTTP error, or an
+//! error returned to the plugin; never unbounded growth.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The host's limits. `Limits::default()` is what `roomhost serve` uses.
+///
+/// ```
+/// use std::time::Duration;
+/// use roomhost_host::Limits;
+///
+/// let limits = Limits {
+///     call_deadline: Duration::from_millis(50),
+///     ..Limits::default()
+/// };
+/// assert_eq!(limits.max_frame_bytes, 64 * 1024);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Live rooms per process (all services together). A connection that would
+    /// create one more room is closed with 1013. Each live room holds about four
+    /// memory mappings, so Linux's default `vm.max_map_count` (65530) caps a
+    /// process near 16k rooms whatever this says.
+    pub max_rooms: usize,
+    /// Open WebSocket connections per process; upgrades beyond it get HTTP 503.
+    pub max_connections: usize,
+    /// Events (connects, frames, disconnects) queued for one room. A client
+    /// whose room's inbox is full waits: backpressure reaches its socket.
+    pub room_inbox: usize,
+    /// Frames queued for one client. A client whose queue is full is a slow
+    /// consumer and is closed with 1008.
+    pub client_queue: usize,
+    /// Largest WebSocket message, in either direction. A client sending more is
+    /// closed with 1009; a plugin sending more has the frame dropped and logged.
+    pub max_frame_bytes: usize,
+    /// Longest a single plugin callback may run before the room is disposed.
+    #[serde(with = "millis")]
+    pub call_deadline: Duration,
+    /// Linear memory one room may use.
+    pub room_memory_bytes: usize,
+    /// Timers pending in one room; `set-timer` beyond it returns an error.
+    pub max_timers_per_room: usize,
+    /// Size of the JSON a room may publish with `set-info`.
+    pub max_info_bytes: usize,
+    /// Length of a room id in a URL.
+    pub max_room_id_bytes: usize,
+    /// How often the host pings each client.
+    #[serde(with = "millis")]
+    pub ping_interval: Duration,
+    /// A client that sends nothing (not even a pong) for this long is closed
+    /// with 1001.
+    #[serde(with = "millis")]
+    pub idle_timeout: Duration,
+    /// How long shutdown waits for clients to acknowledge their 1001 close.
+    #[serde(with = "millis")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_rooms: 10_000,
+            max_connections: 20_000,
+            room_inbox: 1024,
+            client_queue: 256,
+            max_frame_bytes: 64 * 1024,
+            call_deadline: Duration::from_millis(100),
+            room_memory_bytes: 64 * 1024 * 1024,
+            max_timers_per_room: 1024,
+            max_info_bytes: 4 * 1024,
+            max_room_id_bytes: 128,
+            ping_interval: Duration::from_secs(20),
+            idle_timeout: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Durations as whole milliseconds in config files.
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(u64::try_from(value.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        u64::deserialize(deserializer).map(Duration::from_millis)
+    }
+}

@@ -1,0 +1,224 @@
+//! The server: loads services, binds the listener, serves until told to stop,
+//! then closes every client with 1001.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Instant;
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::http::{self, App};
+use crate::limits::Limits;
+use crate::room::Rooms;
+use crate::service::{Service, ServiceSpec, is_valid_service_name};
+use crate::wasm::{CompileCache, PluginError, WasmEngine};
+
+/// How to run a server.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to listen on; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// The services to load (at least one).
+    pub services: Vec<ServiceSpec>,
+    /// Every bound the host enforces.
+    pub limits: Limits,
+    /// Where compiled plugins are cached; `None` compiles on every start.
+    pub cache: Option<CompileCache>,
+}
+
+impl ServerConfig {
+    /// A config with default limits and the default compile cache.
+    pub fn new(listen: SocketAddr, services: Vec<ServiceSpec>) -> ServerConfig {
+        ServerConfig {
+            listen,
+            services,
+            limits: Limits::default(),
+            cache: CompileCache::default_dir().map(CompileCache::new),
+        }
+    }
+}
+
+/// Why a server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// No service was given.
+    #[error("no service to serve: give at least one plugin")]
+    NoServices,
+    /// A service name is not usable in URLs.
+    #[error("invalid service name {0:?}: use 1 to 64 of a-z, 0-9, '-' and '_'")]
+    InvalidServiceName(String),
+    /// Two services share a name.
+    #[error("two services are named {0:?}")]
+    DuplicateService(String),
+    /// The wasm engine could not be configured (e.g. limits too large for the
+    /// address space).
+    #[error("cannot create the wasm engine: {0:#}")]
+    Engine(wasmtime::Error),
+    /// A plugin failed to load.
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    /// The listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Serving failed.
+    #[error("server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// A bound, ready-to-run server.
+///
+/// ```no_run
+/// use roomhost_host::{Server, ServerConfig, ServiceSpec};
+///
+/// # async fn run() -> Result<(), roomhost_host::ServerError> {
+/// let config = ServerConfig::new(
+///     "127.0.0.1:8080".parse().unwrap(),
+///     vec![ServiceSpec::new("chat", "chat.wasm")],
+/// );
+/// let server = Server::bind(config).await?;
+/// println!("listening on {}", server.local_addr());
+/// server.run(roomhost_host::shutdown_signal()).await
+/// # }
+/// ```
+pub struct Server {
+    listener: TcpListener,
+    app: Arc<App>,
+}
+
+impl Server {
+    /// Loads every service (compiling or reading the cache) and binds.
+    pub async fn bind(config: ServerConfig) -> Result<Server, ServerError> {
+        let ServerConfig {
+            listen,
+            services: specs,
+            limits,
+            cache,
+        } = config;
+        if specs.is_empty() {
+            return Err(ServerError::NoServices);
+        }
+        for (index, spec) in specs.iter().enumerate() {
+            if !is_valid_service_name(&spec.name) {
+                return Err(ServerError::InvalidServiceName(spec.name.clone()));
+            }
+            if specs[..index].iter().any(|other| other.name == spec.name) {
+                return Err(ServerError::DuplicateService(spec.name.clone()));
+            }
+        }
+        let engine = WasmEngine::new(&limits).map_err(ServerError::Engine)?;
+        let load_engine = engine.clone();
+        let services = tokio::task::spawn_blocking(move || {
+            specs
+                .iter()
+                .map(|spec| {
+                    let service = Service::load(&load_engine, spec, cache.as_ref())?;
+                    tracing::info!(
+                        service = spec.name,
+                        plugin = %spec.plugin.display(),
+                        version = service.plugin().version(),
+                        cached = service.plugin().from_cache(),
+                        "loaded plugin"
+                    );
+                    Ok((spec.name.clone(), Arc::new(service)))
+                })
+                .collect::<Result<BTreeMap<_, _>, PluginError>>()
+        })
+        .await
+        .map_err(|join| ServerError::Serve(std::io::Error::other(join)))??;
+
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(|source| ServerError::Bind {
+                addr: listen,
+                source,
+            })?;
+        let limits = Arc::new(limits);
+        let app = Arc::new(App {
+            services,
+            rooms: Rooms::new(engine, limits.clone()),
+            connection_slots: Arc::new(Semaphore::new(limits.max_connections)),
+            limits,
+            started: Instant::now(),
+            next_client: AtomicU64::new(1),
+            shutdown: CancellationToken::new(),
+            connections: TaskTracker::new(),
+        });
+        Ok(Server { listener, app })
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        // A bound TCP listener always has a local address.
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// The loaded services, by name.
+    pub fn services(&self) -> impl Iterator<Item = &Service> {
+        self.app.services.values().map(|service| service.as_ref())
+    }
+
+    /// Serves until `shutdown` resolves, then sends every client a 1001 close
+    /// and waits (up to the shutdown grace) for them to go.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        let app = self.app;
+        let token = app.shutdown.clone();
+        let router = http::router(app.clone());
+        axum::serve(self.listener, router)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                tracing::info!("shutting down: closing every client with 1001");
+                token.cancel();
+            })
+            .await
+            .map_err(ServerError::Serve)?;
+        app.connections.close();
+        let grace = app.limits.shutdown_grace + std::time::Duration::from_secs(1);
+        if tokio::time::timeout(grace, app.connections.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some connections did not close within the shutdown grace");
+        }
+        Ok(())
+    }
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+}

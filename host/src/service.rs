@@ -1,0 +1,91 @@
+//! A service: one plugin under a name, with its configuration.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::wasm::{CompileCache, Plugin, PluginError, WasmEngine};
+
+/// What to load: a service name, its plugin file and its configuration.
+///
+/// ```
+/// use roomhost_host::ServiceSpec;
+///
+/// let spec = ServiceSpec::new("chat", "plugins/chat.wasm")
+///     .with_config(serde_json::json!({ "typing_timeout_ms": 2000 }));
+/// assert_eq!(spec.name, "chat");
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceSpec {
+    /// The service name used in URLs (`/ws/{service}/{room}`).
+    pub name: String,
+    /// The plugin component (`.wasm`).
+    pub plugin: PathBuf,
+    /// The configuration handed to every room's `init` (as JSON text).
+    pub config: serde_json::Value,
+}
+
+impl ServiceSpec {
+    /// A service with no configuration (`null`).
+    pub fn new(name: impl Into<String>, plugin: impl Into<PathBuf>) -> ServiceSpec {
+        ServiceSpec {
+            name: name.into(),
+            plugin: plugin.into(),
+            config: serde_json::Value::Null,
+        }
+    }
+
+    /// Sets the configuration.
+    pub fn with_config(mut self, config: serde_json::Value) -> ServiceSpec {
+        self.config = config;
+        self
+    }
+}
+
+/// Whether `name` may name a service: 1 to 64 of `a-z`, `0-9`, `-`, `_`.
+pub fn is_valid_service_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// A loaded service.
+pub struct Service {
+    name: Arc<str>,
+    plugin: Plugin,
+    config: String,
+}
+
+impl Service {
+    /// Loads `spec`'s plugin.
+    pub fn load(
+        engine: &WasmEngine,
+        spec: &ServiceSpec,
+        cache: Option<&CompileCache>,
+    ) -> Result<Service, PluginError> {
+        Ok(Service {
+            name: spec.name.as_str().into(),
+            plugin: Plugin::load(engine, &spec.plugin, cache)?,
+            config: spec.config.to_string(),
+        })
+    }
+
+    /// The service name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn name_arc(&self) -> Arc<str> {
+        self.name.clone()
+    }
+
+    /// The loaded plugin.
+    pub fn plugin(&self) -> &Plugin {
+        &self.plugin
+    }
+
+    /// The configuration as JSON text.
+    pub fn config(&self) -> &str {
+        &self.config
+    }
+}

@@ -1,0 +1,7 @@
+//! Rust bindings for the `roomhost:room` WIT world, generated from
+//! `guest-sdk/wit`, the single source of truth for the plugin ABI.
+
+wasmtime::component::bindgen!({
+    path: "../guest-sdk/wit",
+    world: "room",
+});

@@ -1,0 +1,25 @@
+//! The WebAssembly side of the host: the wasmtime engine, compiled plugins,
+//! and one sandboxed instance per room.
+//!
+//! Nothing in here knows about sockets. A [`RoomInstance`] takes callbacks and
+//! turns the plugin's host calls into effects on [`RoomState`] (frames queued
+//! to clients, timers, info), which the room actor acts on.
+
+mod bindings;
+mod cache;
+mod engine;
+mod instance;
+mod plugin;
+mod state;
+
+pub use cache::CompileCache;
+pub use engine::WasmEngine;
+pub use instance::{GuestError, RoomInstance};
+pub use plugin::{Plugin, PluginError};
+pub use state::RoomState;
+pub(crate) use state::unix_millis;
+
+pub(crate) use bindings::roomhost::room::types::{
+    ClientInfo as GuestClientInfo, DisconnectReason, Frame as GuestMessage,
+    InitInfo as GuestInitInfo,
+};

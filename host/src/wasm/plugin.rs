@@ -1,0 +1,145 @@
+//! A plugin: a component compiled once, linked once, instantiated per room.
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{HasSelf, Linker};
+
+use super::bindings::{Room, RoomPre};
+use super::cache::CompileCache;
+use super::engine::WasmEngine;
+use super::state::RoomState;
+
+/// Why a plugin could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    /// The file could not be read.
+    #[error("cannot read plugin {path}: {source}")]
+    Read {
+        /// The plugin file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is a core wasm module, not a component.
+    #[error(
+        "{path} is a core WebAssembly module, not a component: build it for `wasm32-wasip2` (e.g. `roomhost build`)"
+    )]
+    NotAComponent {
+        /// The plugin file.
+        path: PathBuf,
+    },
+    /// The file is not valid WebAssembly or failed to compile.
+    #[error("cannot compile plugin {path}: {source:#}")]
+    Compile {
+        /// The plugin file.
+        path: PathBuf,
+        /// The compiler's error.
+        source: wasmtime::Error,
+    },
+    /// The component does not fit the `roomhost:room` world.
+    #[error(
+        "plugin {path} does not implement the roomhost:room@0.1.0 world (was it built with roomhost-sdk?): {source:#}"
+    )]
+    Link {
+        /// The plugin file.
+        path: PathBuf,
+        /// The linker's error.
+        source: wasmtime::Error,
+    },
+}
+
+/// A loaded plugin, ready to instantiate rooms from.
+pub struct Plugin {
+    pre: RoomPre<RoomState>,
+    version: String,
+    path: PathBuf,
+    from_cache: bool,
+}
+
+impl Plugin {
+    /// Loads the component at `path`, compiling it (or reusing `cache`) and
+    /// linking it against the host's imports.
+    pub fn load(
+        engine: &WasmEngine,
+        path: &Path,
+        cache: Option<&CompileCache>,
+    ) -> Result<Plugin, PluginError> {
+        let wasm = std::fs::read(path).map_err(|source| PluginError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_bytes(engine, path, &wasm, cache)
+    }
+
+    /// Like [`Plugin::load`] with the component's bytes already in memory;
+    /// `path` is used in messages only.
+    pub fn from_bytes(
+        engine: &WasmEngine,
+        path: &Path,
+        wasm: &[u8],
+        cache: Option<&CompileCache>,
+    ) -> Result<Plugin, PluginError> {
+        if is_core_module(wasm) {
+            return Err(PluginError::NotAComponent {
+                path: path.to_owned(),
+            });
+        }
+        let compile_error = |source| PluginError::Compile {
+            path: path.to_owned(),
+            source,
+        };
+        let (component, from_cache) = match cache {
+            Some(cache) => cache
+                .load_or_compile(engine.engine(), wasm)
+                .map_err(compile_error)?,
+            None => (
+                wasmtime::component::Component::new(engine.engine(), wasm)
+                    .map_err(compile_error)?,
+                false,
+            ),
+        };
+        let link_error = |source| PluginError::Link {
+            path: path.to_owned(),
+            source,
+        };
+        let mut linker = Linker::<RoomState>::new(engine.engine());
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(link_error)?;
+        Room::add_to_linker::<RoomState, HasSelf<RoomState>>(&mut linker, |state| state)
+            .map_err(link_error)?;
+        let pre = linker.instantiate_pre(&component).map_err(link_error)?;
+        let pre = RoomPre::new(pre).map_err(link_error)?;
+        Ok(Plugin {
+            pre,
+            version: hex::encode(&Sha256::digest(wasm)[..6]),
+            path: path.to_owned(),
+            from_cache,
+        })
+    }
+
+    /// A short content hash of the component: the plugin version shown in
+    /// `/rooms` and `/status`.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The file the plugin was loaded from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether the compiled code came from the on-disk cache.
+    pub fn from_cache(&self) -> bool {
+        self.from_cache
+    }
+
+    pub(crate) fn pre(&self) -> &RoomPre<RoomState> {
+        &self.pre
+    }
+}
+
+/// A core module's preamble is `\0asm` then version 1, layer 0; a component
+/// has layer 1.
+fn is_core_module(wasm: &[u8]) -> bool {
+    wasm.len() >= 8 && wasm[..4] == *b"\0asm" && wasm[4..8] == [1, 0, 0, 0]
+}

@@ -1,0 +1,214 @@
+//! What a room's store holds, and the `host` imports a plugin calls.
+//!
+//! Imports never block: frames go straight into the clients' bounded queues,
+//! timers into the room's timer queue, and closes are recorded so the actor can
+//! deliver `disconnect(kicked)` once the current callback returns.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::ws::Message as WsMessage;
+use wasmtime::ResourceLimiter;
+use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::roomhost::room::{host, types};
+use crate::client::{ClientId, ClientSender};
+use crate::close;
+use crate::limits::Limits;
+use crate::room::timers::Timers;
+
+/// The data of one room's wasmtime store.
+pub struct RoomState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) limiter: MemoryLimiter,
+    pub(crate) members: HashMap<ClientId, ClientSender>,
+    pub(crate) timers: Timers,
+    /// Clients closed by the plugin during the current callback.
+    pub(crate) kicked: Vec<ClientId>,
+    /// Listing metadata from `set-info`, and whether it changed.
+    pub(crate) info: Option<serde_json::Value>,
+    pub(crate) info_changed: bool,
+    /// The last error-level log line of the current callback (the SDK logs
+    /// panics this way), used to explain a trap.
+    pub(crate) last_error_log: Option<String>,
+    max_frame_bytes: usize,
+    max_info_bytes: usize,
+}
+
+impl RoomState {
+    /// Fresh state for a room under `limits`. WASI is linked with an empty
+    /// context: no files, no network, no environment.
+    pub fn new(limits: &Limits) -> RoomState {
+        RoomState {
+            wasi: WasiCtx::builder().build(),
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter {
+                max_bytes: limits.room_memory_bytes,
+                exceeded: false,
+            },
+            members: HashMap::new(),
+            timers: Timers::new(limits.max_timers_per_room),
+            kicked: Vec::new(),
+            info: None,
+            info_changed: false,
+            last_error_log: None,
+            max_frame_bytes: limits.max_frame_bytes,
+            max_info_bytes: limits.max_info_bytes,
+        }
+    }
+
+    /// Converts a plugin's frame for the wire, or `None` (logged) if it
+    /// exceeds the frame limit.
+    fn outbound(&self, msg: types::Frame) -> Option<WsMessage> {
+        let len = match &msg {
+            types::Frame::Text(text) => text.len(),
+            types::Frame::Binary(bytes) => bytes.len(),
+        };
+        if len > self.max_frame_bytes {
+            tracing::warn!(
+                len,
+                limit = self.max_frame_bytes,
+                "plugin sent a frame larger than max_frame_bytes; dropped"
+            );
+            return None;
+        }
+        Some(match msg {
+            types::Frame::Text(text) => WsMessage::Text(text.into()),
+            types::Frame::Binary(bytes) => WsMessage::Binary(bytes.into()),
+        })
+    }
+}
+
+impl WasiView for RoomState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl types::Host for RoomState {}
+
+impl host::Host for RoomState {
+    fn send(&mut self, client: ClientId, msg: types::Frame) {
+        if let (Some(member), Some(frame)) = (self.members.get(&client), self.outbound(msg)) {
+            // A slow consumer is closed by `send`; the room goes on.
+            let _ = member.send(frame);
+        }
+    }
+
+    fn broadcast(&mut self, msg: types::Frame, except: Vec<ClientId>) {
+        let Some(frame) = self.outbound(msg) else {
+            return;
+        };
+        for (id, member) in &self.members {
+            if !except.contains(id) {
+                let _ = member.send(frame.clone());
+            }
+        }
+    }
+
+    fn close(&mut self, client: ClientId, code: u16, reason: String) {
+        let Some(member) = self.members.remove(&client) else {
+            return;
+        };
+        let code = if close::is_plugin_code(code) {
+            code
+        } else {
+            tracing::warn!(
+                code,
+                "plugin used a reserved close code; sending 1000 instead"
+            );
+            close::NORMAL
+        };
+        member.close(code, &reason);
+        self.kicked.push(client);
+    }
+
+    fn set_timer(&mut self, id: u64, delay_ms: u64) -> Result<(), String> {
+        self.timers
+            .set(id, Duration::from_millis(delay_ms))
+            .map_err(|error| error.to_string())
+    }
+
+    fn cancel_timer(&mut self, id: u64) {
+        self.timers.cancel(id);
+    }
+
+    fn now_ms(&mut self) -> u64 {
+        unix_millis(SystemTime::now())
+    }
+
+    fn random(&mut self) -> u64 {
+        rand::random()
+    }
+
+    fn log(&mut self, level: types::LogLevel, message: String) {
+        match level {
+            types::LogLevel::Trace => tracing::trace!(target: "roomhost::plugin", "{message}"),
+            types::LogLevel::Debug => tracing::debug!(target: "roomhost::plugin", "{message}"),
+            types::LogLevel::Info => tracing::info!(target: "roomhost::plugin", "{message}"),
+            types::LogLevel::Warn => tracing::warn!(target: "roomhost::plugin", "{message}"),
+            types::LogLevel::Error => {
+                tracing::error!(target: "roomhost::plugin", "{message}");
+                self.last_error_log = Some(message);
+            }
+        }
+    }
+
+    fn set_info(&mut self, info: String) -> Result<(), String> {
+        if info.len() > self.max_info_bytes {
+            return Err(format!(
+                "info is {} bytes; the limit is {}",
+                info.len(),
+                self.max_info_bytes
+            ));
+        }
+        let value = serde_json::from_str(&info)
+            .map_err(|error| format!("info is not valid JSON: {error}"))?;
+        self.info = Some(value);
+        self.info_changed = true;
+        Ok(())
+    }
+}
+
+/// Milliseconds since the Unix epoch (0 for times before it).
+pub(crate) fn unix_millis(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map(|since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// Caps a room's linear memory and remembers whether the cap was hit, so a
+/// memory bomb is reported as such rather than as a generic trap.
+pub(crate) struct MemoryLimiter {
+    max_bytes: usize,
+    pub(crate) exceeded: bool,
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max_bytes {
+            self.exceeded = true;
+            wasmtime::bail!("room memory limit of {} bytes exceeded", self.max_bytes);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        // Tables hold function references; a legitimate plugin needs few.
+        Ok(desired <= 100_000)
+    }
+}
