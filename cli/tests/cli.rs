@@ -256,3 +256,51 @@ fn tempdir(name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
 }
+
+/// The crate-root example of roomhost-sdk, built as a stand-alone crate the
+/// way its rustdoc says, then built with `roomhost build` and served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_written_from_the_sdk_docs_builds_and_serves() {
+    let dir = tempdir("from-docs");
+    let sdk_docs = std::fs::read_to_string(workspace_root().join("guest-sdk/src/lib.rs")).unwrap();
+    let example = first_rust_example(&sdk_docs);
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(dir.join("src/lib.rs"), example).unwrap();
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"poll\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[lib]\ncrate-type = [\"cdylib\", \"rlib\"]\n\n\
+             [dependencies]\nroomhost-sdk = {{ path = {:?} }}\nserde = {{ version = \"1\", features = [\"derive\"] }}\nserde_json = \"1\"\n\n[workspace]\n",
+            workspace_root().join("guest-sdk").display().to_string()
+        ),
+    )
+    .unwrap();
+    let output = Command::new(ROOMHOST)
+        .arg("build")
+        .arg(&dir)
+        .arg("--target-dir")
+        .arg(plugin_target_dir().join("from-docs"))
+        .output()
+        .expect("roomhost runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let wasm = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+
+    let mut served = serve(&["--plugin", &wasm], &dir);
+    let mut voter = Client::connect(served.addr, "/ws/vote").await.expect("connects");
+    voter.send_text("not json").await;
+    assert!(voter.recv_json().await["error"].is_string());
+    terminate(&served.child);
+    wait_exit(&mut served.child);
+}
+
+/// The first ```-fenced Rust example in `//!` docs, without its fence.
+fn first_rust_example(source: &str) -> String {
+    let lines: Vec<&str> = source
+        .lines()
+        .filter_map(|line| line.strip_prefix("//!"))
+        .map(|line| line.strip_prefix(' ').unwrap_or(line))
+        .collect();
+    let start = lines.iter().position(|line| *line == "```").expect("an example") + 1;
+    let end = start + lines[start..].iter().position(|line| *line == "```").expect("a closed example");
+    lines[start..end].join("\n")
+}

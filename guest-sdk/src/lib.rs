@@ -83,7 +83,8 @@
 //! crate-type = ["cdylib", "rlib"] # rlib: lets `cargo test` build it natively
 //!
 //! [dependencies]
-//! roomhost-sdk = "0.1"
+//! # not on crates.io yet: point at a checkout (or use `git = "..."`)
+//! roomhost-sdk = { path = "../roomhost/guest-sdk" }
 //! serde = { version = "1", features = ["derive"] }
 //! serde_json = "1"
 //! ```

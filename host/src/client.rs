@@ -91,6 +91,14 @@ impl ClientSender {
         (sender, receiver, forced)
     }
 
+    /// A sender not attached to a socket: what the room queues arrives on the
+    /// returned receiver. For driving a [`crate::wasm::RoomInstance`] directly
+    /// (benchmarks, embedders).
+    pub fn detached(id: ClientId, capacity: usize) -> (ClientSender, mpsc::Receiver<Outbound>) {
+        let (sender, receiver, _) = ClientSender::new(id, capacity);
+        (sender, receiver)
+    }
+
     /// The client's id.
     pub fn id(&self) -> ClientId {
         self.id

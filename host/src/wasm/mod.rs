@@ -19,6 +19,10 @@ pub use plugin::{Plugin, PluginError};
 pub use state::RoomState;
 pub(crate) use state::unix_millis;
 
+/// The WIT types as Rust values, for driving a [`RoomInstance`] directly
+/// (benchmarks, embedders).
+pub use bindings::roomhost::room::types as guest;
+
 pub(crate) use bindings::roomhost::room::types::{
     ClientInfo as GuestClientInfo, DisconnectReason, Frame as GuestMessage,
     InitInfo as GuestInitInfo,

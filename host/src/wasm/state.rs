@@ -58,6 +58,12 @@ impl RoomState {
         }
     }
 
+    /// Makes `sender` a member of the room without a `connect` call, for
+    /// driving an instance directly (benchmarks, embedders).
+    pub fn insert_member(&mut self, sender: ClientSender) {
+        self.members.insert(sender.id(), sender);
+    }
+
     /// Converts a plugin's frame for the wire, or `None` (logged) if it
     /// exceeds the frame limit.
     fn outbound(&self, msg: types::Frame) -> Option<WsMessage> {
