@@ -1,4 +1,5 @@
-//! Clients of a room: [`ClientId`], [`ClientInfo`] and [`DisconnectReason`].
+//! Clients of a room: [`ClientId`], [`ClientInfo`], [`Handoff`] and
+//! [`DisconnectReason`].
 
 /// Identifies one client (one WebSocket connection).
 ///
@@ -22,8 +23,77 @@ pub struct ClientInfo {
     pub query: String,
     /// A verified identity (e.g. a token subject) when the host knows one.
     pub identity: Option<String>,
-    /// Bytes handed over by the room the client came from, if any.
-    pub handoff: Option<Vec<u8>>,
+    /// Set when the client arrives by [transfer](crate::Room::transfer) from
+    /// another room of the service (or the lobby) rather than by URL, or
+    /// comes back because the room it was sent to rejected it.
+    pub handoff: Option<Handoff>,
+}
+
+/// What a client brings when it arrives by transfer: see
+/// [`ClientInfo::handoff`] and [`Room::transfer`](crate::Room::transfer).
+///
+/// ```
+/// use roomhost_sdk::Handoff;
+///
+/// // What a room sees when the lobby transfers a client to it:
+/// let arrived = Handoff::from_lobby("host");
+/// assert_eq!(arrived.from_room, None);
+/// assert_eq!(arrived.data, b"host");
+/// assert!(!arrived.is_rejected());
+///
+/// // What the lobby sees when room ABC123 rejected that client:
+/// let bounced = Handoff::from_room("ABC123", "host").with_rejection("room is full");
+/// assert_eq!(bounced.from_room.as_deref(), Some("ABC123"));
+/// assert_eq!(bounced.rejected.as_deref(), Some("room is full"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Handoff {
+    /// The room the client came from; `None` means the service's lobby.
+    /// For a client coming back after a rejection, the room that rejected
+    /// it.
+    pub from_room: Option<String>,
+    /// The bytes the sending room passed to
+    /// [`Room::transfer`](crate::Room::transfer) (for a client coming back,
+    /// the original bytes).
+    pub data: Vec<u8>,
+    /// Set when the client is coming back because the room it was
+    /// transferred to rejected it or no longer exists: the reason.
+    pub rejected: Option<String>,
+}
+
+impl Handoff {
+    /// A hand-off from room `from_room` (`None`: the lobby) carrying `data`,
+    /// not a rejection.
+    pub fn new(from_room: Option<String>, data: impl Into<Vec<u8>>) -> Self {
+        Self {
+            from_room,
+            data: data.into(),
+            rejected: None,
+        }
+    }
+
+    /// A hand-off from the lobby carrying `data`.
+    pub fn from_lobby(data: impl Into<Vec<u8>>) -> Self {
+        Self::new(None, data)
+    }
+
+    /// A hand-off from room `room` carrying `data`.
+    pub fn from_room(room: impl Into<String>, data: impl Into<Vec<u8>>) -> Self {
+        Self::new(Some(room.into()), data)
+    }
+
+    /// The same hand-off marked as a client coming back because the target
+    /// rejected it with `reason`.
+    pub fn with_rejection(mut self, reason: impl Into<String>) -> Self {
+        self.rejected = Some(reason.into());
+        self
+    }
+
+    /// Whether the client is coming back after a rejected transfer.
+    pub fn is_rejected(&self) -> bool {
+        self.rejected.is_some()
+    }
 }
 
 impl ClientInfo {

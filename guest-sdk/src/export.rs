@@ -9,10 +9,11 @@ use std::marker::PhantomData;
 use std::sync::Once;
 
 use crate::bindings::exports::roomhost::room::service::Guest;
-use crate::bindings::roomhost::room::{host, types as wit};
+use crate::bindings::roomhost::room::{directory, host, types as wit};
 use crate::room::Backend;
 use crate::{
-    ClientId, ClientInfo, DisconnectReason, InitInfo, LogLevel, Message, Room, RoomService, TimerId,
+    ClientId, ClientInfo, DisconnectReason, Handoff, InitInfo, LogLevel, Message, Room, RoomChange,
+    RoomEntry, RoomService, TimerId,
 };
 
 /// The type `#[room_service]` exports: implements the generated `Guest`
@@ -52,12 +53,20 @@ impl<S: RoomService> Guest for Export<S> {
     fn timer(id: wit::TimerId) {
         dispatch::<S, _>("timer", |service, room| service.timer(room, id));
     }
+
+    fn room_changed(change: wit::RoomChange) {
+        let change = RoomChange::from(change);
+        dispatch::<S, _>("room_changed", |service, room| {
+            service.room_changed(room, change)
+        });
+    }
 }
 
 /// The state of this component instance (one room). Wasm components are
 /// single-threaded, so a thread local is a per-instance static.
 struct Instance {
     room_id: String,
+    lobby: bool,
     service: Box<dyn Any>,
 }
 
@@ -77,9 +86,13 @@ fn init<S: RoomService>(info: InitInfo) {
             return;
         }
         let mut service = S::default();
-        service.init(&mut Room::new(&info.room_id, &mut WitHost), &info);
+        service.init(
+            &mut Room::new(&info.room_id, info.lobby, &mut WitHost),
+            &info,
+        );
         *slot = Some(Instance {
             room_id: info.room_id,
+            lobby: info.lobby,
             service: Box::new(service),
         });
     });
@@ -99,7 +112,12 @@ fn dispatch<S: RoomService, R>(
             );
             return None;
         };
-        let Some(Instance { room_id, service }) = slot.as_mut() else {
+        let Some(Instance {
+            room_id,
+            lobby,
+            service,
+        }) = slot.as_mut()
+        else {
             WitHost.log(
                 LogLevel::Error,
                 &format!("{name} called before init; ignored"),
@@ -113,7 +131,7 @@ fn dispatch<S: RoomService, R>(
             );
             return None;
         };
-        Some(callback(service, &mut Room::new(room_id, &mut WitHost)))
+        Some(callback(service, &mut Room::new(room_id, *lobby, &mut WitHost)))
     })
 }
 
@@ -136,7 +154,8 @@ fn install_panic_hook() {
     });
 }
 
-/// The wasm [`Backend`]: forwards every call to the `host` imports.
+/// The wasm [`Backend`]: forwards every call to the `host` and `directory`
+/// imports.
 struct WitHost;
 
 impl Backend for WitHost {
@@ -175,6 +194,24 @@ impl Backend for WitHost {
     fn set_info(&mut self, json: &str) -> Result<(), String> {
         host::set_info(json)
     }
+
+    fn transfer(
+        &mut self,
+        client: ClientId,
+        to: Option<&str>,
+        data: &[u8],
+        create: bool,
+    ) -> Result<(), String> {
+        directory::transfer(client, to, data, create)
+    }
+
+    fn rooms(&mut self) -> Vec<RoomEntry> {
+        directory::rooms().into_iter().map(RoomEntry::from).collect()
+    }
+
+    fn serve_root(&mut self) -> Result<(), String> {
+        directory::serve_root()
+    }
 }
 
 impl From<wit::Frame> for Message {
@@ -202,7 +239,32 @@ impl From<wit::ClientInfo> for ClientInfo {
             path: client.path,
             query: client.query,
             identity: client.identity,
-            handoff: client.handoff,
+            handoff: client.handoff.map(Handoff::from),
+        }
+    }
+}
+
+impl From<wit::Handoff> for Handoff {
+    fn from(handoff: wit::Handoff) -> Self {
+        Self {
+            from_room: handoff.from_room,
+            data: handoff.data,
+            rejected: handoff.rejected,
+        }
+    }
+}
+
+impl From<wit::RoomEntry> for RoomEntry {
+    fn from(entry: wit::RoomEntry) -> Self {
+        Self::from_json_text(entry.room_id, entry.clients, &entry.info)
+    }
+}
+
+impl From<wit::RoomChange> for RoomChange {
+    fn from(change: wit::RoomChange) -> Self {
+        match change {
+            wit::RoomChange::Updated(entry) => Self::Updated(entry.into()),
+            wit::RoomChange::Closed(room_id) => Self::Closed(room_id),
         }
     }
 }
@@ -211,6 +273,7 @@ impl From<wit::InitInfo> for InitInfo {
     fn from(info: wit::InitInfo) -> Self {
         Self {
             room_id: info.room_id,
+            lobby: info.lobby,
             config: info.config,
             restored: info.restored,
         }

@@ -7,8 +7,13 @@ use serde::de::DeserializeOwned;
 #[non_exhaustive]
 pub struct InitInfo {
     /// The room's id as it appears in the URL (also available later as
-    /// [`Room::room_id`](crate::Room::room_id)).
+    /// [`Room::room_id`](crate::Room::room_id)); empty for the lobby.
     pub room_id: String,
+    /// Whether this instance is the service's lobby: the one instance that
+    /// receives clients connecting to the service root (also available later
+    /// as [`Room::is_lobby`](crate::Room::is_lobby)). See the
+    /// [crate documentation](crate#the-lobby-and-hand-off).
+    pub lobby: bool,
     /// The service's configuration as JSON text, `null` when none was given.
     /// Use [`InitInfo::config`] to deserialize it.
     pub config: String,
@@ -58,6 +63,7 @@ mod tests {
     fn info(config: &str) -> InitInfo {
         InitInfo {
             room_id: "r".into(),
+            lobby: false,
             config: config.into(),
             restored: None,
         }

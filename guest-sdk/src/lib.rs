@@ -5,15 +5,17 @@
 //! service author needs:
 //!
 //! - [`RoomService`], the trait with one callback per room event (`init`,
-//!   `connect`, `message`, `disconnect`, `timer`), each with a no-op default;
+//!   `connect`, `message`, `disconnect`, `timer`, and for the lobby
+//!   `room_changed`), each with a no-op default;
 //! - [`#[room_service]`](room_service), which exports a type implementing it
 //!   as the component's service;
 //! - [`Room`], the context each callback gets to send frames, close clients,
-//!   set timers, read the clock, log, and publish listing metadata;
+//!   set timers, read the clock, log, publish listing metadata, list the
+//!   service's rooms and move clients between them;
 //! - [`testing::TestRoom`], a native harness to unit-test a service with
 //!   plain `cargo test`.
 //!
-//! The crate generates the WIT bindings (`roomhost:room@0.1.0`) itself, so a
+//! The crate generates the WIT bindings (`roomhost:room@0.2.0`) itself, so a
 //! plugin crate depends on `roomhost-sdk` (plus `serde`/`serde_json` if it
 //! uses JSON) and nothing else.
 //!
@@ -140,8 +142,11 @@
 //!   During `connect` the new client already counts as connected (it can be
 //!   sent to, and broadcasts reach it unless excluded); rejecting it closes
 //!   the connection with code 1008 and the reason, after any frames sent to
-//!   it during `connect`. After `disconnect` the client is gone and sends to
-//!   it are ignored. Sending to an unknown client is not an error. Frames
+//!   it during `connect` (a client that arrived by transfer is returned to
+//!   the sending room instead; see below). After `disconnect` the client has
+//!   left the room; unless the reason is `Transferred` it has left the
+//!   service too, and sends to it are ignored. Sending to an unknown client
+//!   is not an error. Frames
 //!   larger than [`limits::MAX_FRAME_BYTES`] are dropped.
 //! - **Closing.** [`Room::close`] takes code 1000 or `3000..=4999` (others
 //!   become 1000) and a reason of up to [`limits::MAX_CLOSE_REASON_BYTES`]
@@ -163,6 +168,43 @@
 //!   logged at error level as `panic: ...` and reported as the reason the
 //!   room was disposed; its clients are disconnected.
 //!
+//! # The lobby and hand-off
+//!
+//! A service can pick rooms for its clients instead of letting the URL
+//! decide:
+//!
+//! - **The lobby.** Clients connecting to the service root (`/ws` or
+//!   `/ws/{service}`) attach to the service's *lobby*: one instance of the
+//!   same service, initialised with [`InitInfo::lobby`] set and an empty room
+//!   id. During `init` the lobby may claim the server root `/` as well with
+//!   [`Room::serve_root`], for clients that connect to `ws://HOST/`.
+//! - **Reaching any client.** [`Room::send`] reaches any client of the
+//!   service wherever it is, not only this room's; [`Room::broadcast`] only
+//!   reaches this room's clients.
+//! - **Transfer.** [`Room::transfer`] moves a client of this room to another
+//!   room of the service (or the lobby), creating it on request. The call
+//!   checks synchronously and fails, with nothing happening, when the client
+//!   is not in this room, the target is this room (or the lobby transfers to
+//!   the lobby), the room id is empty or longer than
+//!   [`limits::MAX_ROOM_ID_BYTES`], or `create` is false and the room does
+//!   not exist. On success the client leaves this room at once (broadcasts
+//!   no longer reach it; `send` still does), this room gets
+//!   `disconnect(client, Transferred)` after the current callback, and the
+//!   target gets `connect` with [`ClientInfo::handoff`] set to a [`Handoff`]
+//!   naming this room in `from_room` (`None` from the lobby) and carrying the
+//!   bytes. The client id stays the same, and frames the client sends
+//!   meanwhile reach the target in order.
+//! - **Rejection.** If the target rejects the client (or, for
+//!   `create: false`, ended in the meantime), the connection stays open: the
+//!   client comes back to the sending room through `connect`, with
+//!   `handoff.rejected` set to the reason, `from_room` naming the room that
+//!   rejected it and the original data.
+//! - **The directory.** [`Room::rooms`] lists the service's live rooms (not
+//!   the lobby) with their client counts and [`Room::set_info`] metadata. A
+//!   room created by a transfer appears once the transfer completed, not when
+//!   `transfer` returns. The lobby is told about every change through
+//!   [`RoomService::room_changed`].
+//!
 //! [roomhost]: https://github.com/roomhost/roomhost
 
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
@@ -176,6 +218,7 @@ extern crate self as roomhost_sdk;
 pub mod bindings;
 
 mod client;
+mod directory;
 mod export;
 mod init;
 pub mod limits;
@@ -184,10 +227,11 @@ mod room;
 mod service;
 pub mod testing;
 
-pub use client::{ClientId, ClientInfo, DisconnectReason};
+pub use client::{ClientId, ClientInfo, DisconnectReason, Handoff};
+pub use directory::{RoomChange, RoomEntry};
 pub use init::InitInfo;
 pub use message::Message;
-pub use room::{InfoError, LogLevel, Room, TimerError, TimerId};
+pub use room::{InfoError, LogLevel, Room, ServeRootError, TimerError, TimerId, TransferError};
 pub use roomhost_sdk_macros::room_service;
 pub use service::RoomService;
 

@@ -28,6 +28,10 @@ pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 /// truncates longer reasons (at a character boundary).
 pub const MAX_CLOSE_REASON_BYTES: usize = 123;
 
+/// The longest room id, in bytes, that [`Room::transfer`](crate::Room::transfer)
+/// accepts (room ids must also be non-empty).
+pub const MAX_ROOM_ID_BYTES: usize = 128;
+
 /// Whether `code` is a close code a service may use: 1000 (normal closure)
 /// or an application code in `3000..=4999`. The host replaces any other
 /// code with 1000.

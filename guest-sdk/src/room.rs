@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::{ClientId, Message};
+use crate::{ClientId, Message, RoomEntry};
 
 /// Identifies a timer. Ids are chosen by the service; setting an id that is
 /// already pending replaces that timer.
@@ -39,10 +39,20 @@ pub(crate) trait Backend {
     fn random_u64(&mut self) -> u64;
     fn log(&mut self, level: LogLevel, message: &str);
     fn set_info(&mut self, json: &str) -> Result<(), String>;
+    fn transfer(
+        &mut self,
+        client: ClientId,
+        to: Option<&str>,
+        data: &[u8],
+        create: bool,
+    ) -> Result<(), String>;
+    fn rooms(&mut self) -> Vec<RoomEntry>;
+    fn serve_root(&mut self) -> Result<(), String>;
 }
 
 /// The room a callback runs in: send frames, close clients, set timers, read
-/// the clock, log, and publish listing metadata.
+/// the clock, log, publish listing metadata, and move clients between rooms
+/// through the service's directory.
 ///
 /// A `Room` only exists for the duration of one callback. Everything it does
 /// is queued by the host and takes effect in call order; nothing blocks on a
@@ -50,21 +60,35 @@ pub(crate) trait Backend {
 /// the same calls are recorded instead.
 pub struct Room<'a> {
     room_id: &'a str,
+    lobby: bool,
     backend: &'a mut dyn Backend,
 }
 
 impl<'a> Room<'a> {
-    pub(crate) fn new(room_id: &'a str, backend: &'a mut dyn Backend) -> Self {
-        Self { room_id, backend }
+    pub(crate) fn new(room_id: &'a str, lobby: bool, backend: &'a mut dyn Backend) -> Self {
+        Self {
+            room_id,
+            lobby,
+            backend,
+        }
     }
 
-    /// The room's id as it appears in the URL.
+    /// The room's id as it appears in the URL (empty for the lobby).
     pub fn room_id(&self) -> &str {
         self.room_id
     }
 
-    /// Sends a frame to one client of this room. A client that is not (or no
-    /// longer) connected is silently ignored, and so is a frame larger than
+    /// Whether this instance is the service's lobby (see
+    /// [`InitInfo::lobby`](crate::InitInfo::lobby)).
+    pub fn is_lobby(&self) -> bool {
+        self.lobby
+    }
+
+    /// Sends a frame to one client of the service: usually a client of this
+    /// room, but any client id works, wherever that client is now (another
+    /// room or the lobby). The lobby uses this, for example, to push room
+    /// lists to clients it keeps. A client that has left the service is
+    /// silently ignored, and so is a frame larger than
     /// [`MAX_FRAME_BYTES`](crate::limits::MAX_FRAME_BYTES).
     pub fn send(&mut self, client: ClientId, msg: impl Into<Message>) {
         self.backend.send(client, msg.into());
@@ -166,6 +190,83 @@ impl<'a> Room<'a> {
         let json = serde_json::to_string(info).map_err(InfoError::Serialize)?;
         self.backend.set_info(&json).map_err(InfoError::Rejected)
     }
+
+    /// Moves `client`, a client of this room, to room `to` of the same
+    /// service (`None`: the lobby), handing over `data`. With `create`, the
+    /// room is created if it does not exist; without, a missing room is an
+    /// error.
+    ///
+    /// The client leaves this room at once: broadcasts no longer reach it
+    /// (though [`send`](Room::send) still does, as it reaches any client of
+    /// the service). After the current callback this room receives
+    /// [`disconnect(client, Transferred)`](crate::RoomService::disconnect);
+    /// the target receives [`connect`](crate::RoomService::connect) with
+    /// [`ClientInfo::handoff`](crate::ClientInfo::handoff) set to a
+    /// [`Handoff`](crate::Handoff) with `from_room` naming this room (`None`
+    /// from the lobby) and `data`. Frames the client sends meanwhile go to
+    /// the target, in order. If the target rejects the client (or was
+    /// `create: false` and ended in the meantime), the client comes back here
+    /// through `connect`, with `handoff.rejected` set to the reason,
+    /// `from_room` naming the target and the original `data`.
+    ///
+    /// Fails, and nothing happens, when `client` is not in this room, the
+    /// target is this room (including the lobby transferring to the lobby),
+    /// `to` is not a valid room id (empty or longer than
+    /// [`MAX_ROOM_ID_BYTES`](crate::limits::MAX_ROOM_ID_BYTES)), or `create`
+    /// is false and the room does not exist.
+    ///
+    /// ```
+    /// # use roomhost_sdk::{ClientId, Room, TransferError};
+    /// fn start_game(room: &mut Room<'_>, player: ClientId, game: &str) -> Result<(), TransferError> {
+    ///     room.transfer(player, Some(game), b"player", true)
+    /// }
+    /// ```
+    pub fn transfer(
+        &mut self,
+        client: ClientId,
+        to: Option<&str>,
+        data: &[u8],
+        create: bool,
+    ) -> Result<(), TransferError> {
+        self.backend
+            .transfer(client, to, data, create)
+            .map_err(|message| TransferError { message })
+    }
+
+    /// [`Room::transfer`] to room `to`, creating it if `create`.
+    pub fn transfer_to_room(
+        &mut self,
+        client: ClientId,
+        to: &str,
+        data: &[u8],
+        create: bool,
+    ) -> Result<(), TransferError> {
+        self.transfer(client, Some(to), data, create)
+    }
+
+    /// [`Room::transfer`] to the service's lobby (created if it is not
+    /// running yet).
+    pub fn transfer_to_lobby(&mut self, client: ClientId, data: &[u8]) -> Result<(), TransferError> {
+        self.transfer(client, None, data, true)
+    }
+
+    /// The service's live rooms (the lobby excluded), in no particular
+    /// order. A room appears once it has been created, which for a room
+    /// created by [`Room::transfer`] is after the transfer completed, not
+    /// when `transfer` returns.
+    pub fn rooms(&mut self) -> Vec<RoomEntry> {
+        self.backend.rooms()
+    }
+
+    /// Claims the server root (`/`) for this service's lobby, so that
+    /// clients connecting to `ws://HOST/` land in it. Only the lobby may
+    /// call it, and only during [`init`](crate::RoomService::init); it fails
+    /// otherwise, or when another service holds the root.
+    pub fn serve_root(&mut self) -> Result<(), ServeRootError> {
+        self.backend
+            .serve_root()
+            .map_err(|message| ServeRootError { message })
+    }
 }
 
 impl fmt::Debug for Room<'_> {
@@ -195,26 +296,52 @@ fn truncate(text: &str, max: usize) -> &str {
     &text[..end]
 }
 
-/// [`Room::set_timer`] failed: the room holds its maximum number of timers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TimerError {
-    message: String,
+/// Defines an error type that carries the host's explanation.
+macro_rules! message_error {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct $name {
+            message: String,
+        }
+
+        impl $name {
+            /// The host's explanation.
+            pub fn message(&self) -> &str {
+                &self.message
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!($prefix, ": {}"), self.message)
+            }
+        }
+
+        impl Error for $name {}
+    };
 }
 
-impl TimerError {
-    /// The host's explanation.
-    pub fn message(&self) -> &str {
-        &self.message
-    }
-}
+message_error!(
+    /// [`Room::set_timer`] failed: the room holds its maximum number of timers.
+    TimerError,
+    "cannot set timer"
+);
 
-impl fmt::Display for TimerError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "cannot set timer: {}", self.message)
-    }
-}
+message_error!(
+    /// [`Room::transfer`] failed: the client is not in this room, the target
+    /// is this room or not a valid room id, or (without `create`) the target
+    /// does not exist. Nothing happened.
+    TransferError,
+    "cannot transfer client"
+);
 
-impl Error for TimerError {}
+message_error!(
+    /// [`Room::serve_root`] failed: this is not the lobby, it is not during
+    /// `init`, or another service holds the root.
+    ServeRootError,
+    "cannot serve the root"
+);
 
 /// [`Room::set_info`] failed.
 #[derive(Debug)]

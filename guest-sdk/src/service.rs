@@ -1,6 +1,8 @@
 //! The trait a room plugin implements: [`RoomService`].
 
-use crate::{ClientId, ClientInfo, DisconnectReason, InitInfo, Message, Room, TimerId};
+use crate::{
+    ClientId, ClientInfo, DisconnectReason, InitInfo, Message, Room, RoomChange, TimerId,
+};
 
 /// The behaviour of one room.
 ///
@@ -39,6 +41,12 @@ pub trait RoomService: Default + 'static {
     /// A client wants to join. Returning `Err(reason)` rejects it: the host
     /// closes the connection with code 1008 and `reason`.
     ///
+    /// A client arriving by [transfer](Room::transfer) has
+    /// [`handoff`](ClientInfo::handoff) set. Rejecting such a client does
+    /// not close it: it goes back to the room that sent it, which receives
+    /// `connect` again with [`Handoff::rejected`](crate::Handoff::rejected)
+    /// set to `reason`.
+    ///
     /// The client counts as connected while this runs, so the service can
     /// already [`send`](Room::send) to it (a broadcast reaches it too unless
     /// excluded); if the client is rejected, those frames are delivered before
@@ -63,5 +71,11 @@ pub trait RoomService: Default + 'static {
     /// the service may set it again.
     fn timer(&mut self, room: &mut Room<'_>, timer: TimerId) {
         let _ = (room, timer);
+    }
+
+    /// Lobby only: a room of the service was created, changed its client
+    /// count or [info](Room::set_info), or ended. Rooms never receive it.
+    fn room_changed(&mut self, room: &mut Room<'_>, change: RoomChange) {
+        let _ = (room, change);
     }
 }

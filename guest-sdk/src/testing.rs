@@ -4,9 +4,18 @@
 //! [`TestRoom`] plays the host. It creates the service, calls its callbacks
 //! when the test connects clients, sends messages or moves the fake clock,
 //! and records everything the service does through its [`Room`]: frames per
-//! client, closes, timers, logs and listing metadata. It applies the host's
-//! rules (see the [crate documentation](crate#host-semantics)) so that a
-//! service tested here behaves the same when deployed.
+//! client, closes, timers, logs, listing metadata and transfers. It applies
+//! the host's rules (see the [crate documentation](crate#host-semantics)) so
+//! that a service tested here behaves the same when deployed.
+//!
+//! A `TestRoom` is one instance: a room, or the lobby
+//! ([`TestRoomBuilder::lobby`]). The rest of the service is played by the
+//! test: it sets the directory that [`Room::rooms`] returns
+//! ([`TestRoom::set_rooms`]), collects the transfers the service made
+//! ([`TestRoom::take_transfers`]), delivers clients that arrive by transfer
+//! ([`TestRoom::connect_with_handoff`]) or come back rejected
+//! ([`TestRoom::bounce_back`]), and reports directory changes to a lobby
+//! ([`TestRoom::room_changed`]).
 //!
 //! ```
 //! use std::time::Duration;
@@ -41,9 +50,14 @@
 //! the clock only moves with [`TestRoom::advance`]; [`Room::random_u64`] is
 //! deterministic (seed it with [`TestRoomBuilder::seed`]); a broadcast is
 //! recorded in ascending client id order (the host promises no order between
-//! clients); and the limits are the host's defaults from [`crate::limits`].
+//! clients); the limits are the host's defaults from [`crate::limits`]; a
+//! transferred client's target is not simulated (the transfer is only
+//! recorded), and the directory changes only when the test sets it. Frames
+//! sent to clients that are not in the room are recorded (the host delivers
+//! them anywhere in the service), except to clients the harness knows have
+//! left the service (closed, lost, kicked or rejected at connect).
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::marker::PhantomData;
 use std::time::Duration;
@@ -52,11 +66,13 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::limits::{
-    MAX_FRAME_BYTES, MAX_INFO_BYTES, MAX_TIMER_DELAY, MAX_TIMERS, is_valid_close_code,
+    MAX_FRAME_BYTES, MAX_INFO_BYTES, MAX_ROOM_ID_BYTES, MAX_TIMER_DELAY, MAX_TIMERS,
+    is_valid_close_code,
 };
 use crate::room::{Backend, duration_to_ms};
 use crate::{
-    ClientId, ClientInfo, DisconnectReason, InitInfo, LogLevel, Message, Room, RoomService, TimerId,
+    ClientId, ClientInfo, DisconnectReason, Handoff, InitInfo, LogLevel, Message, Room,
+    RoomChange, RoomEntry, RoomService, TimerId,
 };
 
 /// Where the fake clock of a new [`TestRoom`] starts, in milliseconds since
@@ -74,7 +90,6 @@ const DEFAULT_SEED: u64 = 0x5EED_5EED_5EED_5EED;
 /// not connected) the same way.
 pub struct TestRoom<S: RoomService> {
     service: S,
-    room_id: String,
     recorder: Recorder,
 }
 
@@ -105,11 +120,13 @@ impl<S: RoomService> TestRoom<S> {
         Self::builder().config(config).build()
     }
 
-    /// Configures a room before creating it: id, raw configuration text,
-    /// restored state, clock start and random seed.
+    /// Configures a room before creating it: id, lobby flag, raw
+    /// configuration text, restored state, clock start and random seed.
     pub fn builder() -> TestRoomBuilder<S> {
         TestRoomBuilder {
-            room_id: "test".to_owned(),
+            room_id: None,
+            lobby: false,
+            root_taken: false,
             config: "null".to_owned(),
             restored: None,
             start_ms: DEFAULT_START_MS,
@@ -118,9 +135,14 @@ impl<S: RoomService> TestRoom<S> {
         }
     }
 
-    /// The room's id.
+    /// The room's id (empty for the lobby, unless set explicitly).
     pub fn room_id(&self) -> &str {
-        &self.room_id
+        &self.recorder.room_id
+    }
+
+    /// Whether this instance is the lobby.
+    pub fn is_lobby(&self) -> bool {
+        self.recorder.lobby
     }
 
     /// Connects a client with an empty query and returns its id.
@@ -155,8 +177,12 @@ impl<S: RoomService> TestRoom<S> {
 
     /// Like [`TestRoom::try_connect`], with every [`ClientInfo`] field under
     /// the test's control: `customize` receives the info the harness would
-    /// send (path `/ws/test/ROOM`, empty query, no identity, no hand-off)
-    /// and may change anything except the id.
+    /// send (path `/ws/test/ROOM`, or `/ws/test` for the lobby; empty query,
+    /// no identity, no hand-off) and may change anything except the id.
+    ///
+    /// A client rejected without a hand-off has left the service (frames
+    /// sent to it later are dropped); one rejected with a hand-off goes back
+    /// to the room that sent it, so it can still be sent to.
     ///
     /// ```
     /// # use roomhost_sdk::{ClientInfo, Room, RoomService, room_service};
@@ -179,8 +205,73 @@ impl<S: RoomService> TestRoom<S> {
     ) -> Result<ClientId, String> {
         let id = self.recorder.next_client;
         self.recorder.next_client += 1;
+        self.connect_as(id, customize)
+    }
+
+    /// A client arriving by transfer with `handoff` (as built by
+    /// [`Handoff::from_lobby`] or [`Handoff::from_room`]): its new id, or the
+    /// service's reason for rejecting it.
+    ///
+    /// ```
+    /// # use roomhost_sdk::{ClientInfo, Room, RoomService, room_service};
+    /// # #[derive(Default)] #[room_service] struct Game;
+    /// # impl RoomService for Game {
+    /// #     fn connect(&mut self, _: &mut Room<'_>, c: &ClientInfo) -> Result<(), String> {
+    /// #         match &c.handoff {
+    /// #             Some(h) if h.data == b"player" => Ok(()),
+    /// #             _ => Err("join from the lobby".to_owned()),
+    /// #         }
+    /// #     }
+    /// # }
+    /// use roomhost_sdk::Handoff;
+    /// use roomhost_sdk::testing::TestRoom;
+    ///
+    /// let mut room = TestRoom::<Game>::builder().room_id("g1").build();
+    /// assert!(room.connect_with_handoff(Handoff::from_lobby("player")).is_ok());
+    /// assert!(room.connect_with_handoff(Handoff::from_lobby("spy")).is_err());
+    /// ```
+    pub fn connect_with_handoff(&mut self, handoff: Handoff) -> Result<ClientId, String> {
+        self.try_connect_with(|client| client.handoff = Some(handoff))
+    }
+
+    /// Plays the host when the target of `transfer` (one this room made,
+    /// from [`TestRoom::take_transfers`]) rejected the client, or no longer
+    /// exists: the same client comes back through `connect` with a hand-off
+    /// whose `from_room` is the target, `data` the original bytes and
+    /// `rejected` is `reason`. Returns the service's verdict; if it rejects
+    /// the client again, the client leaves the service.
+    ///
+    /// # Panics
+    ///
+    /// Panics if the client is connected here or has left the service.
+    #[track_caller]
+    pub fn bounce_back(&mut self, transfer: &Transfer, reason: &str) -> Result<(), String> {
+        let client = transfer.client;
+        assert!(
+            !self.is_connected(client) && !self.recorder.gone.contains(&client),
+            "TestRoom::bounce_back: client {client} is connected here or has left the service"
+        );
+        let handoff =
+            Handoff::new(transfer.to.clone(), transfer.data.clone()).with_rejection(reason);
+        let result = self.connect_as(client, |info| info.handoff = Some(handoff));
+        if result.is_err() {
+            self.recorder.gone.insert(client);
+        }
+        result.map(|_| ())
+    }
+
+    /// Connects client `id`: see [`TestRoom::try_connect_with`].
+    fn connect_as(
+        &mut self,
+        id: ClientId,
+        customize: impl FnOnce(&mut ClientInfo),
+    ) -> Result<ClientId, String> {
         let mut client = client_info(id, "");
-        client.path = format!("/ws/test/{}", self.room_id);
+        client.path = if self.recorder.lobby {
+            "/ws/test".to_owned()
+        } else {
+            format!("/ws/test/{}", self.recorder.room_id)
+        };
         customize(&mut client);
         client.id = id;
 
@@ -188,11 +279,15 @@ impl<S: RoomService> TestRoom<S> {
         let result = self.run(|service, room| service.connect(room, &client));
         if result.is_err() {
             // Frames already sent to it stay: the host delivers them before
-            // the 1008 close.
+            // the 1008 close (or before returning it to its previous room).
             self.recorder.clients.remove(&id);
-            self.recorder.kicked.retain(|kicked| *kicked != id);
+            self.recorder.departures.retain(|(left, _)| *left != id);
+            self.recorder.transfers.retain(|moved| moved.client != id);
+            if client.handoff.is_none() {
+                self.recorder.gone.insert(id);
+            }
         }
-        self.flush_kicked();
+        self.flush_departures();
         result.map(|()| id)
     }
 
@@ -206,10 +301,12 @@ impl<S: RoomService> TestRoom<S> {
         self.assert_connected(client, "message");
         let message = message.into();
         self.run(|service, room| service.message(room, client, message));
-        self.flush_kicked();
+        self.flush_departures();
     }
 
-    /// Removes `client` from the room and tells the service why.
+    /// Removes `client` from the room and tells the service why. Unless the
+    /// reason is [`DisconnectReason::Transferred`], the client has left the
+    /// service and frames sent to it are dropped from then on.
     ///
     /// # Panics
     ///
@@ -218,8 +315,54 @@ impl<S: RoomService> TestRoom<S> {
     pub fn disconnect(&mut self, client: ClientId, reason: DisconnectReason) {
         self.assert_connected(client, "disconnect");
         self.recorder.clients.remove(&client);
+        if reason != DisconnectReason::Transferred {
+            self.recorder.gone.insert(client);
+        }
         self.run(|service, room| service.disconnect(room, client, reason));
-        self.flush_kicked();
+        self.flush_departures();
+    }
+
+    /// Delivers a directory change to the lobby, as the host does when a
+    /// room of the service is created, changes or ends. The harness does
+    /// not update [`TestRoom::set_rooms`]'s directory by itself.
+    ///
+    /// # Panics
+    ///
+    /// Panics if this instance is not the lobby (the host only calls
+    /// `room_changed` on the lobby).
+    #[track_caller]
+    pub fn room_changed(&mut self, change: RoomChange) {
+        assert!(
+            self.recorder.lobby,
+            "TestRoom::room_changed: the host only calls room_changed on the lobby \
+             (build the room with .lobby(true))"
+        );
+        self.run(|service, room| service.room_changed(room, change));
+        self.flush_departures();
+    }
+
+    /// Sets the service's directory: what [`Room::rooms`] returns from now
+    /// on, and which rooms a transfer with `create: false` finds.
+    pub fn set_rooms(&mut self, rooms: Vec<RoomEntry>) {
+        self.recorder.directory = rooms;
+    }
+
+    /// The directory set with [`TestRoom::set_rooms`].
+    pub fn rooms(&self) -> &[RoomEntry] {
+        &self.recorder.directory
+    }
+
+    /// Every transfer the service made since the last take, in order. Each
+    /// transferred client has left this room and the service has received
+    /// `disconnect(client, Transferred)`.
+    pub fn take_transfers(&mut self) -> Vec<Transfer> {
+        std::mem::take(&mut self.recorder.transfers)
+    }
+
+    /// Whether the service claimed the server root with
+    /// [`Room::serve_root`] successfully.
+    pub fn served_root(&self) -> bool {
+        self.recorder.served_root
     }
 
     /// Moves the fake clock forward by `by` (rounded up to whole
@@ -235,7 +378,7 @@ impl<S: RoomService> TestRoom<S> {
             self.recorder.timers.remove(&id);
             self.recorder.now_ms = self.recorder.now_ms.max(due);
             self.run(|service, room| service.timer(room, id));
-            self.flush_kicked();
+            self.flush_departures();
         }
         self.recorder.now_ms = target;
     }
@@ -265,7 +408,8 @@ impl<S: RoomService> TestRoom<S> {
     }
 
     /// The frames `client` received since the last take, in order
-    /// (broadcasts included).
+    /// (broadcasts included). `client` need not be in the room: frames the
+    /// service sent to a client elsewhere in the service are recorded too.
     pub fn take_sent(&mut self, client: ClientId) -> Vec<Message> {
         let mut taken = Vec::new();
         self.recorder.outbox.retain(|(to, message)| {
@@ -342,24 +486,28 @@ impl<S: RoomService> TestRoom<S> {
     }
 
     /// Runs `f` with the service and a [`Room`] as if inside a callback, for
-    /// testing helper methods of the service directly. Clients closed by `f`
-    /// are disconnected afterwards as usual.
+    /// testing helper methods of the service directly. Clients closed or
+    /// transferred by `f` are disconnected afterwards as usual.
     pub fn with_room<R>(&mut self, f: impl FnOnce(&mut S, &mut Room<'_>) -> R) -> R {
         let result = self.run(f);
-        self.flush_kicked();
+        self.flush_departures();
         result
     }
 
     fn run<R>(&mut self, f: impl FnOnce(&mut S, &mut Room<'_>) -> R) -> R {
-        let mut room = Room::new(&self.room_id, &mut self.recorder);
+        // The room id is cloned so that `Room` can borrow the recorder
+        // mutably; ids are short.
+        let room_id = self.recorder.room_id.clone();
+        let mut room = Room::new(&room_id, self.recorder.lobby, &mut self.recorder);
         f(&mut self.service, &mut room)
     }
 
-    /// Delivers `disconnect(client, Kicked)` for every client closed by the
-    /// service, including those closed by these very callbacks.
-    fn flush_kicked(&mut self) {
-        while let Some(client) = self.recorder.kicked.pop_front() {
-            self.run(|service, room| service.disconnect(room, client, DisconnectReason::Kicked));
+    /// Delivers `disconnect(client, Kicked | Transferred)` for every client
+    /// closed or transferred by the service, including those closed or
+    /// transferred by these very callbacks.
+    fn flush_departures(&mut self) {
+        while let Some((client, reason)) = self.recorder.departures.pop_front() {
+            self.run(|service, room| service.disconnect(room, client, reason));
         }
     }
 
@@ -382,7 +530,8 @@ impl<S: RoomService> Default for TestRoom<S> {
 impl<S: RoomService + fmt::Debug> fmt::Debug for TestRoom<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TestRoom")
-            .field("room_id", &self.room_id)
+            .field("room_id", &self.recorder.room_id)
+            .field("lobby", &self.recorder.lobby)
             .field("service", &self.service)
             .field("now_ms", &self.recorder.now_ms)
             .field("clients", &self.recorder.clients)
@@ -408,7 +557,9 @@ impl<S: RoomService + fmt::Debug> fmt::Debug for TestRoom<S> {
 /// assert_eq!(room.now_ms(), 0);
 /// ```
 pub struct TestRoomBuilder<S> {
-    room_id: String,
+    room_id: Option<String>,
+    lobby: bool,
+    root_taken: bool,
     config: String,
     restored: Option<Vec<u8>>,
     start_ms: u64,
@@ -417,9 +568,40 @@ pub struct TestRoomBuilder<S> {
 }
 
 impl<S: RoomService> TestRoomBuilder<S> {
-    /// The room id (default `test`).
+    /// The room id (default `test`, or empty for the lobby).
     pub fn room_id(mut self, room_id: impl Into<String>) -> Self {
-        self.room_id = room_id.into();
+        self.room_id = Some(room_id.into());
+        self
+    }
+
+    /// Whether the instance is the service's lobby (default `false`). The
+    /// lobby's room id is empty unless set with
+    /// [`room_id`](TestRoomBuilder::room_id).
+    ///
+    /// ```
+    /// # use roomhost_sdk::{InitInfo, Room, RoomService, room_service};
+    /// # #[derive(Default)] #[room_service] struct Relay;
+    /// # impl RoomService for Relay {
+    /// #     fn init(&mut self, room: &mut Room<'_>, info: &InitInfo) {
+    /// #         if info.lobby { let _ = room.serve_root(); }
+    /// #     }
+    /// # }
+    /// use roomhost_sdk::testing::TestRoom;
+    ///
+    /// let lobby = TestRoom::<Relay>::builder().lobby(true).build();
+    /// assert!(lobby.is_lobby());
+    /// assert_eq!(lobby.room_id(), "");
+    /// assert!(lobby.served_root());
+    /// ```
+    pub fn lobby(mut self, lobby: bool) -> Self {
+        self.lobby = lobby;
+        self
+    }
+
+    /// Makes [`Room::serve_root`] fail as when another service holds the
+    /// server root (default: the root is free).
+    pub fn root_taken(mut self, taken: bool) -> Self {
+        self.root_taken = taken;
         self
     }
 
@@ -464,18 +646,25 @@ impl<S: RoomService> TestRoomBuilder<S> {
 
     /// Creates the service with `Default` and calls its `init`.
     pub fn build(self) -> TestRoom<S> {
+        let room_id = self
+            .room_id
+            .unwrap_or_else(|| if self.lobby { "" } else { "test" }.to_owned());
         let info = InitInfo {
-            room_id: self.room_id,
+            room_id: room_id.clone(),
+            lobby: self.lobby,
             config: self.config,
             restored: self.restored,
         };
+        let mut recorder = Recorder::new(room_id, self.lobby, self.start_ms, self.seed);
+        recorder.root_taken = self.root_taken;
         let mut room = TestRoom {
             service: S::default(),
-            room_id: info.room_id.clone(),
-            recorder: Recorder::new(self.start_ms, self.seed),
+            recorder,
         };
+        room.recorder.in_init = true;
         room.run(|service, ctx| service.init(ctx, &info));
-        room.flush_kicked();
+        room.recorder.in_init = false;
+        room.flush_departures();
         room
     }
 }
@@ -484,6 +673,8 @@ impl<S> fmt::Debug for TestRoomBuilder<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TestRoomBuilder")
             .field("room_id", &self.room_id)
+            .field("lobby", &self.lobby)
+            .field("root_taken", &self.root_taken)
             .field("config", &self.config)
             .field("restored", &self.restored)
             .field("start_ms", &self.start_ms)
@@ -504,26 +695,52 @@ pub fn client_info(id: ClientId, query: &str) -> ClientInfo {
     }
 }
 
-/// An [`InitInfo`] with `room_id` and raw `config` text and no restored
-/// state: for unit-testing code that takes an `InitInfo`.
+/// An [`InitInfo`] with `room_id` and raw `config` text, not the lobby and
+/// no restored state: for unit-testing code that takes an `InitInfo`.
 pub fn init_info(room_id: &str, config: &str) -> InitInfo {
     InitInfo {
         room_id: room_id.to_owned(),
+        lobby: false,
         config: config.to_owned(),
         restored: None,
     }
 }
 
+/// A transfer the service made with [`Room::transfer`], as returned by
+/// [`TestRoom::take_transfers`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transfer {
+    /// The client that was moved.
+    pub client: ClientId,
+    /// The target room; `None` is the lobby.
+    pub to: Option<String>,
+    /// The hand-off bytes.
+    pub data: Vec<u8>,
+    /// Whether the target was to be created if missing.
+    pub create: bool,
+}
+
 /// The harness [`Backend`]: records what the service does, applying the
 /// host's rules.
 struct Recorder {
+    room_id: String,
+    lobby: bool,
     now_ms: u64,
     rng: u64,
     next_client: ClientId,
     clients: BTreeSet<ClientId>,
+    /// Clients known to have left the service: sends to them are dropped.
+    gone: HashSet<ClientId>,
     outbox: Vec<(ClientId, Message)>,
     closed: Vec<(ClientId, u16, String)>,
-    kicked: VecDeque<ClientId>,
+    /// Clients closed or transferred during the current callback, awaiting
+    /// their `disconnect`.
+    departures: VecDeque<(ClientId, DisconnectReason)>,
+    transfers: Vec<Transfer>,
+    directory: Vec<RoomEntry>,
+    in_init: bool,
+    root_taken: bool,
+    served_root: bool,
     /// Pending timers: id -> (deadline, order set).
     timers: HashMap<TimerId, (u64, u64)>,
     next_timer_seq: u64,
@@ -532,15 +749,23 @@ struct Recorder {
 }
 
 impl Recorder {
-    fn new(now_ms: u64, seed: u64) -> Self {
+    fn new(room_id: String, lobby: bool, now_ms: u64, seed: u64) -> Self {
         Self {
+            room_id,
+            lobby,
             now_ms,
             rng: seed,
             next_client: 1,
             clients: BTreeSet::new(),
+            gone: HashSet::new(),
             outbox: Vec::new(),
             closed: Vec::new(),
-            kicked: VecDeque::new(),
+            departures: VecDeque::new(),
+            transfers: Vec::new(),
+            directory: Vec::new(),
+            in_init: false,
+            root_taken: false,
+            served_root: false,
             timers: HashMap::new(),
             next_timer_seq: 0,
             info: None,
@@ -576,7 +801,7 @@ impl Recorder {
 
 impl Backend for Recorder {
     fn send(&mut self, client: ClientId, msg: Message) {
-        if self.clients.contains(&client) && self.frame_fits(&msg) {
+        if !self.gone.contains(&client) && self.frame_fits(&msg) {
             self.outbox.push((client, msg));
         }
     }
@@ -600,7 +825,9 @@ impl Backend for Recorder {
         };
         if self.clients.remove(&client) {
             self.closed.push((client, code, reason.to_owned()));
-            self.kicked.push_back(client);
+            self.gone.insert(client);
+            self.departures
+                .push_back((client, DisconnectReason::Kicked));
         }
     }
 
@@ -649,6 +876,58 @@ impl Backend for Recorder {
         let value =
             serde_json::from_str(json).map_err(|err| format!("info is not valid JSON: {err}"))?;
         self.info = Some(value);
+        Ok(())
+    }
+
+    fn transfer(
+        &mut self,
+        client: ClientId,
+        to: Option<&str>,
+        data: &[u8],
+        create: bool,
+    ) -> Result<(), String> {
+        // The host's checks and messages, in the host's order.
+        if !self.clients.contains(&client) {
+            return Err(format!("client {client} is not in this room"));
+        }
+        match to {
+            None if self.lobby => return Err("the client is already in the lobby".to_owned()),
+            None => {}
+            Some(id) if id.is_empty() || id.len() > MAX_ROOM_ID_BYTES => {
+                return Err(format!("a room id must be 1 to {MAX_ROOM_ID_BYTES} bytes"));
+            }
+            Some(id) if !self.lobby && id == self.room_id => {
+                return Err("the client is already in this room".to_owned());
+            }
+            Some(id) if !create && !self.directory.iter().any(|room| room.room_id == id) => {
+                return Err(format!("no room named {id:?}"));
+            }
+            Some(_) => {}
+        }
+        self.clients.remove(&client);
+        self.departures
+            .push_back((client, DisconnectReason::Transferred));
+        self.transfers.push(Transfer {
+            client,
+            to: to.map(str::to_owned),
+            data: data.to_vec(),
+            create,
+        });
+        Ok(())
+    }
+
+    fn rooms(&mut self) -> Vec<RoomEntry> {
+        self.directory.clone()
+    }
+
+    fn serve_root(&mut self) -> Result<(), String> {
+        if !self.lobby || !self.in_init {
+            return Err("only the lobby may claim the root, during init".to_owned());
+        }
+        if self.root_taken {
+            return Err("another service already serves the root".to_owned());
+        }
+        self.served_root = true;
         Ok(())
     }
 }

@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::close;
+use crate::wasm::GuestHandoff;
 
 /// A client's id: unique per host process, never reused.
 pub type ClientId = u64;
@@ -24,6 +25,21 @@ pub enum Outbound {
     /// Write a close frame with this code and reason, then stop writing.
     Close(u16, String),
 }
+
+/// An order to a connection to move its client to another room.
+#[derive(Debug)]
+pub(crate) struct Move {
+    /// The target room (`None`: the lobby).
+    pub(crate) to: Option<String>,
+    /// What the target's `connect` receives.
+    pub(crate) handoff: GuestHandoff,
+    /// Create the target if it does not exist.
+    pub(crate) create: bool,
+}
+
+/// Moves in flight per client. A client is in one room at a time and a room
+/// can only transfer its members, so at most one move is ever pending.
+const MOVE_QUEUE: usize = 2;
 
 /// A close that bypasses the frame queue (slow consumer, oversized frame,
 /// forced by the host).
@@ -72,31 +88,43 @@ pub struct ClientSender {
     id: ClientId,
     queue: mpsc::Sender<Outbound>,
     forced: Arc<ForcedClose>,
+    moves: mpsc::Sender<Move>,
+}
+
+/// The receiving ends of a client's channels, owned by its connection.
+pub(crate) struct ClientReceivers {
+    pub(crate) frames: mpsc::Receiver<Outbound>,
+    pub(crate) moves: mpsc::Receiver<Move>,
+    pub(crate) forced: Arc<ForcedClose>,
 }
 
 impl ClientSender {
     /// Creates a sender with a queue of `capacity` frames and the receiving end
     /// the connection's writer drains.
-    pub(crate) fn new(
-        id: ClientId,
-        capacity: usize,
-    ) -> (ClientSender, mpsc::Receiver<Outbound>, Arc<ForcedClose>) {
-        let (queue, receiver) = mpsc::channel(capacity.max(1));
+    pub(crate) fn new(id: ClientId, capacity: usize) -> (ClientSender, ClientReceivers) {
+        let (queue, frames) = mpsc::channel(capacity.max(1));
+        let (moves, move_orders) = mpsc::channel(MOVE_QUEUE);
         let forced = Arc::new(ForcedClose::default());
         let sender = ClientSender {
             id,
             queue,
             forced: forced.clone(),
+            moves,
         };
-        (sender, receiver, forced)
+        let receivers = ClientReceivers {
+            frames,
+            moves: move_orders,
+            forced,
+        };
+        (sender, receivers)
     }
 
     /// A sender not attached to a socket: what the room queues arrives on the
     /// returned receiver. For driving a [`crate::wasm::RoomInstance`] directly
     /// (benchmarks, embedders).
     pub fn detached(id: ClientId, capacity: usize) -> (ClientSender, mpsc::Receiver<Outbound>) {
-        let (sender, receiver, _) = ClientSender::new(id, capacity);
-        (sender, receiver)
+        let (sender, receivers) = ClientSender::new(id, capacity);
+        (sender, receivers.frames)
     }
 
     /// The client's id.
@@ -128,8 +156,11 @@ impl ClientSender {
         }
     }
 
-    /// Closes the client at once, dropping frames still queued.
-    pub fn close_now(&self, code: u16, reason: &str) {
-        self.forced.request(code, reason);
+    /// Orders the client's connection to move to another room; a client
+    /// whose connection cannot take the order is closed.
+    pub(crate) fn relocate(&self, order: Move) {
+        if self.moves.try_send(order).is_err() {
+            self.forced.request(close::ROOM_ERROR, "transfer failed: connection busy");
+        }
     }
 }

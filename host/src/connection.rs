@@ -16,16 +16,19 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, interval_at, timeout};
 use tokio_util::sync::CancellationToken;
 
-use crate::client::{ClientId, ClientSender, ForcedClose, Outbound};
+use tokio::sync::oneshot;
+
+use crate::client::{ClientId, ClientReceivers, ClientSender, ForcedClose, Move, Outbound};
 use crate::close;
 use crate::limits::Limits;
-use crate::room::{ConnectRequest, JoinError, LeaveReason, RoomEvent, Rooms};
+use crate::room::{ConnectRequest, JoinError, LOBBY, LeaveReason, RoomEvent, RoomHandle, Rooms};
 use crate::service::Service;
-use crate::wasm::GuestMessage;
+use crate::wasm::{GuestHandoff, GuestMessage};
 
 /// Where a connection goes and what it asked for.
 pub(crate) struct Target {
     pub(crate) service: Arc<Service>,
+    /// The room id, or [`LOBBY`] for the service root.
     pub(crate) room: String,
     pub(crate) path: String,
     pub(crate) query: String,
@@ -41,13 +44,19 @@ pub(crate) async fn run(
     shutdown: CancellationToken,
 ) {
     let (sink, stream) = socket.split();
-    let (sender, queue, forced) = ClientSender::new(client, limits.client_queue);
+    let (sender, receivers) = ClientSender::new(client, limits.client_queue);
+    let ClientReceivers {
+        frames,
+        mut moves,
+        forced,
+    } = receivers;
     let writer_done = CancellationToken::new();
     let reader_done = CancellationToken::new();
+    rooms.register_client(&target.service.name_arc(), sender.clone());
 
     let writer = write_loop(
         sink,
-        queue,
+        frames,
         forced.clone(),
         Signals {
             shutdown,
@@ -62,6 +71,7 @@ pub(crate) async fn run(
             path: target.path,
             query: target.query,
             identity: None,
+            handoff: None,
         };
         let mut reader = Reader {
             stream,
@@ -69,30 +79,85 @@ pub(crate) async fn run(
             writer_done: &writer_done,
             limits: &limits,
         };
-        match rooms.join(&target.service, &target.room, request).await {
+        match rooms.join(&target.service, &target.room, request.clone(), true).await {
             Ok(room) => {
                 tracing::debug!("joined");
-                let reason = reader.forward(client, &room.inbox).await;
+                let mover = Mover {
+                    rooms: &rooms,
+                    service: &target.service,
+                    request: &request,
+                };
+                let (reason, room) = reader.forward(client, room, &mut moves, &mover).await;
                 tracing::debug!(?reason, "left");
-                let _ = room
-                    .inbox
-                    .send(RoomEvent::Disconnect { client, reason })
-                    .await;
+                let _ = room.inbox.send(RoomEvent::Disconnect { client, reason }).await;
             }
             Err(error) => {
-                let code = match &error {
-                    JoinError::Rejected(_) => close::POLICY,
-                    JoinError::RoomLimit(_) => close::TRY_AGAIN_LATER,
-                    JoinError::RoomFailed(_) => close::ROOM_ERROR,
-                };
-                tracing::debug!(%error, code, "join refused");
-                sender.close(code, &error.to_string());
+                tracing::debug!(%error, "join refused");
+                sender.close(join_error_code(&error), &error.to_string());
                 reader.drain().await;
             }
         }
         reader_done.cancel();
     };
     tokio::join!(reader, writer);
+    rooms.unregister_client(client);
+}
+
+fn join_error_code(error: &JoinError) -> u16 {
+    match error {
+        JoinError::Rejected(_) => close::POLICY,
+        JoinError::RoomLimit(_) => close::TRY_AGAIN_LATER,
+        JoinError::RoomFailed(_) | JoinError::NoSuchRoom(_) => close::ROOM_ERROR,
+    }
+}
+
+/// Carries out a room's order to move this connection's client.
+struct Mover<'a> {
+    rooms: &'a Arc<Rooms>,
+    service: &'a Arc<Service>,
+    request: &'a ConnectRequest,
+}
+
+impl Mover<'_> {
+    /// Moves the client from `from` as `order` says, or back to `from` with
+    /// the reason when the target refuses it. Frames that reached `from` after
+    /// the transfer follow the client, before any newer frame.
+    async fn relocate(&self, client: ClientId, order: Move, from: &RoomHandle) -> Result<RoomHandle, String> {
+        let (reply, held) = oneshot::channel();
+        let held = match from.inbox.send(RoomEvent::Depart { client, reply }).await {
+            Ok(()) => held.await.unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+        let target = order.to.as_deref().unwrap_or(LOBBY);
+        let request = ConnectRequest {
+            handoff: Some(order.handoff.clone()),
+            ..self.request.clone()
+        };
+        let room = match self.rooms.join(self.service, target, request, order.create).await {
+            Ok(room) => room,
+            Err(refused) => {
+                tracing::debug!(to = target, %refused, "transfer refused; returning the client");
+                let request = ConnectRequest {
+                    handoff: Some(GuestHandoff {
+                        from_room: order.to,
+                        data: order.handoff.data,
+                        rejected: Some(refused.to_string()),
+                    }),
+                    ..self.request.clone()
+                };
+                self.rooms
+                    .join(self.service, &from.meta.key.room, request, true)
+                    .await
+                    .map_err(|error| format!("transfer failed: {refused}; returning failed: {error}"))?
+            }
+        };
+        for message in held {
+            if room.inbox.send(RoomEvent::Frame { client, message }).await.is_err() {
+                break;
+            }
+        }
+        Ok(room)
+    }
 }
 
 /// The reading half and what it needs to decide when to stop.
@@ -104,36 +169,53 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
-    /// Forwards frames to the room until the connection ends.
-    async fn forward(&mut self, client: ClientId, room: &mpsc::Sender<RoomEvent>) -> LeaveReason {
+    /// Forwards frames to the client's current room until the connection
+    /// ends, following moves. Returns why it ended and the room it ended in.
+    async fn forward(
+        &mut self,
+        client: ClientId,
+        mut room: RoomHandle,
+        moves: &mut mpsc::Receiver<Move>,
+        mover: &Mover<'_>,
+    ) -> (LeaveReason, RoomHandle) {
         let mut closing_deadline = None;
         loop {
-            let Some(next) = self.next(&mut closing_deadline).await else {
+            let next = tokio::select! {
+                biased;
+                Some(order) = moves.recv() => {
+                    match mover.relocate(client, order, &room).await {
+                        Ok(next_room) => room = next_room,
+                        Err(reason) => {
+                            self.forced.request(close::ROOM_ERROR, &reason);
+                            return (LeaveReason::Lost, room);
+                        }
+                    }
+                    continue;
+                }
+                next = self.next(&mut closing_deadline) => next,
+            };
+            let Some(next) = next else {
                 // Idle, or our close was not acknowledged in time.
                 if closing_deadline.is_none() {
                     self.forced.request(close::GOING_AWAY, "idle timeout");
                 }
-                return LeaveReason::Lost;
+                return (LeaveReason::Lost, room);
             };
             let message = match next {
-                None => return LeaveReason::Closed,
+                None => return (LeaveReason::Closed, room),
                 Some(Ok(message)) => message,
-                Some(Err(error)) => return self.failed(error),
+                Some(Err(error)) => return (self.failed(error), room),
             };
             let message = match message {
                 WsMessage::Text(text) => GuestMessage::Text(text.as_str().to_owned()),
                 WsMessage::Binary(bytes) => GuestMessage::Binary(bytes.to_vec()),
                 // The protocol layer answers pings and close frames itself.
                 WsMessage::Ping(_) | WsMessage::Pong(_) => continue,
-                WsMessage::Close(_) => return LeaveReason::Closed,
+                WsMessage::Close(_) => return (LeaveReason::Closed, room),
             };
-            if room
-                .send(RoomEvent::Frame { client, message })
-                .await
-                .is_err()
-            {
+            if room.inbox.send(RoomEvent::Frame { client, message }).await.is_err() {
                 // The room is gone; it closed this client on its way out.
-                return LeaveReason::Lost;
+                return (LeaveReason::Lost, room);
             }
         }
     }
@@ -166,10 +248,7 @@ impl Reader<'_> {
 
     fn failed(&self, error: axum::Error) -> LeaveReason {
         if is_capacity_error(&error) {
-            let reason = format!(
-                "message too big (limit {} bytes)",
-                self.limits.max_frame_bytes
-            );
+            let reason = format!("message too big (limit {} bytes)", self.limits.max_frame_bytes);
             self.forced.request(close::TOO_BIG, &reason);
         } else {
             tracing::debug!(%error, "connection failed");

@@ -71,6 +71,14 @@ pub enum ServerError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// A service's lobby failed to start (its `init` failed).
+    #[error("the lobby of service {service:?} failed to start: {reason}")]
+    Lobby {
+        /// The service.
+        service: String,
+        /// Why.
+        reason: String,
+    },
     /// Serving failed.
     #[error("server failed: {0}")]
     Serve(std::io::Error),
@@ -144,9 +152,16 @@ impl Server {
                 source,
             })?;
         let limits = Arc::new(limits);
+        let rooms = Rooms::new(engine, limits.clone());
+        for service in services.values() {
+            rooms.start_lobby(service).await.map_err(|error| ServerError::Lobby {
+                service: service.name().to_owned(),
+                reason: error.to_string(),
+            })?;
+        }
         let app = Arc::new(App {
             services,
-            rooms: Rooms::new(engine, limits.clone()),
+            rooms,
             connection_slots: Arc::new(Semaphore::new(limits.max_connections)),
             limits,
             started: Instant::now(),

@@ -38,7 +38,7 @@ fn main() {
     let mut init_calls = Vec::with_capacity(rooms);
     for _ in 0..rooms {
         let started = Instant::now();
-        let mut room = RoomInstance::instantiate(&engine, &plugin, &limits).expect("instantiate");
+        let mut room = RoomInstance::instantiate(&engine, &plugin, &limits, None).expect("instantiate");
         let instantiated = Instant::now();
         room.init(&init).expect("init");
         instantiate.push(instantiated - started);

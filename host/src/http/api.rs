@@ -27,6 +27,7 @@ struct ServiceStatus {
     plugin: String,
     plugin_version: String,
     rooms: usize,
+    lobby_clients: usize,
 }
 
 pub(crate) async fn status(State(app): State<Arc<App>>) -> Json<Status> {
@@ -42,6 +43,7 @@ pub(crate) async fn status(State(app): State<Arc<App>>) -> Json<Status> {
                 .iter()
                 .filter(|room| room.service == service.name())
                 .count(),
+            lobby_clients: app.rooms.lobby_clients(service.name()),
         })
         .collect();
     Json(Status {

@@ -2,7 +2,9 @@
 //!
 //! | route | what |
 //! |---|---|
-//! | `GET /ws/{room}` | join `room` of the only service |
+//! | `GET /` | the lobby of the service that claimed the root (`serve-root`) |
+//! | `GET /ws` | the lobby of the only service |
+//! | `GET /ws/{room}` | join `room` of the only service; with several services, the lobby of service `{room}` |
 //! | `GET /ws/{service}/{room}` | join `room` of `service` |
 //! | `GET /status` | version, uptime, services, room and connection counts |
 //! | `GET /rooms` | every live room |
@@ -58,6 +60,8 @@ impl App {
 /// The router for `app`.
 pub(crate) fn router(app: Arc<App>) -> Router {
     Router::new()
+        .route("/", get(ws::root))
+        .route("/ws", get(ws::single_lobby))
         .route("/ws/{room}", get(ws::single_service))
         .route("/ws/{service}/{room}", get(ws::named_service))
         .route("/status", get(api::status))

@@ -13,25 +13,59 @@ use tracing::Instrument;
 use super::App;
 use super::api::error;
 use crate::connection::{self, Target};
+use crate::room::LOBBY;
 use crate::service::Service;
 
+pub(crate) async fn root(State(app): State<Arc<App>>, OriginalUri(uri): OriginalUri, upgrade: WebSocketUpgrade) -> Response {
+    let service = app
+        .rooms
+        .root_service()
+        .and_then(|name| app.services.get(&*name).cloned());
+    let Some(service) = service else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "no service serves the root: connect to /ws/{service} or /ws/{service}/{room}".into(),
+        );
+    };
+    attach(app, service, LOBBY.into(), uri, upgrade)
+}
+
+pub(crate) async fn single_lobby(
+    State(app): State<Arc<App>>,
+    OriginalUri(uri): OriginalUri,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    match app.single_service().cloned() {
+        Some(service) => attach(app, service, LOBBY.into(), uri, upgrade),
+        None => several_services(&app),
+    }
+}
+
+/// `/ws/{x}`: room `x` of the only service, or the lobby of service `x`.
 pub(crate) async fn single_service(
     State(app): State<Arc<App>>,
     Path(room): Path<String>,
     OriginalUri(uri): OriginalUri,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let Some(service) = app.single_service().cloned() else {
-        let names: Vec<_> = app.services.keys().cloned().collect();
-        return error(
-            StatusCode::NOT_FOUND,
-            format!(
-                "several services are loaded ({}): connect to /ws/{{service}}/{{room}}",
-                names.join(", ")
-            ),
-        );
-    };
-    attach(app, service, room, uri, upgrade)
+    if let Some(service) = app.single_service().cloned() {
+        return attach(app, service, room, uri, upgrade);
+    }
+    match app.services.get(&room).cloned() {
+        Some(service) => attach(app, service, LOBBY.into(), uri, upgrade),
+        None => several_services(&app),
+    }
+}
+
+fn several_services(app: &App) -> Response {
+    let names: Vec<_> = app.services.keys().cloned().collect();
+    error(
+        StatusCode::NOT_FOUND,
+        format!(
+            "several services are loaded ({}): connect to /ws/{{service}} or /ws/{{service}}/{{room}}",
+            names.join(", ")
+        ),
+    )
 }
 
 pub(crate) async fn named_service(
@@ -56,7 +90,7 @@ fn attach(
     uri: axum::http::Uri,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    if room.is_empty() || room.len() > app.limits.max_room_id_bytes {
+    if room.len() > app.limits.max_room_id_bytes {
         return error(
             StatusCode::BAD_REQUEST,
             format!(
@@ -78,7 +112,7 @@ fn attach(
         path: uri.path().to_owned(),
         query: uri.query().unwrap_or_default().to_owned(),
     };
-    let span = tracing::info_span!("client", client, service = %target.service.name(), room = %target.room);
+    let span = tracing::info_span!("client", client, service = %target.service.name());
     upgrade
         .max_message_size(app.limits.max_frame_bytes)
         .max_frame_size(app.limits.max_frame_bytes)

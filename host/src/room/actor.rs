@@ -1,20 +1,23 @@
 //! The task that runs one room: it owns the instance, drains the inbox, fires
-//! timers, and ends the room when it is idle or when the plugin fails.
+//! timers, carries out kicks and transfers, keeps the lobby informed, and ends
+//! the room when it is idle or when the plugin fails.
 
 use std::future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep_until};
 
 use super::directory::{JoinError, RoomMeta, Rooms};
 use super::{ConnectRequest, RoomEvent};
+use crate::client::Move;
 use crate::close;
 use crate::limits::Limits;
 use crate::service::Service;
 use crate::wasm::{
-    DisconnectReason, GuestClientInfo, GuestError, GuestInitInfo, RoomInstance, WasmEngine,
+    DisconnectReason, GuestClientInfo, GuestError, GuestHandoff, GuestInitInfo, GuestRoomChange, RoomInstance, RoomLink,
+    WasmEngine,
 };
 
 pub(crate) struct RoomActor {
@@ -22,6 +25,8 @@ pub(crate) struct RoomActor {
     service: Arc<Service>,
     meta: Arc<RoomMeta>,
     inbox: mpsc::Receiver<RoomEvent>,
+    /// The (clients, info) last reported to the lobby.
+    reported: Option<(u32, String)>,
 }
 
 impl RoomActor {
@@ -36,6 +41,7 @@ impl RoomActor {
             service,
             meta,
             inbox,
+            reported: None,
         }
     }
 
@@ -43,55 +49,79 @@ impl RoomActor {
     pub(crate) async fn run(mut self, engine: WasmEngine, limits: Arc<Limits>) {
         let init = GuestInitInfo {
             room_id: self.meta.key.room.to_string(),
+            lobby: self.meta.is_lobby(),
             config: self.service.config().to_owned(),
             restored: None,
         };
-        let mut instance = match RoomInstance::instantiate(&engine, self.service.plugin(), &limits)
-        {
+        let link = RoomLink {
+            rooms: self.rooms.clone(),
+            key: self.meta.key.clone(),
+        };
+        let mut instance = match RoomInstance::instantiate(&engine, self.service.plugin(), &limits, Some(link)) {
             Ok(instance) => instance,
             Err(error) => return self.dispose(None, error),
         };
-        if let Err(error) = instance.init(&init) {
+        if let Err(error) = instance.init(&init).and_then(|()| after_call(&mut instance, &self.meta)) {
             return self.dispose(Some(&mut instance), error);
         }
-        tracing::debug!("room started");
+        tracing::debug!(lobby = self.meta.is_lobby(), "room started");
         loop {
             let next_timer = instance.state().timers.next_deadline();
             let step = tokio::select! {
                 event = self.inbox.recv() => match event {
-                    Some(event) => handle(&mut instance, event),
+                    Some(event) => handle(&mut instance, &self.meta, event),
                     // The table holds a sender while the room is listed.
                     None => return,
                 },
-                () = wait_until(next_timer) => fire_due_timers(&mut instance),
+                () = wait_until(next_timer) => fire_due_timers(&mut instance, &self.meta),
             };
-            if let Err(error) = step.and_then(|()| deliver_kicks(&mut instance)) {
+            if let Err(error) = step {
                 return self.dispose(Some(&mut instance), error);
             }
             self.publish(&mut instance);
-            let state = instance.state();
-            if state.members.is_empty()
-                && state.timers.is_empty()
-                && self.rooms.retire(&self.meta, &self.inbox)
-            {
+            if self.is_idle(&mut instance) && self.rooms.retire(&self.meta, &self.inbox) {
                 tracing::debug!("room ended: no clients and no timers");
                 self.drain(None);
+                self.report_closed();
                 return;
             }
         }
     }
 
-    /// Copies what `/rooms` shows out of the instance.
-    fn publish(&self, instance: &mut RoomInstance) {
+    fn is_idle(&self, instance: &mut RoomInstance) -> bool {
         let state = instance.state();
-        self.meta
-            .clients
-            .store(state.members.len(), Ordering::Relaxed);
+        !self.meta.is_lobby() && state.members.is_empty() && state.timers.is_empty() && state.departing.is_empty()
+    }
+
+    /// Copies what `/rooms` shows out of the instance, and tells the lobby
+    /// when it changed.
+    fn publish(&mut self, instance: &mut RoomInstance) {
+        let state = instance.state();
+        self.meta.clients.store(state.members.len(), Ordering::Relaxed);
         if state.info_changed {
             state.info_changed = false;
             if let (Ok(mut info), Some(value)) = (self.meta.info.lock(), state.info.as_ref()) {
                 *info = value.clone();
             }
+        }
+        if self.meta.is_lobby() {
+            return;
+        }
+        let entry = self.meta.entry();
+        let snapshot = (entry.clients, entry.info.clone());
+        if self.reported.as_ref() != Some(&snapshot) {
+            self.reported = Some(snapshot);
+            self.rooms
+                .notify_lobby(&self.meta.key.service, GuestRoomChange::Updated(entry));
+        }
+    }
+
+    fn report_closed(&self) {
+        if !self.meta.is_lobby() && self.reported.is_some() {
+            self.rooms.notify_lobby(
+                &self.meta.key.service,
+                GuestRoomChange::Closed(self.meta.key.room.to_string()),
+            );
         }
     }
 
@@ -106,34 +136,61 @@ impl RoomActor {
             }
         }
         self.drain(Some(&error));
+        self.report_closed();
     }
 
-    /// Closes the inbox and answers every join still in it: refused with the
-    /// room's failure, or (for a room that ended normally) dropped, so the
-    /// client retries on a fresh room.
+    /// Closes the inbox and answers what is still in it: joins are refused
+    /// with the room's failure or, for a room that ended normally, dropped so
+    /// the client retries on a fresh room; departures get no frames.
     fn drain(&mut self, failure: Option<&GuestError>) {
         self.inbox.close();
         while let Ok(event) = self.inbox.try_recv() {
-            if let (RoomEvent::Connect { reply, .. }, Some(error)) = (event, failure) {
-                let _ = reply.send(Err(JoinError::RoomFailed(error.0.clone())));
+            let failed = || JoinError::RoomFailed(failure.map_or_else(String::new, |error| error.0.clone()));
+            match event {
+                RoomEvent::Connect { reply, .. } if failure.is_some() => {
+                    let _ = reply.send(Err(failed()));
+                }
+                RoomEvent::Started { reply } => {
+                    let _ = reply.send(Err(failed()));
+                }
+                _ => {}
             }
         }
     }
 }
 
-fn handle(instance: &mut RoomInstance, event: RoomEvent) -> Result<(), GuestError> {
+fn handle(instance: &mut RoomInstance, meta: &RoomMeta, event: RoomEvent) -> Result<(), GuestError> {
     match event {
-        RoomEvent::Connect { request, reply } => connect(instance, request, reply),
+        RoomEvent::Connect { request, reply } => connect(instance, meta, request, reply),
         RoomEvent::Frame { client, message } => {
             if instance.state().members.contains_key(&client) {
                 instance.message(client, &message)?;
+                after_call(instance, meta)?;
+            } else {
+                instance.state().hold_for_departing(client, message);
             }
             Ok(())
         }
         RoomEvent::Disconnect { client, reason } => {
-            if instance.state().members.remove(&client).is_some() {
+            let state = instance.state();
+            state.departing.remove(&client);
+            if state.members.remove(&client).is_some() {
                 instance.disconnect(client, reason.into())?;
+                after_call(instance, meta)?;
             }
+            Ok(())
+        }
+        RoomEvent::Depart { client, reply } => {
+            let held = instance.state().departing.remove(&client).unwrap_or_default();
+            let _ = reply.send(held);
+            Ok(())
+        }
+        RoomEvent::RoomChanged(change) => {
+            instance.room_changed(&change)?;
+            after_call(instance, meta)
+        }
+        RoomEvent::Started { reply } => {
+            let _ = reply.send(Ok(()));
             Ok(())
         }
     }
@@ -141,8 +198,9 @@ fn handle(instance: &mut RoomInstance, event: RoomEvent) -> Result<(), GuestErro
 
 fn connect(
     instance: &mut RoomInstance,
+    meta: &RoomMeta,
     request: ConnectRequest,
-    reply: tokio::sync::oneshot::Sender<Result<(), JoinError>>,
+    reply: oneshot::Sender<Result<(), JoinError>>,
 ) -> Result<(), GuestError> {
     let id = request.id();
     let info = GuestClientInfo {
@@ -150,48 +208,64 @@ fn connect(
         path: request.path,
         query: request.query,
         identity: request.identity,
-        handoff: None,
+        handoff: request.handoff,
     };
     // A member already, so the plugin can greet it from inside `connect`.
     instance.state().members.insert(id, request.sender);
-    let answer = match instance.connect(&info) {
-        Ok(answer) => answer,
+    let answer = match instance.connect(&info).and_then(|answer| after_call(instance, meta).map(|()| answer)) {
+        Ok(answer) => answer.map_err(JoinError::Rejected),
         Err(error) => {
             let _ = reply.send(Err(JoinError::RoomFailed(error.0.clone())));
             return Err(error);
         }
     };
-    let answer = answer.map_err(JoinError::Rejected);
     if answer.is_err() {
         instance.state().members.remove(&id);
     }
-    if reply.send(answer.clone()).is_err() && answer.is_ok() {
+    let accepted = answer.is_ok();
+    if reply.send(answer).is_err() && accepted && instance.state().members.remove(&id).is_some() {
         // The connection gave up while we decided: it is gone already.
-        instance.state().members.remove(&id);
         instance.disconnect(id, DisconnectReason::Lost)?;
+        after_call(instance, meta)?;
     }
     Ok(())
 }
 
-fn fire_due_timers(instance: &mut RoomInstance) -> Result<(), GuestError> {
+fn fire_due_timers(instance: &mut RoomInstance, meta: &RoomMeta) -> Result<(), GuestError> {
     let now = Instant::now();
     while let Some(id) = instance.state().timers.pop_due(now) {
         instance.timer(id)?;
-        deliver_kicks(instance)?;
+        after_call(instance, meta)?;
     }
     Ok(())
 }
 
-/// Tells the plugin about clients it closed during the last callback (and
-/// those its `disconnect` handlers close in turn).
-fn deliver_kicks(instance: &mut RoomInstance) -> Result<(), GuestError> {
+/// Carries out what the last callback asked for beyond frames: clients it
+/// closed get `disconnect(kicked)`, clients it transferred are sent on their
+/// way and get `disconnect(transferred)`. Those callbacks may ask for more.
+fn after_call(instance: &mut RoomInstance, meta: &RoomMeta) -> Result<(), GuestError> {
     loop {
-        let kicked = std::mem::take(&mut instance.state().kicked);
-        if kicked.is_empty() {
+        let state = instance.state();
+        let kicked = std::mem::take(&mut state.kicked);
+        let transfers = std::mem::take(&mut state.transfers);
+        if kicked.is_empty() && transfers.is_empty() {
             return Ok(());
         }
         for client in kicked {
             instance.disconnect(client, DisconnectReason::Kicked)?;
+        }
+        for transfer in transfers {
+            // Sent before the callback so the client moves even if it fails.
+            transfer.sender.relocate(Move {
+                to: transfer.to,
+                handoff: GuestHandoff {
+                    from_room: (!meta.is_lobby()).then(|| meta.key.room.to_string()),
+                    data: transfer.data,
+                    rejected: None,
+                },
+                create: transfer.create,
+            });
+            instance.disconnect(transfer.client, DisconnectReason::Transferred)?;
         }
     }
 }

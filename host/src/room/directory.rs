@@ -15,10 +15,11 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
 use super::actor::RoomActor;
-use super::{ConnectRequest, RoomEvent};
+use super::{ConnectRequest, LOBBY, RoomEvent};
+use crate::client::{ClientId, ClientSender};
 use crate::limits::Limits;
 use crate::service::Service;
-use crate::wasm::WasmEngine;
+use crate::wasm::{GuestRoomChange, GuestRoomEntry, WasmEngine};
 
 /// How many times a connect retries when its room ends under it.
 const JOIN_ATTEMPTS: usize = 4;
@@ -35,6 +36,9 @@ pub enum JoinError {
     /// The room failed while starting or while handling the connect.
     #[error("{0}")]
     RoomFailed(String),
+    /// The room does not exist and the join may not create it.
+    #[error("no room named {0:?}")]
+    NoSuchRoom(String),
 }
 
 /// A room as `/rooms` shows it.
@@ -61,6 +65,19 @@ pub(crate) struct RoomKey {
     pub(crate) room: Arc<str>,
 }
 
+impl RoomKey {
+    pub(crate) fn new(service: &str, room: &str) -> RoomKey {
+        RoomKey {
+            service: service.into(),
+            room: room.into(),
+        }
+    }
+
+    pub(crate) fn is_lobby(&self) -> bool {
+        &*self.room == LOBBY
+    }
+}
+
 /// What the table knows about a live room, updated by its actor.
 #[derive(Debug)]
 pub(crate) struct RoomMeta {
@@ -72,6 +89,23 @@ pub(crate) struct RoomMeta {
 }
 
 impl RoomMeta {
+    pub(crate) fn is_lobby(&self) -> bool {
+        self.key.is_lobby()
+    }
+
+    /// The room as the directory import and `room-changed` show it.
+    pub(crate) fn entry(&self) -> GuestRoomEntry {
+        GuestRoomEntry {
+            room_id: self.key.room.to_string(),
+            clients: u32::try_from(self.clients.load(Ordering::Relaxed)).unwrap_or(u32::MAX),
+            info: self
+                .info
+                .lock()
+                .map(|info| info.to_string())
+                .unwrap_or_else(|_| "null".into()),
+        }
+    }
+
     fn listing(&self) -> RoomListing {
         RoomListing {
             service: self.key.service.to_string(),
@@ -95,9 +129,12 @@ pub(crate) struct RoomHandle {
     pub(crate) meta: Arc<RoomMeta>,
 }
 
-/// The table of live rooms of every service.
+/// The table of live rooms of every service, the clients of every service,
+/// and which service's lobby serves the root.
 pub struct Rooms {
     table: Mutex<HashMap<RoomKey, RoomHandle>>,
+    clients: Mutex<HashMap<ClientId, (Arc<str>, ClientSender)>>,
+    root: Mutex<Option<Arc<str>>>,
     engine: WasmEngine,
     limits: Arc<Limits>,
 }
@@ -107,22 +144,26 @@ impl Rooms {
     pub fn new(engine: WasmEngine, limits: Arc<Limits>) -> Arc<Rooms> {
         Arc::new(Rooms {
             table: Mutex::new(HashMap::new()),
+            clients: Mutex::new(HashMap::new()),
+            root: Mutex::new(None),
             engine,
             limits,
         })
     }
 
-    /// Puts a client into room `room` of `service`, creating the room if it
-    /// does not exist. On success the client is a member and the returned
-    /// handle is where its frames go.
+    /// Puts a client into room `room` of `service` ([`LOBBY`] for the lobby),
+    /// creating the room if it does not exist and `create` allows it (the
+    /// lobby is always created). On success the client is a member and the
+    /// returned handle is where its frames go.
     pub(crate) async fn join(
         self: &Arc<Self>,
         service: &Arc<Service>,
         room: &str,
         request: ConnectRequest,
+        create: bool,
     ) -> Result<RoomHandle, JoinError> {
         for _ in 0..JOIN_ATTEMPTS {
-            let handle = self.get_or_create(service, room)?;
+            let handle = self.get_or_create(service, room, create || room == LOBBY)?;
             let (reply, answer) = oneshot::channel();
             let event = RoomEvent::Connect {
                 request: request.clone(),
@@ -136,16 +177,91 @@ impl Rooms {
                 Err(_) => continue,
             }
         }
-        Err(JoinError::RoomFailed(
-            "the room kept closing while joining".into(),
-        ))
+        Err(JoinError::RoomFailed("the room kept closing while joining".into()))
     }
 
-    /// Every live room.
+    /// Starts `service`'s lobby and waits for its `init`.
+    pub(crate) async fn start_lobby(self: &Arc<Self>, service: &Arc<Service>) -> Result<(), JoinError> {
+        let handle = self.get_or_create(service, LOBBY, true)?;
+        let (reply, answer) = oneshot::channel();
+        if handle.inbox.send(RoomEvent::Started { reply }).await.is_err() {
+            return Err(JoinError::RoomFailed("the lobby ended while starting".into()));
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Err(JoinError::RoomFailed("the lobby ended while starting".into())))
+    }
+
+    /// Registers a connected client so any room of its service can send to it.
+    pub(crate) fn register_client(&self, service: &Arc<str>, sender: ClientSender) {
+        lock(&self.clients).insert(sender.id(), (service.clone(), sender));
+    }
+
+    /// Forgets a client whose connection ended.
+    pub(crate) fn unregister_client(&self, client: ClientId) {
+        lock(&self.clients).remove(&client);
+    }
+
+    /// A client of `service`, wherever it is.
+    pub(crate) fn client(&self, service: &str, client: ClientId) -> Option<ClientSender> {
+        lock(&self.clients)
+            .get(&client)
+            .filter(|(owner, _)| &**owner == service)
+            .map(|(_, sender)| sender.clone())
+    }
+
+    /// Lets `service`'s lobby serve `/`. Fails when another service has it.
+    pub(crate) fn claim_root(&self, service: &Arc<str>) -> Result<(), String> {
+        let mut root = lock(&self.root);
+        match root.as_deref() {
+            Some(owner) if owner != &**service => Err(format!("the root is already served by service {owner:?}")),
+            _ => {
+                *root = Some(service.clone());
+                Ok(())
+            }
+        }
+    }
+
+    /// The service whose lobby serves `/`, if any.
+    pub(crate) fn root_service(&self) -> Option<Arc<str>> {
+        lock(&self.root).clone()
+    }
+
+    /// Whether room `room` of `service` is live.
+    pub(crate) fn is_live(&self, service: &str, room: &str) -> bool {
+        self.lock().contains_key(&RoomKey::new(service, room))
+    }
+
+    /// The live rooms of `service` (lobby excluded), as the directory import
+    /// lists them.
+    pub(crate) fn entries(&self, service: &str) -> Vec<GuestRoomEntry> {
+        let mut entries: Vec<_> = self
+            .lock()
+            .values()
+            .filter(|handle| &*handle.meta.key.service == service && !handle.meta.is_lobby())
+            .map(|handle| handle.meta.entry())
+            .collect();
+        entries.sort_by(|a, b| a.room_id.cmp(&b.room_id));
+        entries
+    }
+
+    /// Tells `service`'s lobby that the directory changed. A lobby whose inbox
+    /// is full misses the notice (logged); `rooms()` stays authoritative.
+    pub(crate) fn notify_lobby(&self, service: &Arc<str>, change: GuestRoomChange) {
+        let lobby = self.lock().get(&RoomKey::new(service, LOBBY)).map(|handle| handle.inbox.clone());
+        if let Some(lobby) = lobby
+            && lobby.try_send(RoomEvent::RoomChanged(change)).is_err()
+        {
+            tracing::warn!(service = %service, "lobby inbox full: a room-changed notice was dropped");
+        }
+    }
+
+    /// Every live room (lobbies excluded).
     pub fn list(&self) -> Vec<RoomListing> {
         let mut rooms: Vec<_> = self
             .lock()
             .values()
+            .filter(|handle| !handle.meta.is_lobby())
             .map(|handle| handle.meta.listing())
             .collect();
         rooms.sort_by(|a, b| (&a.service, &a.room).cmp(&(&b.service, &b.room)));
@@ -154,14 +270,22 @@ impl Rooms {
 
     /// One room, if it is live.
     pub fn get(&self, service: &str, room: &str) -> Option<RoomListing> {
-        let key = RoomKey {
-            service: service.into(),
-            room: room.into(),
-        };
-        self.lock().get(&key).map(|handle| handle.meta.listing())
+        if room == LOBBY {
+            return None;
+        }
+        self.lock()
+            .get(&RoomKey::new(service, room))
+            .map(|handle| handle.meta.listing())
     }
 
-    /// Number of live rooms.
+    /// Clients in `service`'s lobby.
+    pub fn lobby_clients(&self, service: &str) -> usize {
+        self.lock()
+            .get(&RoomKey::new(service, LOBBY))
+            .map_or(0, |handle| handle.meta.clients.load(Ordering::Relaxed))
+    }
+
+    /// Number of live rooms (lobbies included: each holds an instance).
     pub fn len(&self) -> usize {
         self.lock().len()
     }
@@ -191,6 +315,7 @@ impl Rooms {
         self: &Arc<Self>,
         service: &Arc<Service>,
         room: &str,
+        create: bool,
     ) -> Result<RoomHandle, JoinError> {
         let key = RoomKey {
             service: service.name_arc(),
@@ -199,6 +324,9 @@ impl Rooms {
         let mut table = self.lock();
         if let Some(handle) = table.get(&key) {
             return Ok(handle.clone());
+        }
+        if !create {
+            return Err(JoinError::NoSuchRoom(room.to_owned()));
         }
         if table.len() >= self.limits.max_rooms {
             return Err(JoinError::RoomLimit(self.limits.max_rooms));
@@ -227,11 +355,13 @@ impl Rooms {
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<RoomKey, RoomHandle>> {
-        // The table holds no invariant a panic could break halfway.
-        self.table
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.table)
     }
+}
+
+/// Locks a table; none holds an invariant a panic could break halfway.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn remove_if_same(table: &mut HashMap<RoomKey, RoomHandle>, meta: &Arc<RoomMeta>) {

@@ -10,9 +10,14 @@ mod directory;
 pub mod timers;
 
 pub use directory::{JoinError, RoomListing, Rooms};
+pub(crate) use directory::{RoomHandle, RoomKey};
 
 use crate::client::{ClientId, ClientSender};
-use crate::wasm::{DisconnectReason, GuestMessage};
+use crate::wasm::{DisconnectReason, GuestHandoff, GuestMessage, GuestRoomChange};
+
+/// The room id of a service's lobby. URL room ids are never empty, so no
+/// client can reach the lobby by id.
+pub(crate) const LOBBY: &str = "";
 
 /// A client asking to join a room.
 #[derive(Debug, Clone)]
@@ -25,6 +30,8 @@ pub struct ConnectRequest {
     pub query: String,
     /// A verified identity, when the host knows one.
     pub identity: Option<String>,
+    /// Set when the client arrives by transfer.
+    pub(crate) handoff: Option<GuestHandoff>,
 }
 
 impl ConnectRequest {
@@ -56,6 +63,18 @@ pub(crate) enum RoomEvent {
     Disconnect {
         client: ClientId,
         reason: LeaveReason,
+    },
+    /// A transferred client's connection is switching rooms: the room hands
+    /// back the frames that reached it after the transfer, in order.
+    Depart {
+        client: ClientId,
+        reply: tokio::sync::oneshot::Sender<Vec<GuestMessage>>,
+    },
+    /// Lobby only: the directory changed.
+    RoomChanged(GuestRoomChange),
+    /// Answered once `init` has run (used to start lobbies eagerly).
+    Started {
+        reply: tokio::sync::oneshot::Sender<Result<(), JoinError>>,
     },
 }
 

@@ -7,7 +7,8 @@ use super::bindings::Room;
 use super::bindings::roomhost::room::types::{ClientInfo, DisconnectReason, Frame, InitInfo};
 use super::engine::WasmEngine;
 use super::plugin::Plugin;
-use super::state::RoomState;
+use super::bindings::roomhost::room::types::RoomChange;
+use super::state::{RoomLink, RoomState};
 use crate::client::ClientId;
 use crate::limits::Limits;
 
@@ -36,8 +37,9 @@ impl RoomInstance {
         engine: &WasmEngine,
         plugin: &Plugin,
         limits: &Limits,
+        link: Option<RoomLink>,
     ) -> Result<RoomInstance, GuestError> {
-        let mut store = Store::new(engine.engine(), RoomState::new(limits));
+        let mut store = Store::new(engine.engine(), RoomState::new(limits, link));
         store.limiter(|state| &mut state.limiter);
         store.epoch_deadline_trap();
         store.set_epoch_deadline(engine.deadline_ticks());
@@ -63,7 +65,15 @@ impl RoomInstance {
 
     /// Calls `init`.
     pub fn init(&mut self, info: &InitInfo) -> Result<(), GuestError> {
-        self.call(|room, store| room.roomhost_room_service().call_init(store, info))
+        self.state().in_init = true;
+        let result = self.call(|room, store| room.roomhost_room_service().call_init(store, info));
+        self.state().in_init = false;
+        result
+    }
+
+    /// Calls `room-changed` (lobby only).
+    pub fn room_changed(&mut self, change: &RoomChange) -> Result<(), GuestError> {
+        self.call(|room, store| room.roomhost_room_service().call_room_changed(store, change))
     }
 
     /// Calls `connect`; the inner result is the plugin's accept or reject.

@@ -24,6 +24,7 @@ pub(crate) use state::unix_millis;
 pub use bindings::roomhost::room::types as guest;
 
 pub(crate) use bindings::roomhost::room::types::{
-    ClientInfo as GuestClientInfo, DisconnectReason, Frame as GuestMessage,
-    InitInfo as GuestInitInfo,
+    ClientInfo as GuestClientInfo, DisconnectReason, Frame as GuestMessage, Handoff as GuestHandoff,
+    InitInfo as GuestInitInfo, RoomChange as GuestRoomChange, RoomEntry as GuestRoomEntry,
 };
+pub use state::RoomLink;

@@ -5,17 +5,43 @@
 //! deliver `disconnect(kicked)` once the current callback returns.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::Message as WsMessage;
 use wasmtime::ResourceLimiter;
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::roomhost::room::{host, types};
+use super::bindings::roomhost::room::{directory, host, types};
 use crate::client::{ClientId, ClientSender};
 use crate::close;
 use crate::limits::Limits;
 use crate::room::timers::Timers;
+use crate::room::{LOBBY, RoomKey, Rooms};
+
+/// Where a room instance sits in the host: the room table and its own key.
+/// An instance driven without one (a benchmark) has no directory: `transfer`,
+/// `rooms` and `serve-root` fail, and `send` reaches only its members.
+#[derive(Clone)]
+pub struct RoomLink {
+    pub(crate) rooms: Arc<Rooms>,
+    pub(crate) key: RoomKey,
+}
+
+impl RoomLink {
+    fn is_lobby(&self) -> bool {
+        &*self.key.room == LOBBY
+    }
+}
+
+/// A transfer the plugin asked for during the current callback.
+pub(crate) struct PendingTransfer {
+    pub(crate) client: ClientId,
+    pub(crate) sender: ClientSender,
+    pub(crate) to: Option<String>,
+    pub(crate) data: Vec<u8>,
+    pub(crate) create: bool,
+}
 
 /// The data of one room's wasmtime store.
 pub struct RoomState {
@@ -26,6 +52,16 @@ pub struct RoomState {
     pub(crate) timers: Timers,
     /// Clients closed by the plugin during the current callback.
     pub(crate) kicked: Vec<ClientId>,
+    /// Clients transferred away during the current callback.
+    pub(crate) transfers: Vec<PendingTransfer>,
+    /// Transferred clients whose connection has not switched yet, with the
+    /// frames that reached this room meanwhile (handed on, in order).
+    pub(crate) departing: HashMap<ClientId, Vec<types::Frame>>,
+    /// Whether `init` is running (the only time `serve-root` is allowed).
+    pub(crate) in_init: bool,
+    link: Option<RoomLink>,
+    max_room_id_bytes: usize,
+    max_departing_frames: usize,
     /// Listing metadata from `set-info`, and whether it changed.
     pub(crate) info: Option<serde_json::Value>,
     pub(crate) info_changed: bool,
@@ -39,7 +75,7 @@ pub struct RoomState {
 impl RoomState {
     /// Fresh state for a room under `limits`. WASI is linked with an empty
     /// context: no files, no network, no environment.
-    pub fn new(limits: &Limits) -> RoomState {
+    pub fn new(limits: &Limits, link: Option<RoomLink>) -> RoomState {
         RoomState {
             wasi: WasiCtx::builder().build(),
             table: ResourceTable::new(),
@@ -50,6 +86,12 @@ impl RoomState {
             members: HashMap::new(),
             timers: Timers::new(limits.max_timers_per_room),
             kicked: Vec::new(),
+            transfers: Vec::new(),
+            departing: HashMap::new(),
+            in_init: false,
+            link,
+            max_room_id_bytes: limits.max_room_id_bytes,
+            max_departing_frames: limits.room_inbox,
             info: None,
             info_changed: false,
             last_error_log: None,
@@ -62,6 +104,30 @@ impl RoomState {
     /// driving an instance directly (benchmarks, embedders).
     pub fn insert_member(&mut self, sender: ClientSender) {
         self.members.insert(sender.id(), sender);
+    }
+
+    /// Keeps a frame that reached this room after its sender was transferred
+    /// away; returns false when the client is not departing.
+    pub(crate) fn hold_for_departing(&mut self, client: ClientId, frame: types::Frame) -> bool {
+        let limit = self.max_departing_frames;
+        match self.departing.get_mut(&client) {
+            Some(held) if held.len() < limit => {
+                held.push(frame);
+                true
+            }
+            Some(_) => {
+                tracing::warn!(client, "too many frames during a transfer; dropped one");
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The directory link, or the error a plugin sees without one.
+    fn link(&self) -> Result<&RoomLink, String> {
+        self.link
+            .as_ref()
+            .ok_or_else(|| "this instance is not attached to a room table".to_owned())
     }
 
     /// Converts a plugin's frame for the wire, or `None` (logged) if it
@@ -99,9 +165,14 @@ impl types::Host for RoomState {}
 
 impl host::Host for RoomState {
     fn send(&mut self, client: ClientId, msg: types::Frame) {
-        if let (Some(member), Some(frame)) = (self.members.get(&client), self.outbound(msg)) {
-            // A slow consumer is closed by `send`; the room goes on.
+        let Some(frame) = self.outbound(msg) else { return };
+        // A slow consumer is closed by `send`; the room goes on.
+        if let Some(member) = self.members.get(&client) {
             let _ = member.send(frame);
+        } else if let Some(link) = &self.link
+            && let Some(other) = link.rooms.client(&link.key.service, client)
+        {
+            let _ = other.send(frame);
         }
     }
 
@@ -177,6 +248,54 @@ impl host::Host for RoomState {
         self.info = Some(value);
         self.info_changed = true;
         Ok(())
+    }
+}
+
+impl directory::Host for RoomState {
+    fn transfer(&mut self, client: ClientId, room: Option<String>, data: Vec<u8>, create: bool) -> Result<(), String> {
+        let link = self.link()?;
+        if !self.members.contains_key(&client) {
+            return Err(format!("client {client} is not in this room"));
+        }
+        match &room {
+            None if link.is_lobby() => return Err("the client is already in the lobby".into()),
+            None => {}
+            Some(id) if id.is_empty() || id.len() > self.max_room_id_bytes => {
+                return Err(format!("a room id must be 1 to {} bytes", self.max_room_id_bytes));
+            }
+            Some(id) if **id == *link.key.room => return Err("the client is already in this room".into()),
+            Some(id) if !create && !link.rooms.is_live(&link.key.service, id) => {
+                return Err(format!("no room named {id:?}"));
+            }
+            Some(_) => {}
+        }
+        let Some(sender) = self.members.remove(&client) else {
+            return Err(format!("client {client} is not in this room"));
+        };
+        self.departing.insert(client, Vec::new());
+        self.transfers.push(PendingTransfer {
+            client,
+            sender,
+            to: room,
+            data,
+            create,
+        });
+        Ok(())
+    }
+
+    fn rooms(&mut self) -> Vec<types::RoomEntry> {
+        match &self.link {
+            Some(link) => link.rooms.entries(&link.key.service),
+            None => Vec::new(),
+        }
+    }
+
+    fn serve_root(&mut self) -> Result<(), String> {
+        let link = self.link()?;
+        if !link.is_lobby() || !self.in_init {
+            return Err("only the lobby may claim the root, during init".into());
+        }
+        link.rooms.claim_root(&link.key.service)
     }
 }
 
