@@ -282,11 +282,17 @@ async fn a_plugin_written_from_the_sdk_docs_builds_and_serves() {
         .arg(plugin_target_dir().join("from-docs"))
         .output()
         .expect("roomhost runs");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let wasm = String::from_utf8_lossy(&output.stdout).trim().to_owned();
 
     let mut served = serve(&["--plugin", &wasm], &dir);
-    let mut voter = Client::connect(served.addr, "/ws/vote").await.expect("connects");
+    let mut voter = Client::connect(served.addr, "/ws/vote")
+        .await
+        .expect("connects");
     voter.send_text("not json").await;
     assert!(voter.recv_json().await["error"].is_string());
     terminate(&served.child);
@@ -300,7 +306,15 @@ fn first_rust_example(source: &str) -> String {
         .filter_map(|line| line.strip_prefix("//!"))
         .map(|line| line.strip_prefix(' ').unwrap_or(line))
         .collect();
-    let start = lines.iter().position(|line| *line == "```").expect("an example") + 1;
-    let end = start + lines[start..].iter().position(|line| *line == "```").expect("a closed example");
+    let start = lines
+        .iter()
+        .position(|line| *line == "```")
+        .expect("an example")
+        + 1;
+    let end = start
+        + lines[start..]
+            .iter()
+            .position(|line| *line == "```")
+            .expect("a closed example");
     lines[start..end].join("\n")
 }

@@ -131,7 +131,10 @@ fn dispatch<S: RoomService, R>(
             );
             return None;
         };
-        Some(callback(service, &mut Room::new(room_id, *lobby, &mut WitHost)))
+        Some(callback(
+            service,
+            &mut Room::new(room_id, *lobby, &mut WitHost),
+        ))
     })
 }
 
@@ -206,7 +209,10 @@ impl Backend for WitHost {
     }
 
     fn rooms(&mut self) -> Vec<RoomEntry> {
-        directory::rooms().into_iter().map(RoomEntry::from).collect()
+        directory::rooms()
+            .into_iter()
+            .map(RoomEntry::from)
+            .collect()
     }
 
     fn serve_root(&mut self) -> Result<(), String> {

@@ -246,7 +246,11 @@ impl<'a> Room<'a> {
 
     /// [`Room::transfer`] to the service's lobby (created if it is not
     /// running yet).
-    pub fn transfer_to_lobby(&mut self, client: ClientId, data: &[u8]) -> Result<(), TransferError> {
+    pub fn transfer_to_lobby(
+        &mut self,
+        client: ClientId,
+        data: &[u8],
+    ) -> Result<(), TransferError> {
         self.transfer(client, None, data, true)
     }
 

@@ -1,8 +1,6 @@
 //! The trait a room plugin implements: [`RoomService`].
 
-use crate::{
-    ClientId, ClientInfo, DisconnectReason, InitInfo, Message, Room, RoomChange, TimerId,
-};
+use crate::{ClientId, ClientInfo, DisconnectReason, InitInfo, Message, Room, RoomChange, TimerId};
 
 /// The behaviour of one room.
 ///

@@ -71,8 +71,8 @@ use crate::limits::{
 };
 use crate::room::{Backend, duration_to_ms};
 use crate::{
-    ClientId, ClientInfo, DisconnectReason, Handoff, InitInfo, LogLevel, Message, Room,
-    RoomChange, RoomEntry, RoomService, TimerId,
+    ClientId, ClientInfo, DisconnectReason, Handoff, InitInfo, LogLevel, Message, Room, RoomChange,
+    RoomEntry, RoomService, TimerId,
 };
 
 /// Where the fake clock of a new [`TestRoom`] starts, in milliseconds since

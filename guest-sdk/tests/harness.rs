@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use roomhost_sdk::testing::{DEFAULT_START_MS, TestRoom};
 use roomhost_sdk::{
-    ClientId, ClientInfo, DisconnectReason, InitInfo, LogLevel, Message, Room, RoomService,
-    TimerId, room_service,
+    ClientId, ClientInfo, DisconnectReason, Handoff, InitInfo, LogLevel, Message, Room,
+    RoomService, TimerId, room_service,
 };
 use serde_json::json;
 
@@ -183,7 +183,7 @@ fn try_connect_with_customises_client_info() {
         .try_connect_with(|c| {
             c.id = 99;
             c.identity = Some("alice".into());
-            c.handoff = Some(vec![1]);
+            c.handoff = Some(Handoff::from_room("r0", vec![1]));
         })
         .expect("accepted");
     let info = &room.service().0[0];
@@ -191,7 +191,7 @@ fn try_connect_with_customises_client_info() {
     assert_eq!(id, 1);
     assert_eq!(info.path, "/ws/test/r1");
     assert_eq!(info.identity.as_deref(), Some("alice"));
-    assert_eq!(info.handoff.as_deref(), Some(&[1u8][..]));
+    assert_eq!(info.handoff, Some(Handoff::from_room("r0", vec![1])));
 }
 
 #[test]
@@ -207,6 +207,8 @@ fn send_broadcast_and_unknown_clients() {
     room.message(b, "all everyone");
     assert_eq!(room.take_sent(a), ["everyone"]);
     assert_eq!(room.take_sent(b), ["hello bob", "from a peer", "everyone"]);
+    // The host delivers sends anywhere in the service, so they are recorded.
+    assert_eq!(room.take_sent(42), ["nobody"]);
     assert_eq!(
         room.take_all(),
         [
@@ -214,6 +216,11 @@ fn send_broadcast_and_unknown_clients() {
             (c, Message::text("everyone"))
         ]
     );
+    // Clients that left the service are not reachable any more.
+    room.disconnect(c, DisconnectReason::Closed);
+    room.take_all();
+    room.message(a, "send 3 too late");
+    assert!(room.take_all().is_empty());
 }
 
 #[test]

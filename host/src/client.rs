@@ -160,7 +160,8 @@ impl ClientSender {
     /// whose connection cannot take the order is closed.
     pub(crate) fn relocate(&self, order: Move) {
         if self.moves.try_send(order).is_err() {
-            self.forced.request(close::ROOM_ERROR, "transfer failed: connection busy");
+            self.forced
+                .request(close::ROOM_ERROR, "transfer failed: connection busy");
         }
     }
 }

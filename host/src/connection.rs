@@ -79,7 +79,10 @@ pub(crate) async fn run(
             writer_done: &writer_done,
             limits: &limits,
         };
-        match rooms.join(&target.service, &target.room, request.clone(), true).await {
+        match rooms
+            .join(&target.service, &target.room, request.clone(), true)
+            .await
+        {
             Ok(room) => {
                 tracing::debug!("joined");
                 let mover = Mover {
@@ -89,7 +92,10 @@ pub(crate) async fn run(
                 };
                 let (reason, room) = reader.forward(client, room, &mut moves, &mover).await;
                 tracing::debug!(?reason, "left");
-                let _ = room.inbox.send(RoomEvent::Disconnect { client, reason }).await;
+                let _ = room
+                    .inbox
+                    .send(RoomEvent::Disconnect { client, reason })
+                    .await;
             }
             Err(error) => {
                 tracing::debug!(%error, "join refused");
@@ -122,7 +128,12 @@ impl Mover<'_> {
     /// Moves the client from `from` as `order` says, or back to `from` with
     /// the reason when the target refuses it. Frames that reached `from` after
     /// the transfer follow the client, before any newer frame.
-    async fn relocate(&self, client: ClientId, order: Move, from: &RoomHandle) -> Result<RoomHandle, String> {
+    async fn relocate(
+        &self,
+        client: ClientId,
+        order: Move,
+        from: &RoomHandle,
+    ) -> Result<RoomHandle, String> {
         let (reply, held) = oneshot::channel();
         let held = match from.inbox.send(RoomEvent::Depart { client, reply }).await {
             Ok(()) => held.await.unwrap_or_default(),
@@ -133,7 +144,11 @@ impl Mover<'_> {
             handoff: Some(order.handoff.clone()),
             ..self.request.clone()
         };
-        let room = match self.rooms.join(self.service, target, request, order.create).await {
+        let room = match self
+            .rooms
+            .join(self.service, target, request, order.create)
+            .await
+        {
             Ok(room) => room,
             Err(refused) => {
                 tracing::debug!(to = target, %refused, "transfer refused; returning the client");
@@ -148,11 +163,18 @@ impl Mover<'_> {
                 self.rooms
                     .join(self.service, &from.meta.key.room, request, true)
                     .await
-                    .map_err(|error| format!("transfer failed: {refused}; returning failed: {error}"))?
+                    .map_err(|error| {
+                        format!("transfer failed: {refused}; returning failed: {error}")
+                    })?
             }
         };
         for message in held {
-            if room.inbox.send(RoomEvent::Frame { client, message }).await.is_err() {
+            if room
+                .inbox
+                .send(RoomEvent::Frame { client, message })
+                .await
+                .is_err()
+            {
                 break;
             }
         }
@@ -213,7 +235,12 @@ impl Reader<'_> {
                 WsMessage::Ping(_) | WsMessage::Pong(_) => continue,
                 WsMessage::Close(_) => return (LeaveReason::Closed, room),
             };
-            if room.inbox.send(RoomEvent::Frame { client, message }).await.is_err() {
+            if room
+                .inbox
+                .send(RoomEvent::Frame { client, message })
+                .await
+                .is_err()
+            {
                 // The room is gone; it closed this client on its way out.
                 return (LeaveReason::Lost, room);
             }
@@ -248,7 +275,10 @@ impl Reader<'_> {
 
     fn failed(&self, error: axum::Error) -> LeaveReason {
         if is_capacity_error(&error) {
-            let reason = format!("message too big (limit {} bytes)", self.limits.max_frame_bytes);
+            let reason = format!(
+                "message too big (limit {} bytes)",
+                self.limits.max_frame_bytes
+            );
             self.forced.request(close::TOO_BIG, &reason);
         } else {
             tracing::debug!(%error, "connection failed");

@@ -154,10 +154,13 @@ impl Server {
         let limits = Arc::new(limits);
         let rooms = Rooms::new(engine, limits.clone());
         for service in services.values() {
-            rooms.start_lobby(service).await.map_err(|error| ServerError::Lobby {
-                service: service.name().to_owned(),
-                reason: error.to_string(),
-            })?;
+            rooms
+                .start_lobby(service)
+                .await
+                .map_err(|error| ServerError::Lobby {
+                    service: service.name().to_owned(),
+                    reason: error.to_string(),
+                })?;
         }
         let app = Arc::new(App {
             services,

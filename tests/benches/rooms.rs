@@ -28,6 +28,7 @@ fn main() {
     let plugin = Plugin::load(&engine, &path, None).expect("counter loads");
     let init = guest::InitInfo {
         room_id: "bench".into(),
+        lobby: false,
         config: "null".into(),
         restored: None,
     };
@@ -38,7 +39,8 @@ fn main() {
     let mut init_calls = Vec::with_capacity(rooms);
     for _ in 0..rooms {
         let started = Instant::now();
-        let mut room = RoomInstance::instantiate(&engine, &plugin, &limits, None).expect("instantiate");
+        let mut room =
+            RoomInstance::instantiate(&engine, &plugin, &limits, None).expect("instantiate");
         let instantiated = Instant::now();
         room.init(&init).expect("init");
         instantiate.push(instantiated - started);
@@ -49,7 +51,9 @@ fn main() {
     let per_room = (rss_after.saturating_sub(rss_before)) / rooms as u64;
 
     // One member so every `message` broadcasts a frame.
-    let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
     let _guard = runtime.enter();
     let room = &mut live[0];
     let (sender, mut queue) = ClientSender::detached(1, 1 << 20);
@@ -66,7 +70,10 @@ fn main() {
     instantiate.sort();
     init_calls.sort();
     wasm_calls.sort();
-    println!("rooms held in one process: {rooms} (vm.max_map_count = {})", max_map_count());
+    println!(
+        "rooms held in one process: {rooms} (vm.max_map_count = {})",
+        max_map_count()
+    );
     println!(
         "instantiate per room: median {:?}, p90 {:?}, p99 {:?}",
         percentile(&instantiate, 50),
@@ -78,7 +85,10 @@ fn main() {
         percentile(&init_calls, 50),
         percentile(&init_calls, 99)
     );
-    println!("resident memory per idle room: {:.1} KiB", per_room as f64 / 1024.0);
+    println!(
+        "resident memory per idle room: {:.1} KiB",
+        per_room as f64 / 1024.0
+    );
     println!(
         "message call (update + broadcast to 1 client): median {:?}, p99 {:?}",
         percentile(&wasm_calls, 50),

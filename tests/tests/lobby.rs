@@ -74,7 +74,10 @@ async fn a_transfer_to_a_missing_room_without_create_fails_for_the_caller() {
     let mut client = server.connect("/ws/here").await;
     client.send_text("go-existing:nowhere:x").await;
     let reply = client.recv_text().await;
-    assert!(reply.starts_with("transfer-error:") && reply.contains("nowhere"), "{reply}");
+    assert!(
+        reply.starts_with("transfer-error:") && reply.contains("nowhere"),
+        "{reply}"
+    );
     assert_eq!(whoami(&mut client).await, "room:here");
 
     // With the room live, the same transfer works.
@@ -89,7 +92,11 @@ async fn a_client_rejected_by_the_target_comes_back_with_the_reason() {
     let server = TestServer::single("misbehave").await;
     let mut client = server.connect("/ws/home").await;
     client.send_text("go:picky:reject:members only").await;
-    expect_text(&mut client, "arrived:picky:reject:members only:members only").await;
+    expect_text(
+        &mut client,
+        "arrived:picky:reject:members only:members only",
+    )
+    .await;
     assert_eq!(whoami(&mut client).await, "room:home");
     // The rejecting room never had a member, so it ended.
     let (status, _) = server.get_json("/rooms/misbehave/picky").await;
@@ -118,7 +125,8 @@ async fn the_lobby_hears_about_room_changes_and_lists_rooms() {
 async fn a_lobby_can_claim_the_server_root() {
     let server = TestServer::start(
         vec![
-            ServiceSpec::new("rooted", plugin("misbehave")).with_config(json!({ "serve_root": true })),
+            ServiceSpec::new("rooted", plugin("misbehave"))
+                .with_config(json!({ "serve_root": true })),
             ServiceSpec::new("other", plugin("misbehave")),
         ],
         test_limits(),
@@ -140,6 +148,8 @@ async fn a_lobby_can_claim_the_server_root() {
 async fn without_a_claim_the_root_is_not_served() {
     let server = TestServer::single("misbehave").await;
     let url = format!("ws://{}/", server.addr());
-    let error = tokio_tungstenite::connect_async(&url).await.expect_err("refused");
+    let error = tokio_tungstenite::connect_async(&url)
+        .await
+        .expect_err("refused");
     assert!(error.to_string().contains("404"), "{error}");
 }

@@ -16,7 +16,11 @@ use crate::connection::{self, Target};
 use crate::room::LOBBY;
 use crate::service::Service;
 
-pub(crate) async fn root(State(app): State<Arc<App>>, OriginalUri(uri): OriginalUri, upgrade: WebSocketUpgrade) -> Response {
+pub(crate) async fn root(
+    State(app): State<Arc<App>>,
+    OriginalUri(uri): OriginalUri,
+    upgrade: WebSocketUpgrade,
+) -> Response {
     let service = app
         .rooms
         .root_service()

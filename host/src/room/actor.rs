@@ -16,8 +16,8 @@ use crate::close;
 use crate::limits::Limits;
 use crate::service::Service;
 use crate::wasm::{
-    DisconnectReason, GuestClientInfo, GuestError, GuestHandoff, GuestInitInfo, GuestRoomChange, RoomInstance, RoomLink,
-    WasmEngine,
+    DisconnectReason, GuestClientInfo, GuestError, GuestHandoff, GuestInitInfo, GuestRoomChange,
+    RoomInstance, RoomLink, WasmEngine,
 };
 
 pub(crate) struct RoomActor {
@@ -57,11 +57,15 @@ impl RoomActor {
             rooms: self.rooms.clone(),
             key: self.meta.key.clone(),
         };
-        let mut instance = match RoomInstance::instantiate(&engine, self.service.plugin(), &limits, Some(link)) {
-            Ok(instance) => instance,
-            Err(error) => return self.dispose(None, error),
-        };
-        if let Err(error) = instance.init(&init).and_then(|()| after_call(&mut instance, &self.meta)) {
+        let mut instance =
+            match RoomInstance::instantiate(&engine, self.service.plugin(), &limits, Some(link)) {
+                Ok(instance) => instance,
+                Err(error) => return self.dispose(None, error),
+            };
+        if let Err(error) = instance
+            .init(&init)
+            .and_then(|()| after_call(&mut instance, &self.meta))
+        {
             return self.dispose(Some(&mut instance), error);
         }
         tracing::debug!(lobby = self.meta.is_lobby(), "room started");
@@ -90,14 +94,19 @@ impl RoomActor {
 
     fn is_idle(&self, instance: &mut RoomInstance) -> bool {
         let state = instance.state();
-        !self.meta.is_lobby() && state.members.is_empty() && state.timers.is_empty() && state.departing.is_empty()
+        !self.meta.is_lobby()
+            && state.members.is_empty()
+            && state.timers.is_empty()
+            && state.departing.is_empty()
     }
 
     /// Copies what `/rooms` shows out of the instance, and tells the lobby
     /// when it changed.
     fn publish(&mut self, instance: &mut RoomInstance) {
         let state = instance.state();
-        self.meta.clients.store(state.members.len(), Ordering::Relaxed);
+        self.meta
+            .clients
+            .store(state.members.len(), Ordering::Relaxed);
         if state.info_changed {
             state.info_changed = false;
             if let (Ok(mut info), Some(value)) = (self.meta.info.lock(), state.info.as_ref()) {
@@ -116,8 +125,10 @@ impl RoomActor {
         }
     }
 
+    /// Tells the lobby the room ended, even one that failed before it ever
+    /// reported, so a lobby tracking rooms it asked for never leaks one.
     fn report_closed(&self) {
-        if !self.meta.is_lobby() && self.reported.is_some() {
+        if !self.meta.is_lobby() {
             self.rooms.notify_lobby(
                 &self.meta.key.service,
                 GuestRoomChange::Closed(self.meta.key.room.to_string()),
@@ -145,7 +156,8 @@ impl RoomActor {
     fn drain(&mut self, failure: Option<&GuestError>) {
         self.inbox.close();
         while let Ok(event) = self.inbox.try_recv() {
-            let failed = || JoinError::RoomFailed(failure.map_or_else(String::new, |error| error.0.clone()));
+            let failed =
+                || JoinError::RoomFailed(failure.map_or_else(String::new, |error| error.0.clone()));
             match event {
                 RoomEvent::Connect { reply, .. } if failure.is_some() => {
                     let _ = reply.send(Err(failed()));
@@ -159,7 +171,11 @@ impl RoomActor {
     }
 }
 
-fn handle(instance: &mut RoomInstance, meta: &RoomMeta, event: RoomEvent) -> Result<(), GuestError> {
+fn handle(
+    instance: &mut RoomInstance,
+    meta: &RoomMeta,
+    event: RoomEvent,
+) -> Result<(), GuestError> {
     match event {
         RoomEvent::Connect { request, reply } => connect(instance, meta, request, reply),
         RoomEvent::Frame { client, message } => {
@@ -181,7 +197,11 @@ fn handle(instance: &mut RoomInstance, meta: &RoomMeta, event: RoomEvent) -> Res
             Ok(())
         }
         RoomEvent::Depart { client, reply } => {
-            let held = instance.state().departing.remove(&client).unwrap_or_default();
+            let held = instance
+                .state()
+                .departing
+                .remove(&client)
+                .unwrap_or_default();
             let _ = reply.send(held);
             Ok(())
         }
@@ -212,7 +232,10 @@ fn connect(
     };
     // A member already, so the plugin can greet it from inside `connect`.
     instance.state().members.insert(id, request.sender);
-    let answer = match instance.connect(&info).and_then(|answer| after_call(instance, meta).map(|()| answer)) {
+    let answer = match instance
+        .connect(&info)
+        .and_then(|answer| after_call(instance, meta).map(|()| answer))
+    {
         Ok(answer) => answer.map_err(JoinError::Rejected),
         Err(error) => {
             let _ = reply.send(Err(JoinError::RoomFailed(error.0.clone())));

@@ -177,19 +177,33 @@ impl Rooms {
                 Err(_) => continue,
             }
         }
-        Err(JoinError::RoomFailed("the room kept closing while joining".into()))
+        Err(JoinError::RoomFailed(
+            "the room kept closing while joining".into(),
+        ))
     }
 
     /// Starts `service`'s lobby and waits for its `init`.
-    pub(crate) async fn start_lobby(self: &Arc<Self>, service: &Arc<Service>) -> Result<(), JoinError> {
+    pub(crate) async fn start_lobby(
+        self: &Arc<Self>,
+        service: &Arc<Service>,
+    ) -> Result<(), JoinError> {
         let handle = self.get_or_create(service, LOBBY, true)?;
         let (reply, answer) = oneshot::channel();
-        if handle.inbox.send(RoomEvent::Started { reply }).await.is_err() {
-            return Err(JoinError::RoomFailed("the lobby ended while starting".into()));
-        }
-        answer
+        if handle
+            .inbox
+            .send(RoomEvent::Started { reply })
             .await
-            .unwrap_or_else(|_| Err(JoinError::RoomFailed("the lobby ended while starting".into())))
+            .is_err()
+        {
+            return Err(JoinError::RoomFailed(
+                "the lobby ended while starting".into(),
+            ));
+        }
+        answer.await.unwrap_or_else(|_| {
+            Err(JoinError::RoomFailed(
+                "the lobby ended while starting".into(),
+            ))
+        })
     }
 
     /// Registers a connected client so any room of its service can send to it.
@@ -214,7 +228,9 @@ impl Rooms {
     pub(crate) fn claim_root(&self, service: &Arc<str>) -> Result<(), String> {
         let mut root = lock(&self.root);
         match root.as_deref() {
-            Some(owner) if owner != &**service => Err(format!("the root is already served by service {owner:?}")),
+            Some(owner) if owner != &**service => {
+                Err(format!("the root is already served by service {owner:?}"))
+            }
             _ => {
                 *root = Some(service.clone());
                 Ok(())
@@ -248,7 +264,10 @@ impl Rooms {
     /// Tells `service`'s lobby that the directory changed. A lobby whose inbox
     /// is full misses the notice (logged); `rooms()` stays authoritative.
     pub(crate) fn notify_lobby(&self, service: &Arc<str>, change: GuestRoomChange) {
-        let lobby = self.lock().get(&RoomKey::new(service, LOBBY)).map(|handle| handle.inbox.clone());
+        let lobby = self
+            .lock()
+            .get(&RoomKey::new(service, LOBBY))
+            .map(|handle| handle.inbox.clone());
         if let Some(lobby) = lobby
             && lobby.try_send(RoomEvent::RoomChanged(change)).is_err()
         {
@@ -361,7 +380,9 @@ impl Rooms {
 
 /// Locks a table; none holds an invariant a panic could break halfway.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn remove_if_same(table: &mut HashMap<RoomKey, RoomHandle>, meta: &Arc<RoomMeta>) {

@@ -4,10 +4,10 @@
 use wasmtime::{Store, Trap};
 
 use super::bindings::Room;
+use super::bindings::roomhost::room::types::RoomChange;
 use super::bindings::roomhost::room::types::{ClientInfo, DisconnectReason, Frame, InitInfo};
 use super::engine::WasmEngine;
 use super::plugin::Plugin;
-use super::bindings::roomhost::room::types::RoomChange;
 use super::state::{RoomLink, RoomState};
 use crate::client::ClientId;
 use crate::limits::Limits;
@@ -73,7 +73,10 @@ impl RoomInstance {
 
     /// Calls `room-changed` (lobby only).
     pub fn room_changed(&mut self, change: &RoomChange) -> Result<(), GuestError> {
-        self.call(|room, store| room.roomhost_room_service().call_room_changed(store, change))
+        self.call(|room, store| {
+            room.roomhost_room_service()
+                .call_room_changed(store, change)
+        })
     }
 
     /// Calls `connect`; the inner result is the plugin's accept or reject.

@@ -24,7 +24,8 @@ pub(crate) use state::unix_millis;
 pub use bindings::roomhost::room::types as guest;
 
 pub(crate) use bindings::roomhost::room::types::{
-    ClientInfo as GuestClientInfo, DisconnectReason, Frame as GuestMessage, Handoff as GuestHandoff,
-    InitInfo as GuestInitInfo, RoomChange as GuestRoomChange, RoomEntry as GuestRoomEntry,
+    ClientInfo as GuestClientInfo, DisconnectReason, Frame as GuestMessage,
+    Handoff as GuestHandoff, InitInfo as GuestInitInfo, RoomChange as GuestRoomChange,
+    RoomEntry as GuestRoomEntry,
 };
 pub use state::RoomLink;

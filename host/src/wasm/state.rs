@@ -165,7 +165,9 @@ impl types::Host for RoomState {}
 
 impl host::Host for RoomState {
     fn send(&mut self, client: ClientId, msg: types::Frame) {
-        let Some(frame) = self.outbound(msg) else { return };
+        let Some(frame) = self.outbound(msg) else {
+            return;
+        };
         // A slow consumer is closed by `send`; the room goes on.
         if let Some(member) = self.members.get(&client) {
             let _ = member.send(frame);
@@ -252,7 +254,13 @@ impl host::Host for RoomState {
 }
 
 impl directory::Host for RoomState {
-    fn transfer(&mut self, client: ClientId, room: Option<String>, data: Vec<u8>, create: bool) -> Result<(), String> {
+    fn transfer(
+        &mut self,
+        client: ClientId,
+        room: Option<String>,
+        data: Vec<u8>,
+        create: bool,
+    ) -> Result<(), String> {
         let link = self.link()?;
         if !self.members.contains_key(&client) {
             return Err(format!("client {client} is not in this room"));
@@ -261,9 +269,14 @@ impl directory::Host for RoomState {
             None if link.is_lobby() => return Err("the client is already in the lobby".into()),
             None => {}
             Some(id) if id.is_empty() || id.len() > self.max_room_id_bytes => {
-                return Err(format!("a room id must be 1 to {} bytes", self.max_room_id_bytes));
+                return Err(format!(
+                    "a room id must be 1 to {} bytes",
+                    self.max_room_id_bytes
+                ));
             }
-            Some(id) if **id == *link.key.room => return Err("the client is already in this room".into()),
+            Some(id) if **id == *link.key.room => {
+                return Err("the client is already in this room".into());
+            }
             Some(id) if !create && !link.rooms.is_live(&link.key.service, id) => {
                 return Err(format!("no room named {id:?}"));
             }
