@@ -24,7 +24,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 pub const WAIT: Duration = Duration::from_secs(10);
 
 /// The crates built to wasm for the tests: shipped plugins and fixtures.
-const PLUGIN_CRATES: &[&str] = &["counter", "chat", "misbehave", "relay"];
+const PLUGIN_CRATES: &[&str] = &["counter", "chat", "misbehave", "relay", "watch-party", "game-lobby"];
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {

@@ -1,0 +1,1 @@
+//! The game-lobby plugin (in progress).

@@ -1,0 +1,1 @@
+//! The watch-party plugin (in progress).
