@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use roomhost_host::{CompileCache, Limits, Server, ServerConfig, ServiceSpec};
+use roomhost_host::{AuthConfig, CompileCache, Limits, Server, ServerConfig, ServiceSpec};
 
 use crate::build::build_plugin;
 use crate::config_file::ConfigFile;
@@ -36,7 +36,60 @@ pub struct ServeArgs {
     #[arg(long)]
     no_cache: bool,
     #[command(flatten)]
+    auth: AuthArgs,
+    #[command(flatten)]
     limits: LimitArgs,
+}
+
+/// Token verification offered to plugins (`auth.verify-token`).
+#[derive(Args)]
+#[command(next_help_heading = "Token verification")]
+struct AuthArgs {
+    /// HS256 secret for verifying client tokens; without it auth is off.
+    /// Prefer the environment variable: flags show up in `ps`. Never logged.
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "ROOMHOST_JWT_SECRET",
+        hide_env_values = true
+    )]
+    jwt_secret: Option<String>,
+    /// Required `aud` claim.
+    #[arg(
+        long,
+        value_name = "AUD",
+        default_value = "OpenWatchParty",
+        env = "ROOMHOST_JWT_AUDIENCE"
+    )]
+    jwt_audience: String,
+    /// Required `iss` claim.
+    #[arg(
+        long,
+        value_name = "ISS",
+        default_value = "Jellyfin",
+        env = "ROOMHOST_JWT_ISSUER"
+    )]
+    jwt_issuer: String,
+    /// Clock skew tolerated on `exp`.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    jwt_leeway_secs: u64,
+}
+
+impl AuthArgs {
+    fn config(&self) -> anyhow::Result<Option<AuthConfig>> {
+        let Some(secret) = &self.jwt_secret else {
+            return Ok(None);
+        };
+        if secret.is_empty() {
+            bail!("--jwt-secret is empty: give a secret or leave it unset to turn auth off");
+        }
+        Ok(Some(AuthConfig {
+            secret: secret.clone(),
+            audience: self.jwt_audience.clone(),
+            issuer: self.jwt_issuer.clone(),
+            leeway: Duration::from_secs(self.jwt_leeway_secs),
+        }))
+    }
 }
 
 /// Overrides for [`Limits`]; each defaults to the file's value, then the
@@ -213,6 +266,7 @@ fn server_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
         services,
         limits,
         cache,
+        auth: args.auth.config()?,
     })
 }
 

@@ -28,8 +28,10 @@
 //! - `connection`: one WebSocket connection's reader and writer.
 //! - `http`: routes (`/ws/...`, `/status`, `/rooms`).
 //! - [`server`]: startup and graceful shutdown.
+//! - [`auth`]: token verification on behalf of plugins.
 //! - [`limits`] and [`close`]: every bound and every close code.
 
+pub mod auth;
 pub mod client;
 pub mod close;
 mod connection;
@@ -40,6 +42,7 @@ pub mod server;
 pub mod service;
 pub mod wasm;
 
+pub use auth::AuthConfig;
 pub use limits::Limits;
 pub use server::{Server, ServerConfig, ServerError, shutdown_signal};
 pub use service::{Service, ServiceSpec};

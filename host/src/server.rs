@@ -13,6 +13,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::auth::AuthConfig;
 use crate::http::{self, App};
 use crate::limits::Limits;
 use crate::room::Rooms;
@@ -30,6 +31,8 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// Where compiled plugins are cached; `None` compiles on every start.
     pub cache: Option<CompileCache>,
+    /// Token verification offered to plugins; `None` turns it off.
+    pub auth: Option<AuthConfig>,
 }
 
 impl ServerConfig {
@@ -40,6 +43,7 @@ impl ServerConfig {
             services,
             limits: Limits::default(),
             cache: CompileCache::default_dir().map(CompileCache::new),
+            auth: None,
         }
     }
 }
@@ -112,6 +116,7 @@ impl Server {
             services: specs,
             limits,
             cache,
+            auth,
         } = config;
         if specs.is_empty() {
             return Err(ServerError::NoServices);
@@ -152,7 +157,7 @@ impl Server {
                 source,
             })?;
         let limits = Arc::new(limits);
-        let rooms = Rooms::new(engine, limits.clone());
+        let rooms = Rooms::new(engine, limits.clone(), auth);
         for service in services.values() {
             rooms
                 .start_lobby(service)

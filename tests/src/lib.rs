@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use futures_util::{SinkExt, StreamExt};
-use roomhost_host::{CompileCache, Limits, Server, ServerConfig, ServiceSpec};
+use roomhost_host::{AuthConfig, CompileCache, Limits, Server, ServerConfig, ServiceSpec};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
@@ -98,11 +98,21 @@ impl TestServer {
 
     /// Serves `services` under `limits`.
     pub async fn start(services: Vec<ServiceSpec>, limits: Limits) -> TestServer {
+        Self::start_config(services, limits, None).await
+    }
+
+    /// Serves `services` under `limits` with token verification on.
+    pub async fn start_with_auth(services: Vec<ServiceSpec>, limits: Limits, auth: AuthConfig) -> TestServer {
+        Self::start_config(services, limits, Some(auth)).await
+    }
+
+    async fn start_config(services: Vec<ServiceSpec>, limits: Limits, auth: Option<AuthConfig>) -> TestServer {
         let config = ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             services,
             limits,
             cache: Some(CompileCache::new(plugin_target_dir().join("compile-cache"))),
+            auth,
         };
         let server = Server::bind(config).await.expect("server starts");
         let addr = server.local_addr();

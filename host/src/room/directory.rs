@@ -16,6 +16,7 @@ use tracing::Instrument;
 
 use super::actor::RoomActor;
 use super::{ConnectRequest, LOBBY, RoomEvent};
+use crate::auth::AuthConfig;
 use crate::client::{ClientId, ClientSender};
 use crate::limits::Limits;
 use crate::service::Service;
@@ -135,17 +136,19 @@ pub struct Rooms {
     table: Mutex<HashMap<RoomKey, RoomHandle>>,
     clients: Mutex<HashMap<ClientId, (Arc<str>, ClientSender)>>,
     root: Mutex<Option<Arc<str>>>,
+    auth: Option<AuthConfig>,
     engine: WasmEngine,
     limits: Arc<Limits>,
 }
 
 impl Rooms {
     /// An empty table whose rooms run on `engine` under `limits`.
-    pub fn new(engine: WasmEngine, limits: Arc<Limits>) -> Arc<Rooms> {
+    pub fn new(engine: WasmEngine, limits: Arc<Limits>, auth: Option<AuthConfig>) -> Arc<Rooms> {
         Arc::new(Rooms {
             table: Mutex::new(HashMap::new()),
             clients: Mutex::new(HashMap::new()),
             root: Mutex::new(None),
+            auth,
             engine,
             limits,
         })
@@ -236,6 +239,11 @@ impl Rooms {
                 Ok(())
             }
         }
+    }
+
+    /// How tokens are verified for plugins (`None`: auth is off).
+    pub(crate) fn auth(&self) -> Option<&AuthConfig> {
+        self.auth.as_ref()
     }
 
     /// The service whose lobby serves `/`, if any.

@@ -12,7 +12,7 @@ use axum::extract::ws::Message as WsMessage;
 use wasmtime::ResourceLimiter;
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::roomhost::room::{directory, host, types};
+use super::bindings::roomhost::room::{auth, directory, host, types};
 use crate::client::{ClientId, ClientSender};
 use crate::close;
 use crate::limits::Limits;
@@ -309,6 +309,25 @@ impl directory::Host for RoomState {
             return Err("only the lobby may claim the root, during init".into());
         }
         link.rooms.claim_root(&link.key.service)
+    }
+}
+
+impl auth::Host for RoomState {
+    fn enabled(&mut self) -> bool {
+        self.link
+            .as_ref()
+            .is_some_and(|link| link.rooms.auth().is_some())
+    }
+
+    fn verify_token(&mut self, token: String) -> Result<String, String> {
+        let auth = self
+            .link
+            .as_ref()
+            .and_then(|link| link.rooms.auth())
+            .ok_or_else(|| "no token key configured".to_owned())?;
+        auth.verify(&token, SystemTime::now())
+            .map(|claims| claims.to_string())
+            .map_err(|error| error.to_string())
     }
 }
 
