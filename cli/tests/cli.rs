@@ -202,19 +202,10 @@ fn bad_input_fails_with_a_clear_message() {
 
 #[test]
 fn build_compiles_a_plugin_crate_and_prints_the_component_path() {
-    let output = Command::new(ROOMHOST)
-        .arg("build")
-        .arg(workspace_root().join("plugins").join("counter"))
-        .arg("--target-dir")
-        .arg(plugin_target_dir())
-        .output()
-        .expect("roomhost runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let path = roomhost_build(
+        &workspace_root().join("plugins").join("counter"),
+        &plugin_target_dir(),
     );
-    let path = String::from_utf8_lossy(&output.stdout).trim().to_owned();
     assert!(
         path.ends_with("wasm32-wasip2/release/counter.wasm"),
         "{path}"
@@ -248,6 +239,23 @@ fn help_explains_every_command() {
     }
 }
 
+/// Runs `roomhost build DIR --target-dir TARGET` and returns the path it printed.
+fn roomhost_build(dir: &Path, target_dir: &Path) -> String {
+    let output = Command::new(ROOMHOST)
+        .arg("build")
+        .arg(dir)
+        .arg("--target-dir")
+        .arg(target_dir)
+        .output()
+        .expect("roomhost runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
 fn tempdir(name: &str) -> std::path::PathBuf {
     let dir = plugin_target_dir()
         .join("cli-tests")
@@ -275,19 +283,7 @@ async fn a_plugin_written_from_the_sdk_docs_builds_and_serves() {
         ),
     )
     .unwrap();
-    let output = Command::new(ROOMHOST)
-        .arg("build")
-        .arg(&dir)
-        .arg("--target-dir")
-        .arg(plugin_target_dir().join("from-docs"))
-        .output()
-        .expect("roomhost runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let wasm = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    let wasm = roomhost_build(&dir, &plugin_target_dir().join("from-docs"));
 
     let mut served = serve(&["--plugin", &wasm], &dir);
     let mut voter = Client::connect(served.addr, "/ws/vote")
