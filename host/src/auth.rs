@@ -82,10 +82,12 @@ impl AuthConfig {
         if now > exp.saturating_add(leeway) {
             return Err(TokenError::Expired);
         }
-        if let Some(nbf) = claims["nbf"].as_u64()
-            && now.saturating_add(leeway) < nbf
-        {
-            return Err(TokenError::NotYetValid);
+        match &claims["nbf"] {
+            serde_json::Value::Null => {}
+            nbf => match nbf.as_u64() {
+                Some(nbf) if now.saturating_add(leeway) >= nbf => {}
+                _ => return Err(TokenError::NotYetValid),
+            },
         }
         let audience_ok = match &claims["aud"] {
             serde_json::Value::String(aud) => *aud == self.audience,

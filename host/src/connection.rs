@@ -299,6 +299,17 @@ fn is_capacity_error(error: &axum::Error) -> bool {
     false
 }
 
+/// A close the room queued for this client, if any (frames before it are
+/// dropped: the connection is ending).
+fn queued_close(queue: &mut mpsc::Receiver<Outbound>) -> Option<(u16, String)> {
+    while let Ok(out) = queue.try_recv() {
+        if let Outbound::Close(code, reason) = out {
+            return Some((code, reason));
+        }
+    }
+    None
+}
+
 /// Signals between the writer, the reader and the server.
 struct Signals {
     shutdown: CancellationToken,
@@ -319,7 +330,9 @@ async fn write_loop(
             biased;
             () = forced.requested() => break forced.frame(),
             () = signals.shutdown.cancelled() => break Some((close::GOING_AWAY, "server shutting down".to_owned())),
-            () = signals.reader_done.cancelled() => break None,
+            // The room may have queued a close (kick, failure) just before
+            // the reader stopped: deliver it rather than drop it.
+            () = signals.reader_done.cancelled() => break queued_close(&mut queue),
             out = queue.recv() => match out {
                 Some(Outbound::Frame(frame)) => frame,
                 Some(Outbound::Close(code, reason)) => break Some((code, reason)),
@@ -328,11 +341,12 @@ async fn write_loop(
             _ = ping.tick() => WsMessage::Ping(Default::default()),
         };
         // A peer that stops reading blocks the send; a forced close or a
-        // shutdown must still get through, so they abort it.
+        // shutdown must still be attempted, so they abort it (the close
+        // frame's own send is bounded below).
         let sent = tokio::select! {
             biased;
-            () = forced.requested() => break None,
-            () = signals.shutdown.cancelled() => break None,
+            () = forced.requested() => break forced.frame(),
+            () = signals.shutdown.cancelled() => break Some((close::GOING_AWAY, "server shutting down".to_owned())),
             sent = sink.send(frame) => sent,
         };
         if sent.is_err() {

@@ -83,6 +83,42 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// Checks that every limit is usable: counts, sizes and durations that
+    /// must be positive are.
+    ///
+    /// ```
+    /// use roomhost_host::Limits;
+    ///
+    /// assert!(Limits::default().validate().is_ok());
+    /// let broken = Limits { client_queue: 0, ..Limits::default() };
+    /// assert!(broken.validate().unwrap_err().contains("client_queue"));
+    /// ```
+    pub fn validate(&self) -> Result<(), String> {
+        let counts = [
+            ("max_rooms", self.max_rooms),
+            ("max_connections", self.max_connections),
+            ("room_inbox", self.room_inbox),
+            ("client_queue", self.client_queue),
+            ("max_frame_bytes", self.max_frame_bytes),
+            ("room_memory_bytes", self.room_memory_bytes),
+            ("max_room_id_bytes", self.max_room_id_bytes),
+        ];
+        let durations = [
+            ("call_deadline", self.call_deadline),
+            ("ping_interval", self.ping_interval),
+            ("idle_timeout", self.idle_timeout),
+        ];
+        if let Some((name, _)) = counts.iter().find(|(_, value)| *value == 0) {
+            return Err(format!("{name} must be greater than 0"));
+        }
+        if let Some((name, _)) = durations.iter().find(|(_, value)| value.is_zero()) {
+            return Err(format!("{name} must be greater than 0"));
+        }
+        Ok(())
+    }
+}
+
 /// Durations as whole milliseconds in config files.
 mod millis {
     use std::time::Duration;

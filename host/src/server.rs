@@ -83,6 +83,9 @@ pub enum ServerError {
         /// Why.
         reason: String,
     },
+    /// A limit is unusable (zero where a positive value is needed).
+    #[error("invalid limit: {0}")]
+    InvalidLimits(String),
     /// Serving failed.
     #[error("server failed: {0}")]
     Serve(std::io::Error),
@@ -121,6 +124,7 @@ impl Server {
         if specs.is_empty() {
             return Err(ServerError::NoServices);
         }
+        limits.validate().map_err(ServerError::InvalidLimits)?;
         for (index, spec) in specs.iter().enumerate() {
             if !is_valid_service_name(&spec.name) {
                 return Err(ServerError::InvalidServiceName(spec.name.clone()));
@@ -202,16 +206,23 @@ impl Server {
         let app = self.app;
         let token = app.shutdown.clone();
         let router = http::router(app.clone());
-        axum::serve(self.listener, router)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                tracing::info!("shutting down: closing every client with 1001");
-                token.cancel();
-            })
-            .await
-            .map_err(ServerError::Serve)?;
-        app.connections.close();
         let grace = app.limits.shutdown_grace + std::time::Duration::from_secs(1);
+        let serve = axum::serve(self.listener, router).with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: closing every client with 1001");
+            token.cancel();
+        });
+        // Graceful HTTP shutdown waits for in-flight responses; a client that
+        // never reads one must not hold the process past the grace.
+        let stalled = async {
+            app.shutdown.cancelled().await;
+            tokio::time::sleep(grace).await;
+        };
+        tokio::select! {
+            served = serve => served.map_err(ServerError::Serve)?,
+            () = stalled => tracing::warn!("HTTP connections did not finish within the shutdown grace"),
+        }
+        app.connections.close();
         if tokio::time::timeout(grace, app.connections.wait())
             .await
             .is_err()

@@ -2,6 +2,7 @@
 //! timers, carries out kicks and transfers, keeps the lobby informed, and ends
 //! the room when it is idle or when the plugin fails.
 
+use std::collections::HashMap;
 use std::future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -11,13 +12,13 @@ use tokio::time::{Instant, sleep_until};
 
 use super::directory::{JoinError, RoomMeta, Rooms};
 use super::{ConnectRequest, RoomEvent};
-use crate::client::Move;
+use crate::client::{ClientId, Move};
 use crate::close;
 use crate::limits::Limits;
 use crate::service::Service;
 use crate::wasm::{
-    DisconnectReason, GuestClientInfo, GuestError, GuestHandoff, GuestInitInfo, GuestRoomChange,
-    RoomInstance, RoomLink, WasmEngine,
+    DisconnectReason, GuestClientInfo, GuestError, GuestHandoff, GuestInitInfo, GuestMessage,
+    GuestRoomChange, MAX_PLUGIN_TEXT, RoomInstance, RoomLink, WasmEngine, bounded,
 };
 
 pub(crate) struct RoomActor {
@@ -85,7 +86,7 @@ impl RoomActor {
             self.publish(&mut instance);
             if self.is_idle(&mut instance) && self.rooms.retire(&self.meta, &self.inbox) {
                 tracing::debug!("room ended: no clients and no timers");
-                self.drain(None);
+                self.drain(None, HashMap::new());
                 self.report_closed();
                 return;
             }
@@ -118,10 +119,13 @@ impl RoomActor {
         }
         let entry = self.meta.entry();
         let snapshot = (entry.clients, entry.info.clone());
-        if self.reported.as_ref() != Some(&snapshot) {
+        // An undelivered notice is retried at the next step.
+        if self.reported.as_ref() != Some(&snapshot)
+            && self
+                .rooms
+                .notify_lobby(&self.meta.key.service, GuestRoomChange::Updated(entry))
+        {
             self.reported = Some(snapshot);
-            self.rooms
-                .notify_lobby(&self.meta.key.service, GuestRoomChange::Updated(entry));
         }
     }
 
@@ -140,20 +144,29 @@ impl RoomActor {
     /// in the inbox are refused, and the table forgets it.
     fn dispose(mut self, instance: Option<&mut RoomInstance>, error: GuestError) {
         tracing::error!(reason = %error, "room disposed");
+        if let Ok(mut failure) = self.meta.failure.lock() {
+            *failure = Some(error.0.clone());
+        }
         self.rooms.remove(&self.meta);
+        let mut departing = HashMap::new();
         if let Some(instance) = instance {
             for member in instance.state().members.values() {
                 member.close(close::ROOM_ERROR, &error.0);
             }
+            departing = std::mem::take(&mut instance.state().departing);
         }
-        self.drain(Some(&error));
+        self.drain(Some(&error), departing);
         self.report_closed();
     }
 
     /// Closes the inbox and answers what is still in it: joins are refused
     /// with the room's failure or, for a room that ended normally, dropped so
     /// the client retries on a fresh room; departures get no frames.
-    fn drain(&mut self, failure: Option<&GuestError>) {
+    fn drain(
+        &mut self,
+        failure: Option<&GuestError>,
+        mut departing: HashMap<ClientId, Vec<GuestMessage>>,
+    ) {
         self.inbox.close();
         while let Ok(event) = self.inbox.try_recv() {
             let failed =
@@ -164,6 +177,11 @@ impl RoomActor {
                 }
                 RoomEvent::Started { reply } => {
                     let _ = reply.send(Err(failed()));
+                }
+                // Frames held for a transferred client follow it even when
+                // this room failed after the transfer.
+                RoomEvent::Depart { client, reply } => {
+                    let _ = reply.send(departing.remove(&client).unwrap_or_default());
                 }
                 _ => {}
             }
@@ -232,11 +250,13 @@ fn connect(
     };
     // A member already, so the plugin can greet it from inside `connect`.
     instance.state().members.insert(id, request.sender);
-    let answer = match instance
-        .connect(&info)
-        .and_then(|answer| after_call(instance, meta).map(|()| answer))
-    {
-        Ok(answer) => answer.map_err(JoinError::Rejected),
+    instance.state().connecting = Some(id);
+    let answer = instance.connect(&info);
+    instance.state().connecting = None;
+    let answer = match answer.and_then(|answer| after_call(instance, meta).map(|()| answer)) {
+        Ok(answer) => {
+            answer.map_err(|reason| JoinError::Rejected(bounded(reason, MAX_PLUGIN_TEXT)))
+        }
         Err(error) => {
             let _ = reply.send(Err(JoinError::RoomFailed(error.0.clone())));
             return Err(error);

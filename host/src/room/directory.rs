@@ -87,6 +87,8 @@ pub(crate) struct RoomMeta {
     plugin_version: String,
     pub(crate) clients: AtomicUsize,
     pub(crate) info: Mutex<serde_json::Value>,
+    /// Why the room failed, once it has (read by waiters that missed it).
+    pub(crate) failure: Mutex<Option<String>>,
 }
 
 impl RoomMeta {
@@ -191,6 +193,11 @@ impl Rooms {
         service: &Arc<Service>,
     ) -> Result<(), JoinError> {
         let handle = self.get_or_create(service, LOBBY, true)?;
+        // If `init` fails before the probe is queued, the reason is on the meta.
+        let failed = || {
+            let reason = lock(&handle.meta.failure).clone();
+            JoinError::RoomFailed(reason.unwrap_or_else(|| "the lobby ended while starting".into()))
+        };
         let (reply, answer) = oneshot::channel();
         if handle
             .inbox
@@ -198,15 +205,9 @@ impl Rooms {
             .await
             .is_err()
         {
-            return Err(JoinError::RoomFailed(
-                "the lobby ended while starting".into(),
-            ));
+            return Err(failed());
         }
-        answer.await.unwrap_or_else(|_| {
-            Err(JoinError::RoomFailed(
-                "the lobby ended while starting".into(),
-            ))
-        })
+        answer.await.unwrap_or_else(|_| Err(failed()))
     }
 
     /// Registers a connected client so any room of its service can send to it.
@@ -269,18 +270,20 @@ impl Rooms {
         entries
     }
 
-    /// Tells `service`'s lobby that the directory changed. A lobby whose inbox
-    /// is full misses the notice (logged); `rooms()` stays authoritative.
-    pub(crate) fn notify_lobby(&self, service: &Arc<str>, change: GuestRoomChange) {
+    /// Tells `service`'s lobby that the directory changed; returns whether the
+    /// notice was queued. A lobby whose inbox is full misses it (logged);
+    /// `rooms()` stays authoritative.
+    pub(crate) fn notify_lobby(&self, service: &Arc<str>, change: GuestRoomChange) -> bool {
         let lobby = self
             .lock()
             .get(&RoomKey::new(service, LOBBY))
             .map(|handle| handle.inbox.clone());
-        if let Some(lobby) = lobby
-            && lobby.try_send(RoomEvent::RoomChanged(change)).is_err()
-        {
+        let Some(lobby) = lobby else { return false };
+        let queued = lobby.try_send(RoomEvent::RoomChanged(change)).is_ok();
+        if !queued {
             tracing::warn!(service = %service, "lobby inbox full: a room-changed notice was dropped");
         }
+        queued
     }
 
     /// Every live room (lobbies excluded).
@@ -365,6 +368,7 @@ impl Rooms {
             plugin_version: service.plugin().version().to_owned(),
             clients: AtomicUsize::new(0),
             info: Mutex::new(serde_json::Value::Null),
+            failure: Mutex::new(None),
         });
         let handle = RoomHandle {
             inbox,

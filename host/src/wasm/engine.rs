@@ -32,7 +32,10 @@ pub struct WasmEngine {
 impl WasmEngine {
     /// Builds the engine for `limits`.
     pub fn new(limits: &Limits) -> wasmtime::Result<WasmEngine> {
-        let max_rooms = u32::try_from(limits.max_rooms).unwrap_or(u32::MAX);
+        // Slack over `max_rooms`: a room leaves the table before its store
+        // is dropped and frees its slot, so a new room may briefly overlap.
+        let max_rooms = u32::try_from(limits.max_rooms.saturating_add(limits.max_rooms / 8 + 16))
+            .unwrap_or(u32::MAX);
         let mut pooling = PoolingAllocationConfig::default();
         pooling
             .total_component_instances(max_rooms)

@@ -139,6 +139,6 @@ impl RoomInstance {
         } else {
             format!("plugin failed: {error}")
         };
-        GuestError(reason)
+        GuestError(super::state::bounded(reason, super::state::MAX_PLUGIN_TEXT))
     }
 }

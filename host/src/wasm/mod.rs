@@ -17,7 +17,7 @@ pub use engine::WasmEngine;
 pub use instance::{GuestError, RoomInstance};
 pub use plugin::{Plugin, PluginError};
 pub use state::RoomState;
-pub(crate) use state::unix_millis;
+pub(crate) use state::{MAX_PLUGIN_TEXT, bounded, unix_millis};
 
 /// The WIT types as Rust values, for driving a [`RoomInstance`] directly
 /// (benchmarks, embedders).

@@ -59,6 +59,9 @@ pub struct RoomState {
     pub(crate) departing: HashMap<ClientId, Vec<types::Frame>>,
     /// Whether `init` is running (the only time `serve-root` is allowed).
     pub(crate) in_init: bool,
+    /// The client whose `connect` is running: it cannot be transferred
+    /// before it is accepted.
+    pub(crate) connecting: Option<ClientId>,
     link: Option<RoomLink>,
     max_room_id_bytes: usize,
     max_departing_frames: usize,
@@ -81,6 +84,7 @@ impl RoomState {
             table: ResourceTable::new(),
             limiter: MemoryLimiter {
                 max_bytes: limits.room_memory_bytes,
+                used_bytes: 0,
                 exceeded: false,
             },
             members: HashMap::new(),
@@ -89,6 +93,7 @@ impl RoomState {
             transfers: Vec::new(),
             departing: HashMap::new(),
             in_init: false,
+            connecting: None,
             link,
             max_room_id_bytes: limits.max_room_id_bytes,
             max_departing_frames: limits.room_inbox,
@@ -178,12 +183,14 @@ impl host::Host for RoomState {
         }
     }
 
-    fn broadcast(&mut self, msg: types::Frame, except: Vec<ClientId>) {
+    fn broadcast(&mut self, msg: types::Frame, mut except: Vec<ClientId>) {
         let Some(frame) = self.outbound(msg) else {
             return;
         };
+        // Sorted, so a long list costs log(n) per member rather than n.
+        except.sort_unstable();
         for (id, member) in &self.members {
-            if !except.contains(id) {
+            if except.binary_search(id).is_err() {
                 let _ = member.send(frame.clone());
             }
         }
@@ -225,6 +232,7 @@ impl host::Host for RoomState {
     }
 
     fn log(&mut self, level: types::LogLevel, message: String) {
+        let message = bounded(message, MAX_PLUGIN_TEXT);
         match level {
             types::LogLevel::Trace => tracing::trace!(target: "roomhost::plugin", "{message}"),
             types::LogLevel::Debug => tracing::debug!(target: "roomhost::plugin", "{message}"),
@@ -264,6 +272,9 @@ impl directory::Host for RoomState {
         let link = self.link()?;
         if !self.members.contains_key(&client) {
             return Err(format!("client {client} is not in this room"));
+        }
+        if self.connecting == Some(client) {
+            return Err("a client cannot be transferred during its own connect; accept it, then transfer it".into());
         }
         match &room {
             None if link.is_lobby() => return Err("the client is already in the lobby".into()),
@@ -331,6 +342,24 @@ impl auth::Host for RoomState {
     }
 }
 
+/// Cuts a plugin-supplied text to `max` bytes on a character boundary, so a
+/// plugin cannot make the host log or copy megabytes.
+pub(crate) fn bounded(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
+}
+
+/// Longest plugin-supplied text (log line, reject reason, failure reason)
+/// the host keeps.
+pub(crate) const MAX_PLUGIN_TEXT: usize = 4096;
+
 /// Milliseconds since the Unix epoch (0 for times before it).
 pub(crate) fn unix_millis(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH)
@@ -342,20 +371,26 @@ pub(crate) fn unix_millis(time: SystemTime) -> u64 {
 /// memory bomb is reported as such rather than as a generic trap.
 pub(crate) struct MemoryLimiter {
     max_bytes: usize,
+    /// All of the room's linear memories together.
+    used_bytes: usize,
     pub(crate) exceeded: bool,
 }
 
 impl ResourceLimiter for MemoryLimiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.max_bytes {
+        let total = self
+            .used_bytes
+            .saturating_add(desired.saturating_sub(current));
+        if total > self.max_bytes {
             self.exceeded = true;
             wasmtime::bail!("room memory limit of {} bytes exceeded", self.max_bytes);
         }
+        self.used_bytes = total;
         Ok(true)
     }
 
