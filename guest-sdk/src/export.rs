@@ -9,7 +9,7 @@ use std::marker::PhantomData;
 use std::sync::Once;
 
 use crate::bindings::exports::roomhost::room::service::Guest;
-use crate::bindings::roomhost::room::{directory, host, types as wit};
+use crate::bindings::roomhost::room::{auth, directory, host, types as wit};
 use crate::room::Backend;
 use crate::{
     ClientId, ClientInfo, DisconnectReason, Handoff, InitInfo, LogLevel, Message, Room, RoomChange,
@@ -157,8 +157,8 @@ fn install_panic_hook() {
     });
 }
 
-/// The wasm [`Backend`]: forwards every call to the `host` and `directory`
-/// imports.
+/// The wasm [`Backend`]: forwards every call to the `host`, `directory` and
+/// `auth` imports.
 struct WitHost;
 
 impl Backend for WitHost {
@@ -217,6 +217,14 @@ impl Backend for WitHost {
 
     fn serve_root(&mut self) -> Result<(), String> {
         directory::serve_root()
+    }
+
+    fn auth_enabled(&mut self) -> bool {
+        auth::enabled()
+    }
+
+    fn verify_token(&mut self, token: &str) -> Result<String, String> {
+        auth::verify_token(token)
     }
 }
 

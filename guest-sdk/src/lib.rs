@@ -11,7 +11,7 @@
 //!   as the component's service;
 //! - [`Room`], the context each callback gets to send frames, close clients,
 //!   set timers, read the clock, log, publish listing metadata, list the
-//!   service's rooms and move clients between them;
+//!   service's rooms, move clients between them and verify tokens;
 //! - [`testing::TestRoom`], a native harness to unit-test a service with
 //!   plain `cargo test`.
 //!
@@ -186,8 +186,9 @@
 //!   checks synchronously and fails, with nothing happening, when the client
 //!   is not in this room, the target is this room (or the lobby transfers to
 //!   the lobby), the room id is empty or longer than
-//!   [`limits::MAX_ROOM_ID_BYTES`], or `create` is false and the room does
-//!   not exist. On success the client leaves this room at once (broadcasts
+//!   [`limits::MAX_ROOM_ID_BYTES`], `create` is false and the room does
+//!   not exist, or the client is the one whose `connect` is running (accept
+//!   it, then transfer it from a later callback). On success the client leaves this room at once (broadcasts
 //!   no longer reach it; `send` still does), this room gets
 //!   `disconnect(client, Transferred)` after the current callback, and the
 //!   target gets `connect` with [`ClientInfo::handoff`] set to a [`Handoff`]
@@ -204,6 +205,18 @@
 //!   room created by a transfer appears once the transfer completed, not when
 //!   `transfer` returns. The lobby is told about every change through
 //!   [`RoomService::room_changed`].
+//!
+//! # Authentication
+//!
+//! When the operator gives the host a token key (`roomhost serve
+//! --jwt-secret ...`), a service can check JSON Web Tokens that arrive
+//! inside its own messages: [`Room::auth_enabled`] says whether a key is
+//! configured, and [`Room::verify_token`] returns a token's claims or the
+//! host's reason for refusing it. The secret never enters the plugin; the
+//! host checks the HS256 signature, `exp` (with 60 s of leeway by default),
+//! and the configured audience and issuer. In the harness,
+//! [`TestRoomBuilder::auth`](testing::TestRoomBuilder::auth) with a
+//! [`TestAuth`](testing::TestAuth) decides what verification returns.
 //!
 //! [roomhost]: https://github.com/roomhost/roomhost
 
@@ -231,7 +244,9 @@ pub use client::{ClientId, ClientInfo, DisconnectReason, Handoff};
 pub use directory::{RoomChange, RoomEntry};
 pub use init::InitInfo;
 pub use message::Message;
-pub use room::{InfoError, LogLevel, Room, ServeRootError, TimerError, TimerId, TransferError};
+pub use room::{
+    AuthError, InfoError, LogLevel, Room, ServeRootError, TimerError, TimerId, TransferError,
+};
 pub use roomhost_sdk_macros::room_service;
 pub use service::RoomService;
 

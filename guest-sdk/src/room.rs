@@ -48,11 +48,13 @@ pub(crate) trait Backend {
     ) -> Result<(), String>;
     fn rooms(&mut self) -> Vec<RoomEntry>;
     fn serve_root(&mut self) -> Result<(), String>;
+    fn auth_enabled(&mut self) -> bool;
+    fn verify_token(&mut self, token: &str) -> Result<String, String>;
 }
 
 /// The room a callback runs in: send frames, close clients, set timers, read
-/// the clock, log, publish listing metadata, and move clients between rooms
-/// through the service's directory.
+/// the clock, log, publish listing metadata, move clients between rooms
+/// through the service's directory, and verify tokens with the host's key.
 ///
 /// A `Room` only exists for the duration of one callback. Everything it does
 /// is queued by the host and takes effect in call order; nothing blocks on a
@@ -212,8 +214,10 @@ impl<'a> Room<'a> {
     /// Fails, and nothing happens, when `client` is not in this room, the
     /// target is this room (including the lobby transferring to the lobby),
     /// `to` is not a valid room id (empty or longer than
-    /// [`MAX_ROOM_ID_BYTES`](crate::limits::MAX_ROOM_ID_BYTES)), or `create`
-    /// is false and the room does not exist.
+    /// [`MAX_ROOM_ID_BYTES`](crate::limits::MAX_ROOM_ID_BYTES)), `create`
+    /// is false and the room does not exist, or `client` is the one whose
+    /// [`connect`](crate::RoomService::connect) is running: accept it first,
+    /// then move it from a later callback (a zero-delay timer, say).
     ///
     /// ```
     /// # use roomhost_sdk::{ClientId, Room, TransferError};
@@ -270,6 +274,42 @@ impl<'a> Room<'a> {
         self.backend
             .serve_root()
             .map_err(|message| ServeRootError { message })
+    }
+
+    /// Whether the host has a token key configured (`roomhost serve
+    /// --jwt-secret ...`). When it has none, a service's protocol usually
+    /// treats authentication as off, and [`Room::verify_token`] always
+    /// fails.
+    pub fn auth_enabled(&mut self) -> bool {
+        self.backend.auth_enabled()
+    }
+
+    /// Verifies a JSON Web Token with the host's key and returns its claims
+    /// (a JSON object such as `{"sub": ..., "name": ..., "exp": ...}`).
+    ///
+    /// The secret never enters the plugin: the host checks the signature
+    /// (HS256), `exp` (with a leeway, 60 s by default), the audience (`aud`)
+    /// and the issuer (`iss`) it was configured with. Fails with the host's
+    /// reason when the token is refused, or when no key is configured (see
+    /// [`Room::auth_enabled`]). Use it for tokens that arrive inside
+    /// messages; a token the host verified at connection time shows up as
+    /// [`ClientInfo::identity`](crate::ClientInfo::identity) instead.
+    ///
+    /// ```
+    /// # use roomhost_sdk::{ClientId, Room};
+    /// fn display_name(room: &mut Room<'_>, token: &str) -> Option<String> {
+    ///     let claims = room.verify_token(token).ok()?;
+    ///     claims["name"].as_str().map(str::to_owned)
+    /// }
+    /// ```
+    pub fn verify_token(&mut self, token: &str) -> Result<serde_json::Value, AuthError> {
+        let claims = self
+            .backend
+            .verify_token(token)
+            .map_err(|message| AuthError { message })?;
+        serde_json::from_str(&claims).map_err(|err| AuthError {
+            message: format!("the host returned claims that are not JSON: {err}"),
+        })
     }
 }
 
@@ -345,6 +385,14 @@ message_error!(
     /// `init`, or another service holds the root.
     ServeRootError,
     "cannot serve the root"
+);
+
+message_error!(
+    /// [`Room::verify_token`] failed: the host refused the token (bad
+    /// signature, expired, wrong audience or issuer, malformed), or has no
+    /// token key configured. [`AuthError::message`] is the host's reason.
+    AuthError,
+    "token refused"
 );
 
 /// [`Room::set_info`] failed.

@@ -15,7 +15,9 @@
 //! ([`TestRoom::take_transfers`]), delivers clients that arrive by transfer
 //! ([`TestRoom::connect_with_handoff`]) or come back rejected
 //! ([`TestRoom::bounce_back`]), and reports directory changes to a lobby
-//! ([`TestRoom::room_changed`]).
+//! ([`TestRoom::room_changed`]). Token verification ([`Room::verify_token`])
+//! is decided by a [`TestAuth`] ([`TestRoomBuilder::auth`]); by default
+//! authentication is off.
 //!
 //! ```
 //! use std::time::Duration;
@@ -131,6 +133,7 @@ impl<S: RoomService> TestRoom<S> {
             restored: None,
             start_ms: DEFAULT_START_MS,
             seed: DEFAULT_SEED,
+            auth: TestAuth::disabled(),
             service: PhantomData,
         }
     }
@@ -276,7 +279,9 @@ impl<S: RoomService> TestRoom<S> {
         client.id = id;
 
         self.recorder.clients.insert(id);
+        self.recorder.connecting = Some(id);
         let result = self.run(|service, room| service.connect(room, &client));
+        self.recorder.connecting = None;
         if result.is_err() {
             // Frames already sent to it stay: the host delivers them before
             // the 1008 close (or before returning it to its previous room).
@@ -357,6 +362,19 @@ impl<S: RoomService> TestRoom<S> {
     /// `disconnect(client, Transferred)`.
     pub fn take_transfers(&mut self) -> Vec<Transfer> {
         std::mem::take(&mut self.recorder.transfers)
+    }
+
+    /// Replaces the token verification that [`Room::auth_enabled`] and
+    /// [`Room::verify_token`] see from now on (as when the operator
+    /// restarts the host with another key).
+    pub fn set_auth(&mut self, auth: TestAuth) {
+        self.recorder.auth = auth;
+    }
+
+    /// Every token the service asked to verify with
+    /// [`Room::verify_token`], in order.
+    pub fn verified_tokens(&self) -> &[String] {
+        &self.recorder.verified_tokens
     }
 
     /// Whether the service claimed the server root with
@@ -564,6 +582,7 @@ pub struct TestRoomBuilder<S> {
     restored: Option<Vec<u8>>,
     start_ms: u64,
     seed: u64,
+    auth: TestAuth,
     service: PhantomData<fn() -> S>,
 }
 
@@ -644,6 +663,13 @@ impl<S: RoomService> TestRoomBuilder<S> {
         self
     }
 
+    /// How tokens are verified (default [`TestAuth::disabled`]: no key
+    /// configured).
+    pub fn auth(mut self, auth: TestAuth) -> Self {
+        self.auth = auth;
+        self
+    }
+
     /// Creates the service with `Default` and calls its `init`.
     pub fn build(self) -> TestRoom<S> {
         let room_id = self
@@ -657,6 +683,7 @@ impl<S: RoomService> TestRoomBuilder<S> {
         };
         let mut recorder = Recorder::new(room_id, self.lobby, self.start_ms, self.seed);
         recorder.root_taken = self.root_taken;
+        recorder.auth = self.auth;
         let mut room = TestRoom {
             service: S::default(),
             recorder,
@@ -679,6 +706,7 @@ impl<S> fmt::Debug for TestRoomBuilder<S> {
             .field("restored", &self.restored)
             .field("start_ms", &self.start_ms)
             .field("seed", &self.seed)
+            .field("auth", &self.auth)
             .finish()
     }
 }
@@ -703,6 +731,119 @@ pub fn init_info(room_id: &str, config: &str) -> InitInfo {
         lobby: false,
         config: config.to_owned(),
         restored: None,
+    }
+}
+
+/// What [`Room::verify_token`] returns in the harness when no key is
+/// configured ([`TestAuth::disabled`]).
+pub const NO_TOKEN_KEY: &str = "no token key configured";
+
+/// The reason [`Room::verify_token`] gives in the harness for a token a
+/// [`TestAuth::tokens`] table does not know.
+pub const UNKNOWN_TOKEN: &str = "invalid token";
+
+/// Token verification in the harness, in place of the host's key: decides
+/// what [`Room::auth_enabled`] and [`Room::verify_token`] return. Set it
+/// with [`TestRoomBuilder::auth`] or [`TestRoom::set_auth`].
+///
+/// ```
+/// # use roomhost_sdk::{ClientId, Message, Room, RoomService, room_service};
+/// # #[derive(Default)] #[room_service] struct Gate;
+/// # impl RoomService for Gate {
+/// #     fn message(&mut self, room: &mut Room<'_>, client: ClientId, message: Message) {
+/// #         let token = message.as_text().unwrap_or_default().to_owned();
+/// #         let reply = match room.verify_token(&token) {
+/// #             Ok(claims) => format!("hello {}", claims["name"].as_str().unwrap_or("?")),
+/// #             Err(err) => err.message().to_owned(),
+/// #         };
+/// #         room.send(client, reply);
+/// #     }
+/// # }
+/// use roomhost_sdk::testing::{TestAuth, TestRoom};
+/// use serde_json::json;
+///
+/// // `Gate` verifies every frame as a token and greets the name claim.
+/// let auth = TestAuth::tokens([
+///     ("good", Ok(json!({ "sub": "u1", "name": "Alice" }))),
+///     ("old", Err("token expired")),
+/// ]);
+/// let mut room = TestRoom::<Gate>::builder().auth(auth).build();
+/// let alice = room.connect();
+/// room.message(alice, "good");
+/// room.message(alice, "old");
+/// room.message(alice, "forged");
+/// assert_eq!(room.take_sent(alice), ["hello Alice", "token expired", "invalid token"]);
+/// ```
+pub struct TestAuth {
+    /// `None`: no key configured.
+    verifier: Option<Box<Verifier>>,
+}
+
+type Verifier = dyn FnMut(&str) -> Result<Value, String>;
+
+impl TestAuth {
+    /// No key configured, the default: [`Room::auth_enabled`] is false and
+    /// [`Room::verify_token`] fails with [`NO_TOKEN_KEY`].
+    pub fn disabled() -> Self {
+        Self { verifier: None }
+    }
+
+    /// A key is configured and `verify` decides each token: the claims, or
+    /// the reason it is refused.
+    ///
+    /// ```
+    /// use roomhost_sdk::testing::TestAuth;
+    /// use serde_json::json;
+    ///
+    /// // Accepts any token of the form "user:NAME".
+    /// let auth = TestAuth::from_fn(|token| match token.strip_prefix("user:") {
+    ///     Some(name) => Ok(json!({ "sub": name, "name": name })),
+    ///     None => Err("invalid signature".to_owned()),
+    /// });
+    /// ```
+    pub fn from_fn(verify: impl FnMut(&str) -> Result<Value, String> + 'static) -> Self {
+        Self {
+            verifier: Some(Box::new(verify)),
+        }
+    }
+
+    /// A key is configured and a table decides: each token maps to its
+    /// claims or the reason it is refused; tokens not in the table are
+    /// refused with [`UNKNOWN_TOKEN`].
+    pub fn tokens<T, R>(table: impl IntoIterator<Item = (T, Result<Value, R>)>) -> Self
+    where
+        T: Into<String>,
+        R: Into<String>,
+    {
+        let table: HashMap<String, Result<Value, String>> = table
+            .into_iter()
+            .map(|(token, verdict)| (token.into(), verdict.map_err(Into::into)))
+            .collect();
+        Self::from_fn(move |token| {
+            table
+                .get(token)
+                .cloned()
+                .unwrap_or_else(|| Err(UNKNOWN_TOKEN.to_owned()))
+        })
+    }
+
+    /// Whether a key is configured.
+    pub fn is_enabled(&self) -> bool {
+        self.verifier.is_some()
+    }
+}
+
+impl Default for TestAuth {
+    fn default() -> Self {
+        Self::disabled()
+    }
+}
+
+impl fmt::Debug for TestAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TestAuth")
+            .field("enabled", &self.is_enabled())
+            .finish_non_exhaustive()
     }
 }
 
@@ -739,6 +880,8 @@ struct Recorder {
     transfers: Vec<Transfer>,
     directory: Vec<RoomEntry>,
     in_init: bool,
+    /// The client whose `connect` is running: it cannot be transferred.
+    connecting: Option<ClientId>,
     root_taken: bool,
     served_root: bool,
     /// Pending timers: id -> (deadline, order set).
@@ -746,6 +889,8 @@ struct Recorder {
     next_timer_seq: u64,
     info: Option<Value>,
     logs: Vec<(LogLevel, String)>,
+    auth: TestAuth,
+    verified_tokens: Vec<String>,
 }
 
 impl Recorder {
@@ -764,12 +909,15 @@ impl Recorder {
             transfers: Vec::new(),
             directory: Vec::new(),
             in_init: false,
+            connecting: None,
             root_taken: false,
             served_root: false,
             timers: HashMap::new(),
             next_timer_seq: 0,
             info: None,
             logs: Vec::new(),
+            auth: TestAuth::disabled(),
+            verified_tokens: Vec::new(),
         }
     }
 
@@ -890,6 +1038,11 @@ impl Backend for Recorder {
         if !self.clients.contains(&client) {
             return Err(format!("client {client} is not in this room"));
         }
+        if self.connecting == Some(client) {
+            return Err("a client cannot be transferred during its own connect; \
+                 accept it, then transfer it"
+                .to_owned());
+        }
         match to {
             None if self.lobby => return Err("the client is already in the lobby".to_owned()),
             None => {}
@@ -929,5 +1082,17 @@ impl Backend for Recorder {
         }
         self.served_root = true;
         Ok(())
+    }
+
+    fn auth_enabled(&mut self) -> bool {
+        self.auth.verifier.is_some()
+    }
+
+    fn verify_token(&mut self, token: &str) -> Result<String, String> {
+        self.verified_tokens.push(token.to_owned());
+        match &mut self.auth.verifier {
+            None => Err(NO_TOKEN_KEY.to_owned()),
+            Some(verify) => verify(token).map(|claims| claims.to_string()),
+        }
     }
 }

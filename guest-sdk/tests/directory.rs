@@ -34,6 +34,10 @@ impl RoomService for Mover {
         {
             return Err("not today".to_owned());
         }
+        if client.query_param("move").is_some() {
+            let result = room.transfer_to_room(client.id, "elsewhere", b"", true);
+            self.events.push(outcome(result));
+        }
         room.broadcast(format!("joined {}", client.id), &[client.id]);
         Ok(())
     }
@@ -244,4 +248,21 @@ fn room_changed_reaches_the_lobby() {
 #[should_panic(expected = "only calls room_changed on the lobby")]
 fn room_changed_needs_the_lobby() {
     TestRoom::<Mover>::new().room_changed(RoomChange::Closed("X".into()));
+}
+
+#[test]
+fn a_client_cannot_be_transferred_during_its_own_connect() {
+    let mut room = TestRoom::<Mover>::builder().room_id("R1").build();
+    let a = room.connect_with_query("move");
+    assert_eq!(
+        room.service().events.last().map(String::as_str),
+        Some(
+            "error: a client cannot be transferred during its own connect; accept it, then transfer it"
+        )
+    );
+    assert!(room.take_transfers().is_empty());
+    assert!(room.is_connected(a));
+    // Once accepted, it can be moved.
+    room.message(a, "go elsewhere create");
+    assert_eq!(room.take_transfers().len(), 1);
 }

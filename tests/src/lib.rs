@@ -24,7 +24,14 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 pub const WAIT: Duration = Duration::from_secs(10);
 
 /// The crates built to wasm for the tests: shipped plugins and fixtures.
-const PLUGIN_CRATES: &[&str] = &["counter", "chat", "misbehave", "relay", "watch-party", "game-lobby"];
+const PLUGIN_CRATES: &[&str] = &[
+    "counter",
+    "chat",
+    "misbehave",
+    "relay",
+    "watch-party",
+    "game-lobby",
+];
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
@@ -102,11 +109,19 @@ impl TestServer {
     }
 
     /// Serves `services` under `limits` with token verification on.
-    pub async fn start_with_auth(services: Vec<ServiceSpec>, limits: Limits, auth: AuthConfig) -> TestServer {
+    pub async fn start_with_auth(
+        services: Vec<ServiceSpec>,
+        limits: Limits,
+        auth: AuthConfig,
+    ) -> TestServer {
         Self::start_config(services, limits, Some(auth)).await
     }
 
-    async fn start_config(services: Vec<ServiceSpec>, limits: Limits, auth: Option<AuthConfig>) -> TestServer {
+    async fn start_config(
+        services: Vec<ServiceSpec>,
+        limits: Limits,
+        auth: Option<AuthConfig>,
+    ) -> TestServer {
         let config = ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             services,
