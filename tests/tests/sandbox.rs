@@ -22,6 +22,7 @@ async fn assert_disposed(server: &TestServer, command: &str, expect_in_reason: &
     victim.send_text(command).await;
     let closed = victim.closed().await;
     let elapsed = started.elapsed();
+    eprintln!("{command}: room disposed {elapsed:?} after the command");
     assert_eq!(closed.code, Some(1011), "{closed:?}");
     assert!(closed.reason.contains(expect_in_reason), "{closed:?}");
     // Everyone in the failed room is closed, not only the sender.
