@@ -87,7 +87,6 @@ impl RoomActor {
             if self.is_idle(&mut instance) && self.rooms.retire(&self.meta, &self.inbox) {
                 tracing::debug!("room ended: no clients and no timers");
                 self.drain(None, HashMap::new());
-                self.report_closed();
                 return;
             }
         }
@@ -129,17 +128,6 @@ impl RoomActor {
         }
     }
 
-    /// Tells the lobby the room ended, even one that failed before it ever
-    /// reported, so a lobby tracking rooms it asked for never leaks one.
-    fn report_closed(&self) {
-        if !self.meta.is_lobby() {
-            self.rooms.notify_lobby(
-                &self.meta.key.service,
-                GuestRoomChange::Closed(self.meta.key.room.to_string()),
-            );
-        }
-    }
-
     /// Ends a failed room: its clients get 1011 with the reason, joins waiting
     /// in the inbox are refused, and the table forgets it.
     fn dispose(mut self, instance: Option<&mut RoomInstance>, error: GuestError) {
@@ -156,7 +144,6 @@ impl RoomActor {
             departing = std::mem::take(&mut instance.state().departing);
         }
         self.drain(Some(&error), departing);
-        self.report_closed();
     }
 
     /// Closes the inbox and answers what is still in it: joins are refused

@@ -397,11 +397,29 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Removes the room and, under the same lock, tells its lobby it closed: a
+/// room re-created with the same id can only report after this notice.
 fn remove_if_same(table: &mut HashMap<RoomKey, RoomHandle>, meta: &Arc<RoomMeta>) {
     if table
         .get(&meta.key)
         .is_some_and(|handle| Arc::ptr_eq(&handle.meta, meta))
     {
         table.remove(&meta.key);
+    }
+    if meta.is_lobby() {
+        return;
+    }
+    let lobby = table.get(&RoomKey {
+        service: meta.key.service.clone(),
+        room: LOBBY.into(),
+    });
+    let closed = GuestRoomChange::Closed(meta.key.room.to_string());
+    if let Some(lobby) = lobby
+        && lobby
+            .inbox
+            .try_send(RoomEvent::RoomChanged(closed))
+            .is_err()
+    {
+        tracing::warn!(service = %meta.key.service, "lobby inbox full: a room-closed notice was dropped");
     }
 }
