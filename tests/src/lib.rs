@@ -62,6 +62,7 @@ pub fn plugin(name: &str) -> PathBuf {
 }
 
 fn build_plugins() -> anyhow::Result<()> {
+    ensure_wasm_target()?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
     command
@@ -77,6 +78,32 @@ fn build_plugins() -> anyhow::Result<()> {
         bail!(
             "cargo build of the test plugins failed ({status}); is the wasm32-wasip2 target installed?"
         );
+    }
+    Ok(())
+}
+
+/// Adds the wasm target with rustup when it is missing, so the README's test
+/// command works on a fresh machine without a separate setup step.
+fn ensure_wasm_target() -> anyhow::Result<()> {
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output();
+    let Ok(installed) = installed else {
+        // No rustup: trust the toolchain to have the target.
+        return Ok(());
+    };
+    if String::from_utf8_lossy(&installed.stdout)
+        .lines()
+        .any(|line| line.trim() == "wasm32-wasip2")
+    {
+        return Ok(());
+    }
+    let status = Command::new("rustup")
+        .args(["target", "add", "wasm32-wasip2"])
+        .status()
+        .context("cannot run rustup")?;
+    if !status.success() {
+        bail!("`rustup target add wasm32-wasip2` failed ({status})");
     }
     Ok(())
 }
