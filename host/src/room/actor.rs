@@ -26,8 +26,9 @@ pub(crate) struct RoomActor {
     service: Arc<Service>,
     meta: Arc<RoomMeta>,
     inbox: mpsc::Receiver<RoomEvent>,
-    /// The (clients, info) last reported to the lobby.
-    reported: Option<(u32, String)>,
+    /// The room changed since the lobby last heard of it (a new room has
+    /// not been reported yet).
+    unreported: bool,
 }
 
 impl RoomActor {
@@ -42,7 +43,7 @@ impl RoomActor {
             service,
             meta,
             inbox,
-            reported: None,
+            unreported: true,
         }
     }
 
@@ -102,29 +103,27 @@ impl RoomActor {
 
     /// Copies what `/rooms` shows out of the instance, and tells the lobby
     /// when it changed.
+    /// Runs after every event, so it does nothing unless the client count or
+    /// the info changed.
     fn publish(&mut self, instance: &mut RoomInstance) {
         let state = instance.state();
-        self.meta
-            .clients
-            .store(state.members.len(), Ordering::Relaxed);
+        let clients = state.members.len();
+        if self.meta.clients.swap(clients, Ordering::Relaxed) != clients {
+            self.unreported = true;
+        }
         if state.info_changed {
             state.info_changed = false;
+            self.unreported = true;
             if let (Ok(mut info), Some(value)) = (self.meta.info.lock(), state.info.as_ref()) {
                 *info = value.clone();
             }
         }
-        if self.meta.is_lobby() {
-            return;
-        }
-        let entry = self.meta.entry();
-        let snapshot = (entry.clients, entry.info.clone());
         // An undelivered notice is retried at the next step.
-        if self.reported.as_ref() != Some(&snapshot)
-            && self
-                .rooms
-                .notify_lobby(&self.meta.key.service, GuestRoomChange::Updated(entry))
-        {
-            self.reported = Some(snapshot);
+        if self.unreported && !self.meta.is_lobby() {
+            self.unreported = !self.rooms.notify_lobby(
+                &self.meta.key.service,
+                GuestRoomChange::Updated(self.meta.entry()),
+            );
         }
     }
 

@@ -255,8 +255,11 @@ impl host::Host for RoomState {
         }
         let value = serde_json::from_str(&info)
             .map_err(|error| format!("info is not valid JSON: {error}"))?;
-        self.info = Some(value);
-        self.info_changed = true;
+        // Re-publishing the same info is not a change the lobby hears about.
+        if self.info.as_ref() != Some(&value) {
+            self.info = Some(value);
+            self.info_changed = true;
+        }
         Ok(())
     }
 }
