@@ -83,6 +83,9 @@ impl Default for Limits {
     }
 }
 
+/// The longest any duration limit may be.
+const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
 impl Limits {
     /// Checks that every limit is usable: counts, sizes and durations that
     /// must be positive are.
@@ -93,6 +96,8 @@ impl Limits {
     /// assert!(Limits::default().validate().is_ok());
     /// let broken = Limits { client_queue: 0, ..Limits::default() };
     /// assert!(broken.validate().unwrap_err().contains("client_queue"));
+    /// let forever = Limits { ping_interval: std::time::Duration::MAX, ..Limits::default() };
+    /// assert!(forever.validate().unwrap_err().contains("ping_interval"));
     /// ```
     pub fn validate(&self) -> Result<(), String> {
         let counts = [
@@ -109,6 +114,14 @@ impl Limits {
             ("ping_interval", self.ping_interval),
             ("idle_timeout", self.idle_timeout),
         ];
+        // Deadlines are computed as `now + duration`; absurd values would
+        // overflow the clock instead of meaning "never".
+        let grace = [("shutdown_grace", self.shutdown_grace)];
+        for (name, value) in durations.iter().chain(&grace) {
+            if *value > MAX_DURATION {
+                return Err(format!("{name} must be at most a year"));
+            }
+        }
         if let Some((name, _)) = counts.iter().find(|(_, value)| *value == 0) {
             return Err(format!("{name} must be greater than 0"));
         }
