@@ -12,8 +12,8 @@ use crate::bindings::exports::roomhost::room::service::Guest;
 use crate::bindings::roomhost::room::{auth, directory, host, types as wit};
 use crate::room::Backend;
 use crate::{
-    ClientId, ClientInfo, DisconnectReason, Handoff, InitInfo, LogLevel, Message, Room, RoomChange,
-    RoomEntry, RoomService, TimerId,
+    ClientId, ClientInfo, DisconnectReason, Handoff, HttpRequest, HttpResponse, InitInfo, LogLevel,
+    Message, Reloadable, Room, RoomChange, RoomEntry, RoomService, TimerId,
 };
 
 /// The type `#[room_service]` exports: implements the generated `Guest`
@@ -25,7 +25,7 @@ pub struct Export<S>(PhantomData<fn() -> S>);
 /// not implement [`RoomService`] is reported at the attribute.
 pub const fn assert_room_service<S: RoomService>() {}
 
-impl<S: RoomService> Guest for Export<S> {
+impl<S: Reloadable> Guest for Export<S> {
     fn init(info: wit::InitInfo) {
         init::<S>(info.into());
     }
@@ -60,6 +60,18 @@ impl<S: RoomService> Guest for Export<S> {
             service.room_changed(room, change)
         });
     }
+
+    fn snapshot() -> Result<Option<Vec<u8>>, String> {
+        dispatch::<S, _>("snapshot", |service, _room| service.save())
+            .unwrap_or_else(|| Err("the room is not available".to_owned()))
+    }
+
+    fn request(request: wit::HttpRequest) -> wit::HttpResponse {
+        let request = HttpRequest::from(request);
+        dispatch::<S, _>("request", |service, room| service.request(room, request))
+            .unwrap_or_else(|| HttpResponse::text(503, "the room is not available"))
+            .into()
+    }
 }
 
 /// The state of this component instance (one room). Wasm components are
@@ -74,7 +86,7 @@ thread_local! {
     static INSTANCE: RefCell<Option<Instance>> = const { RefCell::new(None) };
 }
 
-fn init<S: RoomService>(info: InitInfo) {
+fn init<S: Reloadable>(info: InitInfo) {
     install_panic_hook();
     INSTANCE.with(|cell| {
         let Ok(mut slot) = cell.try_borrow_mut() else {
@@ -85,11 +97,18 @@ fn init<S: RoomService>(info: InitInfo) {
             WitHost.log(LogLevel::Error, "init called twice; ignored");
             return;
         }
-        let mut service = S::default();
-        service.init(
-            &mut Room::new(&info.room_id, info.lobby, &mut WitHost),
-            &info,
-        );
+        let mut backend = WitHost;
+        let mut room = Room::new(&info.room_id, info.lobby, &mut backend);
+        let service = match &info.restored {
+            // A failed restore traps, so the host keeps the old version.
+            Some(snapshot) => S::load(&mut room, &info, snapshot)
+                .unwrap_or_else(|error| panic!("restoring the room's state failed: {error}")),
+            None => {
+                let mut service = S::default();
+                service.init(&mut room, &info);
+                service
+            }
+        };
         *slot = Some(Instance {
             room_id: info.room_id,
             lobby: info.lobby,
@@ -290,6 +309,26 @@ impl From<wit::InitInfo> for InitInfo {
             lobby: info.lobby,
             config: info.config,
             restored: info.restored,
+        }
+    }
+}
+
+impl From<wit::HttpRequest> for HttpRequest {
+    fn from(request: wit::HttpRequest) -> Self {
+        let mut converted = Self::new(request.method, request.path)
+            .with_query(request.query)
+            .with_body(request.body);
+        converted.headers = request.headers;
+        converted
+    }
+}
+
+impl From<HttpResponse> for wit::HttpResponse {
+    fn from(response: HttpResponse) -> Self {
+        Self {
+            status: response.status,
+            headers: response.headers,
+            body: response.body,
         }
     }
 }

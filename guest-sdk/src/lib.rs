@@ -6,7 +6,8 @@
 //!
 //! - [`RoomService`], the trait with one callback per room event (`init`,
 //!   `connect`, `message`, `disconnect`, `timer`, and for the lobby
-//!   `room_changed`), each with a no-op default;
+//!   `room_changed`), plus `request` for HTTP calls to a room and
+//!   `snapshot`/`restore` for hot reload, each with a working default;
 //! - [`#[room_service]`](room_service), which exports a type implementing it
 //!   as the component's service;
 //! - [`Room`], the context each callback gets to send frames, close clients,
@@ -15,7 +16,7 @@
 //! - [`testing::TestRoom`], a native harness to unit-test a service with
 //!   plain `cargo test`.
 //!
-//! The crate generates the WIT bindings (`roomhost:room@0.2.0`) itself, so a
+//! The crate generates the WIT bindings (`roomhost:room@0.3.0`) itself, so a
 //! plugin crate depends on `roomhost-sdk` (plus `serde`/`serde_json` if it
 //! uses JSON) and nothing else.
 //!
@@ -233,15 +234,18 @@ pub mod bindings;
 mod client;
 mod directory;
 mod export;
+mod http;
 mod init;
 pub mod limits;
 mod message;
 mod room;
 mod service;
+mod snapshot;
 pub mod testing;
 
 pub use client::{ClientId, ClientInfo, DisconnectReason, Handoff};
 pub use directory::{RoomChange, RoomEntry};
+pub use http::{HttpRequest, HttpResponse};
 pub use init::InitInfo;
 pub use message::Message;
 pub use room::{
@@ -249,6 +253,7 @@ pub use room::{
 };
 pub use roomhost_sdk_macros::room_service;
 pub use service::RoomService;
+pub use snapshot::Reloadable;
 
 /// Support code for `#[room_service]` and the generated bindings. Not public
 /// API: it may change in any release.
@@ -256,5 +261,6 @@ pub use service::RoomService;
 pub mod __private {
     pub use crate::bindings::__export_room as export;
     pub use crate::export::{Export, assert_room_service};
+    pub use crate::snapshot::{serde_load, serde_save};
     pub use wit_bindgen;
 }

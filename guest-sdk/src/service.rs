@@ -1,6 +1,9 @@
 //! The trait a room plugin implements: [`RoomService`].
 
-use crate::{ClientId, ClientInfo, DisconnectReason, InitInfo, Message, Room, RoomChange, TimerId};
+use crate::{
+    ClientId, ClientInfo, DisconnectReason, HttpRequest, HttpResponse, InitInfo, Message, Room,
+    RoomChange, TimerId,
+};
 
 /// The behaviour of one room.
 ///
@@ -75,5 +78,76 @@ pub trait RoomService: Default + 'static {
     /// count or [info](Room::set_info), or ended. Rooms never receive it.
     fn room_changed(&mut self, room: &mut Room<'_>, change: RoomChange) {
         let _ = (room, change);
+    }
+
+    /// An HTTP request addressed to this room
+    /// (`GET|POST|DELETE /rooms/{service}/{room}/{path...}`). The default
+    /// answers 404. The call may use the [`Room`] like any other callback,
+    /// e.g. to broadcast a change made over HTTP to the room's clients.
+    ///
+    /// ```
+    /// use roomhost_sdk::{HttpRequest, HttpResponse, Room, RoomService, room_service};
+    ///
+    /// #[derive(Default)]
+    /// #[room_service]
+    /// struct Notes {
+    ///     notes: Vec<String>,
+    /// }
+    ///
+    /// impl RoomService for Notes {
+    ///     fn request(&mut self, _room: &mut Room<'_>, request: HttpRequest) -> HttpResponse {
+    ///         match (request.method.as_str(), request.path.as_str()) {
+    ///             ("GET", "/notes") => HttpResponse::json(&self.notes),
+    ///             _ => HttpResponse::not_found(),
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    fn request(&mut self, room: &mut Room<'_>, request: HttpRequest) -> HttpResponse {
+        let _ = (room, request);
+        HttpResponse::not_found()
+    }
+
+    /// Saves the room's state before a hot reload (`roomhost dev`), as bytes
+    /// that [`restore`](RoomService::restore) in the new version turns back
+    /// into a service. The default, `Ok(None)`, means "not supported": the
+    /// host then starts the new version fresh and replays `connect` for each
+    /// client. An `Err` keeps the room on the old version and is reported.
+    ///
+    /// With `#[room_service(snapshot = serde)]` the service type itself is
+    /// serialized instead and this method is not called; see
+    /// [`Reloadable`](crate::Reloadable).
+    fn snapshot(&self) -> Result<Option<Vec<u8>>, String> {
+        Ok(None)
+    }
+
+    /// Rebuilds the service from a [`snapshot`](RoomService::snapshot) taken
+    /// by the previous version, in place of `init`: the room's clients,
+    /// timers and info are kept by the host. An `Err` keeps the room on the
+    /// old version.
+    ///
+    /// ```
+    /// use roomhost_sdk::{InitInfo, Room, RoomService, room_service};
+    ///
+    /// #[derive(Default)]
+    /// #[room_service]
+    /// struct Counter {
+    ///     count: u64,
+    /// }
+    ///
+    /// impl RoomService for Counter {
+    ///     fn snapshot(&self) -> Result<Option<Vec<u8>>, String> {
+    ///         Ok(Some(self.count.to_le_bytes().to_vec()))
+    ///     }
+    ///
+    ///     fn restore(_room: &mut Room<'_>, _info: &InitInfo, snapshot: &[u8]) -> Result<Self, String> {
+    ///         let bytes = snapshot.try_into().map_err(|_| "bad snapshot".to_owned())?;
+    ///         Ok(Counter { count: u64::from_le_bytes(bytes) })
+    ///     }
+    /// }
+    /// ```
+    fn restore(room: &mut Room<'_>, info: &InitInfo, snapshot: &[u8]) -> Result<Self, String> {
+        let _ = (room, info, snapshot);
+        Err("this service does not restore snapshots".to_owned())
     }
 }

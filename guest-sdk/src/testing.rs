@@ -73,8 +73,8 @@ use crate::limits::{
 };
 use crate::room::{Backend, duration_to_ms};
 use crate::{
-    ClientId, ClientInfo, DisconnectReason, Handoff, InitInfo, LogLevel, Message, Room, RoomChange,
-    RoomEntry, RoomService, TimerId,
+    ClientId, ClientInfo, DisconnectReason, Handoff, HttpRequest, HttpResponse, InitInfo, LogLevel,
+    Message, Reloadable, Room, RoomChange, RoomEntry, RoomService, TimerId,
 };
 
 /// Where the fake clock of a new [`TestRoom`] starts, in milliseconds since
@@ -291,6 +291,9 @@ impl<S: RoomService> TestRoom<S> {
             if client.handoff.is_none() {
                 self.recorder.gone.insert(id);
             }
+        } else {
+            client.handoff = None;
+            self.recorder.client_infos.insert(id, client);
         }
         self.flush_departures();
         result.map(|()| id)
@@ -503,6 +506,29 @@ impl<S: RoomService> TestRoom<S> {
         &mut self.service
     }
 
+    /// Sends an HTTP request to the room, as the host does for
+    /// `/rooms/{service}/{room}/{path...}`, and returns the service's answer.
+    ///
+    /// ```
+    /// # use roomhost_sdk::{HttpRequest, HttpResponse, Room, RoomService, room_service};
+    /// # #[derive(Default)] #[room_service] struct Hello;
+    /// # impl RoomService for Hello {
+    /// #     fn request(&mut self, _room: &mut Room<'_>, _request: HttpRequest) -> HttpResponse {
+    /// #         HttpResponse::text(200, "hello")
+    /// #     }
+    /// # }
+    /// use roomhost_sdk::testing::TestRoom;
+    ///
+    /// let mut room = TestRoom::<Hello>::new();
+    /// let response = room.request(HttpRequest::new("GET", "/greeting"));
+    /// assert_eq!((response.status, response.body_text().as_str()), (200, "hello"));
+    /// ```
+    pub fn request(&mut self, request: HttpRequest) -> HttpResponse {
+        let response = self.run(|service, room| service.request(room, request));
+        self.flush_departures();
+        response
+    }
+
     /// Runs `f` with the service and a [`Room`] as if inside a callback, for
     /// testing helper methods of the service directly. Clients closed or
     /// transferred by `f` are disconnected afterwards as usual.
@@ -536,6 +562,92 @@ impl<S: RoomService> TestRoom<S> {
             "TestRoom::{what}: client {client} is not connected (connected: {:?})",
             self.clients()
         );
+    }
+}
+
+/// What [`TestRoom::reload`] did, mirroring the host's hot reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reload {
+    /// The service's snapshot was restored into a new value; clients,
+    /// timers and info were kept without `connect` being called.
+    Restored,
+    /// The service has no snapshot: a new value was initialised and
+    /// `connect` replayed for each client (rejected clients were closed with
+    /// 1008).
+    Restarted,
+}
+
+impl<S: Reloadable> TestRoom<S> {
+    /// Reloads the room as `roomhost dev` does after an edit: snapshots the
+    /// service and restores it into a fresh value (or, without snapshot
+    /// support, starts a fresh value and replays `connect`). Use it to check
+    /// that a service's state survives a reload. An `Err` is the reason the
+    /// host would keep the room on the old version; the service is then
+    /// unchanged.
+    ///
+    /// ```
+    /// # use roomhost_sdk::{ClientId, Message, Room, RoomService, room_service};
+    /// use roomhost_sdk::testing::{Reload, TestRoom};
+    ///
+    /// #[derive(Default, serde::Serialize, serde::Deserialize)]
+    /// #[room_service(snapshot = serde)]
+    /// struct Tally {
+    ///     total: u64,
+    /// }
+    ///
+    /// impl RoomService for Tally {
+    ///     fn message(&mut self, room: &mut Room<'_>, client: ClientId, _message: Message) {
+    ///         self.total += 1;
+    ///         room.send(client, Message::text(self.total.to_string()));
+    ///     }
+    /// }
+    ///
+    /// let mut room = TestRoom::<Tally>::new();
+    /// let alice = room.connect();
+    /// room.message(alice, "+1");
+    /// assert_eq!(room.reload(), Ok(Reload::Restored));
+    /// room.message(alice, "+1");
+    /// assert_eq!(room.take_sent(alice), ["1", "2"]);
+    /// ```
+    pub fn reload(&mut self) -> Result<Reload, String> {
+        let connected = &self.recorder.clients;
+        self.recorder
+            .client_infos
+            .retain(|client, _| connected.contains(client));
+        let info = InitInfo {
+            room_id: self.recorder.room_id.clone(),
+            lobby: self.recorder.lobby,
+            config: self.recorder.config.clone(),
+            restored: self.service.save()?,
+        };
+        let reload = match &info.restored {
+            Some(snapshot) => {
+                let restored = self.run(|_, room| S::load(room, &info, snapshot))?;
+                self.service = restored;
+                Reload::Restored
+            }
+            None => {
+                self.service = S::default();
+                self.recorder.in_init = true;
+                self.run(|service, room| service.init(room, &info));
+                self.recorder.in_init = false;
+                for client in self.clients() {
+                    let Some(client_info) = self.recorder.client_infos.get(&client).cloned() else {
+                        continue;
+                    };
+                    if let Err(reason) =
+                        self.run(|service, room| service.connect(room, &client_info))
+                    {
+                        self.recorder.clients.remove(&client);
+                        self.recorder.gone.insert(client);
+                        self.recorder.closed.push((client, 1008, reason));
+                    }
+                }
+                Reload::Restarted
+            }
+        };
+        self.flush_departures();
+        Ok(reload)
     }
 }
 
@@ -684,6 +796,7 @@ impl<S: RoomService> TestRoomBuilder<S> {
         let mut recorder = Recorder::new(room_id, self.lobby, self.start_ms, self.seed);
         recorder.root_taken = self.root_taken;
         recorder.auth = self.auth;
+        recorder.config = info.config.clone();
         let mut room = TestRoom {
             service: S::default(),
             recorder,
@@ -891,6 +1004,11 @@ struct Recorder {
     logs: Vec<(LogLevel, String)>,
     auth: TestAuth,
     verified_tokens: Vec<String>,
+    /// The configuration text `init` got (a reload passes it again).
+    config: String,
+    /// How each connected client connected (a reload without snapshot
+    /// replays it).
+    client_infos: HashMap<ClientId, ClientInfo>,
 }
 
 impl Recorder {
@@ -918,6 +1036,8 @@ impl Recorder {
             logs: Vec::new(),
             auth: TestAuth::disabled(),
             verified_tokens: Vec::new(),
+            config: "null".to_owned(),
+            client_infos: HashMap::new(),
         }
     }
 

@@ -38,6 +38,24 @@ use syn::{Generics, Item, Type};
 /// impl RoomService for Lobby {}
 /// ```
 ///
+/// To keep the room's state across hot reloads (`roomhost dev`) by
+/// serializing the service type with serde, add `snapshot = serde`:
+///
+/// ```
+/// use roomhost_sdk::{RoomService, room_service};
+///
+/// #[derive(Default, serde::Serialize, serde::Deserialize)]
+/// #[room_service(snapshot = serde)]
+/// struct Scores {
+///     points: Vec<u32>,
+/// }
+///
+/// impl RoomService for Scores {}
+/// ```
+///
+/// Without it, `RoomService::snapshot` and `RoomService::restore` decide
+/// (their defaults opt out: the room is restarted and `connect` replayed).
+///
 /// On the impl block instead:
 ///
 /// ```
@@ -64,14 +82,35 @@ pub fn room_service(attr: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
-    if !attr.is_empty() {
-        return Err(syn::Error::new(
-            attr.span(),
-            "#[room_service] takes no arguments",
-        ));
-    }
+    let snapshot = parse_snapshot_kind(attr)?;
     let parsed: Item = syn::parse2(item.clone())?;
     let service = service_type(&parsed)?;
+    let reloadable = match snapshot {
+        SnapshotKind::Serde => quote! {
+            fn save(&self) -> ::core::result::Result<::core::option::Option<::std::vec::Vec<u8>>, ::std::string::String> {
+                ::roomhost_sdk::__private::serde_save(self)
+            }
+            fn load(
+                _room: &mut ::roomhost_sdk::Room<'_>,
+                _info: &::roomhost_sdk::InitInfo,
+                snapshot: &[u8],
+            ) -> ::core::result::Result<Self, ::std::string::String> {
+                ::roomhost_sdk::__private::serde_load(snapshot)
+            }
+        },
+        SnapshotKind::ByHand => quote! {
+            fn save(&self) -> ::core::result::Result<::core::option::Option<::std::vec::Vec<u8>>, ::std::string::String> {
+                <Self as ::roomhost_sdk::RoomService>::snapshot(self)
+            }
+            fn load(
+                room: &mut ::roomhost_sdk::Room<'_>,
+                info: &::roomhost_sdk::InitInfo,
+                snapshot: &[u8],
+            ) -> ::core::result::Result<Self, ::std::string::String> {
+                <Self as ::roomhost_sdk::RoomService>::restore(room, info, snapshot)
+            }
+        },
+    };
     // Spanned so that "`X: RoomService` is not satisfied" points at the type.
     let assert_service = quote_spanned! {service.span()=>
         ::roomhost_sdk::__private::assert_room_service::<#service>()
@@ -91,12 +130,47 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
         #[doc(hidden)]
         const _: () = #assert_service;
 
+        impl ::roomhost_sdk::Reloadable for #service {
+            #reloadable
+        }
+
         #[cfg(target_arch = "wasm32")]
         ::roomhost_sdk::__private::export!(
             __roomhost_only_one_room_service_per_crate
             with_types_in ::roomhost_sdk::bindings
         );
     })
+}
+
+/// Where a service's hot-reload snapshot comes from.
+enum SnapshotKind {
+    /// `RoomService::snapshot` / `restore`.
+    ByHand,
+    /// `snapshot = serde`: the service type's own serde impls.
+    Serde,
+}
+
+/// Parses the attribute's arguments: nothing, or `snapshot = serde`.
+fn parse_snapshot_kind(attr: TokenStream2) -> syn::Result<SnapshotKind> {
+    if attr.is_empty() {
+        return Ok(SnapshotKind::ByHand);
+    }
+    let span = attr.span();
+    let meta: syn::MetaNameValue = syn::parse2(attr).map_err(|_| {
+        syn::Error::new(
+            span,
+            "expected `#[room_service]` or `#[room_service(snapshot = serde)]`",
+        )
+    })?;
+    let is_serde = matches!(&meta.value, syn::Expr::Path(path) if path.path.is_ident("serde"));
+    if meta.path.is_ident("snapshot") && is_serde {
+        Ok(SnapshotKind::Serde)
+    } else {
+        Err(syn::Error::new(
+            span,
+            "expected `#[room_service]` or `#[room_service(snapshot = serde)]`",
+        ))
+    }
 }
 
 /// The service type named by the annotated item.
