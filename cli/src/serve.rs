@@ -124,6 +124,9 @@ struct LimitArgs {
     /// Size of a room's set-info JSON [default: 4096].
     #[arg(long, value_name = "BYTES")]
     max_info_bytes: Option<usize>,
+    /// Largest HTTP request or response body of a room's REST face (413 beyond) [default: 1048576].
+    #[arg(long, value_name = "BYTES")]
+    max_http_body_bytes: Option<usize>,
     /// Interval between pings to each client [default: 20000].
     #[arg(long, value_name = "MS")]
     ping_interval_ms: Option<u64>,
@@ -161,6 +164,9 @@ impl LimitArgs {
         }
         if let Some(value) = self.max_info_bytes {
             limits.max_info_bytes = value;
+        }
+        if let Some(value) = self.max_http_body_bytes {
+            limits.max_http_body_bytes = value;
         }
         if let Some(value) = self.ping_interval_ms {
             limits.ping_interval = ms(value);
@@ -267,6 +273,7 @@ fn server_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
         limits,
         cache,
         auth: args.auth.config()?,
+        dev_tap: None,
     })
 }
 

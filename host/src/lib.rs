@@ -29,12 +29,14 @@
 //! - `http`: routes (`/ws/...`, `/status`, `/rooms`).
 //! - [`server`]: startup and graceful shutdown.
 //! - [`auth`]: token verification on behalf of plugins.
+//! - [`dev`]: the live event stream behind `roomhost dev`'s dashboard.
 //! - [`limits`] and [`close`]: every bound and every close code.
 
 pub mod auth;
 pub mod client;
 pub mod close;
 mod connection;
+pub mod dev;
 mod http;
 pub mod limits;
 pub mod room;
@@ -44,6 +46,6 @@ pub mod wasm;
 
 pub use auth::AuthConfig;
 pub use limits::Limits;
-pub use server::{Server, ServerConfig, ServerError, shutdown_signal};
+pub use server::{ReloadError, Server, ServerConfig, ServerError, ServerHandle, shutdown_signal};
 pub use service::{Service, ServiceSpec};
 pub use wasm::{CompileCache, Plugin, PluginError};

@@ -51,6 +51,10 @@ pub struct Limits {
     pub max_info_bytes: usize,
     /// Length of a room id in a URL.
     pub max_room_id_bytes: usize,
+    /// Largest body of an HTTP request to a room
+    /// (`/rooms/{service}/{room}/...`) and of the room's answer. A larger
+    /// request gets 413; a larger answer becomes a 500.
+    pub max_http_body_bytes: usize,
     /// How often the host pings each client.
     #[serde(with = "millis")]
     pub ping_interval: Duration,
@@ -76,6 +80,7 @@ impl Default for Limits {
             max_timers_per_room: 1024,
             max_info_bytes: 4 * 1024,
             max_room_id_bytes: 128,
+            max_http_body_bytes: 1024 * 1024,
             ping_interval: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(2),
@@ -108,6 +113,7 @@ impl Limits {
             ("max_frame_bytes", self.max_frame_bytes),
             ("room_memory_bytes", self.room_memory_bytes),
             ("max_room_id_bytes", self.max_room_id_bytes),
+            ("max_http_body_bytes", self.max_http_body_bytes),
         ];
         let durations = [
             ("call_deadline", self.call_deadline),

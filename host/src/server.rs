@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Instant;
@@ -14,11 +15,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::AuthConfig;
+use crate::dev::{DevEvent, DevTap};
 use crate::http::{self, App};
 use crate::limits::Limits;
-use crate::room::Rooms;
+use crate::room::{ReloadReport, Rooms};
 use crate::service::{Service, ServiceSpec, is_valid_service_name};
-use crate::wasm::{CompileCache, PluginError, WasmEngine};
+use crate::wasm::{CompileCache, Plugin, PluginError, WasmEngine};
 
 /// How to run a server.
 #[derive(Debug, Clone)]
@@ -33,6 +35,10 @@ pub struct ServerConfig {
     pub cache: Option<CompileCache>,
     /// Token verification offered to plugins; `None` turns it off.
     pub auth: Option<AuthConfig>,
+    /// Dev mode: rooms report to this stream, and the server adds the dev
+    /// dashboard at `/` (for non-WebSocket requests) and its event stream at
+    /// `/_dev/events`. `None` in production.
+    pub dev_tap: Option<DevTap>,
 }
 
 impl ServerConfig {
@@ -44,6 +50,7 @@ impl ServerConfig {
             limits: Limits::default(),
             cache: CompileCache::default_dir().map(CompileCache::new),
             auth: None,
+            dev_tap: None,
         }
     }
 }
@@ -120,6 +127,7 @@ impl Server {
             limits,
             cache,
             auth,
+            dev_tap,
         } = config;
         if specs.is_empty() {
             return Err(ServerError::NoServices);
@@ -135,11 +143,12 @@ impl Server {
         }
         let engine = WasmEngine::new(&limits).map_err(ServerError::Engine)?;
         let load_engine = engine.clone();
+        let load_cache = cache.clone();
         let services = tokio::task::spawn_blocking(move || {
             specs
                 .iter()
                 .map(|spec| {
-                    let service = Service::load(&load_engine, spec, cache.as_ref())?;
+                    let service = Service::load(&load_engine, spec, load_cache.as_ref())?;
                     tracing::info!(
                         service = spec.name,
                         plugin = %spec.plugin.display(),
@@ -161,7 +170,7 @@ impl Server {
                 source,
             })?;
         let limits = Arc::new(limits);
-        let rooms = Rooms::new(engine, limits.clone(), auth);
+        let rooms = Rooms::new(engine, limits.clone(), auth, dev_tap.clone());
         for service in services.values() {
             rooms
                 .start_lobby(service)
@@ -180,6 +189,8 @@ impl Server {
             next_client: AtomicU64::new(1),
             shutdown: CancellationToken::new(),
             connections: TaskTracker::new(),
+            cache,
+            dev_tap,
         });
         Ok(Server { listener, app })
     }
@@ -190,6 +201,13 @@ impl Server {
         self.listener
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// A handle to the running server, for hot reload.
+    pub fn handle(&self) -> ServerHandle {
+        ServerHandle {
+            app: self.app.clone(),
+        }
     }
 
     /// The loaded services, by name.
@@ -230,6 +248,71 @@ impl Server {
             tracing::warn!("some connections did not close within the shutdown grace");
         }
         Ok(())
+    }
+}
+
+/// Why a hot reload did not happen. Rooms keep their old version.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// No service has that name.
+    #[error("no service named {0:?}")]
+    NoSuchService(String),
+    /// The new plugin failed to load.
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    /// The loading task failed.
+    #[error("loading the plugin failed: {0}")]
+    Task(String),
+}
+
+/// A handle to a running [`Server`]: hot-reloads services while it serves.
+///
+/// ```no_run
+/// use roomhost_host::{Server, ServerConfig, ServiceSpec};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let config = ServerConfig::new(
+///     "127.0.0.1:8080".parse()?,
+///     vec![ServiceSpec::new("chat", "chat.wasm")],
+/// );
+/// let server = Server::bind(config).await?;
+/// let handle = server.handle();
+/// tokio::spawn(server.run(roomhost_host::shutdown_signal()));
+/// // ... after rebuilding chat.wasm:
+/// let report = handle.reload("chat", "chat.wasm".as_ref()).await?;
+/// println!("{} rooms restored in {:?}", report.restored, report.elapsed);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct ServerHandle {
+    app: Arc<App>,
+}
+
+impl ServerHandle {
+    /// Loads the plugin at `path` and moves every live room of `service` onto
+    /// it (see [`Rooms::reload`]); rooms created afterwards use it too.
+    pub async fn reload(&self, service: &str, path: &Path) -> Result<ReloadReport, ReloadError> {
+        let Some(target) = self.app.services.get(service).cloned() else {
+            return Err(ReloadError::NoSuchService(service.to_owned()));
+        };
+        let engine = self.app.rooms.engine().clone();
+        let cache = self.app.cache.clone();
+        let path = path.to_owned();
+        let plugin =
+            tokio::task::spawn_blocking(move || Plugin::load(&engine, &path, cache.as_ref()))
+                .await
+                .map_err(|join| ReloadError::Task(join.to_string()))??;
+        let report = self.app.rooms.reload(&target, plugin).await;
+        if let Some(tap) = &self.app.dev_tap {
+            tap.publish(DevEvent::reload(report.clone()));
+        }
+        Ok(report)
+    }
+
+    /// The room table: live rooms and their listings.
+    pub fn rooms(&self) -> &Rooms {
+        &self.app.rooms
     }
 }
 

@@ -1,7 +1,7 @@
 //! A service: one plugin under a name, with its configuration.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::wasm::{CompileCache, Plugin, PluginError, WasmEngine};
 
@@ -49,10 +49,11 @@ pub fn is_valid_service_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
-/// A loaded service.
+/// A loaded service. Its plugin can be replaced while it runs (hot reload):
+/// rooms created afterwards use the new one.
 pub struct Service {
     name: Arc<str>,
-    plugin: Plugin,
+    plugin: RwLock<Arc<Plugin>>,
     config: String,
 }
 
@@ -65,7 +66,7 @@ impl Service {
     ) -> Result<Service, PluginError> {
         Ok(Service {
             name: spec.name.as_str().into(),
-            plugin: Plugin::load(engine, &spec.plugin, cache)?,
+            plugin: RwLock::new(Arc::new(Plugin::load(engine, &spec.plugin, cache)?)),
             config: spec.config.to_string(),
         })
     }
@@ -79,9 +80,17 @@ impl Service {
         self.name.clone()
     }
 
-    /// The loaded plugin.
-    pub fn plugin(&self) -> &Plugin {
-        &self.plugin
+    /// The current plugin.
+    pub fn plugin(&self) -> Arc<Plugin> {
+        self.plugin
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Makes `plugin` the one new rooms start with.
+    pub(crate) fn replace_plugin(&self, plugin: Arc<Plugin>) {
+        *self.plugin.write().unwrap_or_else(PoisonError::into_inner) = plugin;
     }
 
     /// The configuration as JSON text.

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use futures_util::{SinkExt, StreamExt};
-use roomhost_host::{AuthConfig, CompileCache, Limits, Server, ServerConfig, ServiceSpec};
+use roomhost_host::{
+    AuthConfig, CompileCache, Limits, Server, ServerConfig, ServerHandle, ServiceSpec,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
@@ -120,6 +122,7 @@ pub fn test_limits() -> Limits {
 /// A server running in this process on an ephemeral port.
 pub struct TestServer {
     addr: SocketAddr,
+    handle: ServerHandle,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -155,9 +158,11 @@ impl TestServer {
             limits,
             cache: Some(CompileCache::new(plugin_target_dir().join("compile-cache"))),
             auth,
+            dev_tap: None,
         };
         let server = Server::bind(config).await.expect("server starts");
         let addr = server.local_addr();
+        let handle = server.handle();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             server
@@ -169,6 +174,7 @@ impl TestServer {
         });
         TestServer {
             addr,
+            handle,
             stop: Some(stop),
             task: Some(task),
         }
@@ -177,6 +183,11 @@ impl TestServer {
     /// The server's address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The running server's handle (hot reload, room table).
+    pub fn handle(&self) -> &ServerHandle {
+        &self.handle
     }
 
     /// Connects a client to `path` (e.g. `/ws/room1`).
@@ -349,45 +360,81 @@ pub async fn http_get_json(
     addr: SocketAddr,
     path: &str,
 ) -> anyhow::Result<(u16, serde_json::Value)> {
+    let response = http_request(addr, "GET", path, b"").await?;
+    let json = serde_json::from_slice(&response.body)
+        .with_context(|| format!("body {:?}", String::from_utf8_lossy(&response.body)))?;
+    Ok((response.status, json))
+}
+
+/// An HTTP response as [`http_request`] reads it.
+#[derive(Debug)]
+pub struct HttpResponse {
+    /// The status code.
+    pub status: u16,
+    /// The head (status line and headers), lower-cased.
+    pub head: String,
+    /// The body, de-chunked.
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// The body as JSON.
+    pub fn json(&self) -> anyhow::Result<serde_json::Value> {
+        serde_json::from_slice(&self.body)
+            .with_context(|| format!("body {:?}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+/// A minimal HTTP/1.1 request with a body, on a fresh connection.
+pub async fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> anyhow::Result<HttpResponse> {
     let mut stream = TcpStream::connect(addr).await?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await?;
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body).await?;
     let mut response = Vec::new();
     tokio::time::timeout(WAIT, stream.read_to_end(&mut response))
         .await
         .context("HTTP response timed out")??;
-    let text = String::from_utf8(response)?;
-    let (head, body) = text
-        .split_once("\r\n\r\n")
+    let split = response
+        .windows(4)
+        .position(|window| window == b"\r\n\r\n")
         .context("malformed HTTP response")?;
+    let head = String::from_utf8(response[..split].to_vec())?.to_ascii_lowercase();
+    let body = &response[split + 4..];
     let status = head
         .split_whitespace()
         .nth(1)
         .context("no status code")?
         .parse()?;
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
+    let body = if head.contains("transfer-encoding: chunked") {
         dechunk(body)?
     } else {
-        body.to_owned()
+        body.to_vec()
     };
-    Ok((
-        status,
-        serde_json::from_str(&body).with_context(|| format!("body {body:?}"))?,
-    ))
+    Ok(HttpResponse { status, head, body })
 }
 
-fn dechunk(mut body: &str) -> anyhow::Result<String> {
-    let mut out = String::new();
+fn dechunk(mut body: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let mut out = Vec::new();
     loop {
-        let (size, rest) = body.split_once("\r\n").context("bad chunk")?;
-        let size = usize::from_str_radix(size.trim(), 16)?;
+        let line_end = body
+            .windows(2)
+            .position(|window| window == b"\r\n")
+            .context("bad chunk")?;
+        let size = usize::from_str_radix(std::str::from_utf8(&body[..line_end])?.trim(), 16)?;
         if size == 0 {
             return Ok(out);
         }
-        out.push_str(rest.get(..size).context("short chunk")?);
+        let rest = &body[line_end + 2..];
+        out.extend_from_slice(rest.get(..size).context("short chunk")?);
         body = rest.get(size + 2..).context("short chunk")?;
     }
 }

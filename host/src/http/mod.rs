@@ -9,8 +9,13 @@
 //! | `GET /status` | version, uptime, services, room and connection counts |
 //! | `GET /rooms` | every live room |
 //! | `GET /rooms/{service}/{room}` | one live room (404 if it is not live) |
+//! | `GET /` (dev mode, without an upgrade) | the dev dashboard |
+//! | `GET /_dev/events`, `/_dev/history` (dev mode) | the dev event stream (SSE) and its recent build/reload events |
+//! | `GET\|POST\|DELETE /rooms/{service}/{room}/{path...}` | the room's own REST face (its `request` export) |
 
 mod api;
+mod dashboard;
+mod rest;
 mod ws;
 
 use std::collections::BTreeMap;
@@ -24,9 +29,11 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::dev::DevTap;
 use crate::limits::Limits;
 use crate::room::Rooms;
 use crate::service::Service;
+use crate::wasm::CompileCache;
 
 /// State shared by every request handler.
 pub(crate) struct App {
@@ -38,6 +45,10 @@ pub(crate) struct App {
     pub(crate) connection_slots: Arc<Semaphore>,
     pub(crate) shutdown: CancellationToken,
     pub(crate) connections: TaskTracker,
+    /// Where reloaded plugins' compiled code is cached.
+    pub(crate) cache: Option<CompileCache>,
+    /// Dev mode's event stream (and dashboard).
+    pub(crate) dev_tap: Option<DevTap>,
 }
 
 impl App {
@@ -59,13 +70,31 @@ impl App {
 
 /// The router for `app`.
 pub(crate) fn router(app: Arc<App>) -> Router {
-    Router::new()
-        .route("/", get(ws::root))
+    let root = if app.dev_tap.is_some() {
+        get(dashboard::root)
+    } else {
+        get(ws::root)
+    };
+    let router = Router::new()
+        .route("/", root)
         .route("/ws", get(ws::single_lobby))
         .route("/ws/{room}", get(ws::single_service))
         .route("/ws/{service}/{room}", get(ws::named_service))
         .route("/status", get(api::status))
         .route("/rooms", get(api::rooms))
         .route("/rooms/{service}/{room}", get(api::room))
-        .with_state(app)
+        .route(
+            "/rooms/{service}/{room}/{*path}",
+            get(rest::room_request)
+                .post(rest::room_request)
+                .delete(rest::room_request),
+        );
+    let router = if app.dev_tap.is_some() {
+        router
+            .route("/_dev/events", get(dashboard::events))
+            .route("/_dev/history", get(dashboard::history))
+    } else {
+        router
+    };
+    router.with_state(app)
 }

@@ -11,9 +11,11 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep_until};
 
 use super::directory::{JoinError, RoomMeta, Rooms};
+use super::reload::{RoomReload, reload_room};
 use super::{ConnectRequest, RoomEvent};
 use crate::client::{ClientId, Move};
 use crate::close;
+use crate::dev::Direction;
 use crate::limits::Limits;
 use crate::service::Service;
 use crate::wasm::{
@@ -59,11 +61,15 @@ impl RoomActor {
             rooms: self.rooms.clone(),
             key: self.meta.key.clone(),
         };
-        let mut instance =
-            match RoomInstance::instantiate(&engine, self.service.plugin(), &limits, Some(link)) {
-                Ok(instance) => instance,
-                Err(error) => return self.dispose(None, error),
-            };
+        let mut instance = match RoomInstance::instantiate(
+            &engine,
+            &self.service.plugin(),
+            &limits,
+            Some(link.clone()),
+        ) {
+            Ok(instance) => instance,
+            Err(error) => return self.dispose(None, error),
+        };
         if let Err(error) = instance
             .init(&init)
             .and_then(|()| after_call(&mut instance, &self.meta))
@@ -75,6 +81,23 @@ impl RoomActor {
             let next_timer = instance.state().timers.next_deadline();
             let step = tokio::select! {
                 event = self.inbox.recv() => match event {
+                    Some(RoomEvent::Reload { plugin, reply }) => {
+                        let outcome = reload_room(
+                            &mut instance,
+                            &self.meta,
+                            link.clone(),
+                            &plugin,
+                            &engine,
+                            &limits,
+                            self.service.config(),
+                        );
+                        let answer = match &outcome {
+                            Ok(outcome) => outcome.clone(),
+                            Err(error) => RoomReload::Failed(error.0.clone()),
+                        };
+                        let _ = reply.send(answer);
+                        outcome.map(|_| ())
+                    }
                     Some(event) => handle(&mut instance, &self.meta, event),
                     // The table holds a sender while the room is listed.
                     None => return,
@@ -184,6 +207,9 @@ fn handle(
         RoomEvent::Connect { request, reply } => connect(instance, meta, request, reply),
         RoomEvent::Frame { client, message } => {
             if instance.state().members.contains_key(&client) {
+                instance
+                    .state()
+                    .tap_frame(Some(client), Direction::In, &message);
                 instance.message(client, &message)?;
                 after_call(instance, meta)?;
             } else {
@@ -194,8 +220,11 @@ fn handle(
         RoomEvent::Disconnect { client, reason } => {
             let state = instance.state();
             state.departing.remove(&client);
+            state.arrivals.remove(&client);
             if state.members.remove(&client).is_some() {
-                instance.disconnect(client, reason.into())?;
+                let reason = DisconnectReason::from(reason);
+                state.tap_membership(client, Some(leave_reason(reason)));
+                instance.disconnect(client, reason)?;
                 after_call(instance, meta)?;
             }
             Ok(())
@@ -217,6 +246,23 @@ fn handle(
             let _ = reply.send(Ok(()));
             Ok(())
         }
+        RoomEvent::Request { request, reply } => {
+            match instance
+                .request(&request)
+                .and_then(|response| after_call(instance, meta).map(|()| response))
+            {
+                Ok(response) => {
+                    let _ = reply.send(Ok(response));
+                    Ok(())
+                }
+                Err(error) => {
+                    let _ = reply.send(Err(error.0.clone()));
+                    Err(error)
+                }
+            }
+        }
+        // Handled by the actor, which owns what a reload needs.
+        RoomEvent::Reload { .. } => Ok(()),
     }
 }
 
@@ -252,6 +298,16 @@ fn connect(
         instance.state().members.remove(&id);
     }
     let accepted = answer.is_ok();
+    if accepted {
+        instance.state().tap_membership(id, None);
+        instance.state().arrivals.insert(
+            id,
+            GuestClientInfo {
+                handoff: None,
+                ..info
+            },
+        );
+    }
     if reply.send(answer).is_err() && accepted && instance.state().members.remove(&id).is_some() {
         // The connection gave up while we decided: it is gone already.
         instance.disconnect(id, DisconnectReason::Lost)?;
@@ -272,7 +328,7 @@ fn fire_due_timers(instance: &mut RoomInstance, meta: &RoomMeta) -> Result<(), G
 /// Carries out what the last callback asked for beyond frames: clients it
 /// closed get `disconnect(kicked)`, clients it transferred are sent on their
 /// way and get `disconnect(transferred)`. Those callbacks may ask for more.
-fn after_call(instance: &mut RoomInstance, meta: &RoomMeta) -> Result<(), GuestError> {
+pub(super) fn after_call(instance: &mut RoomInstance, meta: &RoomMeta) -> Result<(), GuestError> {
     loop {
         let state = instance.state();
         let kicked = std::mem::take(&mut state.kicked);
@@ -281,9 +337,15 @@ fn after_call(instance: &mut RoomInstance, meta: &RoomMeta) -> Result<(), GuestE
             return Ok(());
         }
         for client in kicked {
+            instance.state().arrivals.remove(&client);
+            instance.state().tap_membership(client, Some("kicked"));
             instance.disconnect(client, DisconnectReason::Kicked)?;
         }
         for transfer in transfers {
+            instance.state().arrivals.remove(&transfer.client);
+            instance
+                .state()
+                .tap_membership(transfer.client, Some("transferred"));
             // Sent before the callback so the client moves even if it fails.
             transfer.sender.relocate(Move {
                 to: transfer.to,
@@ -296,6 +358,16 @@ fn after_call(instance: &mut RoomInstance, meta: &RoomMeta) -> Result<(), GuestE
             });
             instance.disconnect(transfer.client, DisconnectReason::Transferred)?;
         }
+    }
+}
+
+/// How the dev tap names a disconnect reason.
+fn leave_reason(reason: DisconnectReason) -> &'static str {
+    match reason {
+        DisconnectReason::Closed => "closed",
+        DisconnectReason::Lost => "lost",
+        DisconnectReason::Kicked => "kicked",
+        DisconnectReason::Transferred => "transferred",
     }
 }
 

@@ -18,9 +18,12 @@ use super::actor::RoomActor;
 use super::{ConnectRequest, LOBBY, RoomEvent};
 use crate::auth::AuthConfig;
 use crate::client::{ClientId, ClientSender};
+use crate::dev::DevTap;
 use crate::limits::Limits;
 use crate::service::Service;
-use crate::wasm::{GuestRoomChange, GuestRoomEntry, WasmEngine};
+use crate::wasm::{
+    GuestHttpRequest, GuestHttpResponse, GuestRoomChange, GuestRoomEntry, WasmEngine,
+};
 
 /// How many times a connect retries when its room ends under it.
 const JOIN_ATTEMPTS: usize = 4;
@@ -84,7 +87,8 @@ impl RoomKey {
 pub(crate) struct RoomMeta {
     pub(crate) key: RoomKey,
     created_ms: u64,
-    plugin_version: String,
+    /// The version of the plugin running the room (changes on reload).
+    pub(crate) plugin_version: Mutex<String>,
     pub(crate) clients: AtomicUsize,
     pub(crate) info: Mutex<serde_json::Value>,
     /// Why the room failed, once it has (read by waiters that missed it).
@@ -115,7 +119,7 @@ impl RoomMeta {
             room: self.key.room.to_string(),
             clients: self.clients.load(Ordering::Relaxed),
             created_ms: self.created_ms,
-            plugin_version: self.plugin_version.clone(),
+            plugin_version: lock(&self.plugin_version).clone(),
             info: self
                 .info
                 .lock()
@@ -141,11 +145,18 @@ pub struct Rooms {
     auth: Option<AuthConfig>,
     engine: WasmEngine,
     limits: Arc<Limits>,
+    tap: Option<DevTap>,
 }
 
 impl Rooms {
-    /// An empty table whose rooms run on `engine` under `limits`.
-    pub fn new(engine: WasmEngine, limits: Arc<Limits>, auth: Option<AuthConfig>) -> Arc<Rooms> {
+    /// An empty table whose rooms run on `engine` under `limits`, reporting
+    /// to `tap` when one is given (dev mode).
+    pub fn new(
+        engine: WasmEngine,
+        limits: Arc<Limits>,
+        auth: Option<AuthConfig>,
+        tap: Option<DevTap>,
+    ) -> Arc<Rooms> {
         Arc::new(Rooms {
             table: Mutex::new(HashMap::new()),
             clients: Mutex::new(HashMap::new()),
@@ -153,7 +164,18 @@ impl Rooms {
             auth,
             engine,
             limits,
+            tap,
         })
+    }
+
+    /// The dev event stream, in dev mode.
+    pub(crate) fn tap(&self) -> Option<&DevTap> {
+        self.tap.as_ref()
+    }
+
+    /// The engine rooms run on.
+    pub(crate) fn engine(&self) -> &WasmEngine {
+        &self.engine
     }
 
     /// Puts a client into room `room` of `service` ([`LOBBY`] for the lobby),
@@ -286,6 +308,43 @@ impl Rooms {
         queued
     }
 
+    /// The live rooms of `service`, lobby included.
+    pub(super) fn handles(&self, service: &str) -> Vec<RoomHandle> {
+        self.lock()
+            .values()
+            .filter(|handle| &*handle.meta.key.service == service)
+            .cloned()
+            .collect()
+    }
+
+    /// Sends an HTTP request to room `room` of `service`, creating the room
+    /// if it is not live (like a connection would), and waits for the answer.
+    pub(crate) async fn request(
+        self: &Arc<Self>,
+        service: &Arc<Service>,
+        room: &str,
+        request: GuestHttpRequest,
+    ) -> Result<GuestHttpResponse, JoinError> {
+        for _ in 0..JOIN_ATTEMPTS {
+            let handle = self.get_or_create(service, room, true)?;
+            let (reply, answer) = oneshot::channel();
+            let event = RoomEvent::Request {
+                request: request.clone(),
+                reply,
+            };
+            if handle.inbox.send(event).await.is_err() {
+                continue;
+            }
+            match answer.await {
+                Ok(result) => return result.map_err(JoinError::RoomFailed),
+                Err(_) => continue,
+            }
+        }
+        Err(JoinError::RoomFailed(
+            "the room kept closing while answering".into(),
+        ))
+    }
+
     /// Every live room (lobbies excluded).
     pub fn list(&self) -> Vec<RoomListing> {
         let mut rooms: Vec<_> = self
@@ -365,7 +424,7 @@ impl Rooms {
         let meta = Arc::new(RoomMeta {
             key: key.clone(),
             created_ms: crate::wasm::unix_millis(SystemTime::now()),
-            plugin_version: service.plugin().version().to_owned(),
+            plugin_version: Mutex::new(service.plugin().version().to_owned()),
             clients: AtomicUsize::new(0),
             info: Mutex::new(serde_json::Value::Null),
             failure: Mutex::new(None),
@@ -391,7 +450,7 @@ impl Rooms {
 }
 
 /// Locks a table; none holds an invariant a panic could break halfway.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -7,13 +7,22 @@
 
 mod actor;
 mod directory;
+mod reload;
 pub mod timers;
 
 pub use directory::{JoinError, RoomListing, Rooms};
 pub(crate) use directory::{RoomHandle, RoomKey};
+pub use reload::{ReloadReport, RoomReload};
+
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
 
 use crate::client::{ClientId, ClientSender};
-use crate::wasm::{DisconnectReason, GuestHandoff, GuestMessage, GuestRoomChange};
+use crate::wasm::{
+    DisconnectReason, GuestHandoff, GuestHttpRequest, GuestHttpResponse, GuestMessage,
+    GuestRoomChange, Plugin,
+};
 
 /// The room id of a service's lobby. URL room ids are never empty, so no
 /// client can reach the lobby by id.
@@ -54,7 +63,7 @@ pub enum LeaveReason {
 pub(crate) enum RoomEvent {
     Connect {
         request: ConnectRequest,
-        reply: tokio::sync::oneshot::Sender<Result<(), JoinError>>,
+        reply: oneshot::Sender<Result<(), JoinError>>,
     },
     Frame {
         client: ClientId,
@@ -68,13 +77,23 @@ pub(crate) enum RoomEvent {
     /// back the frames that reached it after the transfer, in order.
     Depart {
         client: ClientId,
-        reply: tokio::sync::oneshot::Sender<Vec<GuestMessage>>,
+        reply: oneshot::Sender<Vec<GuestMessage>>,
     },
     /// Lobby only: the directory changed.
     RoomChanged(GuestRoomChange),
     /// Answered once `init` has run (used to start lobbies eagerly).
     Started {
-        reply: tokio::sync::oneshot::Sender<Result<(), JoinError>>,
+        reply: oneshot::Sender<Result<(), JoinError>>,
+    },
+    /// An HTTP request addressed to the room.
+    Request {
+        request: GuestHttpRequest,
+        reply: oneshot::Sender<Result<GuestHttpResponse, String>>,
+    },
+    /// Hot reload: move the room onto `plugin`, keeping its clients.
+    Reload {
+        plugin: Arc<Plugin>,
+        reply: oneshot::Sender<RoomReload>,
     },
 }
 

@@ -73,6 +73,11 @@ impl Timers {
         Some(id)
     }
 
+    /// The most timers this set holds.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
     /// Whether no timer is pending.
     pub fn is_empty(&self) -> bool {
         self.deadlines.is_empty()

@@ -4,8 +4,9 @@
 use wasmtime::{Store, Trap};
 
 use super::bindings::Room;
-use super::bindings::roomhost::room::types::RoomChange;
-use super::bindings::roomhost::room::types::{ClientInfo, DisconnectReason, Frame, InitInfo};
+use super::bindings::roomhost::room::types::{
+    ClientInfo, DisconnectReason, Frame, HttpRequest, HttpResponse, InitInfo, RoomChange,
+};
 use super::engine::WasmEngine;
 use super::plugin::Plugin;
 use super::state::{RoomLink, RoomState};
@@ -107,6 +108,17 @@ impl RoomInstance {
     /// Calls `timer`.
     pub fn timer(&mut self, id: u64) -> Result<(), GuestError> {
         self.call(|room, store| room.roomhost_room_service().call_timer(store, id))
+    }
+
+    /// Calls `snapshot`; the inner result is the plugin's state (`None`:
+    /// snapshots not supported) or why it cannot give it.
+    pub fn snapshot(&mut self) -> Result<Result<Option<Vec<u8>>, String>, GuestError> {
+        self.call(|room, store| room.roomhost_room_service().call_snapshot(store))
+    }
+
+    /// Calls `request`.
+    pub fn request(&mut self, request: &HttpRequest) -> Result<HttpResponse, GuestError> {
+        self.call(|room, store| room.roomhost_room_service().call_request(store, request))
     }
 
     fn call<R>(

@@ -25,7 +25,7 @@ pub use bindings::roomhost::room::types as guest;
 
 pub(crate) use bindings::roomhost::room::types::{
     ClientInfo as GuestClientInfo, DisconnectReason, Frame as GuestMessage,
-    Handoff as GuestHandoff, InitInfo as GuestInitInfo, RoomChange as GuestRoomChange,
-    RoomEntry as GuestRoomEntry,
+    Handoff as GuestHandoff, HttpRequest as GuestHttpRequest, HttpResponse as GuestHttpResponse,
+    InitInfo as GuestInitInfo, RoomChange as GuestRoomChange, RoomEntry as GuestRoomEntry,
 };
 pub use state::RoomLink;

@@ -15,6 +15,7 @@ use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
 use super::bindings::roomhost::room::{auth, directory, host, types};
 use crate::client::{ClientId, ClientSender};
 use crate::close;
+use crate::dev::{Direction, Payload};
 use crate::limits::Limits;
 use crate::room::timers::Timers;
 use crate::room::{LOBBY, RoomKey, Rooms};
@@ -43,12 +44,25 @@ pub(crate) struct PendingTransfer {
     pub(crate) create: bool,
 }
 
+/// The part of a room the host owns rather than the plugin: it moves from
+/// the old instance to the new one on a hot reload.
+pub(crate) struct Occupancy {
+    pub(crate) members: HashMap<ClientId, ClientSender>,
+    pub(crate) arrivals: HashMap<ClientId, types::ClientInfo>,
+    pub(crate) timers: Timers,
+    pub(crate) departing: HashMap<ClientId, Vec<types::Frame>>,
+    pub(crate) info: Option<serde_json::Value>,
+}
+
 /// The data of one room's wasmtime store.
 pub struct RoomState {
     wasi: WasiCtx,
     table: ResourceTable,
     pub(crate) limiter: MemoryLimiter,
     pub(crate) members: HashMap<ClientId, ClientSender>,
+    /// How each member connected, replayed as `connect` when a reload
+    /// restarts the room without a snapshot.
+    pub(crate) arrivals: HashMap<ClientId, types::ClientInfo>,
     pub(crate) timers: Timers,
     /// Clients closed by the plugin during the current callback.
     pub(crate) kicked: Vec<ClientId>,
@@ -88,6 +102,7 @@ impl RoomState {
                 exceeded: false,
             },
             members: HashMap::new(),
+            arrivals: HashMap::new(),
             timers: Timers::new(limits.max_timers_per_room),
             kicked: Vec::new(),
             transfers: Vec::new(),
@@ -111,6 +126,28 @@ impl RoomState {
         self.members.insert(sender.id(), sender);
     }
 
+    /// Takes what the host keeps for the room across a reload (clients,
+    /// timers, held frames, info), leaving this state empty.
+    pub(crate) fn take_occupancy(&mut self) -> Occupancy {
+        let limit = self.timers.limit();
+        Occupancy {
+            members: std::mem::take(&mut self.members),
+            arrivals: std::mem::take(&mut self.arrivals),
+            timers: std::mem::replace(&mut self.timers, Timers::new(limit)),
+            departing: std::mem::take(&mut self.departing),
+            info: self.info.take(),
+        }
+    }
+
+    /// Installs an occupancy taken from another instance of the room.
+    pub(crate) fn put_occupancy(&mut self, occupancy: Occupancy) {
+        self.members = occupancy.members;
+        self.arrivals = occupancy.arrivals;
+        self.timers = occupancy.timers;
+        self.departing = occupancy.departing;
+        self.info = occupancy.info;
+    }
+
     /// Keeps a frame that reached this room after its sender was transferred
     /// away; returns false when the client is not departing.
     pub(crate) fn hold_for_departing(&mut self, client: ClientId, frame: types::Frame) -> bool {
@@ -125,6 +162,39 @@ impl RoomState {
                 true
             }
             None => false,
+        }
+    }
+
+    /// Reports a frame to the dev tap, in dev mode.
+    pub(crate) fn tap_frame(
+        &self,
+        client: Option<ClientId>,
+        direction: Direction,
+        msg: &types::Frame,
+    ) {
+        if let Some(link) = &self.link
+            && let Some(tap) = link.rooms.tap()
+        {
+            let payload = match msg {
+                types::Frame::Text(text) => Payload::Text(text),
+                types::Frame::Binary(bytes) => Payload::Binary(bytes),
+            };
+            tap.frame(
+                &link.key.service,
+                &link.key.room,
+                client,
+                direction,
+                payload,
+            );
+        }
+    }
+
+    /// Reports a join (`reason: None`) or a leave to the dev tap.
+    pub(crate) fn tap_membership(&self, client: ClientId, reason: Option<&str>) {
+        if let Some(link) = &self.link
+            && let Some(tap) = link.rooms.tap()
+        {
+            tap.membership(&link.key.service, &link.key.room, client, reason);
         }
     }
 
@@ -170,6 +240,7 @@ impl types::Host for RoomState {}
 
 impl host::Host for RoomState {
     fn send(&mut self, client: ClientId, msg: types::Frame) {
+        self.tap_frame(Some(client), Direction::Out, &msg);
         let Some(frame) = self.outbound(msg) else {
             return;
         };
@@ -184,6 +255,7 @@ impl host::Host for RoomState {
     }
 
     fn broadcast(&mut self, msg: types::Frame, mut except: Vec<ClientId>) {
+        self.tap_frame(None, Direction::Broadcast, &msg);
         let Some(frame) = self.outbound(msg) else {
             return;
         };

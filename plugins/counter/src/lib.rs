@@ -9,15 +9,16 @@
 //! is `{"count": n}`. The count saturates at the `i64` bounds.
 
 use roomhost_sdk::{ClientId, ClientInfo, InitInfo, Message, Room, RoomService, room_service};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 /// The largest step a single command may take.
 pub const MAX_STEP: i64 = 1_000_000;
 
-/// The room service: one counter.
-#[derive(Debug, Default)]
-#[room_service]
+/// The room service: one counter. Its state survives hot reloads
+/// (`roomhost dev`) through serde.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[room_service(snapshot = serde)]
 pub struct Counter {
     count: i64,
 }

@@ -1,0 +1,250 @@
+//! Hot reload: moves every live room of a service onto a new plugin version
+//! without closing a socket.
+//!
+//! Each room does it inside its own actor, between two events, so no frame is
+//! lost or reordered: frames that arrive meanwhile wait in the inbox. The old
+//! instance is asked for a `snapshot`; the new one starts from it and takes
+//! over the clients, timers, held frames and info the host keeps for the
+//! room. A service without snapshots is restarted and `connect` replayed for
+//! each client. Whatever fails, the room stays on the old version and says
+//! why.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+use super::RoomEvent;
+use super::actor::after_call;
+use super::directory::{RoomMeta, Rooms, lock};
+use crate::close;
+use crate::limits::Limits;
+use crate::service::Service;
+use crate::wasm::{
+    GuestClientInfo, GuestError, GuestInitInfo, MAX_PLUGIN_TEXT, Plugin, RoomInstance, RoomLink,
+    WasmEngine, bounded,
+};
+
+/// What a reload did to one room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", content = "reason", rename_all = "snake_case")]
+pub enum RoomReload {
+    /// The new version restored the room's snapshot; clients were
+    /// re-attached silently.
+    Restored,
+    /// The service has no snapshot support: the new version started fresh
+    /// and `connect` was replayed for each client.
+    Restarted,
+    /// The room stays on the old version, for this reason.
+    KeptOld(String),
+    /// The old instance failed while being snapshotted: the room was
+    /// disposed (its clients got 1011), as after any plugin failure.
+    Failed(String),
+}
+
+/// What reloading a service did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReloadReport {
+    /// The service.
+    pub service: String,
+    /// The plugin version rooms run now (new rooms always do).
+    pub version: String,
+    /// Rooms reloaded from a snapshot.
+    pub restored: usize,
+    /// Rooms restarted with `connect` replayed.
+    pub restarted: usize,
+    /// Rooms left on the old version, with the reason.
+    pub kept_old: Vec<(String, String)>,
+    /// Rooms disposed because their snapshot call failed.
+    pub failed: Vec<(String, String)>,
+    /// Wall time from the first room's snapshot to the last room's answer.
+    #[serde(serialize_with = "as_millis")]
+    pub elapsed: Duration,
+}
+
+impl ReloadReport {
+    /// Rooms the reload reached (the lobby counts as one).
+    pub fn rooms(&self) -> usize {
+        self.restored + self.restarted + self.kept_old.len() + self.failed.len()
+    }
+}
+
+fn as_millis<S: serde::Serializer>(elapsed: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64(elapsed.as_secs_f64() * 1000.0)
+}
+
+impl Rooms {
+    /// Makes `plugin` the version of `service`'s new rooms, then moves every
+    /// live room of the service (lobby included) onto it and reports how
+    /// each fared.
+    pub async fn reload(&self, service: &Arc<Service>, plugin: Plugin) -> ReloadReport {
+        let started = Instant::now();
+        let plugin = Arc::new(plugin);
+        service.replace_plugin(plugin.clone());
+        let mut answers = Vec::new();
+        for handle in self.handles(service.name()) {
+            let (reply, answer) = oneshot::channel();
+            let event = RoomEvent::Reload {
+                plugin: plugin.clone(),
+                reply,
+            };
+            // A room that ended meanwhile has nothing to reload.
+            if handle.inbox.send(event).await.is_ok() {
+                answers.push((handle.meta.key.room.to_string(), answer));
+            }
+        }
+        let mut report = ReloadReport {
+            service: service.name().to_owned(),
+            version: plugin.version().to_owned(),
+            restored: 0,
+            restarted: 0,
+            kept_old: Vec::new(),
+            failed: Vec::new(),
+            elapsed: Duration::ZERO,
+        };
+        for (room, answer) in answers {
+            match answer.await {
+                Ok(RoomReload::Restored) => report.restored += 1,
+                Ok(RoomReload::Restarted) => report.restarted += 1,
+                Ok(RoomReload::KeptOld(reason)) => report.kept_old.push((room, reason)),
+                Ok(RoomReload::Failed(reason)) => report.failed.push((room, reason)),
+                // The room ended before it got to the event.
+                Err(_) => {}
+            }
+        }
+        report.elapsed = started.elapsed();
+        report
+    }
+}
+
+/// Moves one room onto `plugin`. An `Err` means the old instance itself
+/// failed (during `snapshot`) and the room must be disposed.
+pub(super) fn reload_room(
+    instance: &mut RoomInstance,
+    meta: &RoomMeta,
+    link: RoomLink,
+    plugin: &Plugin,
+    engine: &WasmEngine,
+    limits: &Limits,
+    config: &str,
+) -> Result<RoomReload, GuestError> {
+    let snapshot = match instance.snapshot()? {
+        Ok(snapshot) => snapshot,
+        Err(reason) => {
+            return Ok(kept_old(format!(
+                "its snapshot failed: {}",
+                bounded(reason, MAX_PLUGIN_TEXT)
+            )));
+        }
+    };
+    let mut fresh = match RoomInstance::instantiate(engine, plugin, limits, Some(link)) {
+        Ok(fresh) => fresh,
+        Err(error) => return Ok(kept_old(error.0)),
+    };
+    let init = GuestInitInfo {
+        room_id: meta.key.room.to_string(),
+        lobby: meta.is_lobby(),
+        config: config.to_owned(),
+        restored: snapshot,
+    };
+    let outcome = if init.restored.is_some() {
+        restore(instance, &mut fresh, meta, &init)
+    } else {
+        restart(instance, &mut fresh, meta, &init)
+    };
+    if let RoomReload::Restored | RoomReload::Restarted = outcome {
+        std::mem::swap(instance, &mut fresh);
+        *lock(&meta.plugin_version) = plugin.version().to_owned();
+    }
+    Ok(outcome)
+}
+
+/// The new instance takes over the room's occupancy and restores the
+/// snapshot in `init`; on failure the occupancy goes back.
+fn restore(
+    old: &mut RoomInstance,
+    fresh: &mut RoomInstance,
+    meta: &RoomMeta,
+    init: &GuestInitInfo,
+) -> RoomReload {
+    fresh.state().put_occupancy(old.state().take_occupancy());
+    match fresh.init(init).and_then(|()| after_call(fresh, meta)) {
+        Ok(()) => {
+            // Info the plugin had set stays published as it was.
+            fresh.state().info_changed = false;
+            RoomReload::Restored
+        }
+        Err(error) => {
+            old.state().put_occupancy(fresh.state().take_occupancy());
+            kept_old(format!("the new version failed to restore it: {error}"))
+        }
+    }
+}
+
+/// The new instance starts fresh and every client is connected to it again,
+/// in id order; a client the new version rejects is closed with 1008. On
+/// failure the old instance keeps everything.
+fn restart(
+    old: &mut RoomInstance,
+    fresh: &mut RoomInstance,
+    meta: &RoomMeta,
+    init: &GuestInitInfo,
+) -> RoomReload {
+    if let Err(error) = fresh.init(init).and_then(|()| after_call(fresh, meta)) {
+        return kept_old(format!("the new version failed to start: {error}"));
+    }
+    let mut clients: Vec<_> = old.state().members.keys().copied().collect();
+    clients.sort_unstable();
+    for client in clients {
+        let Some(sender) = old.state().members.get(&client).cloned() else {
+            continue;
+        };
+        let info = old
+            .state()
+            .arrivals
+            .get(&client)
+            .cloned()
+            .unwrap_or_else(|| GuestClientInfo {
+                id: client,
+                path: String::new(),
+                query: String::new(),
+                identity: None,
+                handoff: None,
+            });
+        let state = fresh.state();
+        state.members.insert(client, sender.clone());
+        state.connecting = Some(client);
+        let answer = fresh.connect(&info);
+        fresh.state().connecting = None;
+        match answer.and_then(|answer| after_call(fresh, meta).map(|()| answer)) {
+            Ok(Ok(())) => {
+                fresh.state().arrivals.insert(client, info);
+            }
+            Ok(Err(reason)) => {
+                fresh.state().members.remove(&client);
+                sender.close(
+                    close::POLICY,
+                    &format!(
+                        "rejected after reload: {}",
+                        bounded(reason, MAX_PLUGIN_TEXT)
+                    ),
+                );
+            }
+            Err(error) => {
+                return kept_old(format!(
+                    "the new version failed while reconnecting client {client}: {error}"
+                ));
+            }
+        }
+    }
+    // Frames held for clients that were transferred away still follow them.
+    let held = std::mem::take(&mut old.state().departing);
+    fresh.state().departing = held;
+    RoomReload::Restarted
+}
+
+fn kept_old(reason: String) -> RoomReload {
+    tracing::warn!(%reason, "reload: room kept on the old version");
+    RoomReload::KeptOld(reason)
+}

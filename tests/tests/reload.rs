@@ -1,0 +1,204 @@
+//! Hot reload against a real server: rooms move onto a new plugin version
+//! with their sockets open, their state restored (or `connect` replayed), no
+//! frame lost or reordered, and failures leave a room on the old version.
+
+use std::time::Duration;
+
+use roomhost_e2e::{TestServer, plugin, test_limits};
+use roomhost_host::ServiceSpec;
+
+/// Counts in flight while the reload runs: every increment lands exactly
+/// once and in order, and the count survives (serde snapshot).
+#[tokio::test]
+async fn serde_snapshot_keeps_state_and_loses_no_frame() {
+    let server = TestServer::single("counter").await;
+    let mut alice = server.connect("/ws/tally").await;
+    let mut bob = server.connect("/ws/tally").await;
+    assert_eq!(alice.recv_json().await["count"], 0);
+    assert_eq!(bob.recv_json().await["count"], 0);
+
+    const BEFORE: i64 = 20;
+    const DURING: i64 = 200;
+    for _ in 0..BEFORE {
+        alice.send_text("increment").await;
+    }
+    let handle = server.handle().clone();
+    let counter = plugin("counter");
+    let reload = tokio::spawn(async move { handle.reload("counter", &counter).await });
+    for _ in 0..DURING {
+        alice.send_text("increment").await;
+    }
+    let report = reload.await.expect("reload task").expect("reload");
+    assert_eq!(report.restored, 2, "the room and the lobby: {report:?}");
+    assert!(
+        report.kept_old.is_empty() && report.failed.is_empty(),
+        "{report:?}"
+    );
+
+    // Both see every count from 1 to the total, in order: nothing lost,
+    // nothing reordered, no greeting replayed.
+    for expected in 1..=BEFORE + DURING {
+        assert_eq!(alice.recv_json().await["count"], expected);
+        assert_eq!(bob.recv_json().await["count"], expected);
+    }
+    bob.send_text("increment").await;
+    assert_eq!(bob.recv_json().await["count"], BEFORE + DURING + 1);
+    assert_eq!(alice.recv_json().await["count"], BEFORE + DURING + 1);
+    alice.expect_silence(Duration::from_millis(100)).await;
+    server.stop().await;
+}
+
+/// A new version that cannot restore the snapshot leaves the room on the
+/// old version; new rooms get the new one.
+#[tokio::test]
+async fn a_failed_restore_keeps_the_old_version() {
+    let server = TestServer::start(
+        vec![ServiceSpec::new("svc", plugin("counter"))],
+        test_limits(),
+    )
+    .await;
+    let mut client = server.connect("/ws/r1").await;
+    assert_eq!(client.recv_json().await["count"], 0);
+    client.send_text("increment").await;
+    assert_eq!(client.recv_json().await["count"], 1);
+    let old_version = server.get_json("/rooms/svc/r1").await.1["plugin_version"].clone();
+
+    // Chat cannot restore a counter's snapshot: kept old.
+    let report = server
+        .handle()
+        .reload("svc", &plugin("chat"))
+        .await
+        .expect("reload");
+    assert_eq!(report.kept_old.len(), 2, "room and lobby kept: {report:?}");
+    assert!(
+        report.kept_old[0].1.contains("failed to restore"),
+        "{report:?}"
+    );
+    client.send_text("increment").await;
+    assert_eq!(
+        client.recv_json().await["count"],
+        2,
+        "old version still serves"
+    );
+    assert_eq!(
+        server.get_json("/rooms/svc/r1").await.1["plugin_version"],
+        old_version
+    );
+
+    // A new room runs the new version.
+    let mut fresh = server.connect("/ws/r2?name=bo").await;
+    assert_eq!(fresh.recv_json().await["type"], "welcome");
+    server.stop().await;
+}
+
+/// Chat has no snapshot: its rooms restart on the new version and every
+/// client is connected again, with the name it joined with, on the same
+/// socket.
+#[tokio::test]
+async fn no_snapshot_restarts_and_replays_connect() {
+    let server =
+        TestServer::start(vec![ServiceSpec::new("svc", plugin("chat"))], test_limits()).await;
+    let mut ann = server.connect("/ws/svc/hall?name=ann").await;
+    assert_eq!(ann.recv_json().await["type"], "welcome");
+    let old_version = server.get_json("/rooms/svc/hall").await.1["plugin_version"].clone();
+
+    let report = server
+        .handle()
+        .reload("svc", &plugin("chat"))
+        .await
+        .expect("reload");
+    assert_eq!(report.restarted, 2, "room and lobby restarted: {report:?}");
+    // The replayed connect carried the original query: same name.
+    let welcome = ann.recv_json().await;
+    assert_eq!(
+        (welcome["type"].as_str(), welcome["you"].as_str()),
+        (Some("welcome"), Some("ann"))
+    );
+    assert_eq!(
+        server.get_json("/rooms/svc/hall").await.1["plugin_version"],
+        old_version
+    );
+
+    // Onto another plugin: the listing shows the new version, the socket
+    // is the same and answers with the new behaviour.
+    let report = server
+        .handle()
+        .reload("svc", &plugin("misbehave"))
+        .await
+        .expect("reload");
+    assert_eq!(report.restarted, 2, "{report:?}");
+    let (_, listing) = server.get_json("/rooms/svc/hall").await;
+    assert_eq!(listing["clients"], 1, "{listing}");
+    assert_ne!(listing["plugin_version"], old_version);
+    assert_eq!(
+        listing["plugin_version"].as_str(),
+        Some(report.version.as_str())
+    );
+    ann.send_text("echo:still here").await;
+    assert_eq!(ann.recv_text().await, "still here");
+    server.stop().await;
+}
+
+/// A hand-written snapshot survives; a refused snapshot or a poisoned
+/// restore keeps the old version and says why; a trap in snapshot disposes
+/// only that room.
+#[tokio::test]
+async fn snapshot_failures_keep_the_old_version() {
+    let server = TestServer::single("misbehave").await;
+    let mut kept = server.connect("/ws/kept").await;
+    kept.send_text("note:x").await;
+    assert_eq!(kept.recv_text().await, "noted:1");
+    let mut refusing = server.connect("/ws/refusing").await;
+    refusing.send_text("refuse-snapshot").await;
+    assert_eq!(refusing.recv_text().await, "ok");
+    let mut poisoned = server.connect("/ws/poisoned").await;
+    poisoned.send_text("poison-snapshot").await;
+    assert_eq!(poisoned.recv_text().await, "ok");
+
+    let report = server
+        .handle()
+        .reload("misbehave", &plugin("misbehave"))
+        .await
+        .expect("reload");
+    assert_eq!(report.restored, 2, "kept and the lobby: {report:?}");
+    let mut kept_old = report.kept_old.clone();
+    kept_old.sort();
+    assert_eq!(kept_old.len(), 2, "{report:?}");
+    assert_eq!(kept_old[0].0, "poisoned");
+    assert!(
+        kept_old[0].1.contains("the snapshot is poisoned"),
+        "{report:?}"
+    );
+    assert_eq!(kept_old[1].0, "refusing");
+    assert!(
+        kept_old[1].1.contains("snapshots refused on request"),
+        "{report:?}"
+    );
+
+    kept.send_text("notes").await;
+    assert_eq!(kept.recv_text().await, "notes:x");
+    for client in [&mut refusing, &mut poisoned] {
+        client.send_text("echo:alive").await;
+        assert_eq!(client.recv_text().await, "alive");
+    }
+    server.stop().await;
+}
+
+/// The reload of a service that does not exist is an error, not a panic.
+#[tokio::test]
+async fn reload_of_an_unknown_service_or_file_fails_cleanly() {
+    let server = TestServer::single("counter").await;
+    let error = server
+        .handle()
+        .reload("nope", &plugin("counter"))
+        .await
+        .expect_err("unknown service");
+    assert!(error.to_string().contains("no service named"), "{error}");
+    let error = server
+        .handle()
+        .reload("counter", "/nonexistent.wasm".as_ref())
+        .await
+        .expect_err("missing file");
+    assert!(error.to_string().contains("cannot read plugin"), "{error}");
+    server.stop().await;
+}

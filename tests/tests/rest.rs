@@ -1,0 +1,147 @@
+//! HTTP requests to rooms (`/rooms/{service}/{room}/...`) against a real
+//! server: the plugin's `request` export answers, edits reach connected
+//! clients, sizes are capped, and a failing plugin gets a clear 500.
+
+use roomhost_e2e::{TestServer, http_request, plugin, test_limits};
+use roomhost_host::{Limits, ServiceSpec};
+
+#[tokio::test]
+async fn requests_reach_the_room_and_edits_reach_its_clients() {
+    let server = TestServer::single("misbehave").await;
+    let mut client = server.connect("/ws/board").await;
+    client.send_text("note:from-socket").await;
+    assert_eq!(client.recv_text().await, "noted:1");
+
+    let response = http_request(server.addr(), "GET", "/rooms/misbehave/board/notes", b"")
+        .await
+        .expect("GET");
+    assert_eq!(response.status, 200);
+    assert!(
+        response.head.contains("content-type: application/json"),
+        "{}",
+        response.head
+    );
+    assert_eq!(response.json().unwrap(), serde_json::json!(["from-socket"]));
+
+    let response = http_request(
+        server.addr(),
+        "POST",
+        "/rooms/misbehave/board/notes",
+        b"from-http",
+    )
+    .await
+    .expect("POST");
+    assert_eq!(response.status, 201);
+    assert_eq!(client.recv_text().await, "noted-by-http:from-http");
+    client.send_text("notes").await;
+    assert_eq!(client.recv_text().await, "notes:from-socket,from-http");
+
+    let response = http_request(server.addr(), "DELETE", "/rooms/misbehave/board/notes", b"")
+        .await
+        .expect("DELETE");
+    assert_eq!(response.status, 404, "the fixture has no DELETE");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_request_creates_the_room_which_then_ends() {
+    let server = TestServer::single("misbehave").await;
+    let response = http_request(server.addr(), "POST", "/rooms/misbehave/fresh/notes", b"n")
+        .await
+        .expect("POST");
+    assert_eq!(response.status, 201);
+    assert_eq!(response.json().unwrap(), serde_json::json!(["n"]));
+    // No clients and no timers: the room ended after answering.
+    roomhost_e2e::eventually("the room ends", || async {
+        let (status, _) = server.get_json("/rooms/misbehave/fresh").await;
+        (status == 404).then_some(())
+    })
+    .await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn bad_requests_and_answers_get_clear_errors() {
+    let limits = Limits {
+        max_http_body_bytes: 1000,
+        ..test_limits()
+    };
+    let server = TestServer::start(
+        vec![ServiceSpec::new("misbehave", plugin("misbehave"))],
+        limits,
+    )
+    .await;
+    let addr = server.addr();
+
+    let response = http_request(addr, "POST", "/rooms/misbehave/r/notes", &[b'x'; 1001])
+        .await
+        .unwrap();
+    assert_eq!(response.status, 413);
+    assert!(
+        response.json().unwrap()["error"]
+            .as_str()
+            .unwrap()
+            .contains("1000 bytes")
+    );
+
+    let response = http_request(addr, "GET", "/rooms/misbehave/r/big?bytes=1001", b"")
+        .await
+        .unwrap();
+    assert_eq!(response.status, 500);
+    assert!(
+        response.json().unwrap()["error"]
+            .as_str()
+            .unwrap()
+            .contains("limit is 1000")
+    );
+    let response = http_request(addr, "GET", "/rooms/misbehave/r/big?bytes=1000", b"")
+        .await
+        .unwrap();
+    assert_eq!((response.status, response.body.len()), (200, 1000));
+
+    let response = http_request(addr, "GET", "/rooms/misbehave/r/status?code=1000", b"")
+        .await
+        .unwrap();
+    assert_eq!(response.status, 500);
+    assert!(
+        response.json().unwrap()["error"]
+            .as_str()
+            .unwrap()
+            .contains("invalid status 1000")
+    );
+
+    let response = http_request(addr, "GET", "/rooms/nope/r/notes", b"")
+        .await
+        .unwrap();
+    assert_eq!(response.status, 404);
+    let long_room = "r".repeat(200);
+    let response = http_request(
+        addr,
+        "GET",
+        &format!("/rooms/misbehave/{long_room}/notes"),
+        b"",
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status, 400);
+    let response = http_request(addr, "PUT", "/rooms/misbehave/r/notes", b"")
+        .await
+        .unwrap();
+    assert_eq!(response.status, 405);
+
+    // A trap answers 500 with the reason and disposes only that room.
+    let mut other = server.connect("/ws/other").await;
+    let response = http_request(addr, "GET", "/rooms/misbehave/r/trap", b"")
+        .await
+        .unwrap();
+    assert_eq!(response.status, 500);
+    assert!(
+        response.json().unwrap()["error"]
+            .as_str()
+            .unwrap()
+            .contains("trap requested over HTTP")
+    );
+    other.send_text("echo:fine").await;
+    assert_eq!(other.recv_text().await, "fine");
+    server.stop().await;
+}
