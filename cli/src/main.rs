@@ -2,6 +2,7 @@
 
 mod build;
 mod config_file;
+mod loadtest;
 mod serve;
 
 use std::process::ExitCode;
@@ -36,6 +37,20 @@ enum Command {
     ///
     /// Installs the wasm32-wasip2 target with rustup if it is missing.
     Build(build::BuildArgs),
+    /// Load-test a deployment: rooms × clients sending frames that the room broadcasts.
+    ///
+    /// Each client sends frames carrying their send time; every receiver measures delivery
+    /// latency. Assumes the room broadcasts each frame to all its clients (sender included);
+    /// other frames are counted and ignored. Reports connections, sent and delivered rates,
+    /// expected vs actual deliveries, latency percentiles, errors and server closes by code.
+    /// Only loopback targets unless --allow-remote.
+    ///
+    /// Examples:
+    ///   roomhost loadtest --url ws://127.0.0.1:8080/ws/fanout --rooms 100 --clients-per-room 20
+    ///   roomhost loadtest --rate 0 --payload-bytes 1024 --binary   (as fast as echoes return)
+    ///   roomhost loadtest --duration-secs 60 --json > report.json
+    #[command(verbatim_doc_comment)]
+    Loadtest(loadtest::LoadtestArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +58,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(*args),
         Command::Build(args) => build::run(args),
+        Command::Loadtest(args) => loadtest::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

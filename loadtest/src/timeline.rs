@@ -1,0 +1,115 @@
+//! The run's time base and phases.
+//!
+//! Every payload timestamp is microseconds since one monotonic origin ([`Instant`]) shared by
+//! all clients of the process, so a receiver computes delivery latency without any clock sync.
+//! From the origin: connections open evenly over the ramp-up, traffic then runs unmeasured for
+//! the warm-up, then the measurement window; after it, a drain waits for frames in flight.
+
+use std::time::{Duration, Instant};
+
+use crate::config::LoadConfig;
+use crate::report::Phase;
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timeline {
+    origin: Instant,
+    ramp_up: Duration,
+    measure_start_us: u64,
+    measure_end_us: u64,
+    measure_start: Instant,
+    measure_end: Instant,
+    drain_end: Instant,
+}
+
+impl Timeline {
+    pub(crate) fn new(origin: Instant, config: &LoadConfig) -> Self {
+        let measure_start = origin + config.ramp_up + config.warmup;
+        let measure_end = measure_start + config.duration;
+        let micros = |at: Instant| saturating_micros(at - origin);
+        Timeline {
+            origin,
+            ramp_up: config.ramp_up,
+            measure_start_us: micros(measure_start),
+            measure_end_us: micros(measure_end),
+            measure_start,
+            measure_end,
+            drain_end: measure_end + config.drain,
+        }
+    }
+
+    /// Microseconds from the origin to `at` (0 before it).
+    pub(crate) fn micros(&self, at: Instant) -> u64 {
+        saturating_micros(at.saturating_duration_since(self.origin))
+    }
+
+    /// Whether a frame stamped `sent_us` belongs to the measurement window.
+    pub(crate) fn in_window(&self, sent_us: u64) -> bool {
+        (self.measure_start_us..self.measure_end_us).contains(&sent_us)
+    }
+
+    /// When client `index` of `total` connects: evenly spread over the ramp-up.
+    pub(crate) fn connect_at(&self, index: u32, total: u32) -> Instant {
+        let fraction = f64::from(index) / f64::from(total.max(1));
+        self.origin + self.ramp_up.mul_f64(fraction)
+    }
+
+    pub(crate) fn origin(&self) -> Instant {
+        self.origin
+    }
+
+    pub(crate) fn measure_end(&self) -> Instant {
+        self.measure_end
+    }
+
+    pub(crate) fn drain_end(&self) -> Instant {
+        self.drain_end
+    }
+
+    /// The phase at `now` (closing is decided by the coordinator, not the clock).
+    pub(crate) fn phase(&self, now: Instant) -> Phase {
+        if now < self.origin + self.ramp_up {
+            Phase::RampUp
+        } else if now < self.measure_start {
+            Phase::WarmUp
+        } else if now < self.measure_end {
+            Phase::Measuring
+        } else {
+            Phase::Draining
+        }
+    }
+}
+
+fn saturating_micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases_and_window() {
+        let origin = Instant::now();
+        let config = LoadConfig {
+            ramp_up: Duration::from_secs(2),
+            warmup: Duration::from_secs(1),
+            duration: Duration::from_secs(5),
+            drain: Duration::from_secs(1),
+            ..LoadConfig::default()
+        };
+        let timeline = Timeline::new(origin, &config);
+        let at = |secs: f64| origin + Duration::from_secs_f64(secs);
+        assert_eq!(timeline.phase(at(0.5)), Phase::RampUp);
+        assert_eq!(timeline.phase(at(2.5)), Phase::WarmUp);
+        assert_eq!(timeline.phase(at(3.0)), Phase::Measuring);
+        assert_eq!(timeline.phase(at(8.0)), Phase::Draining);
+        assert!(!timeline.in_window(2_999_999));
+        assert!(timeline.in_window(3_000_000));
+        assert!(timeline.in_window(7_999_999));
+        assert!(!timeline.in_window(8_000_000));
+        assert_eq!(timeline.connect_at(0, 4), origin);
+        assert_eq!(timeline.connect_at(2, 4), at(1.0));
+        assert!(timeline.connect_at(3, 4) < at(2.0));
+        assert_eq!(timeline.drain_end(), at(9.0));
+    }
+}
