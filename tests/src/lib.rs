@@ -1,7 +1,10 @@
 //! Support for roomhost's end-to-end tests: plugins built to wasm once per
 //! test binary, a real server on an ephemeral port, and a WebSocket client
 //! with timeouts on every wait so a broken server fails a test instead of
-//! hanging it.
+//! hanging it. [`webdriver`] drives headless Chromium for the dashboard's
+//! browser test.
+
+pub mod webdriver;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -11,6 +14,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use futures_util::{SinkExt, StreamExt};
+use roomhost_host::dev::DevTap;
 use roomhost_host::{
     AuthConfig, CompileCache, Limits, Server, ServerConfig, ServerHandle, ServiceSpec,
 };
@@ -123,6 +127,7 @@ pub fn test_limits() -> Limits {
 pub struct TestServer {
     addr: SocketAddr,
     handle: ServerHandle,
+    dev_tap: Option<DevTap>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -135,7 +140,13 @@ impl TestServer {
 
     /// Serves `services` under `limits`.
     pub async fn start(services: Vec<ServiceSpec>, limits: Limits) -> TestServer {
-        Self::start_config(services, limits, None).await
+        Self::start_config(services, limits, None, None).await
+    }
+
+    /// Serves `services` under `limits` in dev mode: the dashboard at `/`
+    /// and the dev event stream, fed by [`TestServer::dev_tap`].
+    pub async fn start_dev(services: Vec<ServiceSpec>, limits: Limits) -> TestServer {
+        Self::start_config(services, limits, None, Some(DevTap::new())).await
     }
 
     /// Serves `services` under `limits` with token verification on.
@@ -144,13 +155,14 @@ impl TestServer {
         limits: Limits,
         auth: AuthConfig,
     ) -> TestServer {
-        Self::start_config(services, limits, Some(auth)).await
+        Self::start_config(services, limits, Some(auth), None).await
     }
 
     async fn start_config(
         services: Vec<ServiceSpec>,
         limits: Limits,
         auth: Option<AuthConfig>,
+        dev_tap: Option<DevTap>,
     ) -> TestServer {
         let config = ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -158,7 +170,7 @@ impl TestServer {
             limits,
             cache: Some(CompileCache::new(plugin_target_dir().join("compile-cache"))),
             auth,
-            dev_tap: None,
+            dev_tap: dev_tap.clone(),
         };
         let server = Server::bind(config).await.expect("server starts");
         let addr = server.local_addr();
@@ -175,6 +187,7 @@ impl TestServer {
         TestServer {
             addr,
             handle,
+            dev_tap,
             stop: Some(stop),
             task: Some(task),
         }
@@ -188,6 +201,11 @@ impl TestServer {
     /// The running server's handle (hot reload, room table).
     pub fn handle(&self) -> &ServerHandle {
         &self.handle
+    }
+
+    /// The dev event stream (servers from [`TestServer::start_dev`] only).
+    pub fn dev_tap(&self) -> Option<&DevTap> {
+        self.dev_tap.as_ref()
     }
 
     /// Connects a client to `path` (e.g. `/ws/room1`).
