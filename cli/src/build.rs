@@ -29,49 +29,102 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
 /// Builds the plugin crate in `dir` in release mode for [`WASM_TARGET`] and
 /// returns the component's path. Cargo's progress goes to stderr.
 pub fn build_plugin(dir: &Path, target_dir: Option<&Path>) -> anyhow::Result<PathBuf> {
-    let manifest = dir.join("Cargo.toml");
-    if !manifest.is_file() {
-        bail!(
-            "{} is not a plugin crate: it has no Cargo.toml",
-            dir.display()
-        );
-    }
-    ensure_wasm_target()?;
-    let crate_info = CrateInfo::read(&manifest)?;
-    eprintln!("building plugin {} for {WASM_TARGET}", crate_info.package);
-    let mut cargo = Command::new(cargo());
-    cargo
-        .args([
-            "build",
-            "--release",
-            "--target",
-            WASM_TARGET,
-            "--manifest-path",
-        ])
-        .arg(&manifest)
-        .args(["-p", &crate_info.package]);
-    if let Some(target_dir) = target_dir {
-        cargo.arg("--target-dir").arg(target_dir);
-    }
-    let status = cargo.status().context("cannot run cargo")?;
+    let build = PluginBuild::prepare(dir, target_dir)?;
+    eprintln!("building plugin {} for {WASM_TARGET}", build.package());
+    let status = build.command().status().context("cannot run cargo")?;
     if !status.success() {
         bail!(
             "building {} failed (cargo exited with {status})",
             dir.display()
         );
     }
-    let target_dir = target_dir.map_or(crate_info.target_dir, Path::to_path_buf);
-    let wasm = target_dir
-        .join(WASM_TARGET)
-        .join("release")
-        .join(format!("{}.wasm", crate_info.lib_name));
-    if !wasm.is_file() {
-        bail!(
-            "cargo succeeded but {} is missing: does the crate have `crate-type = [\"cdylib\"]`?",
-            wasm.display()
-        );
+    build.output()
+}
+
+/// A plugin crate checked and ready to build, as often as needed (the dev
+/// loop rebuilds it on every change).
+pub struct PluginBuild {
+    dir: PathBuf,
+    manifest: PathBuf,
+    target_dir: Option<PathBuf>,
+    crate_info: CrateInfo,
+}
+
+impl PluginBuild {
+    /// Checks that `dir` is a plugin crate and that the wasm target is
+    /// installed (installing it if not).
+    pub fn prepare(dir: &Path, target_dir: Option<&Path>) -> anyhow::Result<PluginBuild> {
+        let manifest = dir.join("Cargo.toml");
+        if !manifest.is_file() {
+            bail!(
+                "{} is not a plugin crate: it has no Cargo.toml",
+                dir.display()
+            );
+        }
+        ensure_wasm_target()?;
+        let crate_info = CrateInfo::read(&manifest)?;
+        Ok(PluginBuild {
+            dir: dir.to_owned(),
+            manifest,
+            target_dir: target_dir.map(Path::to_path_buf),
+            crate_info,
+        })
     }
-    Ok(wasm)
+
+    /// The crate's package name.
+    pub fn package(&self) -> &str {
+        &self.crate_info.package
+    }
+
+    /// The crate directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The `cargo build` command; the caller decides where its output goes.
+    pub fn command(&self) -> Command {
+        let mut cargo = Command::new(cargo());
+        cargo
+            .args([
+                "build",
+                "--release",
+                "--target",
+                WASM_TARGET,
+                "--manifest-path",
+            ])
+            .arg(&self.manifest)
+            .args(["-p", &self.crate_info.package]);
+        if let Some(target_dir) = &self.target_dir {
+            cargo.arg("--target-dir").arg(target_dir);
+        }
+        cargo
+    }
+
+    /// The component a successful build produced.
+    pub fn output(&self) -> anyhow::Result<PathBuf> {
+        let target_dir = self
+            .target_dir
+            .clone()
+            .unwrap_or_else(|| self.crate_info.target_dir.clone());
+        let wasm = target_dir
+            .join(WASM_TARGET)
+            .join("release")
+            .join(format!("{}.wasm", self.crate_info.lib_name));
+        if !wasm.is_file() {
+            bail!(
+                "cargo succeeded but {} is missing: does the crate have `crate-type = [\"cdylib\"]`?",
+                wasm.display()
+            );
+        }
+        Ok(wasm)
+    }
+
+    /// Cargo's target directory for this crate (ignored by the dev watcher).
+    pub fn target_dir(&self) -> &Path {
+        self.target_dir
+            .as_deref()
+            .unwrap_or(&self.crate_info.target_dir)
+    }
 }
 
 /// Installs the wasm target with rustup when it is missing.

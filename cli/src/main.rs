@@ -2,7 +2,9 @@
 
 mod build;
 mod config_file;
+mod dev;
 mod loadtest;
+mod new;
 mod serve;
 
 use std::process::ExitCode;
@@ -37,6 +39,28 @@ enum Command {
     ///
     /// Installs the wasm32-wasip2 target with rustup if it is missing.
     Build(build::BuildArgs),
+    /// Develop a plugin: build it, serve it with a dashboard, hot-reload it on every edit.
+    ///
+    /// Builds the plugin crate in DIR, serves it (dashboard at http://ADDR/), watches the
+    /// crate's files and, on every change, rebuilds and moves every live room onto the new
+    /// version: rooms keep their state (snapshot) and clients stay connected. A failed build
+    /// is shown here and on the dashboard while the last good version keeps serving.
+    ///
+    /// Examples:
+    ///   roomhost dev                          (the crate in the current directory)
+    ///   roomhost dev plugins/chat --listen 127.0.0.1:9000
+    ///   roomhost dev --config '{"typing_timeout_ms": 2000}'
+    #[command(verbatim_doc_comment)]
+    Dev(Box<dev::DevArgs>),
+    /// Create a plugin crate that `roomhost dev` runs as is.
+    ///
+    /// Writes NAME/Cargo.toml, NAME/src/lib.rs (an echo room whose state survives hot
+    /// reloads, with unit tests through the SDK harness) and NAME/README.md.
+    ///
+    /// Example:
+    ///   roomhost new demo && cd demo && roomhost dev
+    #[command(verbatim_doc_comment)]
+    New(new::NewArgs),
     /// Load-test a deployment: rooms × clients sending frames that the room broadcasts.
     ///
     /// Each client sends frames carrying their send time; every receiver measures delivery
@@ -58,6 +82,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(*args),
         Command::Build(args) => build::run(args),
+        Command::Dev(args) => dev::run(*args),
+        Command::New(args) => new::run(args),
         Command::Loadtest(args) => loadtest::run(args),
     };
     match result {

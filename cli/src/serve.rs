@@ -44,7 +44,7 @@ pub struct ServeArgs {
 /// Token verification offered to plugins (`auth.verify-token`).
 #[derive(Args)]
 #[command(next_help_heading = "Token verification")]
-struct AuthArgs {
+pub(crate) struct AuthArgs {
     /// HS256 secret for verifying client tokens; without it auth is off.
     /// Prefer the environment variable: flags show up in `ps`. Never logged.
     #[arg(
@@ -76,7 +76,7 @@ struct AuthArgs {
 }
 
 impl AuthArgs {
-    fn config(&self) -> anyhow::Result<Option<AuthConfig>> {
+    pub(crate) fn config(&self) -> anyhow::Result<Option<AuthConfig>> {
         let Some(secret) = &self.jwt_secret else {
             return Ok(None);
         };
@@ -96,7 +96,7 @@ impl AuthArgs {
 /// built-in default.
 #[derive(Args)]
 #[command(next_help_heading = "Limits")]
-struct LimitArgs {
+pub(crate) struct LimitArgs {
     /// Live rooms per process [default: 10000].
     #[arg(long, value_name = "N")]
     max_rooms: Option<usize>,
@@ -136,7 +136,7 @@ struct LimitArgs {
 }
 
 impl LimitArgs {
-    fn apply(&self, limits: &mut Limits) {
+    pub(crate) fn apply(&self, limits: &mut Limits) {
         let ms = Duration::from_millis;
         if let Some(value) = self.max_rooms {
             limits.max_rooms = value;
@@ -289,7 +289,7 @@ fn resolve_plugin(path: &Path) -> anyhow::Result<PathBuf> {
 }
 
 /// `plugins/chat` or `chat.wasm` → `chat`.
-fn default_service_name(path: &Path) -> anyhow::Result<String> {
+pub(crate) fn default_service_name(path: &Path) -> anyhow::Result<String> {
     let stem = path
         .file_stem()
         .and_then(|stem| stem.to_str())
@@ -337,7 +337,7 @@ fn apply_config_flag(services: &mut [ServiceSpec], flag: &str) -> anyhow::Result
     Ok(())
 }
 
-fn init_logging() {
+pub(crate) fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("info,wasmtime=warn,cranelift=warn")
     });

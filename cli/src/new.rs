@@ -1,0 +1,164 @@
+//! `roomhost new NAME`: scaffold a plugin crate that builds, tests and runs
+//! under `roomhost dev` without edits.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::Args;
+
+/// Arguments of `roomhost new`.
+#[derive(Args)]
+pub struct NewArgs {
+    /// The crate name (also its directory): letters, digits, '-' and '_',
+    /// starting with a letter.
+    name: String,
+    /// Where to create it (default: ./NAME).
+    #[arg(long, value_name = "DIR")]
+    path: Option<PathBuf>,
+    /// The roomhost-sdk checkout to depend on (default: the one this roomhost
+    /// was built from, or the git repository when that is not on disk).
+    #[arg(long, value_name = "DIR")]
+    sdk: Option<PathBuf>,
+}
+
+/// The SDK next to the CLI's own sources, when roomhost runs from a checkout.
+const BUILT_FROM_SDK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../guest-sdk");
+
+/// Where the SDK comes from when no checkout is on disk.
+const SDK_GIT: &str = "https://github.com/roomhost/roomhost";
+
+const TEMPLATES: [(&str, &str); 4] = [
+    (
+        "Cargo.toml",
+        include_str!("../templates/plugin/Cargo.toml.tmpl"),
+    ),
+    (
+        "src/lib.rs",
+        include_str!("../templates/plugin/lib.rs.tmpl"),
+    ),
+    (
+        "README.md",
+        include_str!("../templates/plugin/README.md.tmpl"),
+    ),
+    (
+        ".gitignore",
+        include_str!("../templates/plugin/gitignore.tmpl"),
+    ),
+];
+
+pub fn run(args: NewArgs) -> anyhow::Result<()> {
+    check_name(&args.name)?;
+    let dir = args
+        .path
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&args.name));
+    if dir.exists() && fs::read_dir(&dir).map_or(true, |mut entries| entries.next().is_some()) {
+        bail!(
+            "{} already exists and is not empty: pick another name or --path",
+            dir.display()
+        );
+    }
+    let sdk_dependency = sdk_dependency(args.sdk.as_deref())?;
+    let type_name = type_name(&args.name);
+    for (file, template) in TEMPLATES {
+        let text = template
+            .replace("{{name}}", &args.name)
+            .replace("{{type_name}}", &type_name)
+            .replace("{{sdk_dependency}}", &sdk_dependency);
+        let path = dir.join(file);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    println!("created plugin crate {} in {}", args.name, dir.display());
+    println!();
+    println!("  cd {}", dir.display());
+    println!("  roomhost dev        # serve on http://127.0.0.1:8080 and hot-reload on edits");
+    println!("  cargo test          # unit tests through the SDK harness");
+    Ok(())
+}
+
+/// Crate names cargo accepts and that make a readable Rust type name.
+fn check_name(name: &str) -> anyhow::Result<()> {
+    let valid = name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !valid {
+        bail!(
+            "invalid crate name {name:?}: use up to 64 letters, digits, '-' and '_', starting with a letter"
+        );
+    }
+    if matches!(
+        name,
+        "test" | "core" | "std" | "alloc" | "proc_macro" | "roomhost-sdk"
+    ) {
+        bail!("{name:?} would clash with a crate it depends on: pick another name");
+    }
+    Ok(())
+}
+
+/// `my-room` → `MyRoom`.
+fn type_name(name: &str) -> String {
+    name.split(['-', '_'])
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let mut chars = part.chars();
+            chars.next().map_or_else(String::new, |first| {
+                first.to_ascii_uppercase().to_string() + chars.as_str()
+            })
+        })
+        .collect()
+}
+
+/// The `roomhost-sdk = ...` line of the new crate's Cargo.toml.
+fn sdk_dependency(sdk: Option<&Path>) -> anyhow::Result<String> {
+    let local = match sdk {
+        Some(path) => Some(
+            path.canonicalize()
+                .with_context(|| format!("--sdk {} does not exist", path.display()))?,
+        ),
+        None => Path::new(BUILT_FROM_SDK).canonicalize().ok(),
+    };
+    Ok(match local {
+        Some(path) if path.join("Cargo.toml").is_file() => {
+            let path = path.to_str().context("the SDK path is not UTF-8")?;
+            format!("roomhost-sdk = {{ path = {path:?} }}")
+        }
+        Some(path) => bail!(
+            "{} is not the roomhost-sdk crate: it has no Cargo.toml",
+            path.display()
+        ),
+        None => format!("roomhost-sdk = {{ git = {SDK_GIT:?} }}"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_become_type_names() {
+        assert_eq!(type_name("demo"), "Demo");
+        assert_eq!(type_name("my-room_2"), "MyRoom2");
+    }
+
+    #[test]
+    fn bad_names_are_refused() {
+        for name in ["", "1abc", "a b", "a/b", "test", &"x".repeat(65)] {
+            assert!(check_name(name).is_err(), "{name:?}");
+        }
+        assert!(check_name("chat-2").is_ok());
+    }
+
+    #[test]
+    fn the_sdk_of_this_checkout_is_found() {
+        let line = sdk_dependency(None).unwrap();
+        assert!(line.starts_with("roomhost-sdk = { path = "), "{line}");
+        assert!(sdk_dependency(Some(Path::new("/nonexistent"))).is_err());
+    }
+}
