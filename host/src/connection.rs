@@ -363,6 +363,11 @@ async fn write_loop(
             sink.send(WsMessage::Close(Some(frame))),
         )
         .await;
+    } else {
+        // When the client closed first, the protocol layer queued the reply
+        // to its close frame; only a write or a flush sends it. Without it
+        // the client sees an abnormal closure (1006).
+        let _ = timeout(Duration::from_secs(1), sink.flush()).await;
     }
     signals.writer_done.cancel();
 }

@@ -248,3 +248,30 @@ async fn host_imports_answer() {
     client.send_text("random").await;
     assert_ne!(first, client.recv_text().await);
 }
+
+/// A client that closes first gets the close handshake's reply (browsers
+/// report 1006 otherwise).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_initiated_close_is_answered() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+    let server = TestServer::single("misbehave").await;
+    let mut client = server.connect("/ws/closing").await;
+    client
+        .stream()
+        .send(Message::Close(Some(CloseFrame {
+            code: CloseCode::Normal,
+            reason: "bye".into(),
+        })))
+        .await
+        .expect("close sent");
+    let closed = client.closed().await;
+    assert_eq!(
+        closed.code,
+        Some(1000),
+        "the server echoes the close: {closed:?}"
+    );
+    server.stop().await;
+}
