@@ -261,6 +261,17 @@ pub use snapshot::Reloadable;
 pub mod __private {
     pub use crate::bindings::__export_room as export;
     pub use crate::export::{Export, assert_room_service};
+    pub use crate::room::Backend;
     pub use crate::snapshot::{serde_load, serde_save};
     pub use wit_bindgen;
+
+    /// A [`Room`](crate::Room) whose effects go to `backend`: lets a host
+    /// run a service natively (the benchmark baseline).
+    pub fn room<'a>(
+        room_id: &'a str,
+        lobby: bool,
+        backend: &'a mut dyn Backend,
+    ) -> crate::Room<'a> {
+        crate::Room::new(room_id, lobby, backend)
+    }
 }

@@ -28,8 +28,10 @@ pub enum LogLevel {
 }
 
 /// Where a [`Room`]'s effects go: the `host` imports in wasm, a recorder in
-/// the test harness.
-pub(crate) trait Backend {
+/// the test harness, the host's room state in the native benchmark baseline
+/// (`bench/baseline`, through `__private`). Not public API.
+#[allow(missing_docs)]
+pub trait Backend {
     fn send(&mut self, client: ClientId, msg: Message);
     fn broadcast(&mut self, msg: Message, except: &[ClientId]);
     fn close(&mut self, client: ClientId, code: u16, reason: &str);

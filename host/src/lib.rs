@@ -31,6 +31,8 @@
 //! - [`auth`]: token verification on behalf of plugins.
 //! - [`dev`]: the live event stream behind `roomhost dev`'s dashboard.
 //! - [`limits`] and [`close`]: every bound and every close code.
+//! - `native` (feature `native-baseline`, off by default): rooms driven by
+//!   native code through the same actor, for benchmark baselines only.
 
 pub mod auth;
 pub mod client;
@@ -39,6 +41,8 @@ mod connection;
 pub mod dev;
 mod http;
 pub mod limits;
+#[cfg(feature = "native-baseline")]
+pub mod native;
 pub mod room;
 pub mod server;
 pub mod service;

@@ -22,6 +22,10 @@ pub struct ServiceSpec {
     pub plugin: PathBuf,
     /// The configuration handed to every room's `init` (as JSON text).
     pub config: serde_json::Value,
+    /// Native code to run instead of `plugin` (the benchmark baseline; see
+    /// [`ServiceSpec::native`]).
+    #[cfg(feature = "native-baseline")]
+    pub native: Option<crate::native::NativeCode>,
 }
 
 impl ServiceSpec {
@@ -31,6 +35,22 @@ impl ServiceSpec {
             name: name.into(),
             plugin: plugin.into(),
             config: serde_json::Value::Null,
+            #[cfg(feature = "native-baseline")]
+            native: None,
+        }
+    }
+
+    /// A service whose rooms run `factory`'s native code through the same
+    /// actor, room table and client queues as wasm rooms: the comparison
+    /// baseline for benchmarks. Not sandboxed; never hot-reloads.
+    #[cfg(feature = "native-baseline")]
+    pub fn native(name: impl Into<String>, factory: crate::native::NativeFactory) -> ServiceSpec {
+        let name = name.into();
+        ServiceSpec {
+            plugin: PathBuf::from(format!("native:{name}")),
+            name,
+            config: serde_json::Value::Null,
+            native: Some(crate::native::NativeCode(factory)),
         }
     }
 
@@ -64,6 +84,14 @@ impl Service {
         spec: &ServiceSpec,
         cache: Option<&CompileCache>,
     ) -> Result<Service, PluginError> {
+        #[cfg(feature = "native-baseline")]
+        if let Some(native) = &spec.native {
+            return Ok(Service {
+                name: spec.name.as_str().into(),
+                plugin: RwLock::new(Arc::new(Plugin::native(&spec.name, native.0.clone()))),
+                config: spec.config.to_string(),
+            });
+        }
         Ok(Service {
             name: spec.name.as_str().into(),
             plugin: RwLock::new(Arc::new(Plugin::load(engine, &spec.plugin, cache)?)),

@@ -10,6 +10,7 @@ use std::sync::atomic::Ordering;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep_until};
 
+use super::body::RoomBody;
 use super::directory::{JoinError, RoomMeta, Rooms};
 use super::reload::{RoomReload, reload_room};
 use super::{ConnectRequest, RoomEvent};
@@ -20,7 +21,7 @@ use crate::limits::Limits;
 use crate::service::Service;
 use crate::wasm::{
     DisconnectReason, GuestClientInfo, GuestError, GuestHandoff, GuestInitInfo, GuestMessage,
-    GuestRoomChange, MAX_PLUGIN_TEXT, RoomInstance, RoomLink, WasmEngine, bounded,
+    GuestRoomChange, MAX_PLUGIN_TEXT, RoomLink, WasmEngine, bounded,
 };
 
 pub(crate) struct RoomActor {
@@ -61,7 +62,7 @@ impl RoomActor {
             rooms: self.rooms.clone(),
             key: self.meta.key.clone(),
         };
-        let mut instance = match RoomInstance::instantiate(
+        let mut instance = match RoomBody::instantiate(
             &engine,
             &self.service.plugin(),
             &limits,
@@ -116,7 +117,7 @@ impl RoomActor {
         }
     }
 
-    fn is_idle(&self, instance: &mut RoomInstance) -> bool {
+    fn is_idle(&self, instance: &mut RoomBody) -> bool {
         let state = instance.state();
         !self.meta.is_lobby()
             && state.members.is_empty()
@@ -128,7 +129,7 @@ impl RoomActor {
     /// when it changed.
     /// Runs after every event, so it does nothing unless the client count or
     /// the info changed.
-    fn publish(&mut self, instance: &mut RoomInstance) {
+    fn publish(&mut self, instance: &mut RoomBody) {
         let state = instance.state();
         let clients = state.members.len();
         if self.meta.clients.swap(clients, Ordering::Relaxed) != clients {
@@ -152,7 +153,7 @@ impl RoomActor {
 
     /// Ends a failed room: its clients get 1011 with the reason, joins waiting
     /// in the inbox are refused, and the table forgets it.
-    fn dispose(mut self, instance: Option<&mut RoomInstance>, error: GuestError) {
+    fn dispose(mut self, instance: Option<&mut RoomBody>, error: GuestError) {
         tracing::error!(reason = %error, "room disposed");
         if let Ok(mut failure) = self.meta.failure.lock() {
             *failure = Some(error.0.clone());
@@ -198,11 +199,7 @@ impl RoomActor {
     }
 }
 
-fn handle(
-    instance: &mut RoomInstance,
-    meta: &RoomMeta,
-    event: RoomEvent,
-) -> Result<(), GuestError> {
+fn handle(instance: &mut RoomBody, meta: &RoomMeta, event: RoomEvent) -> Result<(), GuestError> {
     match event {
         RoomEvent::Connect { request, reply } => connect(instance, meta, request, reply),
         RoomEvent::Frame { client, message } => {
@@ -267,7 +264,7 @@ fn handle(
 }
 
 fn connect(
-    instance: &mut RoomInstance,
+    instance: &mut RoomBody,
     meta: &RoomMeta,
     request: ConnectRequest,
     reply: oneshot::Sender<Result<(), JoinError>>,
@@ -316,7 +313,7 @@ fn connect(
     Ok(())
 }
 
-fn fire_due_timers(instance: &mut RoomInstance, meta: &RoomMeta) -> Result<(), GuestError> {
+fn fire_due_timers(instance: &mut RoomBody, meta: &RoomMeta) -> Result<(), GuestError> {
     let now = Instant::now();
     while let Some(id) = instance.state().timers.pop_due(now) {
         instance.timer(id)?;
@@ -328,7 +325,7 @@ fn fire_due_timers(instance: &mut RoomInstance, meta: &RoomMeta) -> Result<(), G
 /// Carries out what the last callback asked for beyond frames: clients it
 /// closed get `disconnect(kicked)`, clients it transferred are sent on their
 /// way and get `disconnect(transferred)`. Those callbacks may ask for more.
-pub(super) fn after_call(instance: &mut RoomInstance, meta: &RoomMeta) -> Result<(), GuestError> {
+pub(super) fn after_call(instance: &mut RoomBody, meta: &RoomMeta) -> Result<(), GuestError> {
     loop {
         let state = instance.state();
         let kicked = std::mem::take(&mut state.kicked);

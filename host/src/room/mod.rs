@@ -6,6 +6,7 @@
 //! bounded outbound queues.
 
 mod actor;
+mod body;
 mod directory;
 mod reload;
 pub mod timers;

@@ -17,13 +17,14 @@ use tokio::sync::oneshot;
 
 use super::RoomEvent;
 use super::actor::after_call;
+use super::body::RoomBody;
 use super::directory::{RoomMeta, Rooms, lock};
 use crate::close;
 use crate::limits::Limits;
 use crate::service::Service;
 use crate::wasm::{
-    GuestClientInfo, GuestError, GuestInitInfo, MAX_PLUGIN_TEXT, Plugin, RoomInstance, RoomLink,
-    WasmEngine, bounded,
+    GuestClientInfo, GuestError, GuestInitInfo, MAX_PLUGIN_TEXT, Plugin, RoomLink, WasmEngine,
+    bounded,
 };
 
 /// What a reload did to one room.
@@ -121,7 +122,7 @@ impl Rooms {
 /// Moves one room onto `plugin`. An `Err` means the old instance itself
 /// failed (during `snapshot`) and the room must be disposed.
 pub(super) fn reload_room(
-    instance: &mut RoomInstance,
+    instance: &mut RoomBody,
     meta: &RoomMeta,
     link: RoomLink,
     plugin: &Plugin,
@@ -129,6 +130,9 @@ pub(super) fn reload_room(
     limits: &Limits,
     config: &str,
 ) -> Result<RoomReload, GuestError> {
+    if instance.is_native() {
+        return Ok(kept_old("native rooms do not reload".to_owned()));
+    }
     let snapshot = match instance.snapshot()? {
         Ok(snapshot) => snapshot,
         Err(reason) => {
@@ -138,7 +142,7 @@ pub(super) fn reload_room(
             )));
         }
     };
-    let mut fresh = match RoomInstance::instantiate(engine, plugin, limits, Some(link)) {
+    let mut fresh = match RoomBody::instantiate(engine, plugin, limits, Some(link)) {
         Ok(fresh) => fresh,
         Err(error) => return Ok(kept_old(error.0)),
     };
@@ -163,8 +167,8 @@ pub(super) fn reload_room(
 /// The new instance takes over the room's occupancy and restores the
 /// snapshot in `init`; on failure the occupancy goes back.
 fn restore(
-    old: &mut RoomInstance,
-    fresh: &mut RoomInstance,
+    old: &mut RoomBody,
+    fresh: &mut RoomBody,
     meta: &RoomMeta,
     init: &GuestInitInfo,
 ) -> RoomReload {
@@ -186,8 +190,8 @@ fn restore(
 /// in id order; a client the new version rejects is closed with 1008. On
 /// failure the old instance keeps everything.
 fn restart(
-    old: &mut RoomInstance,
-    fresh: &mut RoomInstance,
+    old: &mut RoomBody,
+    fresh: &mut RoomBody,
     meta: &RoomMeta,
     init: &GuestInitInfo,
 ) -> RoomReload {

@@ -44,8 +44,10 @@ impl RoomInstance {
         store.limiter(|state| &mut state.limiter);
         store.epoch_deadline_trap();
         store.set_epoch_deadline(engine.deadline_ticks());
-        let room = plugin
+        let pre = plugin
             .pre()
+            .ok_or_else(|| GuestError("the plugin is native, not a wasm component".into()))?;
+        let room = pre
             .instantiate(&mut store)
             .map_err(|error| GuestError(format!("cannot instantiate the plugin: {error}")))?;
         Ok(RoomInstance {

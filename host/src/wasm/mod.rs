@@ -29,3 +29,12 @@ pub(crate) use bindings::roomhost::room::types::{
     InitInfo as GuestInitInfo, RoomChange as GuestRoomChange, RoomEntry as GuestRoomEntry,
 };
 pub use state::RoomLink;
+
+/// The host imports as Rust traits, all implemented by [`RoomState`]. A
+/// native room (feature `native-baseline`) calls these where a plugin calls
+/// its imports, so frames take the same path.
+pub mod imports {
+    pub use super::bindings::roomhost::room::auth::Host as Auth;
+    pub use super::bindings::roomhost::room::directory::Host as Directory;
+    pub use super::bindings::roomhost::room::host::Host;
+}

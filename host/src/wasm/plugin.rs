@@ -51,7 +51,7 @@ pub enum PluginError {
 
 /// A loaded plugin, ready to instantiate rooms from.
 pub struct Plugin {
-    pre: RoomPre<RoomState>,
+    code: Code,
     version: String,
     path: PathBuf,
     from_cache: bool,
@@ -110,7 +110,7 @@ impl Plugin {
         let pre = linker.instantiate_pre(&component).map_err(link_error)?;
         let pre = RoomPre::new(pre).map_err(link_error)?;
         Ok(Plugin {
-            pre,
+            code: Code::Wasm(pre),
             version: hex::encode(&Sha256::digest(wasm)[..6]),
             path: path.to_owned(),
             from_cache,
@@ -133,9 +133,43 @@ impl Plugin {
         self.from_cache
     }
 
-    pub(crate) fn pre(&self) -> &RoomPre<RoomState> {
-        &self.pre
+    /// The linked component (`None` for a native plugin).
+    pub(crate) fn pre(&self) -> Option<&RoomPre<RoomState>> {
+        match &self.code {
+            Code::Wasm(pre) => Some(pre),
+            #[cfg(feature = "native-baseline")]
+            Code::Native(_) => None,
+        }
     }
+
+    /// A plugin whose rooms run `factory`'s native code instead of wasm
+    /// (the benchmark baseline). Its version is `native`.
+    #[cfg(feature = "native-baseline")]
+    pub fn native(name: &str, factory: crate::native::NativeFactory) -> Plugin {
+        Plugin {
+            code: Code::Native(factory),
+            version: "native".to_owned(),
+            path: PathBuf::from(format!("native:{name}")),
+            from_cache: false,
+        }
+    }
+
+    /// The native room factory (`None` for a wasm plugin).
+    #[cfg(feature = "native-baseline")]
+    pub(crate) fn native_factory(&self) -> Option<&crate::native::NativeFactory> {
+        match &self.code {
+            Code::Wasm(_) => None,
+            Code::Native(factory) => Some(factory),
+        }
+    }
+}
+
+/// What a plugin's rooms run: a linked component or, for the benchmark
+/// baseline only, native code.
+enum Code {
+    Wasm(RoomPre<RoomState>),
+    #[cfg(feature = "native-baseline")]
+    Native(crate::native::NativeFactory),
 }
 
 /// A core module's preamble is `\0asm` then version 1, layer 0; a component

@@ -1,0 +1,152 @@
+//! Native rooms: the comparison baseline for benchmarks (feature
+//! `native-baseline`, off by default).
+//!
+//! A native room is driven by the same actor, room table, connections and
+//! client queues as a wasm room. Only the boundary differs: instead of a
+//! wasmtime store and a component instance, the actor calls a
+//! [`NativeService`], which calls the very [`RoomState`] methods a plugin's
+//! imports reach (`host::Host::send`, `broadcast`, ...; see
+//! [`crate::wasm::imports`]). So a frame takes exactly the same path in
+//! both, minus the wasm call, the copies into and out of linear memory and
+//! the sandbox checks.
+//!
+//! Native code is not sandboxed: no deadline, no memory cap. A panic in a
+//! callback is caught and disposes the room, like a trap. Serve native rooms
+//! only to measure the cost of the sandbox (`bench/baseline`).
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+use crate::client::ClientId;
+use crate::limits::Limits;
+use crate::wasm::guest::{
+    ClientInfo, DisconnectReason, Frame, HttpRequest, HttpResponse, InitInfo, RoomChange,
+};
+use crate::wasm::{GuestError, RoomLink, RoomState};
+
+/// A room service compiled natively: one value per room, called with the
+/// room's [`RoomState`] where a plugin would call its imports. The methods
+/// mirror the WIT `service` exports.
+pub trait NativeService: Send + 'static {
+    /// `init`: called once, before anything else.
+    fn init(&mut self, state: &mut RoomState, info: &InitInfo);
+    /// `connect`: accept (`Ok`) or reject with a reason.
+    fn connect(&mut self, state: &mut RoomState, client: &ClientInfo) -> Result<(), String>;
+    /// `message`: a frame from a member.
+    fn message(&mut self, state: &mut RoomState, client: ClientId, frame: &Frame);
+    /// `disconnect`: a member left.
+    fn disconnect(&mut self, state: &mut RoomState, client: ClientId, reason: DisconnectReason);
+    /// `timer`: a timer the room set fired.
+    fn timer(&mut self, state: &mut RoomState, id: u64);
+    /// `room-changed` (lobby only).
+    fn room_changed(&mut self, state: &mut RoomState, change: &RoomChange);
+    /// `snapshot`: the room's state for a reload (native rooms never
+    /// reload, so the actor does not call this; it exists for symmetry).
+    fn snapshot(&mut self, state: &mut RoomState) -> Result<Option<Vec<u8>>, String>;
+    /// `request`: an HTTP request addressed to the room.
+    fn request(&mut self, state: &mut RoomState, request: &HttpRequest) -> HttpResponse;
+}
+
+/// Makes one [`NativeService`] value per room.
+pub type NativeFactory = Arc<dyn Fn() -> Box<dyn NativeService> + Send + Sync>;
+
+/// A [`NativeFactory`] as a [`ServiceSpec`](crate::ServiceSpec) field:
+/// compared by identity, shown without its contents.
+#[derive(Clone)]
+pub struct NativeCode(pub NativeFactory);
+
+impl std::fmt::Debug for NativeCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NativeCode(..)")
+    }
+}
+
+impl PartialEq for NativeCode {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+/// A live native room: the host-side state and the service value.
+pub struct NativeRoom {
+    state: RoomState,
+    service: Box<dyn NativeService>,
+}
+
+impl NativeRoom {
+    /// A fresh room of `factory`'s service. Does not call `init`.
+    pub fn new(factory: &NativeFactory, limits: &Limits, link: Option<RoomLink>) -> NativeRoom {
+        NativeRoom {
+            state: RoomState::new(limits, link),
+            service: factory(),
+        }
+    }
+
+    /// The host-side state: members, timers, info.
+    pub fn state(&mut self) -> &mut RoomState {
+        &mut self.state
+    }
+
+    /// Calls `init`.
+    pub fn init(&mut self, info: &InitInfo) -> Result<(), GuestError> {
+        self.state.in_init = true;
+        let result = self.call(|service, state| service.init(state, info));
+        self.state.in_init = false;
+        result
+    }
+
+    /// Calls `room-changed`.
+    pub fn room_changed(&mut self, change: &RoomChange) -> Result<(), GuestError> {
+        self.call(|service, state| service.room_changed(state, change))
+    }
+
+    /// Calls `connect`; the inner result is the service's accept or reject.
+    pub fn connect(&mut self, client: &ClientInfo) -> Result<Result<(), String>, GuestError> {
+        self.call(|service, state| service.connect(state, client))
+    }
+
+    /// Calls `message`.
+    pub fn message(&mut self, client: ClientId, msg: &Frame) -> Result<(), GuestError> {
+        self.call(|service, state| service.message(state, client, msg))
+    }
+
+    /// Calls `disconnect`.
+    pub fn disconnect(
+        &mut self,
+        client: ClientId,
+        reason: DisconnectReason,
+    ) -> Result<(), GuestError> {
+        self.call(|service, state| service.disconnect(state, client, reason))
+    }
+
+    /// Calls `timer`.
+    pub fn timer(&mut self, id: u64) -> Result<(), GuestError> {
+        self.call(|service, state| service.timer(state, id))
+    }
+
+    /// Calls `snapshot`.
+    pub fn snapshot(&mut self) -> Result<Result<Option<Vec<u8>>, String>, GuestError> {
+        self.call(|service, state| service.snapshot(state))
+    }
+
+    /// Calls `request`.
+    pub fn request(&mut self, request: &HttpRequest) -> Result<HttpResponse, GuestError> {
+        self.call(|service, state| service.request(state, request))
+    }
+
+    /// Runs a callback; a panic becomes the room's failure, as a trap would.
+    fn call<R>(
+        &mut self,
+        f: impl FnOnce(&mut dyn NativeService, &mut RoomState) -> R,
+    ) -> Result<R, GuestError> {
+        let NativeRoom { state, service } = self;
+        catch_unwind(AssertUnwindSafe(|| f(service.as_mut(), state))).map_err(|panic| {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|text| (*text).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "(non-string panic payload)".to_owned());
+            GuestError(format!("native room panicked: {message}"))
+        })
+    }
+}

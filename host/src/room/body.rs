@@ -1,0 +1,97 @@
+//! What a room actor drives: a wasm instance or, with the `native-baseline`
+//! feature, a native room (the benchmark baseline). Both expose the same
+//! callbacks and the same [`RoomState`], so the actor, the reload path and
+//! the client queues do not know which one they hold. Without the feature
+//! the enum has one variant and every dispatch compiles to a direct call.
+
+use crate::client::ClientId;
+use crate::limits::Limits;
+use crate::wasm::guest::{
+    ClientInfo, DisconnectReason, Frame, HttpRequest, HttpResponse, InitInfo, RoomChange,
+};
+use crate::wasm::{GuestError, Plugin, RoomInstance, RoomLink, RoomState, WasmEngine};
+
+/// A room's code and state.
+pub(crate) enum RoomBody {
+    Wasm(RoomInstance),
+    #[cfg(feature = "native-baseline")]
+    Native(crate::native::NativeRoom),
+}
+
+/// Runs `$call` on whichever room the body holds.
+macro_rules! each {
+    ($body:expr, $room:ident => $call:expr) => {
+        match $body {
+            RoomBody::Wasm($room) => $call,
+            #[cfg(feature = "native-baseline")]
+            RoomBody::Native($room) => $call,
+        }
+    };
+}
+
+impl RoomBody {
+    /// A new room running `plugin` (wasm, or native code for a native
+    /// plugin). Does not call `init`.
+    pub(crate) fn instantiate(
+        engine: &WasmEngine,
+        plugin: &Plugin,
+        limits: &Limits,
+        link: Option<RoomLink>,
+    ) -> Result<RoomBody, GuestError> {
+        #[cfg(feature = "native-baseline")]
+        if let Some(factory) = plugin.native_factory() {
+            return Ok(RoomBody::Native(crate::native::NativeRoom::new(
+                factory, limits, link,
+            )));
+        }
+        RoomInstance::instantiate(engine, plugin, limits, link).map(RoomBody::Wasm)
+    }
+
+    /// Whether the room runs native code (which never hot-reloads).
+    pub(crate) fn is_native(&self) -> bool {
+        !matches!(self, RoomBody::Wasm(_))
+    }
+
+    pub(crate) fn state(&mut self) -> &mut RoomState {
+        each!(self, room => room.state())
+    }
+
+    pub(crate) fn init(&mut self, info: &InitInfo) -> Result<(), GuestError> {
+        each!(self, room => room.init(info))
+    }
+
+    pub(crate) fn room_changed(&mut self, change: &RoomChange) -> Result<(), GuestError> {
+        each!(self, room => room.room_changed(change))
+    }
+
+    pub(crate) fn connect(
+        &mut self,
+        client: &ClientInfo,
+    ) -> Result<Result<(), String>, GuestError> {
+        each!(self, room => room.connect(client))
+    }
+
+    pub(crate) fn message(&mut self, client: ClientId, msg: &Frame) -> Result<(), GuestError> {
+        each!(self, room => room.message(client, msg))
+    }
+
+    pub(crate) fn disconnect(
+        &mut self,
+        client: ClientId,
+        reason: DisconnectReason,
+    ) -> Result<(), GuestError> {
+        each!(self, room => room.disconnect(client, reason))
+    }
+
+    pub(crate) fn timer(&mut self, id: u64) -> Result<(), GuestError> {
+        each!(self, room => room.timer(id))
+    }
+
+    pub(crate) fn snapshot(&mut self) -> Result<Result<Option<Vec<u8>>, String>, GuestError> {
+        each!(self, room => room.snapshot())
+    }
+
+    pub(crate) fn request(&mut self, request: &HttpRequest) -> Result<HttpResponse, GuestError> {
+        each!(self, room => room.request(request))
+    }
+}
