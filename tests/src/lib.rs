@@ -37,6 +37,7 @@ const PLUGIN_CRATES: &[&str] = &[
     "relay",
     "watch-party",
     "game-lobby",
+    "fanout",
 ];
 
 /// The workspace root.

@@ -1,0 +1,172 @@
+//! The cost of the wasm boundary, room by room: the `fanout` service as a
+//! wasm instance and as a native room over the same host state.
+//!
+//! `cargo bench -p roomhost-baseline --bench calls [-- ROOMS]` (default
+//! 10,000 rooms) reports, for wasm and native, with the ratio:
+//! - creating a room (instantiate) and its first `init` call,
+//! - resident memory per idle room (RSS growth / rooms),
+//! - a `message` call that broadcasts to 1 and to 100 members, measured
+//!   on the same `RoomState` path (`broadcast` into client queues).
+//!
+//! Results are recorded in BENCHMARKS.md.
+
+use std::time::{Duration, Instant};
+
+use roomhost_host::client::ClientSender;
+use roomhost_host::native::NativeRoom;
+use roomhost_host::wasm::{RoomInstance, RoomState, WasmEngine, guest};
+use roomhost_host::{Limits, Plugin};
+
+fn main() {
+    let rooms: usize = std::env::args()
+        .skip(1)
+        .find_map(|arg| arg.parse().ok())
+        .unwrap_or(10_000);
+    let limits = Limits {
+        max_rooms: rooms + 1,
+        ..Limits::default()
+    };
+    let engine = WasmEngine::new(&limits).expect("engine");
+    let plugin = Plugin::load(&engine, &roomhost_e2e::plugin("fanout"), None).expect("fanout");
+    let factory = roomhost_baseline::native::<fanout::Fanout>();
+    let init = guest::InitInfo {
+        room_id: "bench".into(),
+        lobby: false,
+        config: "null".into(),
+        restored: None,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let _guard = runtime.enter();
+    println!("fanout service, {rooms} rooms each; wasm vs native (no load generator running)");
+
+    // Native first: its rooms are small, so the wasm RSS figure is not
+    // flattered by memory the native run freed.
+    let rss = resident_bytes();
+    let mut create = Vec::with_capacity(rooms);
+    let mut native_rooms = Vec::with_capacity(rooms);
+    for _ in 0..rooms {
+        let started = Instant::now();
+        let mut room = NativeRoom::new(&factory, &limits, None);
+        room.init(&init).expect("init");
+        create.push(started.elapsed());
+        native_rooms.push(room);
+    }
+    let native_mem = resident_bytes().saturating_sub(rss) / rooms as u64;
+    let native_create = summary(&mut create);
+
+    let rss = resident_bytes();
+    let mut instantiate = Vec::with_capacity(rooms);
+    let mut init_calls = Vec::with_capacity(rooms);
+    let mut wasm_rooms = Vec::with_capacity(rooms);
+    for _ in 0..rooms {
+        let started = Instant::now();
+        let mut room =
+            RoomInstance::instantiate(&engine, &plugin, &limits, None).expect("instantiate");
+        let instantiated = Instant::now();
+        room.init(&init).expect("init");
+        instantiate.push(instantiated - started);
+        init_calls.push(instantiated.elapsed());
+        wasm_rooms.push(room);
+    }
+    let wasm_mem = resident_bytes().saturating_sub(rss) / rooms as u64;
+    let wasm_instantiate = summary(&mut instantiate);
+    let wasm_init = summary(&mut init_calls);
+    println!(
+        "create room: wasm instantiate {} + first init {}; native new + init {}",
+        wasm_instantiate.text(),
+        wasm_init.text(),
+        native_create.text()
+    );
+    println!(
+        "  ratio wasm (instantiate + init) / native: {:.0}x (medians)",
+        (wasm_instantiate.median + wasm_init.median).as_secs_f64()
+            / native_create.median.as_secs_f64().max(1e-9)
+    );
+    println!(
+        "resident memory per idle room: wasm {:.1} KiB, native {:.1} KiB",
+        wasm_mem as f64 / 1024.0,
+        native_mem as f64 / 1024.0
+    );
+
+    let frame = guest::Frame::Text("x".repeat(64));
+    for (index, members) in [1, 100].into_iter().enumerate() {
+        let wasm = message_calls(
+            &mut wasm_rooms[index],
+            members,
+            &frame,
+            |room, msg| room.message(1, msg).expect("message"),
+            |room| room.state(),
+        );
+        let native = message_calls(
+            &mut native_rooms[index],
+            members,
+            &frame,
+            |room, msg| room.message(1, msg).expect("message"),
+            |room| room.state(),
+        );
+        println!(
+            "message call, broadcast to {members}: wasm {}; native {}; ratio {:.2}x (medians)",
+            wasm.text(),
+            native.text(),
+            wasm.median.as_secs_f64() / native.median.as_secs_f64().max(1e-9)
+        );
+    }
+}
+
+/// Times 20,000 `message` calls on `room` with `members` members (queues
+/// drained between calls); the first 2,000 calls are warm-up.
+fn message_calls<R>(
+    room: &mut R,
+    members: u64,
+    frame: &guest::Frame,
+    call: impl Fn(&mut R, &guest::Frame),
+    state: impl Fn(&mut R) -> &mut RoomState,
+) -> Summary {
+    let mut queues = Vec::new();
+    for id in 1..=members {
+        let (sender, queue) = ClientSender::detached(id, 1 << 16);
+        state(room).insert_member(sender);
+        queues.push(queue);
+    }
+    let mut times = Vec::with_capacity(20_000);
+    for round in 0..22_000 {
+        let started = Instant::now();
+        call(room, frame);
+        if round >= 2_000 {
+            times.push(started.elapsed());
+        }
+        for queue in &mut queues {
+            while queue.try_recv().is_ok() {}
+        }
+    }
+    summary(&mut times)
+}
+
+struct Summary {
+    median: Duration,
+    p99: Duration,
+}
+
+impl Summary {
+    fn text(&self) -> String {
+        format!("median {:?} (p99 {:?})", self.median, self.p99)
+    }
+}
+
+fn summary(times: &mut [Duration]) -> Summary {
+    times.sort();
+    let at = |pct: usize| times[(times.len() * pct / 100).min(times.len() - 1)];
+    Summary {
+        median: at(50),
+        p99: at(99),
+    }
+}
+
+fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|statm| statm.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
+}

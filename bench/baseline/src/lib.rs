@@ -1,0 +1,276 @@
+//! The native baseline for roomhost's benchmarks.
+//!
+//! Runs a room service written with `roomhost-sdk` as native code inside the
+//! real host: same WebSocket stack, same room table, same actor, same client
+//! queues, same [`RoomState`] methods behind every `Room` call. Only the wasm
+//! boundary is gone (no store, no call into a component, no copies into and
+//! out of linear memory, no sandbox), so comparing a plugin served by
+//! `roomhost serve` with the same source served by `roomhost-baseline`
+//! measures what the sandbox costs.
+//!
+//! [`native`] adapts any [`Reloadable`] service (every `#[room_service]`
+//! type) to the host's [`NativeService`]; [`spec`] names the services the
+//! `roomhost-baseline` binary serves.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use roomhost_host::ServiceSpec;
+use roomhost_host::client::ClientId;
+use roomhost_host::native::{NativeFactory, NativeService};
+use roomhost_host::wasm::imports::{Auth, Directory, Host};
+use roomhost_host::wasm::{RoomState, guest};
+use roomhost_sdk::__private::{Backend, room};
+// The SDK's own WIT types: its conversions from them are what wasm uses.
+use roomhost_sdk::bindings::roomhost::room::types as wit;
+use roomhost_sdk::{
+    ClientInfo, DisconnectReason, HttpRequest, HttpResponse, InitInfo, LogLevel, Message,
+    Reloadable, RoomChange, RoomEntry, TimerId,
+};
+
+/// The services `roomhost-baseline --service NAME` knows.
+pub const SERVICES: &[&str] = &["fanout", "counter"];
+
+/// The native version of service `name` (one of [`SERVICES`]), under that
+/// name.
+pub fn spec(name: &str) -> Option<ServiceSpec> {
+    let factory = match name {
+        "fanout" => native::<fanout::Fanout>(),
+        "counter" => native::<counter::Counter>(),
+        _ => return None,
+    };
+    Some(ServiceSpec::native(name, factory))
+}
+
+/// Makes rooms that run service `S` natively.
+pub fn native<S: Reloadable + Send + 'static>() -> NativeFactory {
+    Arc::new(|| {
+        Box::new(SdkRoom::<S> {
+            service: None,
+            room_id: String::new(),
+            lobby: false,
+        })
+    })
+}
+
+/// One room of an SDK service, as the wasm glue would hold it.
+struct SdkRoom<S> {
+    /// Set by `init`; callbacks before it are ignored, as in wasm.
+    service: Option<S>,
+    room_id: String,
+    lobby: bool,
+}
+
+impl<S: Reloadable + Send + 'static> SdkRoom<S> {
+    /// Runs `callback` with the service and a `Room` over `state`.
+    fn with<R>(
+        &mut self,
+        state: &mut RoomState,
+        callback: impl FnOnce(&mut S, &mut roomhost_sdk::Room<'_>) -> R,
+    ) -> Option<R> {
+        let service = self.service.as_mut()?;
+        let mut backend = StateBackend(state);
+        Some(callback(
+            service,
+            &mut room(&self.room_id, self.lobby, &mut backend),
+        ))
+    }
+}
+
+impl<S: Reloadable + Send + 'static> NativeService for SdkRoom<S> {
+    fn init(&mut self, state: &mut RoomState, info: &guest::InitInfo) {
+        let info = InitInfo::from(wit::InitInfo {
+            room_id: info.room_id.clone(),
+            lobby: info.lobby,
+            config: info.config.clone(),
+            restored: info.restored.clone(),
+        });
+        let mut backend = StateBackend(state);
+        let mut room = room(&info.room_id, info.lobby, &mut backend);
+        let service = match &info.restored {
+            Some(snapshot) => S::load(&mut room, &info, snapshot)
+                .unwrap_or_else(|error| panic!("restoring the room's state failed: {error}")),
+            None => {
+                let mut service = S::default();
+                service.init(&mut room, &info);
+                service
+            }
+        };
+        self.service = Some(service);
+        self.room_id = info.room_id;
+        self.lobby = info.lobby;
+    }
+
+    fn connect(&mut self, state: &mut RoomState, client: &guest::ClientInfo) -> Result<(), String> {
+        let client = ClientInfo::from(wit::ClientInfo {
+            id: client.id,
+            path: client.path.clone(),
+            query: client.query.clone(),
+            identity: client.identity.clone(),
+            handoff: client.handoff.as_ref().map(|handoff| wit::Handoff {
+                from_room: handoff.from_room.clone(),
+                data: handoff.data.clone(),
+                rejected: handoff.rejected.clone(),
+            }),
+        });
+        self.with(state, |service, room| service.connect(room, &client))
+            .unwrap_or_else(|| Err("the room is not available".to_owned()))
+    }
+
+    fn message(&mut self, state: &mut RoomState, client: ClientId, frame: &guest::Frame) {
+        // The copy a wasm call makes into the guest's memory.
+        let message = match frame {
+            guest::Frame::Text(text) => Message::Text(text.clone()),
+            guest::Frame::Binary(bytes) => Message::Binary(bytes.clone()),
+        };
+        self.with(state, |service, room| {
+            service.message(room, client, message)
+        });
+    }
+
+    fn disconnect(
+        &mut self,
+        state: &mut RoomState,
+        client: ClientId,
+        reason: guest::DisconnectReason,
+    ) {
+        let reason = match reason {
+            guest::DisconnectReason::Closed => DisconnectReason::Closed,
+            guest::DisconnectReason::Lost => DisconnectReason::Lost,
+            guest::DisconnectReason::Kicked => DisconnectReason::Kicked,
+            guest::DisconnectReason::Transferred => DisconnectReason::Transferred,
+        };
+        self.with(state, |service, room| {
+            service.disconnect(room, client, reason)
+        });
+    }
+
+    fn timer(&mut self, state: &mut RoomState, id: u64) {
+        self.with(state, |service, room| service.timer(room, id));
+    }
+
+    fn room_changed(&mut self, state: &mut RoomState, change: &guest::RoomChange) {
+        let change = match change {
+            guest::RoomChange::Updated(entry) => RoomChange::Updated(entry_of(entry)),
+            guest::RoomChange::Closed(room_id) => RoomChange::Closed(room_id.clone()),
+        };
+        self.with(state, |service, room| service.room_changed(room, change));
+    }
+
+    fn snapshot(&mut self, _state: &mut RoomState) -> Result<Option<Vec<u8>>, String> {
+        match &self.service {
+            Some(service) => service.save(),
+            None => Err("the room is not available".to_owned()),
+        }
+    }
+
+    fn request(
+        &mut self,
+        state: &mut RoomState,
+        request: &guest::HttpRequest,
+    ) -> guest::HttpResponse {
+        let mut converted = HttpRequest::new(request.method.clone(), request.path.clone())
+            .with_query(request.query.clone())
+            .with_body(request.body.clone());
+        converted.headers = request.headers.clone();
+        let response = self
+            .with(state, |service, room| service.request(room, converted))
+            .unwrap_or_else(|| HttpResponse::text(503, "the room is not available"));
+        guest::HttpResponse {
+            status: response.status,
+            headers: response.headers,
+            body: response.body,
+        }
+    }
+}
+
+fn entry_of(entry: &guest::RoomEntry) -> RoomEntry {
+    let info = serde_json::from_str(&entry.info).unwrap_or(serde_json::Value::Null);
+    RoomEntry::new(entry.room_id.clone(), entry.clients, info)
+}
+
+/// The SDK's `Backend` over the host's room state: each call is the host
+/// import a wasm plugin would make, with the same arguments.
+struct StateBackend<'a>(&'a mut RoomState);
+
+impl Backend for StateBackend<'_> {
+    fn send(&mut self, client: ClientId, msg: Message) {
+        Host::send(self.0, client, frame(msg));
+    }
+
+    fn broadcast(&mut self, msg: Message, except: &[ClientId]) {
+        Host::broadcast(self.0, frame(msg), except.to_vec());
+    }
+
+    fn close(&mut self, client: ClientId, code: u16, reason: &str) {
+        Host::close(self.0, client, code, reason.to_owned());
+    }
+
+    fn set_timer(&mut self, id: TimerId, delay_ms: u64) -> Result<(), String> {
+        Host::set_timer(self.0, id, delay_ms)
+    }
+
+    fn cancel_timer(&mut self, id: TimerId) {
+        Host::cancel_timer(self.0, id);
+    }
+
+    fn now_ms(&self) -> u64 {
+        // `Host::now_ms` needs `&mut`; this is the same clock.
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or(0)
+    }
+
+    fn random_u64(&mut self) -> u64 {
+        Host::random(self.0)
+    }
+
+    fn log(&mut self, level: LogLevel, message: &str) {
+        let level = match level {
+            LogLevel::Trace => guest::LogLevel::Trace,
+            LogLevel::Debug => guest::LogLevel::Debug,
+            LogLevel::Info => guest::LogLevel::Info,
+            LogLevel::Warn => guest::LogLevel::Warn,
+            LogLevel::Error => guest::LogLevel::Error,
+        };
+        Host::log(self.0, level, message.to_owned());
+    }
+
+    fn set_info(&mut self, json: &str) -> Result<(), String> {
+        Host::set_info(self.0, json.to_owned())
+    }
+
+    fn transfer(
+        &mut self,
+        client: ClientId,
+        to: Option<&str>,
+        data: &[u8],
+        create: bool,
+    ) -> Result<(), String> {
+        Directory::transfer(self.0, client, to.map(str::to_owned), data.to_vec(), create)
+    }
+
+    fn rooms(&mut self) -> Vec<RoomEntry> {
+        Directory::rooms(self.0).iter().map(entry_of).collect()
+    }
+
+    fn serve_root(&mut self) -> Result<(), String> {
+        Directory::serve_root(self.0)
+    }
+
+    fn auth_enabled(&mut self) -> bool {
+        Auth::enabled(self.0)
+    }
+
+    fn verify_token(&mut self, token: &str) -> Result<String, String> {
+        Auth::verify_token(self.0, token.to_owned())
+    }
+}
+
+fn frame(msg: Message) -> guest::Frame {
+    match msg {
+        Message::Text(text) => guest::Frame::Text(text),
+        Message::Binary(bytes) => guest::Frame::Binary(bytes),
+    }
+}
