@@ -1,0 +1,237 @@
+#!/usr/bin/env bash
+# roomhost benchmark suite (issue 7): wasm-hosted rooms against the native
+# baseline, measured in the same run, alternating, on the same machine.
+#
+#   bench/run.sh [STEP...]        steps: build micro fanout idle rooms coldstart summary
+#                                 (default: all of them, in that order)
+#
+# Environment (all optional):
+#   RUNS=3          repetitions of each loadtest scenario (medians are reported)
+#   DURATION=10     measured seconds per loadtest run (after ramp-up and warm-up)
+#   WARMUP=2        unmeasured seconds after the ramp-up
+#   IDLE_CONNS=19500  idle connections (the container's hard open-files limit is
+#                     20,000 per process, for the server and the load generator alike)
+#   ROOMS_HELD=10000  rooms held (one idle client each)
+#   OUT=bench/results  where JSON per run and summary.md go
+#
+# What it runs, per scenario, alternating wasm (`roomhost serve fanout.wasm`)
+# and native (`roomhost-baseline --service fanout`), a fresh server each run:
+#   (a) 1000 rooms x 4 clients, (b) 10 rooms x 100 clients, (c) 1 room x 1000
+#   clients, first at --rate 0 (as fast as echoes return, 4 frames in flight
+#   per client), then at half the wasm maximum (both servers at the same rate)
+#   for delivery latency.
+#   idle: IDLE_CONNS silent clients in 20 rooms; server RSS growth per connection.
+#   rooms: ROOMS_HELD rooms with one silent client each; server RSS.
+#   coldstart: time from exec to "listening" for `roomhost serve` with no
+#   compile cache, with a warm cache, and for the native baseline.
+#   micro: `cargo bench -p roomhost-baseline --bench calls` (instantiate,
+#   message call and memory per idle room, wasm vs native).
+#
+# The load generator and the server share the machine's cores: compare the
+# wasm/native ratios, not the absolute figures. Idempotent: builds are
+# incremental, results are overwritten.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+OUT=${OUT:-$ROOT/bench/results}
+RUNS=${RUNS:-3}
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-2}
+IDLE_CONNS=${IDLE_CONNS:-19500}
+ROOMS_HELD=${ROOMS_HELD:-10000}
+PORT=${PORT:-18480}
+ROOMHOST=$ROOT/target/release/roomhost
+BASELINE=$ROOT/target/release/roomhost-baseline
+FANOUT_WASM=$ROOT/target/plugins/wasm32-wasip2/release/fanout.wasm
+CACHE_DIR=$OUT/compile-cache
+# Same limits for both servers: queues deep enough for --rate 0 fan-out to a
+# 1000-client room (every client may have 4 frames in flight).
+LIMITS=(--max-rooms 12000 --max-connections 20000 --client-queue 8192 --room-inbox 4096)
+SERVER_PID=
+
+mkdir -p "$OUT"
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+build() {
+    log "building release binaries and fanout.wasm"
+    # Separate invocations: the baseline turns on roomhost-host's
+    # `native-baseline` feature, which must not reach the `roomhost` binary.
+    cargo build --release -p roomhost-cli
+    cargo build --release -p roomhost-baseline
+    cargo build --release --target wasm32-wasip2 -p fanout --target-dir target/plugins
+}
+
+# start_server wasm|native [extra args]: starts a fresh server on $PORT and
+# waits until it listens.
+start_server() {
+    local kind=$1
+    shift
+    local logfile=$OUT/server-$kind.log
+    if [[ $kind == wasm ]]; then
+        "$ROOMHOST" serve --listen "127.0.0.1:$PORT" --cache-dir "$CACHE_DIR" \
+            -p "fanout=$FANOUT_WASM" "${LIMITS[@]}" "$@" >"$logfile" 2>&1 &
+    else
+        "$BASELINE" --listen "127.0.0.1:$PORT" --service fanout "${LIMITS[@]}" "$@" \
+            >"$logfile" 2>&1 &
+    fi
+    SERVER_PID=$!
+    for _ in $(seq 1 600); do
+        if grep -q listening "$logfile"; then return 0; fi
+        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+            cat "$logfile" >&2
+            return 1
+        fi
+        sleep 0.05
+    done
+    log "server $kind did not start"
+    return 1
+}
+
+stop_server() {
+    if [[ -n $SERVER_PID ]]; then
+        kill "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+        SERVER_PID=
+    fi
+}
+trap stop_server EXIT
+
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+
+# loadtest OUTFILE ROOMS CLIENTS RATE [extra args]
+loadtest() {
+    local out=$1 rooms=$2 clients=$3 rate=$4
+    shift 4
+    "$ROOMHOST" loadtest --url "ws://127.0.0.1:$PORT/ws" --rooms "$rooms" \
+        --clients-per-room "$clients" --rate "$rate" --max-in-flight 4 \
+        --payload-bytes 64 --warmup-secs "$WARMUP" --duration-secs "$DURATION" \
+        --json "$@" >"$out"
+}
+
+micro() {
+    log "micro benchmarks (cargo bench -p roomhost-baseline --bench calls)"
+    cargo bench -p roomhost-baseline --bench calls | tee "$OUT/micro.txt"
+}
+
+fanout() {
+    local scenarios=("a 1000 4 2" "b 10 100 1" "c 1 1000 1")
+    for run in $(seq 1 "$RUNS"); do
+        for scenario in "${scenarios[@]}"; do
+            read -r name rooms clients ramp <<<"$scenario"
+            for kind in wasm native; do
+                log "run $run: ($name) ${rooms}x${clients} max rate, $kind"
+                start_server "$kind"
+                loadtest "$OUT/$name-max-$kind-$run.json" "$rooms" "$clients" 0 \
+                    --ramp-up-secs "$ramp"
+                stop_server
+            done
+            # Half of the wasm maximum, per client, for both servers.
+            local half
+            half=$(jq -r '(.messages.sent_per_sec / .connections.established / 2) * 1000 | floor / 1000' \
+                "$OUT/$name-max-wasm-$run.json")
+            for kind in wasm native; do
+                log "run $run: ($name) ${rooms}x${clients} at $half/s per client, $kind"
+                start_server "$kind"
+                loadtest "$OUT/$name-half-$kind-$run.json" "$rooms" "$clients" "$half" \
+                    --ramp-up-secs "$ramp"
+                stop_server
+            done
+        done
+    done
+}
+
+# held KIND NAME ROOMS CLIENTS: ROOMS x CLIENTS silent clients; records the
+# server's RSS before and while they are connected.
+held() {
+    local kind=$1 name=$2 rooms=$3 clients=$4
+    start_server "$kind"
+    sleep 0.5
+    local before
+    before=$(rss_kib "$SERVER_PID")
+    # One frame per client per ~3 hours: silent for the run. Pings keep them
+    # alive (idle timeout 60 s, longer than the run).
+    loadtest "$OUT/$name-$kind.json" "$rooms" "$clients" 0.0001 --ramp-up-secs 8 \
+        --max-connections 50000 &
+    local client=$!
+    sleep $((8 + WARMUP + DURATION / 2))
+    local during
+    during=$(rss_kib "$SERVER_PID")
+    local live
+    live=$(curl -s "http://127.0.0.1:$PORT/status" | jq -c '.' || echo null)
+    wait "$client" || true
+    stop_server
+    jq -n --arg kind "$kind" --argjson before "$before" --argjson during "$during" \
+        --argjson rooms "$rooms" --argjson clients "$clients" --argjson status "$live" \
+        --slurpfile report "$OUT/$name-$kind.json" \
+        '{kind: $kind, rooms: $rooms, clients_per_room: $clients,
+          rss_before_kib: $before, rss_during_kib: $during,
+          established: $report[0].connections.established,
+          open_at_end: $report[0].connections.open_at_end, status: $status}' \
+        >"$OUT/$name-$kind-rss.json"
+}
+
+idle() {
+    local per_room=$((IDLE_CONNS / 20))
+    for kind in wasm native; do
+        log "idle: 20 rooms x $per_room silent clients, $kind"
+        held "$kind" idle 20 "$per_room"
+    done
+}
+
+rooms() {
+    for kind in wasm native; do
+        log "rooms held: $ROOMS_HELD rooms x 1 silent client, $kind"
+        held "$kind" rooms "$ROOMS_HELD" 1
+    done
+}
+
+# time_to_listen CMD...: milliseconds from exec to the "listening" line.
+time_to_listen() {
+    python3 - "$@" <<'PY'
+import subprocess, sys, time
+start = time.monotonic()
+proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+for line in proc.stdout:
+    if "listening" in line:
+        print(round((time.monotonic() - start) * 1000, 1))
+        break
+proc.terminate()
+proc.wait()
+PY
+}
+
+coldstart() {
+    local warm=$OUT/coldstart-cache
+    rm -rf "$warm"
+    "$ROOMHOST" serve --listen "127.0.0.1:$PORT" --cache-dir "$warm" -p "fanout=$FANOUT_WASM" \
+        >/dev/null 2>&1 &
+    local primer=$!
+    sleep 3
+    kill "$primer"
+    wait "$primer" 2>/dev/null || true
+    : >"$OUT/coldstart.txt"
+    for run in $(seq 1 $((RUNS * 2))); do
+        log "cold start run $run"
+        {
+            echo "nocache $(time_to_listen "$ROOMHOST" serve --listen "127.0.0.1:$PORT" --no-cache -p "fanout=$FANOUT_WASM")"
+            echo "cache $(time_to_listen "$ROOMHOST" serve --listen "127.0.0.1:$PORT" --cache-dir "$warm" -p "fanout=$FANOUT_WASM")"
+            echo "native $(time_to_listen "$BASELINE" --listen "127.0.0.1:$PORT" --service fanout)"
+        } >>"$OUT/coldstart.txt"
+    done
+}
+
+summary() {
+    python3 "$ROOT/bench/summarize.py" "$OUT" | tee "$OUT/summary.md"
+}
+
+steps=("$@")
+if [[ ${#steps[@]} -eq 0 ]]; then
+    steps=(build micro fanout idle rooms coldstart summary)
+fi
+log "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); load generator and server share them"
+for step in "${steps[@]}"; do
+    "$step"
+done

@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""Summarises bench/run.sh results (bench/results/*.json) as Markdown tables.
+
+Usage: bench/summarize.py RESULTS_DIR
+
+Every figure is a median over the runs found; ratios are wasm / native from
+the same runs. The load generator and the server shared the machine's cores.
+"""
+
+import glob
+import json
+import os
+import statistics
+import sys
+
+OUT = sys.argv[1] if len(sys.argv) > 1 else "bench/results"
+SCENARIOS = [("a", "1000 rooms x 4 clients"), ("b", "10 rooms x 100 clients"), ("c", "1 room x 1000 clients")]
+SHARED = "(load generator and server share the 2 cores)"
+
+
+def load(pattern):
+    reports = []
+    for path in sorted(glob.glob(os.path.join(OUT, pattern))):
+        try:
+            with open(path) as f:
+                reports.append(json.load(f))
+        except (OSError, ValueError):
+            pass
+    return reports
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def fmt(value, digits=0):
+    if value is None:
+        return "n/a"
+    return f"{value:,.{digits}f}"
+
+
+def ratio(a, b):
+    if a is None or not b:
+        return "n/a"
+    return f"{a / b:.2f}x"
+
+
+def fanout():
+    print(f"### Broadcast fan-out {SHARED}\n")
+    print("Delivered frames per second at `--rate 0` (max), and delivery latency at half the")
+    print("wasm maximum (both servers at the same offered rate). Medians of the runs.\n")
+    print("| scenario | runs | wasm delivered/s | native delivered/s | wasm/native | wasm p50 / p99 ms at half | native p50 / p99 ms at half | delivery ratio wasm / native (half) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, label in SCENARIOS:
+        row = {}
+        for kind in ("wasm", "native"):
+            best = load(f"{name}-max-{kind}-*.json")
+            half = load(f"{name}-half-{kind}-*.json")
+            row[kind] = {
+                "runs": len(best),
+                "max": median([r["messages"]["delivered_per_sec"] for r in best]),
+                "p50": median([r["latency_ms"]["p50"] for r in half]),
+                "p99": median([r["latency_ms"]["p99"] for r in half]),
+                "ratio": median([r["messages"]["delivery_ratio"] for r in half]),
+                "rate": median([r["rate_per_client"] for r in half]),
+            }
+        w, n = row["wasm"], row["native"]
+        print(
+            f"| ({name}) {label} | {w['runs']} | {fmt(w['max'])} | {fmt(n['max'])} | {ratio(w['max'], n['max'])} "
+            f"| {fmt(w['p50'], 2)} / {fmt(w['p99'], 2)} | {fmt(n['p50'], 2)} / {fmt(n['p99'], 2)} "
+            f"| {fmt(w['ratio'], 4)} / {fmt(n['ratio'], 4)} |"
+        )
+    print()
+
+
+def held(name, title):
+    print(f"### {title} {SHARED}\n")
+    print("| server | rooms x clients | connections open | RSS before | RSS with clients | growth per connection |")
+    print("|---|---|---|---|---|---|")
+    for kind in ("wasm", "native"):
+        for r in load(f"{name}-{kind}-rss.json"):
+            growth = (r["rss_during_kib"] - r["rss_before_kib"]) * 1024
+            conns = r["open_at_end"] or r["established"] or 0
+            per = growth / conns / 1024 if conns else None
+            print(
+                f"| {kind} | {r['rooms']:,} x {r['clients_per_room']:,} | {conns:,} "
+                f"| {r['rss_before_kib'] / 1024:,.1f} MiB | {r['rss_during_kib'] / 1024:,.1f} MiB | {fmt(per, 1)} KiB |"
+            )
+    print()
+
+
+def rooms_per_room():
+    idle = {r["kind"]: r for kind in ("wasm", "native") for r in load(f"idle-{kind}-rss.json")}
+    rooms = {r["kind"]: r for kind in ("wasm", "native") for r in load(f"rooms-{kind}-rss.json")}
+    if not idle or not rooms:
+        return
+    print("Memory per idle room in the server = (RSS growth with the rooms - connections x the")
+    print("per-connection growth measured in the idle-connection run) / rooms:\n")
+    print("| server | per idle room |")
+    print("|---|---|")
+    for kind in ("wasm", "native"):
+        if kind not in idle or kind not in rooms:
+            continue
+        i, r = idle[kind], rooms[kind]
+        per_conn = (i["rss_during_kib"] - i["rss_before_kib"]) / max(i["open_at_end"] or i["established"], 1)
+        conns = r["open_at_end"] or r["established"]
+        per_room = ((r["rss_during_kib"] - r["rss_before_kib"]) - per_conn * conns) / r["rooms"]
+        print(f"| {kind} | {per_room:,.1f} KiB |")
+    print()
+
+
+def coldstart():
+    path = os.path.join(OUT, "coldstart.txt")
+    if not os.path.exists(path):
+        return
+    times = {}
+    with open(path) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) == 2:
+                try:
+                    times.setdefault(parts[0], []).append(float(parts[1]))
+                except ValueError:
+                    pass
+    print(f"### Cold start: exec to listening {SHARED}\n")
+    print("| server | runs | median ms | min ms | max ms |")
+    print("|---|---|---|---|---|")
+    labels = {"nocache": "roomhost serve --no-cache", "cache": "roomhost serve, warm compile cache", "native": "roomhost-baseline (native)"}
+    for key in ("nocache", "cache", "native"):
+        values = times.get(key, [])
+        if values:
+            print(f"| {labels[key]} | {len(values)} | {statistics.median(values):,.1f} | {min(values):,.1f} | {max(values):,.1f} |")
+    print()
+
+
+def micro():
+    path = os.path.join(OUT, "micro.txt")
+    if os.path.exists(path):
+        print(f"### Micro benchmarks (no load generator running)\n")
+        print("```")
+        with open(path) as f:
+            print(f.read().strip())
+        print("```\n")
+
+
+if __name__ == "__main__":
+    micro()
+    fanout()
+    held("idle", "Idle connections")
+    held("rooms", "Rooms held")
+    rooms_per_room()
+    coldstart()
