@@ -1,0 +1,286 @@
+//! The shared document of a room: a yrs [`Doc`] with the size cap, and the
+//! updates each change produces, ready to fan out.
+//!
+//! Every change (a client's update, a REST edit) runs in one transaction;
+//! an update observer collects what the transaction actually integrated,
+//! like Yjs's `doc.on('update')`, so duplicates and not-yet-integrable parts
+//! are never fanned out.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::rc::Rc;
+
+use yrs::updates::decoder::Decode;
+
+use crate::guard::{self, Problem};
+use crate::roots::{self, Kind};
+use yrs::{
+    ClientID, Doc, OffsetKind, Options, ReadTxn, StateVector, Transact, TransactionMut, Update,
+};
+
+/// Why a change was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DocError {
+    /// The update could not be decoded or integrated.
+    Malformed(String),
+    /// The update depends on changes this document does not have (see
+    /// [`guard`]). yrs would keep such parts pending, and its pending paths
+    /// are not memory-safe with hostile input (yrs 0.28), so the update is
+    /// refused: the sender has to resync (a y-websocket client does on
+    /// reconnect).
+    Incomplete(String),
+    /// The document would grow beyond the cap.
+    TooLarge {
+        /// The document's size now, in bytes of v1 encoding.
+        size: usize,
+        /// The size of the change, in bytes.
+        incoming: usize,
+        /// The cap.
+        limit: usize,
+    },
+}
+
+impl fmt::Display for DocError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Malformed(reason) => write!(f, "malformed update: {reason}"),
+            Self::Incomplete(detail) => {
+                write!(f, "incomplete update, reconnect to resync: {detail}")
+            }
+            Self::TooLarge {
+                size,
+                incoming,
+                limit,
+            } => write!(
+                f,
+                "document too large: {size} + {incoming} bytes exceeds the {limit}-byte limit"
+            ),
+        }
+    }
+}
+
+/// How a document is set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// The client id of the server's own edits.
+    pub client_id: u64,
+    /// The size cap, in bytes of v1 encoding.
+    pub max_bytes: usize,
+    /// Whether deleted content is garbage-collected (see
+    /// [`Config::gc`](crate::config::Config::gc)).
+    pub gc: bool,
+}
+
+/// A room's document.
+pub struct Document {
+    doc: Doc,
+    /// Updates the observer collected since the last [`Document::take_updates`].
+    produced: Rc<RefCell<Vec<Vec<u8>>>>,
+    /// An upper bound of the v1 encoding's size: exact after
+    /// [`Document::size`], plus every change applied since.
+    size_bound: usize,
+    settings: Settings,
+}
+
+impl fmt::Debug for Document {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Document")
+            .field("settings", &self.settings)
+            .field("size_bound", &self.size_bound)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Document {
+    fn default() -> Self {
+        Self::new(Settings {
+            client_id: 0,
+            max_bytes: usize::MAX,
+            gc: false,
+        })
+    }
+}
+
+impl Document {
+    /// An empty document whose own edits (REST edits) use `client_id`.
+    /// Text offsets count UTF-16 code units, as in JavaScript.
+    pub fn new(settings: Settings) -> Self {
+        let doc = Doc::with_options(Options {
+            offset_kind: OffsetKind::Utf16,
+            skip_gc: !settings.gc,
+            ..Options::with_client_id(ClientID::new(settings.client_id))
+        });
+        let produced = Rc::new(RefCell::new(Vec::new()));
+        {
+            let sink = Rc::clone(&produced);
+            let mut txn = doc.transact_mut();
+            txn.observe_update_v1("collab", move |_, event| {
+                sink.borrow_mut().push(event.update.clone());
+            });
+        }
+        let mut document = Self {
+            doc,
+            produced,
+            size_bound: 0,
+            settings,
+        };
+        document.size_bound = document.size();
+        document
+    }
+
+    /// A document holding `state` (a v1 update from a snapshot), with its
+    /// roots declared as `kinds`.
+    pub fn restore(
+        settings: Settings,
+        state: &[u8],
+        kinds: &[(String, Kind)],
+    ) -> Result<Self, DocError> {
+        let mut document = Self::new(settings);
+        let update =
+            Update::decode_v1(state).map_err(|err| DocError::Malformed(err.to_string()))?;
+        {
+            let mut txn = document.doc.transact_mut();
+            txn.apply_update(update)
+                .map_err(|err| DocError::Malformed(err.to_string()))?;
+            for (name, kind) in kinds {
+                roots::declare(&mut txn, name, *kind);
+            }
+            roots::settle(&mut txn);
+        }
+        document.produced.borrow_mut().clear();
+        document.size_bound = document.size();
+        Ok(document)
+    }
+
+    /// The yrs document (read access for views and tests).
+    pub fn doc(&self) -> &Doc {
+        &self.doc
+    }
+
+    /// The client id of the server's own edits.
+    pub fn client_id(&self) -> u64 {
+        self.doc.client_id().get()
+    }
+
+    /// How the document was set up.
+    pub fn settings(&self) -> Settings {
+        self.settings
+    }
+
+    /// The state vector, for sync step 1.
+    pub fn state_vector(&self) -> StateVector {
+        self.doc.transact().state_vector()
+    }
+
+    /// What a peer at `state_vector` lacks, as a v1 update (sync step 2).
+    pub fn diff(&self, state_vector: &StateVector) -> Vec<u8> {
+        // Never anything pending here (see `DocError::Incomplete`).
+        self.doc.transact().encode_diff_v1(state_vector)
+    }
+
+    /// The whole document as a v1 update.
+    pub fn encode(&self) -> Vec<u8> {
+        self.diff(&StateVector::default())
+    }
+
+    /// The exact size of the v1 encoding (encodes the whole document).
+    pub fn size(&mut self) -> usize {
+        self.size_bound = self.encode().len();
+        self.size_bound
+    }
+
+    /// Checks that `incoming` more bytes keep the document within the cap,
+    /// measuring it exactly only when the running bound says it might not.
+    pub fn make_room(&mut self, incoming: usize) -> Result<(), DocError> {
+        if self.size_bound.saturating_add(incoming) <= self.settings.max_bytes {
+            return Ok(());
+        }
+        let size = self.size();
+        if size.saturating_add(incoming) <= self.settings.max_bytes {
+            Ok(())
+        } else {
+            Err(DocError::TooLarge {
+                size,
+                incoming,
+                limit: self.settings.max_bytes,
+            })
+        }
+    }
+
+    /// Applies a v1 update from a peer. Returns what was integrated, to
+    /// fan out (empty when the update brought nothing new). Nothing changes
+    /// when the update is refused for its size or cannot be decoded.
+    pub fn apply(&mut self, update: &[u8]) -> Result<Vec<Vec<u8>>, DocError> {
+        self.make_room(update.len())?;
+        guard::check(update, &self.state_vector()).map_err(|problem| match problem {
+            Problem::Malformed(reason) => DocError::Malformed(reason),
+            Problem::Incomplete(reason) => DocError::Incomplete(reason),
+        })?;
+        let decoded =
+            Update::decode_v1(update).map_err(|err| DocError::Malformed(err.to_string()))?;
+        let (result, incomplete) = {
+            let mut txn = self.doc.transact_mut();
+            let result = txn.apply_update(decoded);
+            // Roots first seen in this update get the kind their content
+            // shows, so views and REST edits agree with the clients.
+            roots::settle(&mut txn);
+            let store = txn.store();
+            let incomplete = store.pending_update().is_some() || store.pending_ds().is_some();
+            (result, incomplete)
+        };
+        self.size_bound = self.size_bound.saturating_add(update.len());
+        // What was integrated before a failure stays queued: the caller
+        // still fans it out with `take_updates`.
+        if incomplete {
+            // The guard should make this unreachable; drop what yrs kept
+            // pending rather than let it reach the pending-retry path.
+            self.drop_pending()?;
+            return Err(DocError::Incomplete(
+                "parts of the update were left pending".to_owned(),
+            ));
+        }
+        match result {
+            Ok(()) => Ok(self.take_updates()),
+            Err(err) => Err(DocError::Malformed(err.to_string())),
+        }
+    }
+
+    /// Rebuilds the document without the parts yrs keeps pending, keeping
+    /// the updates produced so far.
+    fn drop_pending(&mut self) -> Result<(), DocError> {
+        let (kinds, state) = {
+            let txn = self.doc.transact();
+            (
+                roots::kinds(&txn),
+                txn.encode_diff_v1(&StateVector::default()),
+            )
+        };
+        let fresh = Self::restore(self.settings, &state, &kinds)?;
+        let produced = self.take_updates();
+        *self = fresh;
+        self.produced.borrow_mut().extend(produced);
+        Ok(())
+    }
+
+    /// Runs a local edit of about `incoming` bytes in one transaction and
+    /// returns its result with the updates it produced.
+    pub fn edit<R>(
+        &mut self,
+        incoming: usize,
+        f: impl FnOnce(&mut TransactionMut<'_>) -> R,
+    ) -> Result<(R, Vec<Vec<u8>>), DocError> {
+        self.make_room(incoming)?;
+        let result = {
+            let mut txn = self.doc.transact_mut();
+            f(&mut txn)
+        };
+        self.size_bound = self.size_bound.saturating_add(incoming);
+        Ok((result, self.take_updates()))
+    }
+
+    /// The updates produced since the last call (after a failed
+    /// [`Document::apply`], what it integrated before failing).
+    pub fn take_updates(&mut self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut *self.produced.borrow_mut())
+    }
+}

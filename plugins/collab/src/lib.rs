@@ -1,0 +1,254 @@
+//! A Yjs sync server (see `README.md`): each room is one shared document,
+//! and `y-websocket` clients work with it unchanged.
+//!
+//! - [`protocol`] decodes and encodes the y-protocols frames (sync step 1,
+//!   step 2, update, awareness, query-awareness).
+//! - [`sync`] is what the room does with each frame, following the
+//!   reference server (`@y/websocket-server`): answer step 1 with step 2,
+//!   apply updates and fan them out to the other clients, apply awareness
+//!   and broadcast it to everyone.
+//! - [`document`] holds the yrs document with its size cap, and [`guard`]
+//!   checks every incoming update before yrs sees it; [`roots`] tells
+//!   the kinds of its root types and renders it as JSON; [`edits`] changes
+//!   it without a Yjs client.
+//! - [`presence`] is the awareness table and who controls which entry.
+//! - [`http`] is the REST face (`/rooms/collab/{doc}/...`), [`snapshot`]
+//!   what survives a hot reload, [`config`] the configuration.
+//!
+//! Configuration (all optional): `{"keep_empty_ms": 30000,
+//! "max_doc_bytes": 1048576, "max_awareness_bytes": 16384,
+//! "awareness_timeout_ms": 30000, "gc": false}`. An invalid configuration makes `init`
+//! panic, so `roomhost serve` refuses to start.
+
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod document;
+pub mod edits;
+pub mod guard;
+pub mod http;
+pub mod json;
+pub mod presence;
+pub mod protocol;
+pub mod roots;
+pub mod snapshot;
+pub mod sync;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use roomhost_sdk::{
+    ClientId, ClientInfo, DisconnectReason, HttpRequest, HttpResponse, InitInfo, Message, Room,
+    RoomService, TimerId, room_service,
+};
+
+use crate::config::Config;
+use crate::document::Document;
+use crate::presence::{AwarenessId, Presence};
+use crate::snapshot::Snapshot;
+
+/// Fires `keep_empty_ms` after the last client left; until then the room
+/// (and its document) stays alive.
+pub const KEEP_EMPTY_TIMER: TimerId = 1;
+/// Fires when the oldest awareness state expires.
+pub const AWARENESS_TIMER: TimerId = 2;
+
+/// Close code for a frame that is not a valid y-protocols message (or a
+/// text frame).
+pub const CLOSE_MALFORMED: u16 = 4400;
+/// Close code for an update or awareness state beyond the configured caps.
+pub const CLOSE_TOO_LARGE: u16 = 4413;
+
+/// The reason the lobby gives clients that connect to the service root.
+pub const LOBBY_REASON: &str = "connect to /ws/collab/{document}: each document is a room";
+
+/// The collab service: one shared document per room.
+#[derive(Debug, Default)]
+#[room_service]
+pub struct Collab {
+    lobby: bool,
+    config: Config,
+    doc: Document,
+    presence: Presence,
+    clients: BTreeSet<ClientId>,
+}
+
+impl Collab {
+    /// The document.
+    pub fn document(&self) -> &Document {
+        &self.doc
+    }
+
+    /// The awareness table.
+    pub fn presence(&self) -> &Presence {
+        &self.presence
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The connected clients.
+    pub fn clients(&self) -> &BTreeSet<ClientId> {
+        &self.clients
+    }
+
+    /// Sends each update as a sync `update` frame to every client but
+    /// `except`.
+    fn fan_out(&self, room: &mut Room<'_>, updates: Vec<Vec<u8>>, except: &[ClientId]) {
+        for update in updates {
+            room.broadcast(Message::binary(protocol::sync_update(update)), except);
+        }
+    }
+
+    /// Broadcasts the current entries of `ids` to every client (the sender
+    /// included, as the reference server does).
+    fn broadcast_awareness(&self, room: &mut Room<'_>, ids: &[AwarenessId]) {
+        if ids.is_empty() {
+            return;
+        }
+        let update = self.presence.update_for(ids);
+        room.broadcast(Message::binary(protocol::awareness(update)), &[]);
+    }
+
+    /// Sets the awareness timer to the next expiry, or cancels it.
+    fn schedule_awareness(&self, room: &mut Room<'_>) {
+        let timeout = self.config.awareness_timeout_ms;
+        match self.presence.next_expiry(timeout).filter(|_| timeout > 0) {
+            Some(at) => {
+                let delay = Duration::from_millis(at.saturating_sub(room.now_ms()));
+                if let Err(err) = room.set_timer(AWARENESS_TIMER, delay) {
+                    room.warn(&format!("cannot set the awareness timer: {err}"));
+                }
+            }
+            None => room.cancel_timer(AWARENESS_TIMER),
+        }
+    }
+
+    /// Keeps an empty room (and so its document) alive for `keep_empty_ms`.
+    fn keep_if_empty(&self, room: &mut Room<'_>) {
+        if !self.clients.is_empty() || self.config.keep_empty_ms == 0 {
+            return;
+        }
+        let delay = Duration::from_millis(self.config.keep_empty_ms);
+        if let Err(err) = room.set_timer(KEEP_EMPTY_TIMER, delay) {
+            room.warn(&format!("cannot keep the empty document: {err}"));
+        }
+    }
+
+    /// Publishes the listing metadata shown by `GET /rooms`.
+    fn publish_info(&self, room: &mut Room<'_>) {
+        let info = serde_json::json!({ "clients": self.clients.len() });
+        if let Err(err) = room.set_info(&info) {
+            room.warn(&format!("cannot publish room info: {err}"));
+        }
+    }
+}
+
+impl RoomService for Collab {
+    fn init(&mut self, room: &mut Room<'_>, info: &InitInfo) {
+        self.config = Config::from_init(info).unwrap_or_else(|err| panic!("{err}"));
+        self.lobby = info.lobby;
+        // Yjs client ids are random 32-bit numbers.
+        let client_id = room.random_u64() & u64::from(u32::MAX);
+        self.doc = Document::new(self.config.doc_settings(client_id));
+    }
+
+    fn connect(&mut self, room: &mut Room<'_>, client: &ClientInfo) -> Result<(), String> {
+        if self.lobby {
+            return Err(LOBBY_REASON.to_owned());
+        }
+        self.clients.insert(client.id);
+        room.cancel_timer(KEEP_EMPTY_TIMER);
+        let step1 = protocol::sync_step1(self.doc.state_vector());
+        room.send(client.id, Message::binary(step1));
+        if let Some(states) = self.presence.live_update() {
+            room.send(client.id, Message::binary(protocol::awareness(states)));
+        }
+        self.publish_info(room);
+        Ok(())
+    }
+
+    fn message(&mut self, room: &mut Room<'_>, client: ClientId, message: Message) {
+        self.on_frame(room, client, message);
+    }
+
+    fn disconnect(&mut self, room: &mut Room<'_>, client: ClientId, _reason: DisconnectReason) {
+        if !self.clients.remove(&client) {
+            return;
+        }
+        let removed = self.presence.remove_client(client);
+        self.broadcast_awareness(room, &removed);
+        self.schedule_awareness(room);
+        self.keep_if_empty(room);
+        self.publish_info(room);
+    }
+
+    fn timer(&mut self, room: &mut Room<'_>, timer: TimerId) {
+        match timer {
+            KEEP_EMPTY_TIMER if self.clients.is_empty() => {
+                // With no clients and no timers the host ends the room, and
+                // the document goes with it.
+                room.cancel_timer(AWARENESS_TIMER);
+                room.debug("no client came back: dropping the document");
+            }
+            AWARENESS_TIMER => {
+                let expired = self
+                    .presence
+                    .expire(room.now_ms(), self.config.awareness_timeout_ms);
+                self.broadcast_awareness(room, &expired);
+                self.schedule_awareness(room);
+            }
+            _ => {}
+        }
+    }
+
+    fn request(&mut self, room: &mut Room<'_>, request: HttpRequest) -> HttpResponse {
+        if self.lobby {
+            return http::error(404, LOBBY_REASON);
+        }
+        self.on_request(room, request)
+    }
+
+    fn snapshot(&self) -> Result<Option<Vec<u8>>, String> {
+        if self.lobby {
+            return Ok(None);
+        }
+        let txn = yrs::Transact::transact(self.doc.doc());
+        let snapshot = Snapshot {
+            client_id: self.doc.client_id(),
+            doc: self.doc.encode(),
+            kinds: roots::kinds(&txn),
+            presence: self
+                .presence
+                .entries()
+                .map(|(id, entry)| (id, entry.clone()))
+                .collect(),
+            owners: self.presence.owners().collect(),
+            clients: self.clients.iter().copied().collect(),
+        };
+        Ok(Some(snapshot.encode()))
+    }
+
+    fn restore(_room: &mut Room<'_>, info: &InitInfo, snapshot: &[u8]) -> Result<Self, String> {
+        let config = Config::from_init(info)?;
+        let snapshot = Snapshot::decode(snapshot)?;
+        let doc = Document::restore(
+            config.doc_settings(snapshot.client_id),
+            &snapshot.doc,
+            &snapshot.kinds,
+        )
+        .map_err(|err| format!("cannot restore the document: {err}"))?;
+        Ok(Self {
+            lobby: info.lobby,
+            config,
+            doc,
+            presence: Presence::from_parts(snapshot.presence, snapshot.owners),
+            clients: snapshot.clients.into_iter().collect(),
+        })
+    }
+}

@@ -1,0 +1,193 @@
+//! Awareness: broadcast, bookkeeping per connection, removal, expiry.
+
+use std::time::Duration;
+
+use roomhost_sdk::DisconnectReason;
+use serde_json::json;
+
+use super::*;
+use crate::AWARENESS_TIMER;
+
+const ALICE_STATE: &str = r##"{"user":{"name":"alice","color":"#f00"}}"##;
+const BOB_STATE: &str = r#"{"user":{"name":"bob"}}"#;
+
+fn presence(room: &mut TestRoom<Collab>) -> serde_json::Value {
+    let response = room.request(roomhost_sdk::HttpRequest::new("GET", "/presence"));
+    assert_eq!(response.status, 200);
+    serde_json::from_slice(&response.body).expect("JSON")
+}
+
+#[test]
+fn a_state_is_broadcast_to_everyone_including_the_sender() {
+    let mut room = room();
+    let a = room.connect();
+    let b = room.connect();
+    room.take_all();
+    room.message(a, awareness_frame(11, 1, ALICE_STATE));
+    let expected = vec![(11, 1, ALICE_STATE.to_owned())];
+    assert_eq!(awareness_entries(&received(&mut room, a)), expected);
+    assert_eq!(awareness_entries(&received(&mut room, b)), expected);
+    assert_eq!(
+        presence(&mut room),
+        json!([{"client": 11, "state": {"user": {"name": "alice", "color": "#f00"}}}])
+    );
+}
+
+#[test]
+fn a_new_client_receives_the_current_states_after_step1() {
+    let mut room = room();
+    let a = room.connect();
+    room.message(a, awareness_frame(11, 1, ALICE_STATE));
+    let b = room.connect();
+    let frames = received(&mut room, b);
+    assert!(matches!(frames.first(), Some(Incoming::SyncStep1(_))));
+    assert_eq!(
+        awareness_entries(&frames[1..]),
+        [(11, 1, ALICE_STATE.to_owned())]
+    );
+}
+
+#[test]
+fn leaving_removes_the_connections_states_with_their_clock() {
+    let mut room = room();
+    let a = room.connect();
+    let b = room.connect();
+    room.message(a, awareness_frame(11, 3, ALICE_STATE));
+    room.message(b, awareness_frame(22, 1, BOB_STATE));
+    room.take_all();
+    room.disconnect(a, DisconnectReason::Closed);
+    // The reference server's removeAwarenessStates keeps the clock and
+    // sends `null`; receivers accept a null at the same clock.
+    assert_eq!(
+        awareness_entries(&received(&mut room, b)),
+        [(11, 3, "null".to_owned())]
+    );
+    assert_eq!(
+        presence(&mut room),
+        json!([{"client": 22, "state": {"user": {"name": "bob"}}}])
+    );
+}
+
+#[test]
+fn stale_clocks_are_ignored_and_a_same_clock_null_removes() {
+    let mut room = room();
+    let a = room.connect();
+    room.message(a, awareness_frame(11, 5, ALICE_STATE));
+    room.take_all();
+    room.message(a, awareness_frame(11, 4, BOB_STATE));
+    assert!(room.take_all().is_empty(), "an older clock changes nothing");
+    room.message(a, awareness_frame(11, 5, "null"));
+    assert_eq!(
+        awareness_entries(&received(&mut room, a)),
+        [(11, 5, "null".to_owned())]
+    );
+    assert_eq!(presence(&mut room), json!([]));
+    // A renewal with the same state is still broadcast (y-protocols
+    // reports it as "updated").
+    room.message(a, awareness_frame(11, 6, ALICE_STATE));
+    room.message(a, awareness_frame(11, 7, ALICE_STATE));
+    assert_eq!(awareness_entries(&received(&mut room, a)).len(), 2);
+}
+
+#[test]
+fn query_awareness_answers_the_asker_only() {
+    let mut room = room();
+    let a = room.connect();
+    let b = room.connect();
+    room.message(a, awareness_frame(11, 1, ALICE_STATE));
+    room.take_all();
+    room.message(b, protocol::query_awareness());
+    assert_eq!(
+        awareness_entries(&received(&mut room, b)),
+        [(11, 1, ALICE_STATE.to_owned())]
+    );
+    assert!(room.take_sent(a).is_empty());
+}
+
+#[test]
+fn a_reconnected_client_keeps_its_state_when_the_old_connection_drops() {
+    let mut room = room();
+    let old = room.connect();
+    room.message(old, awareness_frame(11, 1, ALICE_STATE));
+    let new = room.connect();
+    room.message(new, awareness_frame(11, 2, ALICE_STATE));
+    room.take_all();
+    room.disconnect(old, DisconnectReason::Lost);
+    assert!(room.take_all().is_empty(), "the new connection controls 11");
+    assert_eq!(room.service().presence().len(), 1);
+    room.disconnect(new, DisconnectReason::Closed);
+    assert!(room.service().presence().is_empty());
+}
+
+#[test]
+fn states_not_renewed_expire() {
+    let mut room = room_with(json!({"awareness_timeout_ms": 30_000}));
+    let a = room.connect();
+    let b = room.connect();
+    room.message(a, awareness_frame(11, 1, ALICE_STATE));
+    assert!(
+        room.pending_timers()
+            .contains(&(AWARENESS_TIMER, Duration::from_secs(30)))
+    );
+    room.advance(Duration::from_secs(20));
+    room.message(b, awareness_frame(22, 1, BOB_STATE));
+    room.take_all();
+    room.advance(Duration::from_secs(10));
+    assert_eq!(
+        awareness_entries(&received(&mut room, b)),
+        [(11, 1, "null".to_owned())]
+    );
+    assert_eq!(
+        room.pending_timers(),
+        [(AWARENESS_TIMER, Duration::from_secs(20))]
+    );
+    room.message(b, awareness_frame(22, 2, BOB_STATE));
+    room.advance(Duration::from_secs(25));
+    assert_eq!(room.service().presence().len(), 1, "bob renewed in time");
+}
+
+#[test]
+fn the_awareness_timer_stops_when_no_state_is_left() {
+    let mut room = room_with(json!({"keep_empty_ms": 0}));
+    let a = room.connect();
+    room.message(a, awareness_frame(11, 1, ALICE_STATE));
+    room.disconnect(a, DisconnectReason::Closed);
+    assert!(room.pending_timers().is_empty());
+}
+
+#[test]
+fn awareness_timeout_zero_never_expires() {
+    let mut room = room_with(json!({"awareness_timeout_ms": 0}));
+    let a = room.connect();
+    room.message(a, awareness_frame(11, 1, ALICE_STATE));
+    assert!(room.pending_timers().is_empty());
+    room.advance(Duration::from_secs(3600));
+    assert_eq!(room.service().presence().len(), 1);
+}
+
+#[test]
+fn an_oversized_state_closes_with_4413_and_is_not_applied() {
+    let mut room = room_with(json!({"max_awareness_bytes": 64}));
+    let a = room.connect();
+    let b = room.connect();
+    room.take_all();
+    let big = format!(r#"{{"name":"{}"}}"#, "x".repeat(100));
+    room.message(a, awareness_frame(11, 1, &big));
+    assert_eq!(room.closed().len(), 1);
+    assert_eq!(room.closed()[0].0, a);
+    assert_eq!(room.closed()[0].1, crate::CLOSE_TOO_LARGE);
+    assert!(room.take_sent(b).is_empty());
+    assert!(room.service().presence().is_empty());
+}
+
+#[test]
+fn a_state_that_is_not_json_closes_with_4400() {
+    let mut room = room();
+    let a = room.connect();
+    room.message(
+        a,
+        protocol::awareness(awareness_update(&[(11, 1, ALICE_STATE), (12, 1, "{nope")])),
+    );
+    assert_eq!(room.closed()[0].1, crate::CLOSE_MALFORMED);
+    assert!(room.service().presence().is_empty(), "nothing applied");
+}

@@ -1,0 +1,267 @@
+//! The REST face: reads, edits that reach connected clients, errors.
+
+use std::time::Duration;
+
+use roomhost_sdk::{DisconnectReason, HttpRequest, HttpResponse};
+use serde_json::{Value, json};
+
+use super::*;
+use crate::KEEP_EMPTY_TIMER;
+
+fn post_json(room: &mut TestRoom<Collab>, path: &str, body: Value) -> HttpResponse {
+    room.request(HttpRequest::new("POST", path).with_body(body.to_string().into_bytes()))
+}
+
+fn body(response: &HttpResponse) -> Value {
+    serde_json::from_slice(&response.body).expect("a JSON body")
+}
+
+fn error_of(response: &HttpResponse) -> String {
+    body(response)["error"]
+        .as_str()
+        .expect("an error message")
+        .to_owned()
+}
+
+#[test]
+fn get_update_loads_into_yjs() {
+    let mut room = room();
+    let alice = Peer::new(1);
+    alice.insert("t", 0, "from alice");
+    join(&mut room, &alice);
+    let response = room.request(HttpRequest::new("GET", "/update"));
+    assert_eq!(response.status, 200);
+    assert_eq!(
+        response.header("content-type"),
+        Some("application/octet-stream")
+    );
+    let fresh = Peer::new(5);
+    fresh.apply(&response.body);
+    assert_eq!(fresh.text("t"), "from alice");
+}
+
+#[test]
+fn post_update_reaches_every_client() {
+    let mut room = room();
+    let (alice, bob) = (Peer::new(1), Peer::new(2));
+    let a = join(&mut room, &alice);
+    let b = join(&mut room, &bob);
+    let script = Peer::new(3);
+    let update = script.insert("t", 0, "server-side");
+    let response = room.request(HttpRequest::new("POST", "/update").with_body(update.clone()));
+    assert_eq!(response.status, 200, "{}", response.body_text());
+    assert_eq!(
+        body(&response),
+        json!({"bytes": update.len(), "changed": true})
+    );
+    deliver(&mut room, a, &alice);
+    deliver(&mut room, b, &bob);
+    assert_eq!(alice.text("t"), "server-side");
+    assert_eq!(bob.text("t"), "server-side");
+
+    let again = room.request(HttpRequest::new("POST", "/update").with_body(update));
+    assert_eq!(body(&again)["changed"], json!(false));
+    assert!(room.take_all().is_empty());
+}
+
+#[test]
+fn post_update_refuses_garbage() {
+    let mut room = room();
+    let empty = room.request(HttpRequest::new("POST", "/update"));
+    assert_eq!(empty.status, 400);
+    let garbage = room.request(HttpRequest::new("POST", "/update").with_body(vec![1, 2, 3, 4]));
+    assert_eq!(garbage.status, 400);
+    assert!(
+        error_of(&garbage).contains("malformed"),
+        "{}",
+        error_of(&garbage)
+    );
+}
+
+#[test]
+fn text_edits_reach_clients() {
+    let mut room = room();
+    let alice = Peer::new(1);
+    let a = join(&mut room, &alice);
+    let inserted = post_json(&mut room, "/text/notes", json!({"insert": "hello"}));
+    assert_eq!(inserted.status, 200, "{}", inserted.body_text());
+    assert_eq!(
+        body(&inserted),
+        json!({"name": "notes", "length": 5, "changed": true})
+    );
+    post_json(
+        &mut room,
+        "/text/notes",
+        json!({"insert": " 😀 world", "index": 5}),
+    );
+    let deleted = post_json(&mut room, "/text/notes", json!({"delete": 3, "index": 5}));
+    assert_eq!(body(&deleted)["length"], json!(11));
+    deliver(&mut room, a, &alice);
+    assert_eq!(alice.text("notes"), "hello world");
+    assert_eq!(doc_json(&mut room), json!({"notes": "hello world"}));
+}
+
+#[test]
+fn text_edits_on_a_clients_text_merge_with_it() {
+    let mut room = room();
+    let alice = Peer::new(1);
+    alice.insert("t", 0, "ac");
+    let a = join(&mut room, &alice);
+    post_json(&mut room, "/text/t", json!({"insert": "b", "index": 1}));
+    deliver(&mut room, a, &alice);
+    assert_eq!(alice.text("t"), "abc");
+}
+
+#[test]
+fn bad_text_edits_are_400() {
+    let mut room = room();
+    post_json(&mut room, "/text/t", json!({"insert": "a😀"}));
+    for (edit, why) in [
+        (json!({"insert": "x", "index": 9}), "past the end"),
+        (
+            json!({"insert": "x", "index": 2}),
+            "inside a surrogate pair",
+        ),
+        (json!({"delete": 1, "index": 2}), "starts inside a pair"),
+        (json!({"delete": 1, "index": 1}), "ends inside a pair"),
+        (json!({"delete": 9}), "too long"),
+        (json!({"delete": 4294967295u32, "index": 1}), "overflows"),
+        (json!({"insert": "x", "delete": 1}), "both"),
+        (json!({}), "neither"),
+        (json!({"insert": 5}), "not a string"),
+        (json!({"insert": "x", "extra": 1}), "unknown field"),
+    ] {
+        let response = post_json(&mut room, "/text/t", edit.clone());
+        assert_eq!(response.status, 400, "{why}: {edit}");
+        assert!(!error_of(&response).is_empty());
+    }
+    let not_json = room.request(HttpRequest::new("POST", "/text/t").with_body(b"{".to_vec()));
+    assert_eq!(not_json.status, 400);
+    assert_eq!(doc_json(&mut room), json!({"t": "a😀"}));
+}
+
+#[test]
+fn map_edits_reach_clients() {
+    let mut room = room();
+    let alice = Peer::new(1);
+    let a = join(&mut room, &alice);
+    let response = post_json(
+        &mut room,
+        "/map/settings",
+        json!({"set": {"theme": "dark", "size": 12, "tags": ["a", "b"], "deep": {"x": null}}}),
+    );
+    assert_eq!(response.status, 200, "{}", response.body_text());
+    assert_eq!(
+        body(&response),
+        json!({"name": "settings", "keys": 4, "changed": true})
+    );
+    let response = post_json(
+        &mut room,
+        "/map/settings",
+        json!({"delete": ["size", "missing"]}),
+    );
+    assert_eq!(body(&response)["keys"], json!(3));
+    deliver(&mut room, a, &alice);
+    let expected = json!({"theme": "dark", "tags": ["a", "b"], "deep": {"x": null}});
+    assert_eq!(doc_json(&mut room), json!({ "settings": expected }));
+    let map = alice.doc.get_or_insert_map("settings");
+    let txn = alice.doc.transact();
+    assert_eq!(
+        crate::json::any_to_json(&yrs::types::ToJson::to_json(&map, &txn)),
+        expected
+    );
+}
+
+#[test]
+fn edits_refuse_a_root_of_another_kind() {
+    let mut room = room();
+    let alice = Peer::new(1);
+    alice.set("m", "k", 1);
+    alice.insert("t", 0, "text");
+    join(&mut room, &alice);
+    let response = post_json(&mut room, "/text/m", json!({"insert": "x"}));
+    assert_eq!(response.status, 409);
+    assert_eq!(error_of(&response), r#"root "m" is a map, not a text"#);
+    let response = post_json(&mut room, "/map/t", json!({"set": {"a": 1}}));
+    assert_eq!(response.status, 409);
+    let response = post_json(&mut room, "/map/t", json!({}));
+    assert_eq!(response.status, 400);
+}
+
+#[test]
+fn names_are_percent_decoded() {
+    let mut room = room();
+    post_json(&mut room, "/text/my%20notes", json!({"insert": "x"}));
+    assert_eq!(doc_json(&mut room), json!({"my notes": "x"}));
+}
+
+#[test]
+fn delete_doc_clears_every_root() {
+    let mut room = room();
+    let alice = Peer::new(1);
+    alice.insert("t", 0, "text");
+    alice.set("m", "k", 1);
+    let a = join(&mut room, &alice);
+    let response = room.request(HttpRequest::new("DELETE", "/doc"));
+    assert_eq!(body(&response), json!({"cleared": 2, "changed": true}));
+    deliver(&mut room, a, &alice);
+    assert_eq!(alice.text("t"), "");
+    assert_eq!(doc_json(&mut room), json!({"t": "", "m": {}}));
+}
+
+#[test]
+fn presence_lists_the_live_states() {
+    let mut room = room();
+    assert_eq!(
+        body(&room.request(HttpRequest::new("GET", "/presence"))),
+        json!([])
+    );
+    let a = room.connect();
+    room.message(a, awareness_frame(7, 1, r#"{"cursor":3}"#));
+    assert_eq!(
+        body(&room.request(HttpRequest::new("GET", "/presence"))),
+        json!([{"client": 7, "state": {"cursor": 3}}])
+    );
+}
+
+#[test]
+fn unknown_paths_and_methods() {
+    let mut room = room();
+    let missing = room.request(HttpRequest::new("GET", "/nothing"));
+    assert_eq!(missing.status, 404);
+    assert!(error_of(&missing).contains("routes"));
+    assert_eq!(room.request(HttpRequest::new("POST", "/doc")).status, 405);
+    assert_eq!(room.request(HttpRequest::new("GET", "/text/t")).status, 405);
+    assert_eq!(
+        room.request(HttpRequest::new("DELETE", "/update")).status,
+        405
+    );
+    assert_eq!(room.request(HttpRequest::new("POST", "/text")).status, 404);
+    assert_eq!(room.request(HttpRequest::new("GET", "/doc/")).status, 200);
+}
+
+#[test]
+fn an_edit_to_an_empty_room_keeps_it_alive() {
+    let mut room = room_with(json!({"keep_empty_ms": 5000}));
+    assert!(room.pending_timers().is_empty());
+    let read = room.request(HttpRequest::new("GET", "/doc"));
+    assert_eq!(read.status, 200);
+    assert!(room.pending_timers().is_empty(), "a read does not");
+    post_json(&mut room, "/text/t", json!({"insert": "x"}));
+    assert_eq!(
+        room.pending_timers(),
+        [(KEEP_EMPTY_TIMER, Duration::from_secs(5))]
+    );
+    let alice = Peer::new(1);
+    let a = join(&mut room, &alice);
+    assert_eq!(alice.text("t"), "x");
+    assert!(room.pending_timers().is_empty());
+    room.disconnect(a, DisconnectReason::Closed);
+}
+
+#[test]
+fn the_lobby_answers_404() {
+    let mut lobby = TestRoom::<Collab>::builder().lobby(true).build();
+    assert_eq!(lobby.request(HttpRequest::new("GET", "/doc")).status, 404);
+    assert_eq!(lobby.try_connect(""), Err(crate::LOBBY_REASON.to_owned()));
+}

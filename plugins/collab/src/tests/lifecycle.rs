@@ -1,0 +1,233 @@
+//! Document lifetime, size caps, configuration and hot reload.
+
+use std::time::Duration;
+
+use roomhost_sdk::testing::Reload;
+use roomhost_sdk::{DisconnectReason, HttpRequest};
+use serde_json::json;
+
+use super::*;
+use crate::{AWARENESS_TIMER, CLOSE_TOO_LARGE, KEEP_EMPTY_TIMER};
+
+#[test]
+fn an_empty_room_keeps_its_document_for_keep_empty_ms() {
+    let mut room = room_with(json!({"keep_empty_ms": 30_000}));
+    let alice = Peer::new(1);
+    alice.insert("t", 0, "kept");
+    let a = join(&mut room, &alice);
+    room.disconnect(a, DisconnectReason::Closed);
+    assert_eq!(
+        room.pending_timers(),
+        [(KEEP_EMPTY_TIMER, Duration::from_secs(30))]
+    );
+    room.advance(Duration::from_secs(29));
+    // A client coming back in time cancels the timer and finds the doc.
+    let bob = Peer::new(2);
+    let b = join(&mut room, &bob);
+    assert!(room.pending_timers().is_empty());
+    assert_eq!(bob.text("t"), "kept");
+    room.disconnect(b, DisconnectReason::Closed);
+    room.advance(Duration::from_secs(30));
+    // No clients and no timers: the host ends the room.
+    assert!(room.pending_timers().is_empty());
+}
+
+#[test]
+fn the_default_keeps_30_seconds() {
+    let mut room = room();
+    let a = room.connect();
+    room.disconnect(a, DisconnectReason::Closed);
+    assert_eq!(
+        room.pending_timers(),
+        [(KEEP_EMPTY_TIMER, Duration::from_secs(30))]
+    );
+}
+
+#[test]
+fn keep_empty_zero_drops_at_once() {
+    let mut room = room_with(json!({"keep_empty_ms": 0}));
+    let a = room.connect();
+    room.disconnect(a, DisconnectReason::Closed);
+    assert!(room.pending_timers().is_empty());
+}
+
+#[test]
+fn the_keep_timer_also_ends_a_pending_awareness_check() {
+    let mut room = room_with(json!({"keep_empty_ms": 1000}));
+    let a = room.connect();
+    room.message(a, awareness_frame(1, 1, "{}"));
+    room.disconnect(a, DisconnectReason::Closed);
+    assert!(
+        !room
+            .pending_timers()
+            .iter()
+            .any(|(id, _)| *id == AWARENESS_TIMER)
+    );
+    room.advance(Duration::from_secs(1));
+    assert!(room.pending_timers().is_empty());
+}
+
+#[test]
+fn an_update_beyond_the_size_cap_closes_with_4413() {
+    let mut room = room_with(json!({"max_doc_bytes": 200}));
+    let (alice, bob) = (Peer::new(1), Peer::new(2));
+    let a = join(&mut room, &alice);
+    let b = join(&mut room, &bob);
+    room.message(a, update_frame(alice.insert("t", 0, "small")));
+    deliver(&mut room, b, &bob);
+    room.message(a, update_frame(alice.insert("t", 5, &"x".repeat(300))));
+    let (who, code, reason) = room.closed().last().cloned().expect("a close");
+    assert_eq!((who, code), (a, CLOSE_TOO_LARGE));
+    assert!(reason.contains("200-byte limit"), "{reason}");
+    assert!(room.take_sent(b).is_empty());
+    assert_eq!(doc_json(&mut room), json!({"t": "small"}));
+    // The others go on editing below the cap.
+    room.message(b, update_frame(bob.insert("t", 0, "ok ")));
+    assert_eq!(doc_json(&mut room), json!({"t": "ok small"}));
+}
+
+#[test]
+fn the_cap_counts_the_real_size_when_the_bound_is_reached() {
+    // Many duplicate updates push the running bound up; the exact size is
+    // measured before refusing.
+    let mut room = room_with(json!({"max_doc_bytes": 400}));
+    let alice = Peer::new(1);
+    let a = join(&mut room, &alice);
+    let update = alice.insert("t", 0, &"y".repeat(100));
+    for _ in 0..10 {
+        room.message(a, update_frame(update.clone()));
+    }
+    assert!(room.closed().is_empty());
+}
+
+#[test]
+fn a_rest_edit_beyond_the_cap_is_413() {
+    let mut room = room_with(json!({"max_doc_bytes": 100}));
+    let response = room.request(
+        HttpRequest::new("POST", "/text/t")
+            .with_body(json!({"insert": "z".repeat(200)}).to_string().into_bytes()),
+    );
+    assert_eq!(response.status, 413);
+    let update = Peer::new(1).insert("t", 0, &"z".repeat(200));
+    let response = room.request(HttpRequest::new("POST", "/update").with_body(update));
+    assert_eq!(response.status, 413);
+    assert_eq!(doc_json(&mut room), json!({}));
+}
+
+#[test]
+#[should_panic(expected = "invalid collab config")]
+fn an_invalid_config_refuses_to_start() {
+    room_with(json!({"keep_empty": 5}));
+}
+
+#[test]
+#[should_panic(expected = "max_doc_bytes must be positive")]
+fn a_zero_cap_refuses_to_start() {
+    room_with(json!({"max_doc_bytes": 0}));
+}
+
+#[test]
+fn the_lobby_rejects_clients() {
+    let mut lobby = TestRoom::<Collab>::builder().lobby(true).build();
+    assert_eq!(lobby.try_connect(""), Err(crate::LOBBY_REASON.to_owned()));
+}
+
+#[test]
+fn the_room_publishes_its_client_count() {
+    let mut room = room();
+    let a = room.connect();
+    room.connect();
+    assert_eq!(room.info(), Some(json!({"clients": 2})));
+    room.disconnect(a, DisconnectReason::Closed);
+    assert_eq!(room.info(), Some(json!({"clients": 1})));
+}
+
+#[test]
+fn a_reload_keeps_the_document_awareness_and_connections() {
+    let mut room = room();
+    let (alice, bob) = (Peer::new(1), Peer::new(2));
+    let a = join(&mut room, &alice);
+    let b = join(&mut room, &bob);
+    room.message(a, update_frame(alice.insert("t", 0, "survives")));
+    room.message(a, update_frame(alice.set("m", "k", "v")));
+    room.message(a, awareness_frame(11, 4, r#"{"user":"alice"}"#));
+    room.message(b, awareness_frame(22, 1, r#"{"user":"bob"}"#));
+    // An emptied text stays a text across the reload.
+    let text = alice.doc.get_or_insert_text("gone");
+    let emptied = {
+        let mut txn = alice.doc.transact_mut();
+        yrs::Text::insert(&text, &mut txn, 0, "x");
+        yrs::Text::remove_range(&text, &mut txn, 0, 1);
+        txn.encode_update_v1()
+    };
+    room.message(b, update_frame(emptied));
+    room.message(b, update_frame(bob.insert("gone", 0, "y")));
+    room.message(
+        b,
+        update_frame({
+            let text = bob.doc.get_or_insert_text("gone");
+            let mut txn = bob.doc.transact_mut();
+            yrs::Text::remove_range(&text, &mut txn, 0, 1);
+            txn.encode_update_v1()
+        }),
+    );
+    let before = doc_json(&mut room);
+    let server_id = room.service().document().client_id();
+    room.take_all();
+
+    assert_eq!(room.reload(), Ok(Reload::Restored));
+    assert_eq!(doc_json(&mut room), before);
+    assert_eq!(before["gone"], json!(""));
+    assert_eq!(room.service().document().client_id(), server_id);
+    assert_eq!(room.service().presence().len(), 2);
+
+    // Updates still fan out, a late joiner still gets everything.
+    bob.apply(&alice.state());
+    room.message(b, update_frame(bob.insert("t", 0, "still ")));
+    deliver(&mut room, a, &alice);
+    assert_eq!(alice.text("t"), "still survives");
+    let carol = Peer::new(3);
+    join(&mut room, &carol);
+    assert_eq!(carol.text("t"), "still survives");
+
+    // Alice's awareness is still hers: leaving removes it.
+    room.take_all();
+    room.disconnect(a, DisconnectReason::Closed);
+    assert_eq!(
+        awareness_entries(&received(&mut room, b)),
+        [(11, 4, "null".to_owned())]
+    );
+}
+
+#[test]
+fn a_garbage_snapshot_is_refused() {
+    let mut room = TestRoom::<Collab>::new();
+    let info = roomhost_sdk::testing::init_info("test", "null");
+    let result = room.with_room(|_, ctx| {
+        <Collab as roomhost_sdk::RoomService>::restore(ctx, &info, b"nope").map(|_| ())
+    });
+    assert!(result.is_err());
+}
+
+#[test]
+fn gc_is_off_by_default_and_can_be_turned_on() {
+    let size_after_delete = |config: serde_json::Value| {
+        let mut room = room_with(config);
+        let alice = Peer::new(1);
+        let a = join(&mut room, &alice);
+        room.message(a, update_frame(alice.insert("t", 0, &"z".repeat(2000))));
+        let text = alice.doc.get_or_insert_text("t");
+        let removal = {
+            let mut txn = alice.doc.transact_mut();
+            yrs::Text::remove_range(&text, &mut txn, 0, 2000);
+            txn.encode_update_v1()
+        };
+        room.message(a, update_frame(removal));
+        assert_eq!(doc_json(&mut room), json!({"t": ""}));
+        room.request(HttpRequest::new("GET", "/update")).body.len()
+    };
+    let kept = size_after_delete(json!({}));
+    let collected = size_after_delete(json!({"gc": true}));
+    assert!(kept > 2000, "without gc the deleted text stays: {kept}");
+    assert!(collected < 100, "with gc it is collected: {collected}");
+}

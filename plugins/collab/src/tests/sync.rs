@@ -1,0 +1,215 @@
+//! The sync protocol: handshake, fan-out, convergence.
+
+use roomhost_sdk::DisconnectReason;
+use serde_json::json;
+use yrs::{ReadTxn, StateVector, Transact};
+
+use super::*;
+
+#[test]
+fn a_new_client_gets_sync_step1_and_no_awareness() {
+    let mut room = room();
+    let alice = room.connect();
+    let frames = received(&mut room, alice);
+    assert_eq!(frames, [Incoming::SyncStep1(StateVector::default())]);
+}
+
+#[test]
+fn step1_and_step2_give_a_late_joiner_the_whole_document() {
+    let mut room = room();
+    // Alice edits offline, then connects and syncs.
+    let alice = Peer::new(1);
+    alice.insert("notes", 0, "hello world");
+    alice.set("meta", "title", "Draft");
+    join(&mut room, &alice);
+    assert_eq!(
+        doc_json(&mut room),
+        json!({"notes": "hello world", "meta": {"title": "Draft"}})
+    );
+
+    let bob = Peer::new(2);
+    join(&mut room, &bob);
+    assert_eq!(bob.text("notes"), "hello world");
+    assert_eq!(bob.state().len(), alice.state().len());
+}
+
+#[test]
+fn the_servers_step1_carries_its_state_vector() {
+    let mut room = room();
+    let alice = Peer::new(1);
+    alice.insert("t", 0, "abc");
+    join(&mut room, &alice);
+    let bob = room.connect();
+    let frames = received(&mut room, bob);
+    let Some(Incoming::SyncStep1(sv)) = frames.first() else {
+        panic!("expected step 1, got {frames:?}");
+    };
+    assert_eq!(sv, &alice.doc.transact().state_vector());
+}
+
+#[test]
+fn updates_reach_the_other_clients_but_not_the_sender() {
+    let mut room = room();
+    let (alice, bob, carol) = (Peer::new(1), Peer::new(2), Peer::new(3));
+    let a = join(&mut room, &alice);
+    let b = join(&mut room, &bob);
+    let c = join(&mut room, &carol);
+
+    room.message(a, update_frame(alice.insert("t", 0, "hi")));
+    assert!(room.take_sent(a).is_empty(), "no echo to the sender");
+    for (client, peer) in [(b, &bob), (c, &carol)] {
+        let frames = received(&mut room, client);
+        assert!(
+            matches!(frames.as_slice(), [Incoming::Update(_)]),
+            "{frames:?}"
+        );
+        peer.handle(&frames);
+        assert_eq!(peer.text("t"), "hi");
+    }
+}
+
+#[test]
+fn a_duplicate_update_is_not_fanned_out() {
+    let mut room = room();
+    let (alice, bob) = (Peer::new(1), Peer::new(2));
+    let a = join(&mut room, &alice);
+    let b = join(&mut room, &bob);
+    let update = alice.insert("t", 0, "x");
+    room.message(a, update_frame(update.clone()));
+    assert_eq!(received(&mut room, b).len(), 1);
+    room.message(a, update_frame(update));
+    assert!(room.take_sent(b).is_empty());
+}
+
+#[test]
+fn step2_from_a_client_is_fanned_out_as_an_update() {
+    let mut room = room();
+    let bob = Peer::new(2);
+    let b = join(&mut room, &bob);
+    let alice = Peer::new(1);
+    alice.insert("t", 0, "offline work");
+    join(&mut room, &alice);
+    let frames = received(&mut room, b);
+    assert!(
+        matches!(frames.as_slice(), [Incoming::Update(_)]),
+        "{frames:?}"
+    );
+    bob.handle(&frames);
+    assert_eq!(bob.text("t"), "offline work");
+}
+
+#[test]
+fn concurrent_edits_converge() {
+    let mut room = room();
+    let (alice, bob) = (Peer::new(1), Peer::new(2));
+    let a = join(&mut room, &alice);
+    let b = join(&mut room, &bob);
+    room.message(a, update_frame(alice.insert("t", 0, "hello")));
+    deliver(&mut room, b, &bob);
+
+    // Both edit before seeing the other's change.
+    let from_alice = alice.insert("t", 5, " alice");
+    let from_bob = bob.insert("t", 0, "bob: ");
+    let alice_set = alice.set("m", "k", "from alice");
+    let bob_set = bob.set("m", "k", "from bob");
+    room.message(a, update_frame(from_alice));
+    room.message(b, update_frame(from_bob));
+    room.message(a, update_frame(alice_set));
+    room.message(b, update_frame(bob_set));
+    deliver(&mut room, a, &alice);
+    deliver(&mut room, b, &bob);
+
+    let server = doc_json(&mut room);
+    assert_eq!(alice.text("t"), bob.text("t"));
+    assert_eq!(server["t"], json!(alice.text("t")));
+    assert!(alice.text("t").contains("bob: ") && alice.text("t").contains(" alice"));
+    let txn = alice.doc.transact();
+    let bob_txn = bob.doc.transact();
+    assert_eq!(txn.state_vector(), bob_txn.state_vector());
+    assert!(server["m"]["k"] == json!("from alice") || server["m"]["k"] == json!("from bob"));
+}
+
+#[test]
+fn an_update_missing_its_dependency_asks_the_client_to_resync() {
+    let mut room = room();
+    let bob = Peer::new(2);
+    let b = join(&mut room, &bob);
+    let alice = Peer::new(1);
+    let a = room.connect();
+    room.take_sent(a);
+    let first = alice.insert("t", 0, "ab");
+    let second = alice.insert("t", 2, "cd");
+    room.message(a, update_frame(second));
+    let (who, code, reason) = room.closed().last().cloned().expect("a close");
+    assert_eq!((who, code), (a, crate::CLOSE_MALFORMED));
+    assert!(reason.contains("resync"), "{reason}");
+    assert!(room.take_sent(b).is_empty(), "nothing integrable");
+    assert_eq!(doc_json(&mut room), json!({}));
+    // Nothing stays pending: the next update integrates on its own...
+    room.message(b, update_frame(bob.insert("u", 0, "bob")));
+    assert_eq!(doc_json(&mut room)["u"], json!("bob"));
+    // ...and a reconnect brings everything, as y-websocket does.
+    join(&mut room, &alice);
+    let _ = first;
+    deliver(&mut room, b, &bob);
+    assert_eq!(bob.text("t"), "abcd");
+}
+
+#[test]
+fn every_root_kind_shows_in_the_json_view() {
+    use yrs::{Array, XmlElementPrelim, XmlFragment, XmlTextPrelim};
+
+    let mut room = room();
+    let alice = Peer::new(1);
+    {
+        let text = alice.doc.get_or_insert_text("text");
+        let map = alice.doc.get_or_insert_map("map");
+        let array = alice.doc.get_or_insert_array("array");
+        let xml = alice.doc.get_or_insert_xml_fragment("xml");
+        let mut txn = alice.doc.transact_mut();
+        text.insert(&mut txn, 0, "hi");
+        map.insert(&mut txn, "n", 1);
+        map.insert(&mut txn, "nested", yrs::MapPrelim::from([("x", true)]));
+        array.insert_range(&mut txn, 0, ["a", "b"]);
+        let paragraph = xml.insert(&mut txn, 0, XmlElementPrelim::empty("p"));
+        paragraph.insert(&mut txn, 0, XmlTextPrelim::new("para"));
+    }
+    join(&mut room, &alice);
+    assert_eq!(
+        doc_json(&mut room),
+        json!({
+            "text": "hi",
+            "map": {"n": 1, "nested": {"x": true}},
+            "array": ["a", "b"],
+            "xml": "<p>para</p>",
+        })
+    );
+}
+
+#[test]
+fn a_text_emptied_by_its_clients_stays_a_text() {
+    let mut room = room();
+    let alice = Peer::new(1);
+    let a = join(&mut room, &alice);
+    room.message(a, update_frame(alice.insert("t", 0, "abc")));
+    let text = alice.doc.get_or_insert_text("t");
+    let removal = {
+        let mut txn = alice.doc.transact_mut();
+        yrs::Text::remove_range(&text, &mut txn, 0, 3);
+        txn.encode_update_v1()
+    };
+    room.message(a, update_frame(removal));
+    assert_eq!(doc_json(&mut room), json!({"t": ""}));
+}
+
+#[test]
+fn a_client_that_leaves_stops_receiving_and_others_continue() {
+    let mut room = room();
+    let (alice, bob) = (Peer::new(1), Peer::new(2));
+    let a = join(&mut room, &alice);
+    let b = join(&mut room, &bob);
+    room.disconnect(b, DisconnectReason::Closed);
+    room.message(a, update_frame(alice.insert("t", 0, "solo")));
+    assert!(room.take_sent(b).is_empty());
+    assert_eq!(doc_json(&mut room), json!({"t": "solo"}));
+}
