@@ -76,6 +76,12 @@ pub trait RoomService: Default + 'static {
 
     /// Lobby only: a room of the service was created, changed its client
     /// count or [info](Room::set_info), or ended. Rooms never receive it.
+    ///
+    /// Changes are coalesced per room: when several happen before the lobby
+    /// gets to them, it receives only the latest (e.g. just `Closed` for a
+    /// room whose last client left and which then ended). Each room's latest
+    /// state always arrives, and rooms are reported in the order they first
+    /// changed.
     fn room_changed(&mut self, room: &mut Room<'_>, change: RoomChange) {
         let _ = (room, change);
     }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use roomhost_e2e::{TestServer, plugin, test_limits};
 use roomhost_host::ServiceSpec;
+use serde_json::json;
 
 /// Counts in flight while the reload runs: every increment lands exactly
 /// once and in order, and the count survives (serde snapshot).
@@ -91,42 +92,52 @@ async fn a_failed_restore_keeps_the_old_version() {
     server.stop().await;
 }
 
-/// Chat has no snapshot: its rooms restart on the new version and every
-/// client is connected again, with the name it joined with, on the same
-/// socket.
+/// A room without snapshots restarts on the new version and every client
+/// is connected again with the query it joined with, on the same socket.
 #[tokio::test]
 async fn no_snapshot_restarts_and_replays_connect() {
-    let server =
-        TestServer::start(vec![ServiceSpec::new("svc", plugin("chat"))], test_limits()).await;
+    let server = TestServer::start(
+        vec![
+            ServiceSpec::new("svc", plugin("misbehave")).with_config(json!({ "snapshots": false })),
+        ],
+        test_limits(),
+    )
+    .await;
     let mut ann = server.connect("/ws/svc/hall?name=ann").await;
-    assert_eq!(ann.recv_json().await["type"], "welcome");
+    ann.send_text("note:a").await;
+    assert_eq!(ann.recv_text().await, "noted:1");
     let old_version = server.get_json("/rooms/svc/hall").await.1["plugin_version"].clone();
 
     let report = server
         .handle()
-        .reload("svc", &plugin("chat"))
+        .reload("svc", &plugin("misbehave"))
         .await
         .expect("reload");
     assert_eq!(report.restarted, 2, "room and lobby restarted: {report:?}");
-    // The replayed connect carried the original query: same name.
-    let welcome = ann.recv_json().await;
+    ann.send_text("notes").await;
     assert_eq!(
-        (welcome["type"].as_str(), welcome["you"].as_str()),
-        (Some("welcome"), Some("ann"))
+        ann.recv_text().await,
+        "notes:",
+        "a restart starts from scratch"
     );
     assert_eq!(
         server.get_json("/rooms/svc/hall").await.1["plugin_version"],
         old_version
     );
 
-    // Onto another plugin: the listing shows the new version, the socket
-    // is the same and answers with the new behaviour.
+    // Onto another plugin: the replayed connect carries the original query
+    // (chat welcomes "ann"), and the listing shows the new version.
     let report = server
         .handle()
-        .reload("svc", &plugin("misbehave"))
+        .reload("svc", &plugin("chat"))
         .await
         .expect("reload");
     assert_eq!(report.restarted, 2, "{report:?}");
+    let welcome = ann.recv_json().await;
+    assert_eq!(
+        (welcome["type"].as_str(), welcome["you"].as_str()),
+        (Some("welcome"), Some("ann"))
+    );
     let (_, listing) = server.get_json("/rooms/svc/hall").await;
     assert_eq!(listing["clients"], 1, "{listing}");
     assert_ne!(listing["plugin_version"], old_version);
@@ -134,8 +145,6 @@ async fn no_snapshot_restarts_and_replays_connect() {
         listing["plugin_version"].as_str(),
         Some(report.version.as_str())
     );
-    ann.send_text("echo:still here").await;
-    assert_eq!(ann.recv_text().await, "still here");
     server.stop().await;
 }
 

@@ -105,6 +105,7 @@ impl RoomActor {
                 },
                 () = wait_until(next_timer) => fire_due_timers(&mut instance, &self.meta),
             };
+            let step = step.and_then(|()| self.deliver_lobby_notices(&mut instance));
             if let Err(error) = step {
                 return self.dispose(Some(&mut instance), error);
             }
@@ -115,6 +116,18 @@ impl RoomActor {
                 return;
             }
         }
+    }
+
+    /// Lobby only: hands the directory changes waiting for it to the plugin.
+    fn deliver_lobby_notices(&self, instance: &mut RoomBody) -> Result<(), GuestError> {
+        if !self.meta.is_lobby() {
+            return Ok(());
+        }
+        for change in self.rooms.take_lobby_notices(&self.meta.key.service) {
+            instance.room_changed(&change)?;
+            after_call(instance, &self.meta)?;
+        }
+        Ok(())
     }
 
     fn is_idle(&self, instance: &mut RoomBody) -> bool {
@@ -142,9 +155,9 @@ impl RoomActor {
                 *info = value.clone();
             }
         }
-        // An undelivered notice is retried at the next step.
         if self.unreported && !self.meta.is_lobby() {
-            self.unreported = !self.rooms.notify_lobby(
+            self.unreported = false;
+            self.rooms.notify_lobby(
                 &self.meta.key.service,
                 GuestRoomChange::Updated(self.meta.entry()),
             );
@@ -235,10 +248,8 @@ fn handle(instance: &mut RoomBody, meta: &RoomMeta, event: RoomEvent) -> Result<
             let _ = reply.send(held);
             Ok(())
         }
-        RoomEvent::RoomChanged(change) => {
-            instance.room_changed(&change)?;
-            after_call(instance, meta)
-        }
+        // Taken after every event of the lobby (see `run`).
+        RoomEvent::LobbyNotices => Ok(()),
         RoomEvent::Started { reply } => {
             let _ = reply.send(Ok(()));
             Ok(())

@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
 use super::actor::RoomActor;
+use super::notices::LobbyNotices;
 use super::{ConnectRequest, LOBBY, RoomEvent};
 use crate::auth::AuthConfig;
 use crate::client::{ClientId, ClientSender};
@@ -146,6 +147,7 @@ pub struct Rooms {
     engine: WasmEngine,
     limits: Arc<Limits>,
     tap: Option<DevTap>,
+    lobby_notices: LobbyNotices,
 }
 
 impl Rooms {
@@ -165,6 +167,7 @@ impl Rooms {
             engine,
             limits,
             tap,
+            lobby_notices: LobbyNotices::default(),
         })
     }
 
@@ -292,20 +295,35 @@ impl Rooms {
         entries
     }
 
-    /// Tells `service`'s lobby that the directory changed; returns whether the
-    /// notice was queued. A lobby whose inbox is full misses it (logged);
-    /// `rooms()` stays authoritative.
-    pub(crate) fn notify_lobby(&self, service: &Arc<str>, change: GuestRoomChange) -> bool {
+    /// Tells `service`'s lobby that the directory changed. The change waits,
+    /// coalesced with the room's earlier ones, until the lobby takes it.
+    pub(crate) fn notify_lobby(&self, service: &Arc<str>, change: GuestRoomChange) {
         let lobby = self
             .lock()
             .get(&RoomKey::new(service, LOBBY))
             .map(|handle| handle.inbox.clone());
-        let Some(lobby) = lobby else { return false };
-        let queued = lobby.try_send(RoomEvent::RoomChanged(change)).is_ok();
-        if !queued {
-            tracing::warn!(service = %service, "lobby inbox full: a room-changed notice was dropped");
+        if let Some(lobby) = lobby {
+            self.queue_lobby_notice(&lobby, service, change);
         }
-        queued
+    }
+
+    /// Records a change and wakes the lobby if nothing was pending. A full
+    /// inbox needs no wake-up: the lobby takes pending changes after every
+    /// event it handles.
+    fn queue_lobby_notice(
+        &self,
+        lobby: &mpsc::Sender<RoomEvent>,
+        service: &Arc<str>,
+        change: GuestRoomChange,
+    ) {
+        if self.lobby_notices.record(service, change) {
+            let _ = lobby.try_send(RoomEvent::LobbyNotices);
+        }
+    }
+
+    /// The directory changes waiting for `service`'s lobby, oldest first.
+    pub(crate) fn take_lobby_notices(&self, service: &str) -> Vec<GuestRoomChange> {
+        self.lobby_notices.take(service)
     }
 
     /// The live rooms of `service`, lobby included.
@@ -391,13 +409,13 @@ impl Rooms {
         if !inbox.is_empty() {
             return false;
         }
-        remove_if_same(&mut table, meta);
+        self.remove_if_same(&mut table, meta);
         true
     }
 
     /// Removes a room that failed.
     pub(crate) fn remove(&self, meta: &Arc<RoomMeta>) {
-        remove_if_same(&mut self.lock(), meta);
+        self.remove_if_same(&mut self.lock(), meta);
     }
 
     fn get_or_create(
@@ -456,29 +474,26 @@ pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Removes the room and, under the same lock, tells its lobby it closed: a
-/// room re-created with the same id can only report after this notice.
-fn remove_if_same(table: &mut HashMap<RoomKey, RoomHandle>, meta: &Arc<RoomMeta>) {
-    if table
-        .get(&meta.key)
-        .is_some_and(|handle| Arc::ptr_eq(&handle.meta, meta))
-    {
-        table.remove(&meta.key);
-    }
-    if meta.is_lobby() {
-        return;
-    }
-    let lobby = table.get(&RoomKey {
-        service: meta.key.service.clone(),
-        room: LOBBY.into(),
-    });
-    let closed = GuestRoomChange::Closed(meta.key.room.to_string());
-    if let Some(lobby) = lobby
-        && lobby
-            .inbox
-            .try_send(RoomEvent::RoomChanged(closed))
-            .is_err()
-    {
-        tracing::warn!(service = %meta.key.service, "lobby inbox full: a room-closed notice was dropped");
+impl Rooms {
+    /// Removes the room and, under the same lock, tells its lobby it closed: a
+    /// room re-created with the same id can only report after this notice.
+    fn remove_if_same(&self, table: &mut HashMap<RoomKey, RoomHandle>, meta: &Arc<RoomMeta>) {
+        if table
+            .get(&meta.key)
+            .is_some_and(|handle| Arc::ptr_eq(&handle.meta, meta))
+        {
+            table.remove(&meta.key);
+        }
+        if meta.is_lobby() {
+            return;
+        }
+        let lobby = table.get(&RoomKey {
+            service: meta.key.service.clone(),
+            room: LOBBY.into(),
+        });
+        let closed = GuestRoomChange::Closed(meta.key.room.to_string());
+        if let Some(lobby) = lobby {
+            self.queue_lobby_notice(&lobby.inbox, &meta.key.service, closed);
+        }
     }
 }

@@ -8,6 +8,7 @@
 mod actor;
 mod body;
 mod directory;
+mod notices;
 mod reload;
 pub mod timers;
 
@@ -21,8 +22,7 @@ use tokio::sync::oneshot;
 
 use crate::client::{ClientId, ClientSender};
 use crate::wasm::{
-    DisconnectReason, GuestHandoff, GuestHttpRequest, GuestHttpResponse, GuestMessage,
-    GuestRoomChange, Plugin,
+    DisconnectReason, GuestHandoff, GuestHttpRequest, GuestHttpResponse, GuestMessage, Plugin,
 };
 
 /// The room id of a service's lobby. URL room ids are never empty, so no
@@ -80,8 +80,8 @@ pub(crate) enum RoomEvent {
         client: ClientId,
         reply: oneshot::Sender<Vec<GuestMessage>>,
     },
-    /// Lobby only: the directory changed.
-    RoomChanged(GuestRoomChange),
+    /// Lobby only: directory changes are waiting (see `notices`).
+    LobbyNotices,
     /// Answered once `init` has run (used to start lobbies eagerly).
     Started {
         reply: oneshot::Sender<Result<(), JoinError>>,

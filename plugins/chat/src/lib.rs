@@ -11,15 +11,15 @@ use roomhost_sdk::{
     ClientId, ClientInfo, DisconnectReason, InitInfo, Message, Room, RoomService, TimerId,
     room_service,
 };
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 /// The longest name, in characters (after trimming).
 pub const MAX_NAME_CHARS: usize = 32;
 
 /// The room configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Config {
     /// How long a `typing` indicator lasts without a refresh.
     pub typing_timeout_ms: u64,
@@ -93,7 +93,7 @@ fn field<T: DeserializeOwned + std::fmt::Debug>(
 }
 
 /// A connected participant.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Member {
     name: String,
     typing: bool,
@@ -107,9 +107,10 @@ enum Incoming {
     Typing,
 }
 
-/// The room service.
-#[derive(Debug, Default)]
-#[room_service]
+/// The room service. Members, names and typing flags survive hot reloads
+/// (`roomhost dev`) through serde.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[room_service(snapshot = serde)]
 pub struct Chat {
     config: Config,
     /// Members by client id: ids grow with each connection, so this is join
