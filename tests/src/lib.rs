@@ -38,6 +38,7 @@ const PLUGIN_CRATES: &[&str] = &[
     "watch-party",
     "game-lobby",
     "fanout",
+    "collab",
 ];
 
 /// The workspace root.
@@ -441,7 +442,8 @@ pub async fn http_request(
     Ok(HttpResponse { status, head, body })
 }
 
-fn dechunk(mut body: &[u8]) -> anyhow::Result<Vec<u8>> {
+/// Decodes an HTTP/1.1 chunked body.
+pub(crate) fn dechunk(mut body: &[u8]) -> anyhow::Result<Vec<u8>> {
     let mut out = Vec::new();
     loop {
         let line_end = body

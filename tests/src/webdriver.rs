@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::WAIT;
+use crate::{WAIT, dechunk};
 
 /// Where the Debian `chromium-driver` package puts chromedriver.
 pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -423,21 +423,4 @@ fn content_length(head: &str) -> Option<usize> {
     head.lines()
         .find_map(|line| line.strip_prefix("content-length:"))
         .and_then(|value| value.trim().parse().ok())
-}
-
-fn dechunk(mut body: &[u8]) -> anyhow::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = body
-            .windows(2)
-            .position(|window| window == b"\r\n")
-            .context("bad chunk")?;
-        let size = usize::from_str_radix(std::str::from_utf8(&body[..line_end])?.trim(), 16)?;
-        if size == 0 {
-            return Ok(out);
-        }
-        let rest = &body[line_end + 2..];
-        out.extend_from_slice(rest.get(..size).context("short chunk")?);
-        body = rest.get(size + 2..).context("short chunk")?;
-    }
 }

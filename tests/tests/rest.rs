@@ -2,7 +2,7 @@
 //! server: the plugin's `request` export answers, edits reach connected
 //! clients, sizes are capped, and a failing plugin gets a clear 500.
 
-use roomhost_e2e::{TestServer, http_request, plugin, test_limits};
+use roomhost_e2e::{HttpResponse, TestServer, http_request, plugin, test_limits};
 use roomhost_host::{Limits, ServiceSpec};
 
 #[tokio::test]
@@ -77,23 +77,13 @@ async fn bad_requests_and_answers_get_clear_errors() {
         .await
         .unwrap();
     assert_eq!(response.status, 413);
-    assert!(
-        response.json().unwrap()["error"]
-            .as_str()
-            .unwrap()
-            .contains("1000 bytes")
-    );
+    assert_error(&response, "1000 bytes");
 
     let response = http_request(addr, "GET", "/rooms/misbehave/r/big?bytes=1001", b"")
         .await
         .unwrap();
     assert_eq!(response.status, 500);
-    assert!(
-        response.json().unwrap()["error"]
-            .as_str()
-            .unwrap()
-            .contains("limit is 1000")
-    );
+    assert_error(&response, "limit is 1000");
     let response = http_request(addr, "GET", "/rooms/misbehave/r/big?bytes=1000", b"")
         .await
         .unwrap();
@@ -103,12 +93,7 @@ async fn bad_requests_and_answers_get_clear_errors() {
         .await
         .unwrap();
     assert_eq!(response.status, 500);
-    assert!(
-        response.json().unwrap()["error"]
-            .as_str()
-            .unwrap()
-            .contains("invalid status 1000")
-    );
+    assert_error(&response, "invalid status 1000");
 
     let response = http_request(addr, "GET", "/rooms/nope/r/notes", b"")
         .await
@@ -135,13 +120,15 @@ async fn bad_requests_and_answers_get_clear_errors() {
         .await
         .unwrap();
     assert_eq!(response.status, 500);
-    assert!(
-        response.json().unwrap()["error"]
-            .as_str()
-            .unwrap()
-            .contains("trap requested over HTTP")
-    );
+    assert_error(&response, "trap requested over HTTP");
     other.send_text("echo:fine").await;
     assert_eq!(other.recv_text().await, "fine");
     server.stop().await;
+}
+
+/// Asserts that `response` carries a JSON error mentioning `needle`.
+fn assert_error(response: &HttpResponse, needle: &str) {
+    let body = response.json().expect("a JSON error body");
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(error.contains(needle), "{needle:?} not in {body}");
 }

@@ -60,6 +60,20 @@ impl App {
         }
     }
 
+    /// The HTTP 400 for a URL room id longer than `max_room_id_bytes`.
+    pub(crate) fn refuse_long_room_id(&self, room: &str) -> Option<axum::response::Response> {
+        if room.len() <= self.limits.max_room_id_bytes {
+            return None;
+        }
+        Some(api::error(
+            axum::http::StatusCode::BAD_REQUEST,
+            format!(
+                "a room id must be 1 to {} bytes",
+                self.limits.max_room_id_bytes
+            ),
+        ))
+    }
+
     /// Open WebSocket connections.
     pub(crate) fn open_connections(&self) -> usize {
         self.limits

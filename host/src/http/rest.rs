@@ -44,14 +44,8 @@ pub(crate) async fn room_request(
             format!("no service named {service:?}"),
         );
     };
-    if room.len() > app.limits.max_room_id_bytes {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "a room id must be 1 to {} bytes",
-                app.limits.max_room_id_bytes
-            ),
-        );
+    if let Some(refused) = app.refuse_long_room_id(&room) {
+        return refused;
     }
     let limit = app.limits.max_http_body_bytes;
     let Ok(body) = to_bytes(body, limit).await else {

@@ -94,14 +94,8 @@ fn attach(
     uri: axum::http::Uri,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    if room.len() > app.limits.max_room_id_bytes {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "a room id must be 1 to {} bytes",
-                app.limits.max_room_id_bytes
-            ),
-        );
+    if let Some(refused) = app.refuse_long_room_id(&room) {
+        return refused;
     }
     let Ok(slot) = app.connection_slots.clone().try_acquire_owned() else {
         return error(
