@@ -3,6 +3,7 @@
 //
 //   node collab.mjs ws://127.0.0.1:8080/ws/collab --roomhost http://127.0.0.1:8080
 //   node collab.mjs --reference          # the same checks against @y/websocket-server
+//   node collab.mjs ... --only awareness # one check (and the checks it builds on); --list names them
 //
 // The server URL can also come from COLLAB_URL, the HTTP base from ROOMHOST_HTTP.
 // `--roomhost BASE` adds the checks of roomhost's REST face (POST /rooms/collab/{room}/...),
@@ -19,12 +20,14 @@ import { WebsocketProvider } from 'y-websocket'
 const TIMEOUT_MS = Number(process.env.COLLAB_TIMEOUT_MS || 5000)
 
 function parseArgs (argv) {
-  const options = { url: process.env.COLLAB_URL, http: process.env.ROOMHOST_HTTP, reference: false, service: 'collab' }
+  const options = { url: process.env.COLLAB_URL, http: process.env.ROOMHOST_HTTP, reference: false, service: 'collab', only: null, list: false }
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]
     if (arg === '--reference') options.reference = true
     else if (arg === '--roomhost') options.http = argv[++i]
     else if (arg === '--service') options.service = argv[++i]
+    else if (arg === '--only') options.only = argv[++i]
+    else if (arg === '--list') options.list = true
     else if (arg === '--help' || arg === '-h') options.help = true
     else if (arg.startsWith('-')) throw new Error(`unknown option ${arg}`)
     else options.url = arg
@@ -32,8 +35,9 @@ function parseArgs (argv) {
   return options
 }
 
-const usage = `usage: node collab.mjs SERVER_URL [--roomhost HTTP_BASE] [--service NAME]
-       node collab.mjs --reference
+const usage = `usage: node collab.mjs SERVER_URL [--roomhost HTTP_BASE] [--service NAME] [--only CHECK]
+       node collab.mjs --reference [--only CHECK]
+       node collab.mjs --list
 SERVER_URL is what a WebsocketProvider gets as serverUrl, e.g. ws://127.0.0.1:8080/ws/collab`
 
 class CheckFailed extends Error {}
@@ -217,6 +221,30 @@ async function main () {
     console.log(usage)
     return
   }
+  const run = randomBytes(4).toString('hex')
+  const room = suffix => `node-${run}-${suffix}`
+  // [name, description, checks it builds on, run]
+  const checks = [
+    ['convergence', 'two clients converge after concurrent Y.Text and Y.Map edits', [], async state => {
+      Object.assign(state, await checkConvergence(options.url, room('doc')))
+    }],
+    ['late-joiner', 'a late joiner receives the full state', ['convergence'], async state => checkLateJoiner(options.url, room('doc'), state.a)],
+    ['awareness', 'awareness appears, reaches newcomers, and disappears when its client leaves', ['convergence'], async state => checkAwareness(options.url, room('doc'), state.a, state.b)],
+    ['rooms', 'two rooms stay separate', [], async () => checkRoomsAreSeparate(options.url, room('x'), room('y'))],
+    ['rest', 'REST reads and edits reach connected clients (--roomhost only)', [], async () => checkRest(options.url, options.http, options.service, room('rest'))]
+  ]
+  if (options.list) {
+    for (const [name, description] of checks) console.log(`${name.padEnd(12)} ${description}`)
+    return
+  }
+  if (options.only !== null && !checks.some(([name]) => name === options.only)) {
+    console.error(`unknown check ${JSON.stringify(options.only)}; --list names them`)
+    process.exit(2)
+  }
+  if (options.only === 'rest' && !options.http && !options.reference) {
+    console.error('the rest check needs --roomhost HTTP_BASE')
+    process.exit(2)
+  }
   let reference = null
   if (options.reference) {
     reference = await startReference()
@@ -227,19 +255,15 @@ async function main () {
     console.error(usage)
     process.exit(2)
   }
-  const run = randomBytes(4).toString('hex')
-  const room = suffix => `node-${run}-${suffix}`
-  const steps = [
-    ['two clients converge after concurrent Y.Text and Y.Map edits', async state => {
-      Object.assign(state, await checkConvergence(options.url, room('doc')))
-    }],
-    ['a late joiner receives the full state', async state => checkLateJoiner(options.url, room('doc'), state.a)],
-    ['awareness appears, reaches newcomers, and disappears when its client leaves', async state => checkAwareness(options.url, room('doc'), state.a, state.b)],
-    ['two rooms stay separate', async () => checkRoomsAreSeparate(options.url, room('x'), room('y'))]
-  ]
-  if (options.http) {
-    steps.push(['REST reads and edits reach connected clients', async () => checkRest(options.url, options.http, options.service, room('rest'))])
+  const wanted = options.only === null
+    ? checks.filter(([name]) => name !== 'rest' || options.http)
+    : checks.filter(([name]) => name === options.only || checks.find(([n]) => n === options.only)[2].includes(name))
+  if (options.only === 'rest' && !options.http) {
+    // --reference --only rest: the reference server has no REST face.
+    console.log('skip rest: the reference server has no REST face')
+    wanted.length = 0
   }
+  const steps = wanted.map(([name, description]) => [`${name}: ${description.replace(/ \(--roomhost only\)$/, '')}`, checks.find(([n]) => n === name)[3]])
   const state = {}
   let passed = 0
   let failed = 0

@@ -1,0 +1,224 @@
+//! The collab plugin against real Yjs clients: `tests/node/collab.mjs` runs
+//! yjs 13 documents with y-websocket 2.1.0 providers (and `fetch` for the
+//! REST face) against a real server, one cargo test per check of the script
+//! (`--only NAME`), so a failure names the check.
+//!
+//! Needs `node` and `npm` (Node 18 or later) on `PATH`, and fails without them.
+//! `npm ci` runs in `tests/node` once, when `node_modules` is missing or older
+//! than `package-lock.json`.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime};
+
+use roomhost_e2e::{TestServer, plugin, plugin_target_dir, test_limits, workspace_root};
+use roomhost_host::ServiceSpec;
+
+/// How long one run of the script may take before the test fails.
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How long each wait inside the script lasts (`COLLAB_TIMEOUT_MS`): generous,
+/// because the checks share two cores with each other and the servers.
+const WAIT_MS: &str = "20000";
+
+/// The checks of `collab.mjs --list`, each covered by one test below.
+const CHECKS: &[&str] = &["convergence", "late-joiner", "awareness", "rooms", "rest"];
+
+fn node_dir() -> PathBuf {
+    workspace_root().join("tests").join("node")
+}
+
+/// Runs a command to completion, or explains why it could not start.
+fn output(command: &mut Command, what: &str) -> Output {
+    command.output().unwrap_or_else(|error| {
+        panic!(
+            "cannot run {what}: {error}. The collab end-to-end tests need Node.js 18 or later \
+             with npm on PATH (e.g. `apt-get install nodejs npm`)"
+        )
+    })
+}
+
+fn modified(path: &std::path::Path) -> Option<SystemTime> {
+    std::fs::metadata(path)
+        .and_then(|meta| meta.modified())
+        .ok()
+}
+
+/// Checks that node and npm are there and `npm ci` has run against the
+/// current lock file: once per test binary (the `OnceLock`), and under a file
+/// lock so that concurrent test binaries do not install over each other.
+fn node_ready() {
+    static READY: OnceLock<Result<(), String>> = OnceLock::new();
+    let ready = READY.get_or_init(|| {
+        let version = output(Command::new("node").arg("--version"), "node");
+        if !version.status.success() {
+            return Err(format!(
+                "`node --version` failed ({}): {}",
+                version.status,
+                String::from_utf8_lossy(&version.stderr)
+            ));
+        }
+        let npm = output(Command::new("npm").arg("--version"), "npm");
+        if !npm.status.success() {
+            return Err(format!(
+                "`npm --version` failed ({}): {}",
+                npm.status,
+                String::from_utf8_lossy(&npm.stderr)
+            ));
+        }
+        let dir = node_dir();
+        std::fs::create_dir_all(plugin_target_dir()).map_err(|error| error.to_string())?;
+        let lock = File::create(plugin_target_dir().join("npm-ci.lock"))
+            .map_err(|error| format!("cannot create the npm lock file: {error}"))?;
+        lock.lock()
+            .map_err(|error| format!("cannot lock the npm lock file: {error}"))?;
+        let installed = modified(&dir.join("node_modules").join(".package-lock.json"));
+        let wanted = modified(&dir.join("package-lock.json"));
+        let stale = match (installed, wanted) {
+            (Some(installed), Some(wanted)) => installed < wanted,
+            _ => true,
+        };
+        if stale {
+            eprintln!("collab tests: npm ci in {}", dir.display());
+            let install = output(
+                Command::new("npm")
+                    .args(["ci", "--no-audit", "--no-fund"])
+                    .current_dir(&dir),
+                "npm",
+            );
+            if !install.status.success() {
+                return Err(format!(
+                    "`npm ci` in {} failed ({}):\n{}{}",
+                    dir.display(),
+                    install.status,
+                    String::from_utf8_lossy(&install.stdout),
+                    String::from_utf8_lossy(&install.stderr)
+                ));
+            }
+        }
+        Ok(())
+    });
+    if let Err(error) = ready {
+        panic!("the Node.js checks cannot run: {error}");
+    }
+}
+
+/// Runs `node collab.mjs ARGS` and fails the test, with the script's output,
+/// unless it exits 0.
+async fn run_script(args: &[String]) -> String {
+    node_ready();
+    let mut command = tokio::process::Command::new("node");
+    command
+        .arg("collab.mjs")
+        .args(args)
+        .current_dir(node_dir())
+        .env("COLLAB_TIMEOUT_MS", WAIT_MS)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    let run = tokio::time::timeout(SCRIPT_TIMEOUT, command.output())
+        .await
+        .unwrap_or_else(|_| panic!("node collab.mjs {args:?} did not finish in {SCRIPT_TIMEOUT:?}"))
+        .unwrap_or_else(|error| panic!("cannot run node: {error}"));
+    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        run.status.success(),
+        "node collab.mjs {} failed ({}):\n--- stdout\n{stdout}--- stderr\n{stderr}",
+        args.join(" "),
+        run.status
+    );
+    stdout
+}
+
+/// Serves collab as the only service (rooms at `/ws/{room}`) and runs one
+/// check of the script against it.
+async fn check(name: &str) {
+    node_ready();
+    let server = TestServer::start(
+        vec![ServiceSpec::new("collab", plugin("collab"))],
+        test_limits(),
+    )
+    .await;
+    let addr = server.addr();
+    let stdout = run_script(&[
+        format!("ws://{addr}/ws"),
+        "--roomhost".into(),
+        format!("http://{addr}"),
+        "--only".into(),
+        name.into(),
+    ])
+    .await;
+    // The script ran the check (it does not skip silently).
+    assert!(
+        stdout
+            .lines()
+            .any(|line| line.starts_with(&format!("ok   {name}:"))),
+        "the script did not report {name} as passed:\n{stdout}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn convergence() {
+    check("convergence").await;
+}
+
+#[tokio::test]
+async fn late_joiner() {
+    check("late-joiner").await;
+}
+
+#[tokio::test]
+async fn awareness() {
+    check("awareness").await;
+}
+
+#[tokio::test]
+async fn rooms() {
+    check("rooms").await;
+}
+
+#[tokio::test]
+async fn rest() {
+    check("rest").await;
+}
+
+/// Every check of the script has a test above, so one added to the script
+/// is not silently left out of `cargo test`.
+#[tokio::test]
+async fn every_script_check_has_a_test() {
+    let listed = run_script(&["--list".into()]).await;
+    let names: Vec<&str> = listed
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .collect();
+    assert_eq!(names, CHECKS, "collab.mjs --list:\n{listed}");
+}
+
+/// With several services, a document is at `/ws/collab/{doc}`: the whole
+/// script through the service's own URL, as the README tells clients to
+/// connect.
+#[tokio::test]
+async fn whole_script_beside_another_service() {
+    node_ready();
+    let server = TestServer::start(
+        vec![
+            ServiceSpec::new("collab", plugin("collab")),
+            ServiceSpec::new("counter", plugin("counter")),
+        ],
+        test_limits(),
+    )
+    .await;
+    let addr = server.addr();
+    let stdout = run_script(&[
+        format!("ws://{addr}/ws/collab"),
+        "--roomhost".into(),
+        format!("http://{addr}"),
+    ])
+    .await;
+    let summary = format!("{} passed, 0 failed", CHECKS.len());
+    assert!(stdout.contains(&summary), "expected {summary:?}:\n{stdout}");
+    server.stop().await;
+}
