@@ -113,7 +113,8 @@ loadtest() {
 
 micro() {
     log "micro benchmarks (cargo bench -p roomhost-baseline --bench calls)"
-    cargo bench -p roomhost-baseline --bench calls | tee "$OUT/micro.txt"
+    # The release profile, so the build is shared with `build`.
+    cargo bench --profile release -p roomhost-baseline --bench calls | tee "$OUT/micro.txt"
 }
 
 fanout() {
