@@ -2,7 +2,7 @@
 # roomhost benchmark suite (issue 7): wasm-hosted rooms against the native
 # baseline, measured in the same run, alternating, on the same machine.
 #
-#   bench/run.sh [STEP...]        steps: build micro fanout idle rooms coldstart summary
+#   bench/run.sh [STEP...]        steps: build micro fanout sweep idle rooms coldstart summary
 #                                 (default: all of them, in that order)
 #
 # Environment (all optional):
@@ -20,6 +20,9 @@
 #   clients, first at --rate 0 (as fast as echoes return, 4 frames in flight
 #   per client), then at half the wasm maximum (both servers at the same rate)
 #   for delivery latency.
+#   sweep: fixed offered loads (SWEEP_TARGETS deliveries/s) per scenario and
+#   server: sustainable throughput (all delivered, p99 < 10 ms) and p99 at
+#   half of it.
 #   idle: IDLE_CONNS silent clients in 20 rooms; server RSS growth per connection.
 #   rooms: ROOMS_HELD rooms with one silent client each; server RSS.
 #   coldstart: time from exec to "listening" for `roomhost serve` with no
@@ -144,6 +147,31 @@ fanout() {
     done
 }
 
+# Fixed offered loads (open loop), ascending, for each scenario and both
+# servers: the highest load each sustains (every frame delivered, p99 under
+# 10 ms) is its sustainable throughput, and the p99 at half of it is the
+# latency goal's measure. --rate 0 (closed loop) above measures how fast
+# queues drain, which overloads both servers at half of it.
+SWEEP_TARGETS=${SWEEP_TARGETS:-"8000 16000 32000 64000"}
+sweep() {
+    local scenarios=("a 1000 4 2" "b 10 100 1" "c 1 1000 1")
+    for scenario in "${scenarios[@]}"; do
+        read -r name rooms clients ramp <<<"$scenario"
+        for target in $SWEEP_TARGETS; do
+            # deliveries/s = rate x clients in all rooms x clients per room
+            local rate
+            rate=$(python3 -c "print(round($target / ($rooms * $clients * $clients), 6))")
+            for kind in wasm native; do
+                log "sweep ($name) ${rooms}x${clients} offered $target deliveries/s ($rate/s per client), $kind"
+                start_server "$kind"
+                loadtest "$OUT/sweep-$name-$target-$kind.json" "$rooms" "$clients" "$rate" \
+                    --ramp-up-secs "$ramp"
+                stop_server
+            done
+        done
+    done
+}
+
 # held KIND NAME ROOMS CLIENTS: ROOMS x CLIENTS silent clients; records the
 # server's RSS before and while they are connected.
 held() {
@@ -225,12 +253,15 @@ coldstart() {
 }
 
 summary() {
-    python3 "$ROOT/bench/summarize.py" "$OUT" | tee "$OUT/summary.md"
+    {
+        python3 "$ROOT/bench/summarize.py" "$OUT"
+        python3 "$ROOT/bench/sweep.py" "$OUT"
+    } | tee "$OUT/summary.md"
 }
 
 steps=("$@")
 if [[ ${#steps[@]} -eq 0 ]]; then
-    steps=(build micro fanout idle rooms coldstart summary)
+    steps=(build micro fanout sweep idle rooms coldstart summary)
 fi
 log "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); load generator and server share them"
 for step in "${steps[@]}"; do
