@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -225,7 +226,14 @@ impl Server {
         let token = app.shutdown.clone();
         let router = http::router(app.clone());
         let grace = app.limits.shutdown_grace + std::time::Duration::from_secs(1);
-        let serve = axum::serve(self.listener, router).with_graceful_shutdown(async move {
+        // Frames are small and latency-bound: send each at once instead of
+        // letting Nagle's algorithm hold it for the peer's delayed ACK.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(%error, "cannot set TCP_NODELAY");
+            }
+        });
+        let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!("shutting down: closing every client with 1001");
             token.cancel();
