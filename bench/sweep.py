@@ -91,8 +91,9 @@ def main():
             f"| {fmt(native_best, 0) if native_best else '< ' + format(targets[0], ',')} | {ratio} | {half or 'n/a'} |"
         )
     print(
-        "\nThe sweep's points are powers of two, so a sustainable figure is a lower bound "
-        "within 2x; the ratio compares the two servers at the same points.\n"
+        "\nOne run per point, so a point can fail while a higher one passes (noise from the "
+        "generator sharing the cores); read the sustainable figures as rough, and compare the "
+        "two servers point by point.\n"
     )
 
 
