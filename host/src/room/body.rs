@@ -12,6 +12,9 @@ use crate::wasm::guest::{
 use crate::wasm::{GuestError, Plugin, RoomInstance, RoomLink, RoomState, WasmEngine};
 
 /// A room's code and state.
+// The native variant holds its `RoomState` inline (the wasm one keeps it in
+// the store): boxing it would add an indirection only the baseline pays.
+#[cfg_attr(feature = "native-baseline", allow(clippy::large_enum_variant))]
 pub(crate) enum RoomBody {
     Wasm(RoomInstance),
     #[cfg(feature = "native-baseline")]
