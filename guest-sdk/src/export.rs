@@ -99,16 +99,9 @@ fn init<S: Reloadable>(info: InitInfo) {
         }
         let mut backend = WitHost;
         let mut room = Room::new(&info.room_id, info.lobby, &mut backend);
-        let service = match &info.restored {
-            // A failed restore traps, so the host keeps the old version.
-            Some(snapshot) => S::load(&mut room, &info, snapshot)
-                .unwrap_or_else(|error| panic!("restoring the room's state failed: {error}")),
-            None => {
-                let mut service = S::default();
-                service.init(&mut room, &info);
-                service
-            }
-        };
+        // A failed restore traps, so the host keeps the old version.
+        let service =
+            crate::snapshot::start::<S>(&mut room, &info).unwrap_or_else(|error| panic!("{error}"));
         *slot = Some(Instance {
             room_id: info.room_id,
             lobby: info.lobby,

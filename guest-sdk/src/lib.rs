@@ -262,7 +262,7 @@ pub mod __private {
     pub use crate::bindings::__export_room as export;
     pub use crate::export::{Export, assert_room_service};
     pub use crate::room::Backend;
-    pub use crate::snapshot::{serde_load, serde_save};
+    pub use crate::snapshot::{serde_load, serde_save, start};
     pub use wit_bindgen;
 
     /// A [`Room`](crate::Room) whose effects go to `backend`: lets a host

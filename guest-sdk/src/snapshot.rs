@@ -32,6 +32,24 @@ pub trait Reloadable: RoomService {
     fn load(room: &mut Room<'_>, info: &InitInfo, snapshot: &[u8]) -> Result<Self, String>;
 }
 
+/// Creates a room's service value the way the host starts an instance: from
+/// the snapshot in `info.restored` when there is one, else `Default` plus
+/// `init`. Shared by the wasm export and native drivers; a restore error is
+/// theirs to report (the wasm export traps, so the host keeps the old
+/// version).
+#[doc(hidden)]
+pub fn start<S: Reloadable>(room: &mut Room<'_>, info: &InitInfo) -> Result<S, String> {
+    match &info.restored {
+        Some(snapshot) => S::load(room, info, snapshot)
+            .map_err(|error| format!("restoring the room's state failed: {error}")),
+        None => {
+            let mut service = S::default();
+            service.init(room, info);
+            Ok(service)
+        }
+    }
+}
+
 /// `#[room_service(snapshot = serde)]`'s snapshot: the value as JSON.
 #[doc(hidden)]
 pub fn serde_save<S: Serialize>(service: &S) -> Result<Option<Vec<u8>>, String> {

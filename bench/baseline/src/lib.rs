@@ -87,15 +87,9 @@ impl<S: Reloadable + Send + 'static> NativeService for SdkRoom<S> {
         });
         let mut backend = StateBackend(state);
         let mut room = room(&info.room_id, info.lobby, &mut backend);
-        let service = match &info.restored {
-            Some(snapshot) => S::load(&mut room, &info, snapshot)
-                .unwrap_or_else(|error| panic!("restoring the room's state failed: {error}")),
-            None => {
-                let mut service = S::default();
-                service.init(&mut room, &info);
-                service
-            }
-        };
+        // Native rooms never reload, so a snapshot is never handed in.
+        let service = roomhost_sdk::__private::start::<S>(&mut room, &info)
+            .unwrap_or_else(|error| panic!("{error}"));
         self.service = Some(service);
         self.room_id = info.room_id;
         self.lobby = info.lobby;
