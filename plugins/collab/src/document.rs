@@ -26,8 +26,8 @@ pub enum DocError {
     /// The update depends on changes this document does not have (see
     /// [`guard`]). yrs would keep such parts pending, and its pending paths
     /// are not memory-safe with hostile input (yrs 0.28), so the update is
-    /// refused: the sender has to resync (a y-websocket client does on
-    /// reconnect).
+    /// refused: the sender has to resync (the room asks a client for it by
+    /// sending sync step 1).
     Incomplete(String),
     /// The document would grow beyond the cap.
     TooLarge {
@@ -45,7 +45,7 @@ impl fmt::Display for DocError {
         match self {
             Self::Malformed(reason) => write!(f, "malformed update: {reason}"),
             Self::Incomplete(detail) => {
-                write!(f, "incomplete update, reconnect to resync: {detail}")
+                write!(f, "incomplete update, resync needed: {detail}")
             }
             Self::TooLarge {
                 size,
@@ -55,6 +55,31 @@ impl fmt::Display for DocError {
                 f,
                 "document too large: {size} + {incoming} bytes exceeds the {limit}-byte limit"
             ),
+        }
+    }
+}
+
+impl DocError {
+    /// The close code for a client whose update was refused this way, or
+    /// `None` when the update is dropped and the connection kept.
+    ///
+    /// Only bytes that are not a Yjs update close the connection: a
+    /// y-websocket client reconnects 100 ms after any close and sends the
+    /// same document again, so closing on a refusal that will repeat (a
+    /// document at its cap, an update the server cannot integrate yet)
+    /// would only make it reconnect ten times a second.
+    pub fn close_code(&self) -> Option<u16> {
+        match self {
+            Self::Malformed(_) => Some(crate::CLOSE_MALFORMED),
+            Self::Incomplete(_) | Self::TooLarge { .. } => None,
+        }
+    }
+
+    /// The HTTP status of an answer refusing a change this way.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Malformed(_) | Self::Incomplete(_) => 400,
+            Self::TooLarge { .. } => 413,
         }
     }
 }
@@ -211,11 +236,14 @@ impl Document {
     /// fan out (empty when the update brought nothing new). Nothing changes
     /// when the update is refused for its size or cannot be decoded.
     pub fn apply(&mut self, update: &[u8]) -> Result<Vec<Vec<u8>>, DocError> {
-        self.make_room(update.len())?;
+        // The guard first: bytes that are not an update are malformed
+        // whatever their size (and close the client), well-formed ones
+        // beyond the cap are only dropped.
         guard::check(update, &self.state_vector()).map_err(|problem| match problem {
             Problem::Malformed(reason) => DocError::Malformed(reason),
             Problem::Incomplete(reason) => DocError::Incomplete(reason),
         })?;
+        self.make_room(update.len())?;
         let decoded =
             Update::decode_v1(update).map_err(|err| DocError::Malformed(err.to_string()))?;
         let (result, incomplete) = {

@@ -46,6 +46,17 @@ impl fmt::Display for EditError {
     }
 }
 
+impl EditError {
+    /// The HTTP status of the answer.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Invalid(_) => 400,
+            Self::WrongKind { .. } => 409,
+            Self::Doc(err) => err.status(),
+        }
+    }
+}
+
 impl From<DocError> for EditError {
     fn from(err: DocError) -> Self {
         Self::Doc(err)

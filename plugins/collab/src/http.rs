@@ -22,7 +22,6 @@ use serde_json::Value;
 use yrs::Transact;
 
 use crate::Collab;
-use crate::document::DocError;
 use crate::edits::{self, EditError, Edited, MapEdit, TextEdit};
 use crate::roots;
 
@@ -90,44 +89,45 @@ impl Collab {
         if body.is_empty() {
             return error(400, "the body must be a Yjs v1 update");
         }
-        match self.doc.apply(body) {
-            Ok(updates) => {
-                let summary = serde_json::json!({ "bytes": body.len() });
-                self.finish_edit(room, Ok(Edited { summary, updates }))
-            }
-            Err(err @ DocError::TooLarge { .. }) => error(413, &err.to_string()),
-            Err(err @ (DocError::Malformed(_) | DocError::Incomplete(_))) => {
-                let partial = self.doc.take_updates();
-                self.fan_out(room, partial, &[]);
-                error(400, &err.to_string())
-            }
-        }
+        let result = self.apply_and_fan_out(room, body, None);
+        let summary = serde_json::json!({ "bytes": body.len() });
+        self.answer(
+            room,
+            result
+                .map(|changed| (summary, changed))
+                .map_err(EditError::Doc),
+        )
     }
 
-    /// Fans out an edit's updates and answers with its summary plus
-    /// `"changed"` (whether it changed the document).
+    /// Fans out an edit's updates and answers as [`Collab::answer`] does.
     fn finish_edit(
         &mut self,
         room: &mut Room<'_>,
         result: Result<Edited, EditError>,
     ) -> HttpResponse {
-        let edited = match result {
-            Ok(edited) => edited,
-            Err(err @ EditError::Invalid(_)) => return error(400, &err.to_string()),
-            Err(err @ EditError::WrongKind { .. }) => return error(409, &err.to_string()),
-            Err(err @ EditError::Doc(DocError::TooLarge { .. })) => {
-                return error(413, &err.to_string());
-            }
-            Err(err @ EditError::Doc(DocError::Malformed(_) | DocError::Incomplete(_))) => {
-                return error(400, &err.to_string());
-            }
+        let result = result.map(|edited| {
+            let changed = !edited.updates.is_empty();
+            self.fan_out(room, edited.updates, &[]);
+            (edited.summary, changed)
+        });
+        self.answer(room, result)
+    }
+
+    /// Answers a change: the summary plus `"changed"` (whether it changed
+    /// the document), or the error with its status. A change to a room with
+    /// no client keeps it for `keep_empty_ms`.
+    fn answer(
+        &mut self,
+        room: &mut Room<'_>,
+        result: Result<(Value, bool), EditError>,
+    ) -> HttpResponse {
+        let (mut summary, changed) = match result {
+            Ok(done) => done,
+            Err(err) => return error(err.status(), &err.to_string()),
         };
-        let changed = !edited.updates.is_empty();
-        self.fan_out(room, edited.updates, &[]);
         if changed {
             self.keep_if_empty(room);
         }
-        let mut summary = edited.summary;
         if let Value::Object(fields) = &mut summary {
             fields.insert("changed".to_owned(), Value::Bool(changed));
         }

@@ -37,7 +37,7 @@ pub mod sync;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use roomhost_sdk::{
@@ -57,10 +57,9 @@ pub const KEEP_EMPTY_TIMER: TimerId = 1;
 pub const AWARENESS_TIMER: TimerId = 2;
 
 /// Close code for a frame that is not a valid y-protocols message (or a
-/// text frame).
+/// text frame). Content that is well formed but refused is dropped instead
+/// (see [`sync`]).
 pub const CLOSE_MALFORMED: u16 = 4400;
-/// Close code for an update or awareness state beyond the configured caps.
-pub const CLOSE_TOO_LARGE: u16 = 4413;
 
 /// The reason the lobby gives clients that connect to the service root.
 pub const LOBBY_REASON: &str = "connect to /ws/collab/{document}: each document is a room";
@@ -74,6 +73,8 @@ pub struct Collab {
     doc: Document,
     presence: Presence,
     clients: BTreeSet<ClientId>,
+    /// Rate limits of the warnings and resync requests, per connection.
+    refusals: BTreeMap<ClientId, sync::Refusals>,
 }
 
 impl Collab {
@@ -181,6 +182,7 @@ impl RoomService for Collab {
         if !self.clients.remove(&client) {
             return;
         }
+        self.forget_refusals(room, client);
         let removed = self.presence.remove_client(client);
         self.broadcast_awareness(room, &removed);
         self.schedule_awareness(room);
@@ -249,6 +251,7 @@ impl RoomService for Collab {
             doc,
             presence: Presence::from_parts(snapshot.presence, snapshot.owners),
             clients: snapshot.clients.into_iter().collect(),
+            refusals: BTreeMap::new(),
         })
     }
 }

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use roomhost_sdk::ClientId;
+use serde::de::IgnoredAny;
 use serde_json::Value;
 use yrs::ClientID;
 use yrs::sync::AwarenessUpdate;
@@ -43,18 +44,14 @@ pub struct Change {
     pub state: Option<Arc<str>>,
 }
 
-/// Why an awareness update was refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refusal {
-    /// A state is not valid JSON.
-    Malformed(String),
-    /// A state is larger than the cap.
-    TooLarge {
-        /// The awareness client id.
-        id: AwarenessId,
-        /// Its size in bytes.
-        bytes: usize,
-    },
+/// An incoming awareness update, checked: the entries to apply, and why
+/// the others were dropped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Checked {
+    /// The entries to apply, in id order.
+    pub changes: Vec<Change>,
+    /// Why each dropped entry was dropped.
+    pub dropped: Vec<String>,
 }
 
 /// The awareness table of one room.
@@ -64,31 +61,91 @@ pub struct Presence {
     owners: BTreeMap<AwarenessId, ClientId>,
 }
 
-/// Checks an incoming update: every state must be JSON of at most
-/// `max_bytes` bytes. Nothing is applied when one entry fails.
-pub fn check(update: &AwarenessUpdate, max_bytes: usize) -> Result<Vec<Change>, Refusal> {
-    let mut changes = Vec::with_capacity(update.clients.len());
+/// Checks an incoming update. An entry whose state is not JSON makes the
+/// whole update malformed (`Err`, nothing is applied); a state larger than
+/// `max_bytes` is dropped, and the other entries are kept.
+pub fn check(update: &AwarenessUpdate, max_bytes: usize) -> Result<Checked, String> {
+    let mut checked = Checked::default();
     for (id, entry) in &update.clients {
         let id = id.get();
         let json: &str = &entry.json;
+        // `IgnoredAny` checks the syntax without building the value, and
+        // accepts escaped lone surrogates (`"\ud800"`), which
+        // `JSON.stringify` emits for a string cut inside a pair; parsing
+        // into a `Value` would refuse them.
+        serde_json::from_str::<IgnoredAny>(json)
+            .map_err(|err| format!("awareness state of {id} is not JSON: {err}"))?;
         if json.len() > max_bytes {
-            return Err(Refusal::TooLarge {
-                id,
-                bytes: json.len(),
-            });
+            checked.dropped.push(format!(
+                "awareness state of {id} is {} bytes; the limit is {max_bytes}",
+                json.len()
+            ));
+            continue;
         }
-        let value: Value = serde_json::from_str(json).map_err(|err| {
-            Refusal::Malformed(format!("awareness state of {id} is not JSON: {err}"))
-        })?;
-        let state = (!value.is_null()).then(|| entry.json.clone());
-        changes.push(Change {
+        let state = (!is_null(json)).then(|| entry.json.clone());
+        checked.changes.push(Change {
             id,
             clock: entry.clock,
             state,
         });
     }
-    changes.sort_by_key(|change| change.id);
-    Ok(changes)
+    checked.changes.sort_by_key(|change| change.id);
+    checked.dropped.sort();
+    Ok(checked)
+}
+
+/// Whether valid JSON text `json` is `null` (a removal).
+fn is_null(json: &str) -> bool {
+    json.trim_matches([' ', '\t', '\n', '\r']) == "null"
+}
+
+/// Parses a stored state for display. A state with escaped lone surrogates
+/// (which a `Value` refuses) is shown with each replaced by U+FFFD, as
+/// `TextEncoder` does in JavaScript.
+fn parse_state(json: &str) -> Value {
+    serde_json::from_str(json)
+        .or_else(|_| serde_json::from_str(&replace_lone_surrogates(json)))
+        .unwrap_or(Value::Null)
+}
+
+/// `json` with every escaped lone surrogate (`\udXXX` not part of a pair)
+/// replaced by `\ufffd`.
+fn replace_lone_surrogates(json: &str) -> String {
+    let unit = |at: usize| {
+        json.get(at..at + 4)
+            .filter(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()))
+            .and_then(|hex| u16::from_str_radix(hex, 16).ok())
+    };
+    let bytes = json.as_bytes();
+    let mut out = String::with_capacity(json.len());
+    let (mut i, mut copied) = (0, 0);
+    while i < bytes.len() {
+        if bytes[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        if bytes.get(i + 1) != Some(&b'u') {
+            i += 2; // `\"`, `\\`, `\n`...: skip both characters
+            continue;
+        }
+        match unit(i + 2) {
+            Some(0xD800..=0xDBFF)
+                if bytes.get(i + 6..i + 8) == Some(&b"\\u"[..])
+                    && matches!(unit(i + 8), Some(0xDC00..=0xDFFF)) =>
+            {
+                i += 12;
+            }
+            Some(0xD800..=0xDFFF) => {
+                out.push_str(&json[copied..i]);
+                out.push_str("\\ufffd");
+                i += 6;
+                copied = i;
+            }
+            _ => i += 2,
+        }
+    }
+    out.push_str(&json[copied..]);
+    out
 }
 
 impl Presence {
@@ -224,7 +281,7 @@ impl Presence {
     pub fn to_json(&self) -> Value {
         self.live()
             .map(|(id, json)| {
-                let state = serde_json::from_str(json).unwrap_or(Value::Null);
+                let state = parse_state(json);
                 serde_json::json!({ "client": id, "state": state })
             })
             .collect()
@@ -259,5 +316,38 @@ impl Presence {
     /// Whether there is no live state.
     pub fn is_empty(&self) -> bool {
         self.live().next().is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lone_surrogates_are_replaced_for_display() {
+        let cases = [
+            (r#""a\ud800b""#, r#""a\ufffdb""#),
+            (r#""\udc00""#, r#""\ufffd""#),
+            (r#""\ud83d\ude00""#, r#""\ud83d\ude00""#),
+            (r#""\ud83d\u0041""#, r#""\ufffd\u0041""#),
+            (r#""\\ud800""#, r#""\\ud800""#),
+            (r#"{"\ud800":"\udbff"}"#, r#"{"\ufffd":"\ufffd"}"#),
+            (r#""é\ud800""#, r#""é\ufffd""#),
+        ];
+        for (json, expected) in cases {
+            assert_eq!(replace_lone_surrogates(json), expected, "{json}");
+        }
+        assert_eq!(
+            parse_state(r#"{"name":"a\ud800"}"#),
+            serde_json::json!({"name": "a\u{fffd}"})
+        );
+    }
+
+    #[test]
+    fn null_is_a_removal_with_any_json_whitespace() {
+        assert!(is_null("null"));
+        assert!(is_null(" \n null\t"));
+        assert!(!is_null("\"null\""));
+        assert!(!is_null("{}"));
     }
 }

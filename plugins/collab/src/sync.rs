@@ -12,19 +12,47 @@
 //!   reference ignores it);
 //! - other message types (auth, extensions) → ignored, like the reference.
 //!
-//! Failures close only the client that caused them: a frame that is not a
-//! y-protocols message (or a text frame) with [`CLOSE_MALFORMED`] (4400); an
-//! update that would grow the document beyond `max_doc_bytes`, or an
-//! awareness state beyond `max_awareness_bytes`, with [`CLOSE_TOO_LARGE`]
-//! (4413). Nothing is applied from a refused frame, the room and the other
-//! clients carry on, and the reason is logged as a warning.
+//! Only bytes that are not y-protocols messages close the client that sent
+//! them, with [`CLOSE_MALFORMED`] (4400): a text frame, a frame that does
+//! not decode, an awareness state that is not JSON, an update that is not
+//! well formed. Content that is well formed but refused (an update beyond
+//! `max_doc_bytes`, an awareness state beyond the caps, an update that
+//! depends on changes the room lacks) is dropped and the connection kept:
+//! y-websocket reconnects 100 ms after any close and sends the same content
+//! again, so a close would only start a reconnect loop. Drops are logged as
+//! warnings, at most one per connection every [`REFUSAL_LOG_INTERVAL_MS`]
+//! (the others are counted in the next one). For an update that depends on
+//! changes the room lacks, the room also sends the client its sync step 1
+//! (at most once per [`RESYNC_INTERVAL_MS`]): a y-websocket client answers
+//! with step 2, everything the room lacks, which fills the gap.
+//!
+//! Nothing is applied from a frame that closes its client; the room and the
+//! other clients carry on.
 
 use roomhost_sdk::{ClientId, Message, Room};
 
 use crate::document::DocError;
-use crate::presence::{self, Refusal};
+use crate::presence;
 use crate::protocol::{self, Incoming};
-use crate::{CLOSE_MALFORMED, CLOSE_TOO_LARGE, Collab};
+use crate::{CLOSE_MALFORMED, Collab};
+
+/// How often a connection's dropped frames are logged at most: the first
+/// drop at once, then one warning per interval that counts the others.
+pub const REFUSAL_LOG_INTERVAL_MS: u64 = 10_000;
+
+/// How often the room asks one client to resync at most.
+pub const RESYNC_INTERVAL_MS: u64 = 10_000;
+
+/// What the room remembers about the refusals of one connection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Refusals {
+    /// When a drop was last logged.
+    logged_at: Option<u64>,
+    /// Drops since then that were not logged.
+    suppressed: u64,
+    /// When the room last asked the client to resync.
+    resync_at: Option<u64>,
+}
 
 /// The close reason for text frames.
 pub const TEXT_FRAME_REASON: &str = "collab speaks binary y-protocols frames; text is not accepted";
@@ -52,23 +80,16 @@ impl Collab {
                 self.apply_update(room, client, &update);
             }
             Incoming::Awareness(update) => {
-                match presence::check(&update, self.config.max_awareness_bytes) {
-                    Ok(changes) => {
-                        let changed = self.presence.apply(client, changes, room.now_ms());
-                        self.broadcast_awareness(room, &changed);
-                        self.schedule_awareness(room);
-                    }
-                    Err(Refusal::Malformed(reason)) => {
-                        refuse(room, client, CLOSE_MALFORMED, &reason);
-                    }
-                    Err(Refusal::TooLarge { id, bytes }) => {
-                        let reason = format!(
-                            "awareness state of {id} is {bytes} bytes; the limit is {}",
-                            self.config.max_awareness_bytes
-                        );
-                        refuse(room, client, CLOSE_TOO_LARGE, &reason);
-                    }
+                let checked = match presence::check(&update, self.config.max_awareness_bytes) {
+                    Ok(checked) => checked,
+                    Err(reason) => return refuse(room, client, CLOSE_MALFORMED, &reason),
+                };
+                for reason in &checked.dropped {
+                    self.drop_refused(room, client, reason);
                 }
+                let changed = self.presence.apply(client, checked.changes, room.now_ms());
+                self.broadcast_awareness(room, &changed);
+                self.schedule_awareness(room);
             }
             Incoming::QueryAwareness => {
                 if let Some(states) = self.presence.live_update() {
@@ -83,16 +104,90 @@ impl Collab {
 
     /// Applies a document update from `client` and fans out what was new.
     fn apply_update(&mut self, room: &mut Room<'_>, client: ClientId, update: &[u8]) {
-        match self.doc.apply(update) {
-            Ok(updates) => self.fan_out(room, updates, &[client]),
-            Err(err @ DocError::TooLarge { .. }) => {
-                refuse(room, client, CLOSE_TOO_LARGE, &err.to_string());
-            }
-            Err(err @ (DocError::Malformed(_) | DocError::Incomplete(_))) => {
-                let partial = self.doc.take_updates();
-                self.fan_out(room, partial, &[client]);
-                refuse(room, client, CLOSE_MALFORMED, &err.to_string());
-            }
+        let Err(err) = self.apply_and_fan_out(room, update, Some(client)) else {
+            return;
+        };
+        if let Some(code) = err.close_code() {
+            return refuse(room, client, code, &err.to_string());
+        }
+        self.drop_refused(room, client, &err.to_string());
+        if matches!(err, DocError::Incomplete(_)) {
+            self.ask_to_resync(room, client);
+        }
+    }
+
+    /// Applies an update (from connection `from`, or over HTTP) and fans out
+    /// what was integrated to every other client, also when the update
+    /// failed part way. Returns whether the document changed.
+    pub(crate) fn apply_and_fan_out(
+        &mut self,
+        room: &mut Room<'_>,
+        update: &[u8],
+        from: Option<ClientId>,
+    ) -> Result<bool, DocError> {
+        let except: &[ClientId] = match &from {
+            Some(client) => std::slice::from_ref(client),
+            None => &[],
+        };
+        let (updates, result) = match self.doc.apply(update) {
+            Ok(updates) => (updates, Ok(())),
+            Err(err) => (self.doc.take_updates(), Err(err)),
+        };
+        let changed = !updates.is_empty();
+        self.fan_out(room, updates, except);
+        result.map(|()| changed)
+    }
+
+    /// Logs that a frame of `client` was dropped for `reason`: the first
+    /// drop at once, then at most one warning per
+    /// [`REFUSAL_LOG_INTERVAL_MS`], counting the drops in between.
+    pub(crate) fn drop_refused(&mut self, room: &mut Room<'_>, client: ClientId, reason: &str) {
+        let now = room.now_ms();
+        let refusals = self.refusals.entry(client).or_default();
+        if refusals
+            .logged_at
+            .is_some_and(|at| now.saturating_sub(at) < REFUSAL_LOG_INTERVAL_MS)
+        {
+            refusals.suppressed += 1;
+            return;
+        }
+        let suppressed = std::mem::take(&mut refusals.suppressed);
+        refusals.logged_at = Some(now);
+        let more = match suppressed {
+            0 => String::new(),
+            n => format!(" ({n} more dropped since the last warning)"),
+        };
+        room.warn(&format!(
+            "client {client}: {reason}; dropped, the connection stays open{more}"
+        ));
+    }
+
+    /// Sends `client` the room's sync step 1, so that it answers with
+    /// everything the room lacks; at most once per [`RESYNC_INTERVAL_MS`].
+    fn ask_to_resync(&mut self, room: &mut Room<'_>, client: ClientId) {
+        let now = room.now_ms();
+        let refusals = self.refusals.entry(client).or_default();
+        if refusals
+            .resync_at
+            .is_some_and(|at| now.saturating_sub(at) < RESYNC_INTERVAL_MS)
+        {
+            return;
+        }
+        refusals.resync_at = Some(now);
+        let step1 = protocol::sync_step1(self.doc.state_vector());
+        room.send(client, Message::binary(step1));
+    }
+
+    /// Forgets the refusals of a client that left, logging the drops no
+    /// warning counted yet.
+    pub(crate) fn forget_refusals(&mut self, room: &mut Room<'_>, client: ClientId) {
+        if let Some(refusals) = self.refusals.remove(&client)
+            && refusals.suppressed > 0
+        {
+            room.warn(&format!(
+                "client {client} left; {} more of its frames were dropped since the last warning",
+                refusals.suppressed
+            ));
         }
     }
 }

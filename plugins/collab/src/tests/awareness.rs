@@ -166,18 +166,33 @@ fn awareness_timeout_zero_never_expires() {
 }
 
 #[test]
-fn an_oversized_state_closes_with_4413_and_is_not_applied() {
+fn an_oversized_state_is_dropped_and_the_client_stays() {
     let mut room = room_with(json!({"max_awareness_bytes": 64}));
     let a = room.connect();
     let b = room.connect();
     room.take_all();
     let big = format!(r#"{{"name":"{}"}}"#, "x".repeat(100));
     room.message(a, awareness_frame(11, 1, &big));
-    assert_eq!(room.closed().len(), 1);
-    assert_eq!(room.closed()[0].0, a);
-    assert_eq!(room.closed()[0].1, crate::CLOSE_TOO_LARGE);
+    assert!(room.closed().is_empty(), "{:?}", room.closed());
     assert!(room.take_sent(b).is_empty());
     assert!(room.service().presence().is_empty());
+    assert!(
+        room.logs()
+            .iter()
+            .any(|(_, line)| line.contains("awareness state of 11 is 111 bytes")),
+        "{:?}",
+        room.logs()
+    );
+    // The other entries of the same frame are applied.
+    room.message(
+        a,
+        protocol::awareness(awareness_update(&[(11, 2, &big), (12, 1, BOB_STATE)])),
+    );
+    assert_eq!(
+        awareness_entries(&received(&mut room, b)),
+        [(12, 1, BOB_STATE.to_owned())]
+    );
+    assert!(room.closed().is_empty());
 }
 
 #[test]
@@ -190,4 +205,29 @@ fn a_state_that_is_not_json_closes_with_4400() {
     );
     assert_eq!(room.closed()[0].1, crate::CLOSE_MALFORMED);
     assert!(room.service().presence().is_empty(), "nothing applied");
+}
+
+#[test]
+fn states_with_lone_surrogates_are_accepted() {
+    // JSON.stringify emits a lone surrogate as an escape: a name cut inside
+    // an emoji, for example. It is valid JSON, and y-protocols accepts it.
+    let state = r#"{"user":{"name":"ada \ud83d"}}"#;
+    let mut room = room();
+    let a = room.connect();
+    let b = room.connect();
+    room.take_all();
+    room.message(a, awareness_frame(11, 1, state));
+    assert!(room.closed().is_empty(), "{:?}", room.closed());
+    assert_eq!(
+        awareness_entries(&received(&mut room, b)),
+        [(11, 1, state.to_owned())],
+        "relayed byte for byte"
+    );
+    assert_eq!(
+        presence(&mut room),
+        json!([{"client": 11, "state": {"user": {"name": "ada \u{fffd}"}}}])
+    );
+    // A null with whitespace around it is still a removal.
+    room.message(a, awareness_frame(11, 1, " null\n"));
+    assert!(room.service().presence().is_empty());
 }

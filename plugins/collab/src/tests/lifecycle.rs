@@ -7,7 +7,7 @@ use roomhost_sdk::{DisconnectReason, HttpRequest};
 use serde_json::json;
 
 use super::*;
-use crate::{AWARENESS_TIMER, CLOSE_TOO_LARGE, KEEP_EMPTY_TIMER};
+use crate::{AWARENESS_TIMER, KEEP_EMPTY_TIMER};
 
 #[test]
 fn an_empty_room_keeps_its_document_for_keep_empty_ms() {
@@ -67,8 +67,19 @@ fn the_keep_timer_also_ends_a_pending_awareness_check() {
     assert!(room.pending_timers().is_empty());
 }
 
+/// The warnings the room logged.
+fn warnings(room: &TestRoom<Collab>) -> Vec<String> {
+    room.logs()
+        .iter()
+        .filter(|(level, _)| *level == roomhost_sdk::LogLevel::Warn)
+        .map(|(_, line)| line.clone())
+        .collect()
+}
+
 #[test]
-fn an_update_beyond_the_size_cap_closes_with_4413() {
+fn an_update_beyond_the_size_cap_is_dropped_and_the_client_stays() {
+    // Closing would make y-websocket reconnect 100 ms later and resend the
+    // same update: a reconnect loop. The update is dropped instead.
     let mut room = room_with(json!({"max_doc_bytes": 200}));
     let (alice, bob) = (Peer::new(1), Peer::new(2));
     let a = join(&mut room, &alice);
@@ -76,14 +87,46 @@ fn an_update_beyond_the_size_cap_closes_with_4413() {
     room.message(a, update_frame(alice.insert("t", 0, "small")));
     deliver(&mut room, b, &bob);
     room.message(a, update_frame(alice.insert("t", 5, &"x".repeat(300))));
-    let (who, code, reason) = room.closed().last().cloned().expect("a close");
-    assert_eq!((who, code), (a, CLOSE_TOO_LARGE));
-    assert!(reason.contains("200-byte limit"), "{reason}");
+    assert!(room.closed().is_empty(), "{:?}", room.closed());
+    assert!(room.is_connected(a));
+    let logged = warnings(&room);
+    assert_eq!(logged.len(), 1, "{logged:?}");
+    assert!(logged[0].contains("200-byte limit"), "{logged:?}");
     assert!(room.take_sent(b).is_empty());
     assert_eq!(doc_json(&mut room), json!({"t": "small"}));
     // The others go on editing below the cap.
     room.message(b, update_frame(bob.insert("t", 0, "ok ")));
     assert_eq!(doc_json(&mut room), json!({"t": "ok small"}));
+}
+
+#[test]
+fn refusals_are_logged_once_per_interval_per_connection() {
+    let mut room = room_with(json!({"max_doc_bytes": 200}));
+    let alice = Peer::new(1);
+    let a = join(&mut room, &alice);
+    let big = update_frame(alice.insert("t", 0, &"x".repeat(300)));
+    // y-websocket resends the same content; every copy is dropped, one is
+    // logged.
+    for _ in 0..5 {
+        room.message(a, big.clone());
+    }
+    assert_eq!(warnings(&room).len(), 1);
+    room.advance(Duration::from_millis(crate::sync::REFUSAL_LOG_INTERVAL_MS));
+    room.message(a, big.clone());
+    let logged = warnings(&room);
+    assert_eq!(logged.len(), 2, "{logged:?}");
+    assert!(logged[1].contains("4 more dropped"), "{logged:?}");
+    // Another connection has its own budget.
+    let b = room.connect();
+    room.message(b, big.clone());
+    assert_eq!(warnings(&room).len(), 3);
+    // What was never logged is counted when the connection leaves.
+    room.message(a, big);
+    room.disconnect(a, DisconnectReason::Closed);
+    let logged = warnings(&room);
+    assert_eq!(logged.len(), 4, "{logged:?}");
+    assert!(logged[3].contains("1 more"), "{logged:?}");
+    assert!(room.closed().is_empty());
 }
 
 #[test]
