@@ -36,48 +36,43 @@ const ROUTES: &str = "GET|DELETE /doc, GET|POST /update, POST /text/{name}, POST
 impl Collab {
     /// Answers one HTTP request.
     pub(crate) fn on_request(&mut self, room: &mut Room<'_>, request: HttpRequest) -> HttpResponse {
-        let segments: Vec<&str> = request
-            .path
-            .split('/')
-            .filter(|segment| !segment.is_empty())
-            .collect();
         let method = request.method.as_str();
-        match (method, segments.as_slice()) {
-            ("GET", ["doc"]) => {
+        match (method, route(&request.path)) {
+            ("GET", Some(Route::Doc)) => {
                 let txn = self.doc.doc().transact();
                 HttpResponse::json(&roots::to_json(&txn))
             }
-            ("DELETE", ["doc"]) => {
+            ("DELETE", Some(Route::Doc)) => {
                 let result = edits::clear(&mut self.doc);
                 self.finish_edit(room, result)
             }
-            ("GET", ["update"]) => HttpResponse::new(200)
+            ("GET", Some(Route::Update)) => HttpResponse::new(200)
                 .with_header("content-type", "application/octet-stream")
                 .with_body(self.doc.encode()),
-            ("POST", ["update"]) => self.post_update(room, &request.body),
-            ("POST", ["text", name]) => match (decode_name(name), parse::<TextEdit>(&request)) {
-                (Ok(name), Ok(edit)) => {
-                    let result = edits::edit_text(&mut self.doc, &name, &edit);
+            ("POST", Some(Route::Update)) => self.post_update(room, &request.body),
+            ("POST", Some(Route::Text(name))) => match parse::<TextEdit>(&request) {
+                Ok(edit) => {
+                    let result = edits::edit_text(&mut self.doc, name, &edit);
                     self.finish_edit(room, result)
                 }
-                (Err(response), _) | (_, Err(response)) => response,
+                Err(response) => response,
             },
-            ("POST", ["map", name]) => match (decode_name(name), parse::<MapEdit>(&request)) {
-                (Ok(name), Ok(edit)) => {
-                    let result = edits::edit_map(&mut self.doc, &name, &edit);
+            ("POST", Some(Route::Map(name))) => match parse::<MapEdit>(&request) {
+                Ok(edit) => {
+                    let result = edits::edit_map(&mut self.doc, name, &edit);
                     self.finish_edit(room, result)
                 }
-                (Err(response), _) | (_, Err(response)) => response,
+                Err(response) => response,
             },
-            ("GET", ["presence"]) => HttpResponse::json(&self.presence.to_json()),
-            (_, ["doc" | "update" | "presence"] | ["text" | "map", _]) => error(
+            ("GET", Some(Route::Presence)) => HttpResponse::json(&self.presence.to_json()),
+            (_, Some(_)) => error(
                 405,
                 &format!(
                     "{method} is not allowed on {}; routes: {ROUTES}",
                     request.path
                 ),
             ),
-            _ => error(
+            (_, None) => error(
                 404,
                 &format!("no route for {method} {}; routes: {ROUTES}", request.path),
             ),
@@ -142,38 +137,47 @@ fn parse<T: DeserializeOwned>(request: &HttpRequest) -> Result<T, HttpResponse> 
         .map_err(|err| error(400, &format!("invalid JSON body: {err}")))
 }
 
-/// A percent-decoded root name, or a 400 answer.
-fn decode_name(raw: &str) -> Result<String, HttpResponse> {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let byte = bytes
-                .get(i + 1..i + 3)
-                .and_then(|hex| std::str::from_utf8(hex).ok())
-                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
-                .ok_or_else(|| error(400, &format!("bad percent escape in {raw:?}")))?;
-            out.push(byte);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
+/// A path of the REST face.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route<'a> {
+    Doc,
+    Update,
+    Presence,
+    Text(&'a str),
+    Map(&'a str),
+}
+
+/// The route of `path`, or `None`. The host has already percent-decoded the
+/// path, so a root name is the rest of it, verbatim: it may hold `/` (sent
+/// as `%2F`) or `%` (sent as `%25`).
+fn route(path: &str) -> Option<Route<'_>> {
+    let path = path.trim_start_matches('/');
+    let (head, rest) = path.split_once('/').unwrap_or((path, ""));
+    let bare = rest.bytes().all(|b| b == b'/');
+    match (head, bare) {
+        ("doc", true) => Some(Route::Doc),
+        ("update", true) => Some(Route::Update),
+        ("presence", true) => Some(Route::Presence),
+        ("text", false) => Some(Route::Text(rest)),
+        ("map", false) => Some(Route::Map(rest)),
+        _ => None,
     }
-    String::from_utf8(out).map_err(|_| error(400, &format!("{raw:?} is not UTF-8")))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::decode_name;
+    use super::{Route, route};
 
     #[test]
-    fn names_are_percent_decoded() {
-        assert_eq!(decode_name("my%20text").ok().as_deref(), Some("my text"));
-        assert_eq!(decode_name("plain").ok().as_deref(), Some("plain"));
-        assert!(decode_name("bad%2").is_err());
-        assert!(decode_name("bad%zz").is_err());
-        assert!(decode_name("%ff").is_err());
+    fn names_are_the_rest_of_the_path_verbatim() {
+        assert_eq!(route("/text/my notes"), Some(Route::Text("my notes")));
+        assert_eq!(route("/text/100%"), Some(Route::Text("100%")));
+        assert_eq!(route("/text/100%25"), Some(Route::Text("100%25")));
+        assert_eq!(route("/map/a/b"), Some(Route::Map("a/b")));
+        assert_eq!(route("/doc/"), Some(Route::Doc));
+        assert_eq!(route("/text"), None);
+        assert_eq!(route("/text/"), None);
+        assert_eq!(route("/doc/x"), None);
+        assert_eq!(route("/nothing"), None);
     }
 }

@@ -189,10 +189,25 @@ fn edits_refuse_a_root_of_another_kind() {
 }
 
 #[test]
-fn names_are_percent_decoded() {
+fn names_are_not_decoded_twice() {
+    // The host's router percent-decodes the path before the room sees it:
+    // a client asking for `/text/100%25` reaches the room as `/text/100%`.
+    // Decoding again refused that (and turned `%2520` into a space).
     let mut room = room();
-    post_json(&mut room, "/text/my%20notes", json!({"insert": "x"}));
-    assert_eq!(doc_json(&mut room), json!({"my notes": "x"}));
+    for (path, name) in [
+        ("/text/my notes", "my notes"),
+        ("/text/100%", "100%"),
+        ("/text/%20", "%20"),
+        ("/text/a/b", "a/b"),
+    ] {
+        let response = post_json(&mut room, path, json!({"insert": "x"}));
+        assert_eq!(response.status, 200, "{path}: {}", response.body_text());
+        assert_eq!(body(&response)["name"], json!(name), "{path}");
+    }
+    assert_eq!(
+        doc_json(&mut room),
+        json!({"my notes": "x", "100%": "x", "%20": "x", "a/b": "x"})
+    );
 }
 
 #[test]
