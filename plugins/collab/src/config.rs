@@ -4,6 +4,7 @@ use roomhost_sdk::InitInfo;
 use serde::Deserialize;
 
 use crate::document::Settings;
+use crate::presence::{Limits, frame_bytes_for_state};
 
 /// How long an empty room keeps its document by default (30 s).
 pub const DEFAULT_KEEP_EMPTY_MS: u64 = 30_000;
@@ -16,6 +17,15 @@ pub const DEFAULT_MAX_AWARENESS_BYTES: usize = 16 * 1024;
 /// How long an awareness state lives without renewal by default (30 s, the
 /// y-protocols `outdatedTimeout`).
 pub const DEFAULT_AWARENESS_TIMEOUT_MS: u64 = 30_000;
+/// The default cap on the live awareness states of a room.
+pub const DEFAULT_MAX_AWARENESS_STATES: usize = 256;
+/// The default cap on the awareness ids one connection controls (a
+/// y-websocket client has one; a few more allow several documents sharing
+/// one connection).
+pub const DEFAULT_MAX_AWARENESS_PER_CONNECTION: usize = 4;
+/// The default of the largest frame the host sends, in bytes: the host's
+/// own default (`--max-frame-bytes`).
+pub const DEFAULT_MAX_FRAME_BYTES: usize = roomhost_sdk::limits::MAX_FRAME_BYTES;
 
 /// The collab configuration. Every field is optional:
 /// `{"keep_empty_ms": 30000, "max_doc_bytes": 1048576,
@@ -34,6 +44,16 @@ pub struct Config {
     /// How long an awareness state lives without being renewed, in
     /// milliseconds (`0`: until its connection leaves).
     pub awareness_timeout_ms: u64,
+    /// The most live awareness states in a room. A new state beyond it is
+    /// dropped.
+    pub max_awareness_states: usize,
+    /// The most awareness ids one connection may control. A new state
+    /// beyond it is dropped.
+    pub max_awareness_per_connection: usize,
+    /// The largest frame the host sends, in bytes: set it to the host's
+    /// `--max-frame-bytes`. The host drops larger frames, so awareness
+    /// states for a newcomer are split into frames of at most this size.
+    pub max_frame_bytes: usize,
     /// Whether the server garbage-collects deleted content, as the
     /// reference server does (`GC` on by default there). Off by default
     /// here: yrs 0.28's collector can free a nested type that hostile
@@ -51,6 +71,9 @@ impl Default for Config {
             max_doc_bytes: DEFAULT_MAX_DOC_BYTES,
             max_awareness_bytes: DEFAULT_MAX_AWARENESS_BYTES,
             awareness_timeout_ms: DEFAULT_AWARENESS_TIMEOUT_MS,
+            max_awareness_states: DEFAULT_MAX_AWARENESS_STATES,
+            max_awareness_per_connection: DEFAULT_MAX_AWARENESS_PER_CONNECTION,
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             gc: false,
         }
     }
@@ -66,6 +89,15 @@ impl Config {
         }
     }
 
+    /// The caps of the awareness table.
+    pub fn presence_limits(&self) -> Limits {
+        Limits {
+            max_states: self.max_awareness_states,
+            max_per_connection: self.max_awareness_per_connection,
+            timeout_ms: self.awareness_timeout_ms,
+        }
+    }
+
     /// Reads and checks the configuration of a room.
     pub fn from_init(info: &InitInfo) -> Result<Self, String> {
         let config: Self = info
@@ -74,8 +106,25 @@ impl Config {
         if config.max_doc_bytes == 0 {
             return Err("invalid collab config: max_doc_bytes must be positive".to_owned());
         }
-        if config.max_awareness_bytes == 0 {
-            return Err("invalid collab config: max_awareness_bytes must be positive".to_owned());
+        for (name, value) in [
+            ("max_awareness_bytes", config.max_awareness_bytes),
+            ("max_awareness_states", config.max_awareness_states),
+            (
+                "max_awareness_per_connection",
+                config.max_awareness_per_connection,
+            ),
+        ] {
+            if value == 0 {
+                return Err(format!("invalid collab config: {name} must be positive"));
+            }
+        }
+        let awareness_frame = frame_bytes_for_state(config.max_awareness_bytes);
+        if awareness_frame > config.max_frame_bytes {
+            return Err(format!(
+                "invalid collab config: an awareness state of max_awareness_bytes ({}) takes a \
+                 frame of up to {awareness_frame} bytes, more than max_frame_bytes ({})",
+                config.max_awareness_bytes, config.max_frame_bytes
+            ));
         }
         Ok(config)
     }

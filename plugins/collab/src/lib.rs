@@ -109,17 +109,22 @@ impl Collab {
     /// Broadcasts the current entries of `ids` to every client (the sender
     /// included, as the reference server does).
     fn broadcast_awareness(&self, room: &mut Room<'_>, ids: &[AwarenessId]) {
-        if ids.is_empty() {
-            return;
+        for update in self.presence.updates_for(ids, self.config.max_frame_bytes) {
+            room.broadcast(Message::binary(protocol::awareness(update)), &[]);
         }
-        let update = self.presence.update_for(ids);
-        room.broadcast(Message::binary(protocol::awareness(update)), &[]);
+    }
+
+    /// Sends `client` every live awareness state (in as many frames as the
+    /// frame limit needs).
+    fn send_live_awareness(&self, room: &mut Room<'_>, client: ClientId) {
+        for update in self.presence.live_updates(self.config.max_frame_bytes) {
+            room.send(client, Message::binary(protocol::awareness(update)));
+        }
     }
 
     /// Sets the awareness timer to the next expiry, or cancels it.
     fn schedule_awareness(&self, room: &mut Room<'_>) {
-        let timeout = self.config.awareness_timeout_ms;
-        match self.presence.next_expiry(timeout).filter(|_| timeout > 0) {
+        match self.presence.next_expiry() {
             Some(at) => {
                 let delay = Duration::from_millis(at.saturating_sub(room.now_ms()));
                 if let Err(err) = room.set_timer(AWARENESS_TIMER, delay) {
@@ -157,6 +162,7 @@ impl RoomService for Collab {
         // Yjs client ids are random 32-bit numbers.
         let client_id = room.random_u64() & u64::from(u32::MAX);
         self.doc = Document::new(self.config.doc_settings(client_id));
+        self.presence = Presence::new(self.config.presence_limits());
     }
 
     fn connect(&mut self, room: &mut Room<'_>, client: &ClientInfo) -> Result<(), String> {
@@ -167,9 +173,7 @@ impl RoomService for Collab {
         room.cancel_timer(KEEP_EMPTY_TIMER);
         let step1 = protocol::sync_step1(self.doc.state_vector());
         room.send(client.id, Message::binary(step1));
-        if let Some(states) = self.presence.live_update() {
-            room.send(client.id, Message::binary(protocol::awareness(states)));
-        }
+        self.send_live_awareness(room, client.id);
         self.publish_info(room);
         Ok(())
     }
@@ -183,7 +187,7 @@ impl RoomService for Collab {
             return;
         }
         self.forget_refusals(room, client);
-        let removed = self.presence.remove_client(client);
+        let removed = self.presence.remove_client(client, room.now_ms());
         self.broadcast_awareness(room, &removed);
         self.schedule_awareness(room);
         self.keep_if_empty(room);
@@ -199,9 +203,7 @@ impl RoomService for Collab {
                 room.debug("no client came back: dropping the document");
             }
             AWARENESS_TIMER => {
-                let expired = self
-                    .presence
-                    .expire(room.now_ms(), self.config.awareness_timeout_ms);
+                let expired = self.presence.expire(room.now_ms());
                 self.broadcast_awareness(room, &expired);
                 self.schedule_awareness(room);
             }
@@ -245,11 +247,13 @@ impl RoomService for Collab {
             &snapshot.kinds,
         )
         .map_err(|err| format!("cannot restore the document: {err}"))?;
+        let presence =
+            Presence::from_parts(snapshot.presence, snapshot.owners, config.presence_limits());
         Ok(Self {
             lobby: info.lobby,
             config,
             doc,
-            presence: Presence::from_parts(snapshot.presence, snapshot.owners),
+            presence,
             clients: snapshot.clients.into_iter().collect(),
             refusals: BTreeMap::new(),
         })

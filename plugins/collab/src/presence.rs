@@ -8,10 +8,15 @@
 //! snapshotted with its clocks, and remove a departed connection's states
 //! without bumping their clocks, exactly as the reference server does.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use roomhost_sdk::ClientId;
+
+use crate::config::{
+    DEFAULT_AWARENESS_TIMEOUT_MS, DEFAULT_MAX_AWARENESS_PER_CONNECTION,
+    DEFAULT_MAX_AWARENESS_STATES,
+};
 use serde::de::IgnoredAny;
 use serde_json::Value;
 use yrs::ClientID;
@@ -54,11 +59,70 @@ pub struct Checked {
     pub dropped: Vec<String>,
 }
 
+/// The caps of an awareness table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The most live states in the room.
+    pub max_states: usize,
+    /// The most awareness ids one connection controls.
+    pub max_per_connection: usize,
+    /// How long a state lives without renewal, in milliseconds (`0`: until
+    /// its connection leaves). A removed entry (kept for its clock) is
+    /// forgotten this long after its removal, or after
+    /// [`DEFAULT_AWARENESS_TIMEOUT_MS`] when this is `0`.
+    pub timeout_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_states: DEFAULT_MAX_AWARENESS_STATES,
+            max_per_connection: DEFAULT_MAX_AWARENESS_PER_CONNECTION,
+            timeout_ms: DEFAULT_AWARENESS_TIMEOUT_MS,
+        }
+    }
+}
+
+impl Limits {
+    /// How long a removed entry is kept.
+    fn retention_ms(self) -> u64 {
+        match self.timeout_ms {
+            0 => DEFAULT_AWARENESS_TIMEOUT_MS,
+            timeout => timeout,
+        }
+    }
+}
+
+/// What [`Presence::apply`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// The ids whose entry changed, to broadcast.
+    pub changed: Vec<AwarenessId>,
+    /// Why each dropped change was dropped (a cap).
+    pub dropped: Vec<String>,
+}
+
+/// The bytes of an awareness frame around its entries: the message type,
+/// the body's length and the entry count (varints below 2^35).
+const FRAME_OVERHEAD: usize = 1 + 5 + 5;
+
+/// The size of a varint.
+fn varint_len(value: u64) -> usize {
+    (64 - value.max(1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// The largest awareness frame that carries one state of `json_bytes`
+/// bytes (the id and clock at their longest).
+pub const fn frame_bytes_for_state(json_bytes: usize) -> usize {
+    FRAME_OVERHEAD + 10 + 5 + 5 + json_bytes
+}
+
 /// The awareness table of one room.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Presence {
     entries: BTreeMap<AwarenessId, Entry>,
     owners: BTreeMap<AwarenessId, ClientId>,
+    limits: Limits,
 }
 
 /// Checks an incoming update. An entry whose state is not JSON makes the
@@ -149,9 +213,12 @@ fn replace_lone_surrogates(json: &str) -> String {
 }
 
 impl Presence {
-    /// An empty table.
-    pub fn new() -> Self {
-        Self::default()
+    /// An empty table with `limits`.
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            limits,
+            ..Self::default()
+        }
     }
 
     /// Applies checked changes sent by connection `from` at time `now`, as
@@ -161,113 +228,227 @@ impl Presence {
     ///
     /// A connection that sets a state controls that id from then on (its
     /// states are removed when it leaves); a removal ends the control.
-    pub fn apply(&mut self, from: ClientId, changes: Vec<Change>, now: u64) -> Vec<AwarenessId> {
-        let mut changed = Vec::new();
+    /// A new state beyond the room's cap, or beyond the ids the connection
+    /// may control, is dropped. A removal of an id the table does not know
+    /// is not stored.
+    pub fn apply(&mut self, from: ClientId, changes: Vec<Change>, now: u64) -> Applied {
+        self.prune(now);
+        let mut applied = Applied::default();
+        let mut live = self.len();
+        let mut controlled = self.owners.values().filter(|&&o| o == from).count();
         for change in changes {
-            let known = self.entries.get(&change.id);
-            let current_clock = known.map_or(0, |entry| entry.clock);
-            let is_live = known.is_some_and(|entry| entry.state.is_some());
-            let newer = current_clock < change.clock;
-            let removes = current_clock == change.clock && change.state.is_none() && is_live;
+            let id = change.id;
+            let Some(known) = self.entries.get(&id) else {
+                if change.state.is_none() {
+                    continue; // the reference reports nothing either
+                }
+                if let Err(reason) = self.admit(id, live, controlled) {
+                    applied.dropped.push(reason);
+                    continue;
+                }
+                self.set(change, from, now);
+                applied.changed.push(id);
+                live += 1;
+                controlled += 1;
+                continue;
+            };
+            let is_live = known.state.is_some();
+            let newer = known.clock < change.clock;
+            let removes = known.clock == change.clock && change.state.is_none() && is_live;
             if !(newer || removes) {
                 continue;
             }
-            let was_known = known.is_some();
-            let sets = change.state.is_some();
-            self.entries.insert(
-                change.id,
-                Entry {
-                    clock: change.clock,
-                    state: change.state,
-                    last_updated: now,
-                },
-            );
-            if sets {
-                self.owners.insert(change.id, from);
+            let owned = self.owners.get(&id) == Some(&from);
+            if change.state.is_some() {
+                if !is_live && let Err(reason) = self.admit(id, live, controlled) {
+                    applied.dropped.push(reason);
+                    continue;
+                }
+                if is_live && !owned && controlled >= self.limits.max_per_connection {
+                    applied
+                        .dropped
+                        .push(self.too_many_for_connection(id, controlled));
+                    continue;
+                }
+                live += usize::from(!is_live);
+                controlled += usize::from(!owned);
             } else {
-                self.owners.remove(&change.id);
+                live -= usize::from(is_live);
+                controlled -= usize::from(owned);
             }
+            self.set(change, from, now);
             // The reference reports a removal for any known id, even one
-            // already removed; an unknown id that arrives removed is silent.
-            if sets || was_known {
-                changed.push(change.id);
-            }
+            // already removed.
+            applied.changed.push(id);
         }
-        changed
+        applied
     }
 
-    /// Removes the live states that connection `client` controls (it left),
-    /// keeping their clocks. Returns the removed ids, to broadcast.
-    pub fn remove_client(&mut self, client: ClientId) -> Vec<AwarenessId> {
+    /// Whether a new live state for `id` fits, with `live` states in the
+    /// room and `controlled` ids controlled by the sender.
+    fn admit(&self, id: AwarenessId, live: usize, controlled: usize) -> Result<(), String> {
+        if live >= self.limits.max_states {
+            return Err(format!(
+                "awareness state of {id}: the room has {live} states, the limit \
+                 (max_awareness_states)"
+            ));
+        }
+        if controlled >= self.limits.max_per_connection {
+            return Err(self.too_many_for_connection(id, controlled));
+        }
+        Ok(())
+    }
+
+    fn too_many_for_connection(&self, id: AwarenessId, controlled: usize) -> String {
+        format!(
+            "awareness state of {id}: the connection already controls {controlled} awareness \
+             ids, the limit (max_awareness_per_connection)"
+        )
+    }
+
+    /// Stores a winning change from `from`.
+    fn set(&mut self, change: Change, from: ClientId, now: u64) {
+        if change.state.is_some() {
+            self.owners.insert(change.id, from);
+        } else {
+            self.owners.remove(&change.id);
+        }
+        self.entries.insert(
+            change.id,
+            Entry {
+                clock: change.clock,
+                state: change.state,
+                last_updated: now,
+            },
+        );
+    }
+
+    /// Removes the live states that connection `client` controls (it left)
+    /// at `now`, keeping their clocks. Returns the removed ids, to
+    /// broadcast.
+    pub fn remove_client(&mut self, client: ClientId, now: u64) -> Vec<AwarenessId> {
         let ids: Vec<AwarenessId> = self
             .owners
             .iter()
             .filter(|&(_, owner)| *owner == client)
             .map(|(&id, _)| id)
             .collect();
-        self.remove(&ids)
+        self.prune(now);
+        self.remove(&ids, now)
     }
 
-    /// Removes the live states not renewed for `timeout_ms` at `now`.
+    /// Removes the live states not renewed for the timeout at `now`.
     /// Returns the removed ids, to broadcast.
-    pub fn expire(&mut self, now: u64, timeout_ms: u64) -> Vec<AwarenessId> {
+    pub fn expire(&mut self, now: u64) -> Vec<AwarenessId> {
+        let timeout = self.limits.timeout_ms;
+        if timeout == 0 {
+            return Vec::new();
+        }
         let ids: Vec<AwarenessId> = self
             .entries
             .iter()
             .filter(|(_, entry)| {
-                entry.state.is_some() && now.saturating_sub(entry.last_updated) >= timeout_ms
+                entry.state.is_some() && now.saturating_sub(entry.last_updated) >= timeout
             })
             .map(|(&id, _)| id)
             .collect();
-        self.remove(&ids)
+        self.prune(now);
+        self.remove(&ids, now)
     }
 
-    /// When the oldest live state expires (in ms since the epoch), if any.
-    pub fn next_expiry(&self, timeout_ms: u64) -> Option<u64> {
+    /// When the oldest live state expires (in ms since the epoch), if any
+    /// does.
+    pub fn next_expiry(&self) -> Option<u64> {
+        let timeout = self.limits.timeout_ms;
+        if timeout == 0 {
+            return None;
+        }
         self.entries
             .values()
             .filter(|entry| entry.state.is_some())
-            .map(|entry| entry.last_updated.saturating_add(timeout_ms))
+            .map(|entry| entry.last_updated.saturating_add(timeout))
             .min()
     }
 
-    fn remove(&mut self, ids: &[AwarenessId]) -> Vec<AwarenessId> {
+    fn remove(&mut self, ids: &[AwarenessId], now: u64) -> Vec<AwarenessId> {
         let mut removed = Vec::new();
         for id in ids {
             self.owners.remove(id);
             if let Some(entry) = self.entries.get_mut(id)
                 && entry.state.take().is_some()
             {
+                entry.last_updated = now;
                 removed.push(*id);
             }
         }
         removed
     }
 
-    /// An update carrying the current clock and state (`null` when removed)
-    /// of each of `ids` that the table knows.
-    pub fn update_for(&self, ids: &[AwarenessId]) -> AwarenessUpdate {
-        let clients = ids
+    /// Forgets removed entries (kept so that an older update cannot bring
+    /// a state back) once they are older than the retention, and the oldest
+    /// beyond `max_states` of them, so that churn cannot grow the table.
+    fn prune(&mut self, now: u64) {
+        let retention = self.limits.retention_ms();
+        self.entries.retain(|_, entry| {
+            entry.state.is_some() || now.saturating_sub(entry.last_updated) < retention
+        });
+        let mut removed: Vec<(u64, AwarenessId)> = self
+            .entries
             .iter()
-            .filter_map(|id| {
-                let entry = self.entries.get(id)?;
-                let json = entry.state.clone().unwrap_or_else(|| Arc::from("null"));
-                Some((
-                    ClientID::new(*id),
-                    AwarenessUpdateEntry {
-                        clock: entry.clock,
-                        json,
-                    },
-                ))
-            })
+            .filter(|(_, entry)| entry.state.is_none())
+            .map(|(&id, entry)| (entry.last_updated, id))
             .collect();
-        AwarenessUpdate { clients }
+        if removed.len() > self.limits.max_states {
+            removed.sort_unstable();
+            let excess = removed.len() - self.limits.max_states;
+            for (_, id) in &removed[..excess] {
+                self.entries.remove(id);
+            }
+        }
     }
 
-    /// An update carrying every live state, or `None` when there is none.
-    pub fn live_update(&self) -> Option<AwarenessUpdate> {
+    /// Awareness updates carrying the current clock and state (`null` when
+    /// removed) of each of `ids` that the table knows, split so that each
+    /// makes a frame of at most `max_frame_bytes`.
+    pub fn updates_for(&self, ids: &[AwarenessId], max_frame_bytes: usize) -> Vec<AwarenessUpdate> {
+        let mut updates = Vec::new();
+        let mut clients = HashMap::new();
+        let mut size = FRAME_OVERHEAD;
+        for &id in ids {
+            let Some(entry) = self.entries.get(&id) else {
+                continue;
+            };
+            let json = entry.state.clone().unwrap_or_else(|| Arc::from("null"));
+            let bytes = varint_len(id)
+                + varint_len(entry.clock.into())
+                + varint_len(json.len() as u64)
+                + json.len();
+            if !clients.is_empty() && size + bytes > max_frame_bytes {
+                updates.push(AwarenessUpdate {
+                    clients: std::mem::take(&mut clients),
+                });
+                size = FRAME_OVERHEAD;
+            }
+            size += bytes;
+            clients.insert(
+                ClientID::new(id),
+                AwarenessUpdateEntry {
+                    clock: entry.clock,
+                    json,
+                },
+            );
+        }
+        if !clients.is_empty() {
+            updates.push(AwarenessUpdate { clients });
+        }
+        updates
+    }
+
+    /// Updates carrying every live state (none when there is none), split
+    /// as [`Presence::updates_for`] does.
+    pub fn live_updates(&self, max_frame_bytes: usize) -> Vec<AwarenessUpdate> {
         let ids: Vec<AwarenessId> = self.live().map(|(id, _)| id).collect();
-        (!ids.is_empty()).then(|| self.update_for(&ids))
+        self.updates_for(&ids, max_frame_bytes)
     }
 
     /// The live states, in id order.
@@ -301,10 +482,12 @@ impl Presence {
     pub fn from_parts(
         entries: impl IntoIterator<Item = (AwarenessId, Entry)>,
         owners: impl IntoIterator<Item = (AwarenessId, ClientId)>,
+        limits: Limits,
     ) -> Self {
         Self {
             entries: entries.into_iter().collect(),
             owners: owners.into_iter().collect(),
+            limits,
         }
     }
 

@@ -87,14 +87,15 @@ impl Collab {
                 for reason in &checked.dropped {
                     self.drop_refused(room, client, reason);
                 }
-                let changed = self.presence.apply(client, checked.changes, room.now_ms());
-                self.broadcast_awareness(room, &changed);
+                let applied = self.presence.apply(client, checked.changes, room.now_ms());
+                for reason in &applied.dropped {
+                    self.drop_refused(room, client, reason);
+                }
+                self.broadcast_awareness(room, &applied.changed);
                 self.schedule_awareness(room);
             }
             Incoming::QueryAwareness => {
-                if let Some(states) = self.presence.live_update() {
-                    room.send(client, Message::binary(protocol::awareness(states)));
-                }
+                self.send_live_awareness(room, client);
             }
             Incoming::Other(tag) => {
                 room.debug(&format!("client {client}: ignoring message type {tag}"));

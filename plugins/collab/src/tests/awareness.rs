@@ -231,3 +231,167 @@ fn states_with_lone_surrogates_are_accepted() {
     room.message(a, awareness_frame(11, 1, " null\n"));
     assert!(room.service().presence().is_empty());
 }
+
+fn warned(room: &TestRoom<Collab>, needle: &str) -> bool {
+    room.logs()
+        .iter()
+        .any(|(level, line)| *level == roomhost_sdk::LogLevel::Warn && line.contains(needle))
+}
+
+#[test]
+fn a_connection_controls_at_most_four_ids() {
+    let mut room = room();
+    let a = room.connect();
+    let b = room.connect();
+    room.take_all();
+    let five: Vec<(u64, u32, &str)> = (1..=5).map(|id| (id, 1, ALICE_STATE)).collect();
+    room.message(a, protocol::awareness(awareness_update(&five)));
+    let ids: Vec<u64> = awareness_entries(&received(&mut room, b))
+        .into_iter()
+        .map(|(id, _, _)| id)
+        .collect();
+    assert_eq!(ids, [1, 2, 3, 4]);
+    assert!(warned(&room, "max_awareness_per_connection"));
+    assert!(room.closed().is_empty());
+    // Renewals of its own ids are fine; a removal frees a place.
+    room.message(a, awareness_frame(4, 2, ALICE_STATE));
+    room.message(a, awareness_frame(5, 2, ALICE_STATE));
+    assert_eq!(awareness_entries(&received(&mut room, b)).len(), 1);
+    room.message(a, awareness_frame(1, 1, "null"));
+    room.message(a, awareness_frame(5, 2, ALICE_STATE));
+    assert_eq!(room.service().presence().len(), 4);
+    assert!(room.service().presence().live().any(|(id, _)| id == 5));
+    // Another connection may take an id over (a client that reconnected).
+    room.message(b, awareness_frame(2, 2, BOB_STATE));
+    assert_eq!(
+        room.service().presence().owners().find(|(id, _)| *id == 2),
+        Some((2, b))
+    );
+}
+
+#[test]
+fn a_room_holds_at_most_max_awareness_states() {
+    let mut room = room_with(json!({"max_awareness_states": 3}));
+    let (a, b, c) = (room.connect(), room.connect(), room.connect());
+    room.message(
+        a,
+        protocol::awareness(awareness_update(&[(1, 1, "{}"), (2, 1, "{}")])),
+    );
+    room.message(b, awareness_frame(3, 1, "{}"));
+    room.take_all();
+    room.message(c, awareness_frame(4, 1, "{}"));
+    assert!(room.take_all().is_empty(), "dropped");
+    assert!(warned(&room, "max_awareness_states"));
+    assert_eq!(room.service().presence().len(), 3);
+    // Renewals go on.
+    room.message(a, awareness_frame(1, 2, "{}"));
+    assert_eq!(awareness_entries(&received(&mut room, c)).len(), 1);
+    // Once b left there is room again.
+    room.disconnect(b, DisconnectReason::Closed);
+    room.message(c, awareness_frame(4, 1, "{}"));
+    assert!(room.service().presence().live().any(|(id, _)| id == 4));
+    assert!(room.closed().is_empty());
+}
+
+#[test]
+fn removals_of_unknown_ids_are_not_stored() {
+    let mut room = room();
+    let a = room.connect();
+    room.take_all();
+    room.message(a, awareness_frame(99, 5, "null"));
+    assert!(room.take_all().is_empty());
+    assert_eq!(room.service().presence().entries().count(), 0);
+    // So they cannot hold a clock against the id's real states.
+    room.message(a, awareness_frame(99, 1, ALICE_STATE));
+    assert_eq!(room.service().presence().len(), 1);
+}
+
+#[test]
+fn removed_entries_are_forgotten_after_the_timeout() {
+    let mut room = room();
+    let a = room.connect();
+    room.message(a, awareness_frame(11, 3, ALICE_STATE));
+    room.message(a, awareness_frame(11, 3, "null"));
+    assert_eq!(
+        room.service().presence().entries().count(),
+        1,
+        "kept for its clock"
+    );
+    room.advance(Duration::from_secs(29));
+    room.message(a, awareness_frame(12, 1, BOB_STATE));
+    assert_eq!(room.service().presence().entries().count(), 2);
+    room.advance(Duration::from_secs(1));
+    room.message(a, awareness_frame(12, 2, BOB_STATE));
+    let ids: Vec<u64> = room
+        .service()
+        .presence()
+        .entries()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(ids, [12]);
+}
+
+#[test]
+fn churn_cannot_grow_the_table() {
+    // Every page load of a y-websocket client is a new awareness id: the
+    // removed entries are capped like the live ones, timeout or not.
+    let mut room = room_with(json!({"max_awareness_states": 2, "awareness_timeout_ms": 0}));
+    for id in 1..=50 {
+        let client = room.connect();
+        room.message(client, awareness_frame(id, 1, "{}"));
+        room.disconnect(client, DisconnectReason::Closed);
+    }
+    let a = room.connect();
+    room.message(a, awareness_frame(100, 1, "{}"));
+    assert!(room.service().presence().entries().count() <= 4);
+}
+
+#[test]
+fn a_newcomer_gets_every_state_in_frames_within_the_limit() {
+    // 8 states of 15 KB: 120 KB, beyond the host's 64 KiB frames, which it
+    // drops. The room splits them into several awareness frames.
+    let mut room = room();
+    let big = |n: u64| format!(r#"{{"user":"{n}","pad":"{}"}}"#, "p".repeat(15_000));
+    for owner in 0..2 {
+        let client = room.connect();
+        let states: Vec<String> = (0..4).map(|i| big(owner * 4 + i)).collect();
+        for (i, state) in states.iter().enumerate() {
+            room.message(client, awareness_frame(owner * 4 + i as u64 + 1, 1, state));
+        }
+    }
+    room.take_all();
+    let newcomer = room.connect();
+    let frames = room.take_sent(newcomer);
+    assert!(
+        frames.len() >= 3,
+        "step 1 and at least two awareness frames"
+    );
+    for frame in &frames {
+        assert!(frame.len() <= roomhost_sdk::limits::MAX_FRAME_BYTES);
+    }
+    let ids = |frames: &[Incoming]| -> Vec<u64> {
+        awareness_entries(frames)
+            .into_iter()
+            .map(|(id, _, _)| id)
+            .collect()
+    };
+    let decoded: Vec<Incoming> = frames
+        .into_iter()
+        .map(|frame| match frame {
+            Message::Binary(bytes) => protocol::decode(&bytes).expect("a frame"),
+            Message::Text(_) => panic!("text"),
+        })
+        .collect();
+    assert_eq!(ids(&decoded), (1..=8).collect::<Vec<_>>());
+    room.message(newcomer, protocol::query_awareness());
+    assert_eq!(
+        ids(&received(&mut room, newcomer)),
+        (1..=8).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+#[should_panic(expected = "more than max_frame_bytes")]
+fn an_awareness_cap_beyond_the_frame_limit_refuses_to_start() {
+    room_with(json!({"max_awareness_bytes": 65536}));
+}
