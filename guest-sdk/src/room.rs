@@ -30,17 +30,50 @@ pub enum LogLevel {
 /// Where a [`Room`]'s effects go: the `host` imports in wasm, a recorder in
 /// the test harness, the host's room state in the native benchmark baseline
 /// (`bench/baseline`, through `__private`). Not public API.
-#[allow(missing_docs)]
+///
+/// [`Room`] forwards each call as is, after the conversions it documents
+/// (delays in whole milliseconds, close reasons truncated, info serialized
+/// to JSON). An implementation applies the host's rules as documented on
+/// the matching [`Room`] method; a method returning `Err` has done nothing,
+/// and its message is the host's explanation, shown to the service.
+/// Effects that need another callback (the `disconnect` after a close or a
+/// transfer) are the driver's to deliver once the current callback returns,
+/// never from inside a `Backend` call.
 pub trait Backend {
+    /// Queues `msg` for `client`, wherever it is in the service. Silently
+    /// drops a frame to a client that has left the service, and a frame
+    /// larger than the host's frame limit.
     fn send(&mut self, client: ClientId, msg: Message);
+    /// Queues `msg` for every member of this room not listed in `except`
+    /// (which may be unsorted or name non-members). Oversized frames are
+    /// dropped as for [`Backend::send`].
     fn broadcast(&mut self, msg: Message, except: &[ClientId]);
+    /// Closes member `client` with `code` (replaced with 1000 unless it is
+    /// a valid plugin code) and `reason` (already truncated by [`Room`]).
+    /// The client stops being a member at once; non-members are ignored.
     fn close(&mut self, client: ClientId, code: u16, reason: &str);
+    /// Arms timer `id` to fire after `delay_ms` (clamped to the host's
+    /// maximum delay), replacing a pending timer with that id. Fails when
+    /// `id` is new and the room already holds the maximum number of timers.
     fn set_timer(&mut self, id: TimerId, delay_ms: u64) -> Result<(), String>;
+    /// Disarms timer `id`; unknown ids are ignored.
     fn cancel_timer(&mut self, id: TimerId);
+    /// The current time, in milliseconds since the Unix epoch.
     fn now_ms(&self) -> u64;
+    /// 64 random bits.
     fn random_u64(&mut self) -> u64;
+    /// Writes `message` to the host's log at `level`.
     fn log(&mut self, level: LogLevel, message: &str);
+    /// Replaces the room's listing metadata with `json`, a serialized JSON
+    /// value. Fails when it is larger than the host's info limit or not
+    /// valid JSON.
     fn set_info(&mut self, json: &str) -> Result<(), String>;
+    /// Moves member `client` to room `to` (`None`: the lobby) with hand-off
+    /// `data`, creating the room if `create`. On success the client stops
+    /// being a member at once. Fails, in the host's order of checks, when
+    /// the client is not a member, is the one whose `connect` is running,
+    /// the target is this room or not a valid room id, or (without
+    /// `create`) the target does not exist.
     fn transfer(
         &mut self,
         client: ClientId,
@@ -48,9 +81,16 @@ pub trait Backend {
         data: &[u8],
         create: bool,
     ) -> Result<(), String>;
+    /// The service's live rooms, the lobby excluded, in no particular order.
     fn rooms(&mut self) -> Vec<RoomEntry>;
+    /// Claims the server root for this service. Fails unless this is the
+    /// lobby and its `init` (which includes a restore from a snapshot) is
+    /// running, or when another service holds the root.
     fn serve_root(&mut self) -> Result<(), String>;
+    /// Whether the host has a token key configured.
     fn auth_enabled(&mut self) -> bool;
+    /// Verifies `token` with the host's key: its claims as JSON object
+    /// text, or why it is refused (including when no key is configured).
     fn verify_token(&mut self, token: &str) -> Result<String, String>;
 }
 

@@ -68,8 +68,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::limits::{
-    MAX_FRAME_BYTES, MAX_INFO_BYTES, MAX_ROOM_ID_BYTES, MAX_TIMER_DELAY, MAX_TIMERS,
-    is_valid_close_code,
+    MAX_CLOSE_REASON_BYTES, MAX_FRAME_BYTES, MAX_INFO_BYTES, MAX_ROOM_ID_BYTES, MAX_TIMER_DELAY,
+    MAX_TIMERS, is_valid_close_code,
 };
 use crate::room::{Backend, duration_to_ms};
 use crate::{
@@ -285,13 +285,15 @@ impl<S: RoomService> TestRoom<S> {
         if result.is_err() {
             // Frames already sent to it stay: the host delivers them before
             // the 1008 close (or before returning it to its previous room).
-            self.recorder.clients.remove(&id);
+            self.recorder.remove_client(id);
             self.recorder.departures.retain(|(left, _)| *left != id);
             self.recorder.transfers.retain(|moved| moved.client != id);
             if client.handoff.is_none() {
                 self.recorder.gone.insert(id);
             }
-        } else {
+        } else if self.recorder.clients.contains(&id) {
+            // Accepted and not closed during its own connect: remembered
+            // for a reload's replay, as the host remembers it.
             client.handoff = None;
             self.recorder.client_infos.insert(id, client);
         }
@@ -322,7 +324,7 @@ impl<S: RoomService> TestRoom<S> {
     #[track_caller]
     pub fn disconnect(&mut self, client: ClientId, reason: DisconnectReason) {
         self.assert_connected(client, "disconnect");
-        self.recorder.clients.remove(&client);
+        self.recorder.remove_client(client);
         if reason != DisconnectReason::Transferred {
             self.recorder.gone.insert(client);
         }
@@ -568,22 +570,34 @@ impl<S: RoomService> TestRoom<S> {
 /// What [`TestRoom::reload`] did, mirroring the host's hot reload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reload {
-    /// The service's snapshot was restored into a new value; clients,
-    /// timers and info were kept without `connect` being called.
+    /// The service's snapshot was restored into a new value, during `init`
+    /// (so [`Room::serve_root`] works there); clients, timers and info were
+    /// kept without `connect` being called. The info stays as it was unless
+    /// the new value sets it.
     Restored,
-    /// The service has no snapshot: a new value was initialised and
-    /// `connect` replayed for each client (rejected clients were closed with
-    /// 1008).
+    /// The service has no snapshot: a new value was initialised with no
+    /// clients and no timers (the old timers are dropped), then `connect`
+    /// replayed for each client in id order, each joining the room as its
+    /// `connect` runs, as in [`TestRoom::try_connect_with`]. A client
+    /// rejected by the new value is closed with 1008 and reason `rejected
+    /// after reload: REASON`, and gets no `disconnect`. The info stays as
+    /// it was unless the new value sets it.
     Restarted,
 }
 
 impl<S: Reloadable> TestRoom<S> {
     /// Reloads the room as `roomhost dev` does after an edit: snapshots the
     /// service and restores it into a fresh value (or, without snapshot
-    /// support, starts a fresh value and replays `connect`). Use it to check
-    /// that a service's state survives a reload. An `Err` is the reason the
-    /// host would keep the room on the old version; the service is then
-    /// unchanged.
+    /// support, starts a fresh value and replays `connect`; see [`Reload`]).
+    /// Use it to check that a service's state survives a reload.
+    ///
+    /// An `Err` is the reason the host would keep the room on the old
+    /// version: the snapshot failed, or restoring it did. The service is
+    /// then unchanged, and so are the room's clients, timers and info, as
+    /// on the host: what the failed restore set or transferred is undone,
+    /// except that clients it closed stay closed (the old value receives
+    /// `disconnect(Closed)` for them, as when their connections report the
+    /// close).
     ///
     /// ```
     /// # use roomhost_sdk::{ClientId, Message, Room, RoomService, room_service};
@@ -610,45 +624,115 @@ impl<S: Reloadable> TestRoom<S> {
     /// assert_eq!(room.take_sent(alice), ["1", "2"]);
     /// ```
     pub fn reload(&mut self) -> Result<Reload, String> {
-        let connected = &self.recorder.clients;
-        self.recorder
-            .client_infos
-            .retain(|client, _| connected.contains(client));
         let info = InitInfo {
             room_id: self.recorder.room_id.clone(),
             lobby: self.recorder.lobby,
             config: self.recorder.config.clone(),
             restored: self.service.save()?,
         };
-        let reload = match &info.restored {
-            Some(snapshot) => {
-                let restored = self.run(|_, room| S::load(room, &info, snapshot))?;
-                self.service = restored;
-                Reload::Restored
+        if info.restored.is_some() {
+            self.restore(&info)
+        } else {
+            self.restart(&info)
+        }
+    }
+
+    /// The new version's value, made as the host's `init` export makes it:
+    /// from the snapshot in `info.restored` or by `Default` plus `init`,
+    /// with `init` running (so [`Room::serve_root`] is allowed) either way.
+    fn start(&mut self, info: &InitInfo) -> Result<S, String> {
+        self.recorder.in_init = true;
+        let started = self.run(|_, room| crate::snapshot::start::<S>(room, info));
+        self.recorder.in_init = false;
+        started
+    }
+
+    /// The host's restore: the new value takes over the clients, timers
+    /// and info as they are. If it fails, the room gets them back as they
+    /// were before the attempt: timers and info it set are undone,
+    /// transfers it made never happen, but clients it closed are gone
+    /// (the host closed their connections) and the old value hears of them
+    /// as `disconnect(Closed)`.
+    fn restore(&mut self, info: &InitInfo) -> Result<Reload, String> {
+        let clients = self.recorder.clients.clone();
+        let client_infos = self.recorder.client_infos.clone();
+        let timers = self.recorder.timers.clone();
+        let room_info = self.recorder.info.clone();
+        let transfers = self.recorder.transfers.len();
+        match self.start(info) {
+            Ok(service) => {
+                self.service = service;
+                self.flush_departures();
+                Ok(Reload::Restored)
             }
-            None => {
-                self.service = S::default();
-                self.recorder.in_init = true;
-                self.run(|service, room| service.init(room, &info));
-                self.recorder.in_init = false;
-                for client in self.clients() {
-                    let Some(client_info) = self.recorder.client_infos.get(&client).cloned() else {
-                        continue;
-                    };
-                    if let Err(reason) =
-                        self.run(|service, room| service.connect(room, &client_info))
-                    {
-                        self.recorder.clients.remove(&client);
-                        self.recorder.gone.insert(client);
-                        self.recorder.closed.push((client, 1008, reason));
+            Err(reason) => {
+                self.recorder.clients = clients;
+                self.recorder.client_infos = client_infos;
+                self.recorder.timers = timers;
+                self.recorder.info = room_info;
+                self.recorder.transfers.truncate(transfers);
+                let closed: Vec<ClientId> = std::mem::take(&mut self.recorder.departures)
+                    .into_iter()
+                    .filter(|&(_, why)| why == DisconnectReason::Kicked)
+                    .map(|(client, _)| client)
+                    .collect();
+                for client in closed {
+                    if self.recorder.remove_client(client) {
+                        self.run(|service, room| {
+                            service.disconnect(room, client, DisconnectReason::Closed);
+                        });
+                        self.flush_departures();
                     }
                 }
-                Reload::Restarted
+                Err(reason)
             }
-        };
-        self.flush_departures();
-        Ok(reload)
+        }
     }
+
+    /// The host's restart: a new value starts with no clients and no
+    /// timers, then each client is connected to it again, in id order, as
+    /// [`TestRoom::try_connect_with`] connects one, with the [`ClientInfo`]
+    /// it first connected with (hand-off removed). A client the new value
+    /// rejects is closed with 1008, unless the service closed it already.
+    fn restart(&mut self, info: &InitInfo) -> Result<Reload, String> {
+        let clients = std::mem::take(&mut self.recorder.clients);
+        let mut client_infos = std::mem::take(&mut self.recorder.client_infos);
+        self.recorder.timers.clear();
+        // Without a snapshot, starting cannot fail.
+        self.service = self.start(info)?;
+        self.flush_departures();
+        for client in clients {
+            let arrival = client_infos.remove(&client).unwrap_or_else(|| ClientInfo {
+                path: String::new(),
+                ..client_info(client, "")
+            });
+            let Err(reason) = self.connect_as(client, |info| *info = arrival) else {
+                continue;
+            };
+            // The host's 1008 follows any close the service sent, which
+            // the client sees instead.
+            let closed_already = self.recorder.closed.iter().any(|(id, ..)| *id == client);
+            if !closed_already {
+                let reason = format!("rejected after reload: {reason}");
+                let reason = truncate(&reason, MAX_CLOSE_REASON_BYTES).to_owned();
+                self.recorder.closed.push((client, 1008, reason));
+            }
+        }
+        Ok(Reload::Restarted)
+    }
+}
+
+/// The longest prefix of `text` of at most `max` bytes that ends on a
+/// character boundary.
+fn truncate(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 impl<S: RoomService> Default for TestRoom<S> {
@@ -1006,8 +1090,9 @@ struct Recorder {
     verified_tokens: Vec<String>,
     /// The configuration text `init` got (a reload passes it again).
     config: String,
-    /// How each connected client connected (a reload without snapshot
-    /// replays it).
+    /// How each connected client connected, without its hand-off (a reload
+    /// without snapshot replays it). Kept in step with `clients`: see
+    /// [`Recorder::remove_client`].
     client_infos: HashMap<ClientId, ClientInfo>,
 }
 
@@ -1039,6 +1124,13 @@ impl Recorder {
             config: "null".to_owned(),
             client_infos: HashMap::new(),
         }
+    }
+
+    /// Removes a client from the room, with what the harness remembers of
+    /// how it connected; whether it was in the room.
+    fn remove_client(&mut self, client: ClientId) -> bool {
+        self.client_infos.remove(&client);
+        self.clients.remove(&client)
     }
 
     /// Whether a frame is small enough to send; an oversized one is dropped
@@ -1091,7 +1183,7 @@ impl Backend for Recorder {
         } else {
             1000
         };
-        if self.clients.remove(&client) {
+        if self.remove_client(client) {
             self.closed.push((client, code, reason.to_owned()));
             self.gone.insert(client);
             self.departures
@@ -1177,7 +1269,7 @@ impl Backend for Recorder {
             }
             Some(_) => {}
         }
-        self.clients.remove(&client);
+        self.remove_client(client);
         self.departures
             .push_back((client, DisconnectReason::Transferred));
         self.transfers.push(Transfer {
@@ -1214,5 +1306,326 @@ impl Backend for Recorder {
             None => Err(NO_TOKEN_KEY.to_owned()),
             Some(verify) => verify(token).map(|claims| claims.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! [`TestRoom::reload`] against the host's hot reload
+    //! (`host/src/room/reload.rs`).
+
+    use std::cell::{Cell, RefCell};
+
+    use serde_json::json;
+
+    use super::*;
+
+    thread_local! {
+        /// Whether the values created from now on are the new version.
+        static NEW_VERSION: Cell<bool> = const { Cell::new(false) };
+        /// What the next [`Snap`] restore does, in order.
+        static ON_LOAD: RefCell<Vec<&'static str>> = const { RefCell::new(Vec::new()) };
+    }
+
+    fn old_version() {
+        NEW_VERSION.set(false);
+        ON_LOAD.take();
+    }
+
+    /// Without snapshot support: a reload restarts it. Once
+    /// [`NEW_VERSION`] is set, its `connect` obeys the client's `replay`
+    /// query parameter.
+    #[derive(Default)]
+    struct Fresh {
+        events: Vec<String>,
+    }
+
+    impl RoomService for Fresh {
+        fn init(&mut self, room: &mut Room<'_>, _: &InitInfo) {
+            self.events.push("init".to_owned());
+            room.broadcast("init", &[]);
+        }
+
+        fn connect(&mut self, room: &mut Room<'_>, client: &ClientInfo) -> Result<(), String> {
+            self.events.push(format!("connect {}", client.id));
+            room.broadcast(format!("{} joined", client.id), &[client.id]);
+            if client.query_param("kick").is_some() {
+                room.close(client.id, 4000, "kicked on arrival");
+            }
+            if !NEW_VERSION.get() {
+                return Ok(());
+            }
+            match client.query_param("replay").as_deref() {
+                Some("reject") => Err("not anymore".to_owned()),
+                Some("reject-long") => Err("é".repeat(100)),
+                Some("close-reject") => {
+                    room.close(client.id, 4000, "bye");
+                    Err("closed".to_owned())
+                }
+                Some("transfer") => {
+                    let moved = room.transfer(client.id, Some("elsewhere"), b"", true);
+                    room.send(client.id, format!("transferred: {}", moved.is_ok()));
+                    Ok(())
+                }
+                _ => Ok(()),
+            }
+        }
+
+        fn message(&mut self, room: &mut Room<'_>, client: ClientId, message: Message) {
+            match message.as_text().unwrap_or_default() {
+                "timer" => room.set_timer(1, Duration::from_secs(1)).unwrap(),
+                "close" => room.close(client, 4000, "bye"),
+                "transfer" => room.transfer(client, Some("elsewhere"), b"", true).unwrap(),
+                other => panic!("unexpected message {other:?}"),
+            }
+        }
+
+        fn disconnect(&mut self, _: &mut Room<'_>, client: ClientId, reason: DisconnectReason) {
+            self.events.push(format!("disconnect {client} {reason:?}"));
+        }
+
+        fn timer(&mut self, _: &mut Room<'_>, timer: TimerId) {
+            self.events.push(format!("timer {timer}"));
+        }
+    }
+
+    impl Reloadable for Fresh {
+        fn save(&self) -> Result<Option<Vec<u8>>, String> {
+            Ok(None)
+        }
+
+        fn load(_: &mut Room<'_>, _: &InitInfo, _: &[u8]) -> Result<Self, String> {
+            unreachable!("Fresh has no snapshot")
+        }
+    }
+
+    /// With a snapshot (its count); its restore does what [`ON_LOAD`] says.
+    #[derive(Default)]
+    struct Snap {
+        count: u64,
+        /// Whether `serve_root` succeeded during the restore.
+        root: Option<bool>,
+        events: Vec<String>,
+    }
+
+    impl RoomService for Snap {
+        fn message(&mut self, room: &mut Room<'_>, _: ClientId, message: Message) {
+            match message.as_text().unwrap_or_default() {
+                "+1" => self.count += 1,
+                "info" => room.set_info(&json!({ "v": 1 })).unwrap(),
+                "timer" => room.set_timer(1, Duration::from_secs(1)).unwrap(),
+                other => panic!("unexpected message {other:?}"),
+            }
+        }
+
+        fn disconnect(&mut self, _: &mut Room<'_>, client: ClientId, reason: DisconnectReason) {
+            self.events.push(format!("disconnect {client} {reason:?}"));
+        }
+    }
+
+    impl Reloadable for Snap {
+        fn save(&self) -> Result<Option<Vec<u8>>, String> {
+            Ok(Some(self.count.to_le_bytes().to_vec()))
+        }
+
+        fn load(room: &mut Room<'_>, _: &InitInfo, snapshot: &[u8]) -> Result<Self, String> {
+            let count = u64::from_le_bytes(snapshot.try_into().unwrap());
+            let mut restored = Snap {
+                count,
+                ..Snap::default()
+            };
+            for action in ON_LOAD.take() {
+                match action {
+                    "serve-root" => restored.root = Some(room.serve_root().is_ok()),
+                    "info" => room.set_info(&json!({ "v": 2 })).unwrap(),
+                    "timer" => room.set_timer(9, Duration::from_secs(5)).unwrap(),
+                    "transfer 2" => room.transfer(2, Some("elsewhere"), b"", true).unwrap(),
+                    "close 3" => room.close(3, 4000, "restore closed you"),
+                    "fail" => return Err("bad snapshot".to_owned()),
+                    other => panic!("unknown action {other:?}"),
+                }
+            }
+            Ok(restored)
+        }
+    }
+
+    #[test]
+    fn restart_drops_the_old_timers() {
+        old_version();
+        let mut room = TestRoom::<Fresh>::new();
+        let alice = room.connect();
+        room.message(alice, "timer");
+        assert_eq!(room.pending_timers(), [(1, Duration::from_secs(1))]);
+
+        assert_eq!(room.reload(), Ok(Reload::Restarted));
+        assert_eq!(room.pending_timers(), []);
+        room.advance(Duration::from_secs(2));
+        assert_eq!(room.service().events, ["init", "connect 1"]);
+    }
+
+    #[test]
+    fn restart_replays_connect_with_the_client_connecting() {
+        old_version();
+        let mut room = TestRoom::<Fresh>::new();
+        let alice = room.connect_with_query("replay=transfer");
+        NEW_VERSION.set(true);
+
+        assert_eq!(room.reload(), Ok(Reload::Restarted));
+        // The host refuses to transfer a client during its own connect.
+        assert_eq!(room.take_sent(alice), ["transferred: false"]);
+        assert_eq!(room.take_transfers(), []);
+        assert_eq!(room.clients(), [alice]);
+        assert_eq!(room.service().events, ["init", "connect 1"]);
+    }
+
+    #[test]
+    fn restart_connects_each_client_as_try_connect_does() {
+        old_version();
+        let mut room = TestRoom::<Fresh>::new();
+        let alice = room.connect();
+        let bob = room.connect_with_query("replay=close-reject");
+        let carol = room.connect_with_query("replay=reject");
+        let dave = room.connect();
+        room.take_all();
+        NEW_VERSION.set(true);
+
+        assert_eq!(room.reload(), Ok(Reload::Restarted));
+        // `init` ran with nobody in the room, and each client joined in
+        // turn: a broadcast reaches only the clients replayed before.
+        assert_eq!(
+            room.take_all(),
+            [
+                (alice, Message::text("2 joined")),
+                (alice, Message::text("3 joined")),
+                (alice, Message::text("4 joined")),
+            ]
+        );
+        assert_eq!(room.clients(), [alice, dave]);
+        // Bob, closed by the service, is not closed again; Carol gets the
+        // host's 1008.
+        assert_eq!(
+            room.closed(),
+            [
+                (bob, 4000, "bye".to_owned()),
+                (carol, 1008, "rejected after reload: not anymore".to_owned()),
+            ]
+        );
+        // Rejected clients get no `disconnect` and have left the service.
+        assert_eq!(
+            room.service().events,
+            ["init", "connect 1", "connect 2", "connect 3", "connect 4"]
+        );
+        room.with_room(|_, room| {
+            room.send(bob, "late");
+            room.send(carol, "late");
+        });
+        assert_eq!(room.take_all(), []);
+
+        // The same as a client connecting to the new version.
+        let mut direct = TestRoom::<Fresh>::new();
+        assert_eq!(
+            direct.try_connect("replay=close-reject"),
+            Err("closed".to_owned())
+        );
+        assert_eq!(direct.closed(), [(1, 4000, "bye".to_owned())]);
+        assert_eq!(direct.service().events, ["init", "connect 1"]);
+    }
+
+    #[test]
+    fn restart_rejection_reasons_are_bounded_like_close_reasons() {
+        old_version();
+        let mut room = TestRoom::<Fresh>::new();
+        let alice = room.connect_with_query("replay=reject-long");
+        NEW_VERSION.set(true);
+
+        assert_eq!(room.reload(), Ok(Reload::Restarted));
+        // 23 bytes of prefix, then 50 two-byte characters fit in 123.
+        let reason = format!("rejected after reload: {}", "é".repeat(50));
+        assert_eq!(room.closed(), [(alice, 1008, reason)]);
+    }
+
+    #[test]
+    fn client_infos_follow_the_clients() {
+        old_version();
+        let mut room = TestRoom::<Fresh>::new();
+        let clients: Vec<ClientId> = (0..4).map(|_| room.connect()).collect();
+        room.disconnect(clients[0], DisconnectReason::Closed);
+        room.message(clients[1], "close");
+        room.message(clients[2], "transfer");
+        let kicked = room.connect_with_query("kick");
+        assert!(!room.is_connected(kicked));
+        assert_eq!(room.try_connect("replay=reject"), Ok(6));
+
+        let mut remembered: Vec<ClientId> = room.recorder.client_infos.keys().copied().collect();
+        remembered.sort_unstable();
+        assert_eq!(remembered, room.clients());
+        assert_eq!(remembered, [clients[3], 6]);
+    }
+
+    #[test]
+    fn restore_runs_inside_init() {
+        old_version();
+        let mut lobby = TestRoom::<Snap>::builder().lobby(true).build();
+        assert!(!lobby.served_root());
+        ON_LOAD.set(vec!["serve-root"]);
+
+        assert_eq!(lobby.reload(), Ok(Reload::Restored));
+        assert_eq!(lobby.service().root, Some(true));
+        assert!(lobby.served_root());
+        // Only during init.
+        assert!(lobby.with_room(|_, room| room.serve_root().is_err()));
+    }
+
+    #[test]
+    fn restore_keeps_clients_timers_and_info_unless_changed() {
+        old_version();
+        let mut room = TestRoom::<Snap>::new();
+        let alice = room.connect();
+        room.message(alice, "+1");
+        room.message(alice, "info");
+        room.message(alice, "timer");
+
+        assert_eq!(room.reload(), Ok(Reload::Restored));
+        assert_eq!(room.service().count, 1);
+        assert_eq!(room.clients(), [alice]);
+        assert_eq!(room.info(), Some(json!({ "v": 1 })));
+        assert_eq!(room.pending_timers(), [(1, Duration::from_secs(1))]);
+
+        ON_LOAD.set(vec!["info"]);
+        assert_eq!(room.reload(), Ok(Reload::Restored));
+        assert_eq!(room.info(), Some(json!({ "v": 2 })));
+    }
+
+    #[test]
+    fn failed_restore_leaves_the_room_as_it_was() {
+        old_version();
+        let mut room = TestRoom::<Snap>::new();
+        let alice = room.connect();
+        let bob = room.connect();
+        let carol = room.connect();
+        room.message(alice, "+1");
+        room.message(alice, "info");
+        room.message(alice, "timer");
+        ON_LOAD.set(vec!["info", "timer", "transfer 2", "close 3", "fail"]);
+
+        assert_eq!(
+            room.reload(),
+            Err("restoring the room's state failed: bad snapshot".to_owned())
+        );
+        assert_eq!(room.service().count, 1);
+        assert_eq!(room.info(), Some(json!({ "v": 1 })));
+        assert_eq!(room.pending_timers(), [(1, Duration::from_secs(1))]);
+        // The transfer never happened; the close did, and the old value
+        // hears of it as the connection reports it.
+        assert_eq!(room.take_transfers(), []);
+        assert_eq!(room.clients(), [alice, bob]);
+        assert_eq!(
+            room.closed(),
+            [(carol, 4000, "restore closed you".to_owned())]
+        );
+        assert_eq!(room.service().events, ["disconnect 3 Closed"]);
+        let mut remembered: Vec<ClientId> = room.recorder.client_infos.keys().copied().collect();
+        remembered.sort_unstable();
+        assert_eq!(remembered, [alice, bob]);
     }
 }
