@@ -69,22 +69,10 @@ const SPARE_FILES: u64 = 64;
 /// exceeds.
 pub(crate) fn prepare(connections: u64) -> (Option<FileLimit>, Vec<String>) {
     let mut warnings = Vec::new();
-    let limit = match raise_open_files_limit() {
-        Ok(limit) => {
-            if connections + SPARE_FILES > limit.soft {
-                warnings.push(format!(
-                    "{connections} connections requested but the open-files limit is {} (hard \
-                     limit {}): connections beyond about {} will fail with 'too many open \
-                     files'; raise it with `ulimit -Hn`",
-                    limit.soft,
-                    limit.hard,
-                    limit.soft.saturating_sub(SPARE_FILES)
-                ));
-            }
-            Some(limit)
-        }
-        Err(_) => None,
-    };
+    let limit = raise_open_files_limit().ok();
+    if let Some(warning) = limit.and_then(|limit| file_limit_warning(connections, limit)) {
+        warnings.push(warning);
+    }
     if let Some(ports) = ephemeral_ports()
         && connections > ports
     {
@@ -95,6 +83,29 @@ pub(crate) fn prepare(connections: u64) -> (Option<FileLimit>, Vec<String>) {
         ));
     }
     (limit, warnings)
+}
+
+/// The warning for `connections` sockets under `limit` (after trying to raise it), if they do
+/// not fit.
+fn file_limit_warning(connections: u64, limit: FileLimit) -> Option<String> {
+    if connections.saturating_add(SPARE_FILES) <= limit.soft {
+        return None;
+    }
+    let how = if limit.soft < limit.hard {
+        // Raising to the hard limit failed (some platforms refuse it): try by hand.
+        format!("raise it with `ulimit -n {}` before the run", limit.hard)
+    } else {
+        "it is already at the hard limit, which only root can raise (`ulimit -Hn` as root, \
+         /etc/security/limits.conf, or LimitNOFILE= for a systemd service)"
+            .to_owned()
+    };
+    Some(format!(
+        "{connections} connections requested but the open-files limit is {} (hard limit {}): \
+         connections beyond about {} will fail with 'too many open files'; {how}",
+        limit.soft,
+        limit.hard,
+        limit.soft.saturating_sub(SPARE_FILES)
+    ))
 }
 
 #[cfg(test)]
@@ -117,5 +128,26 @@ mod tests {
         }
         let (_, warnings) = prepare(10);
         assert!(warnings.is_empty(), "{warnings:?}");
+    }
+
+    #[test]
+    fn the_hint_says_what_can_raise_the_limit() {
+        let at_hard = FileLimit {
+            soft: 1024,
+            hard: 1024,
+        };
+        let warning = file_limit_warning(5000, at_hard).expect("does not fit");
+        assert!(warning.contains("only root"), "{warning}");
+        assert!(warning.contains("limits.conf"), "{warning}");
+        assert!(warning.contains("about 960"), "{warning}");
+        let below_hard = FileLimit {
+            soft: 1024,
+            hard: 4096,
+        };
+        let warning = file_limit_warning(5000, below_hard).expect("does not fit");
+        assert!(warning.contains("`ulimit -n 4096`"), "{warning}");
+        assert!(!warning.contains("root"), "{warning}");
+        assert_eq!(file_limit_warning(960, at_hard), None);
+        assert!(file_limit_warning(u64::MAX, at_hard).is_some());
     }
 }
