@@ -25,8 +25,14 @@ pub struct LoadtestArgs {
     /// Clients connected to each room.
     #[arg(long, default_value_t = 10, value_name = "N")]
     clients_per_room: u32,
-    /// Messages per second sent by each client; 0 = as fast as the room echoes them back,
-    /// with at most --max-in-flight of a client's own frames outstanding.
+    /// Messages per second sent by each client (at least 0.0001); 0 = as fast as the room
+    /// echoes them back, with at most --max-in-flight of a client's own frames outstanding.
+    ///
+    /// At a fixed rate, latency is measured from each frame's scheduled send time (as wrk2
+    /// does): a client held back by a slow server or a busy core counts the wait as latency
+    /// instead of hiding it. A client more than 1 s behind skips the missed sends, and those
+    /// due in the measurement window are reported as "skipped sends" and counted as lost. At
+    /// --rate 0 latency is measured from the actual send.
     #[arg(
         long,
         default_value_t = 10.0,

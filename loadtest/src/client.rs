@@ -3,6 +3,12 @@
 //! the room's frames, and record deliveries, latency, closes and errors into the shared
 //! [`Stats`].
 //!
+//! At a fixed rate, every frame carries the time it was *scheduled* to go out, not the time
+//! it went out, as wrk2 does: a client held back by a slow server (a full socket) or a busy
+//! core does not pause the clock, so the wait shows up as latency instead of being left out
+//! (coordinated omission). Sends skipped because a client fell too far behind, or never made
+//! because it was stuck in a send at the end, count as expected deliveries that never came.
+//!
 //! The reader and the writer are two futures polled by the same task, so the client never
 //! stops reading while a send waits on the socket (a server that pushes while it reads would
 //! otherwise deadlock with it), and no extra task exists per client.
@@ -12,8 +18,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::stream::SplitStream;
+use futures_util::{Sink, SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::time::{sleep, sleep_until, timeout};
@@ -25,7 +31,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use crate::config::Plan;
 use crate::payload::{self, Header};
 use crate::stats::Stats;
-use crate::timeline::Timeline;
+use crate::timeline::{Timeline, saturating_micros};
 
 type Ws = WebSocketStream<TcpStream>;
 
@@ -36,8 +42,8 @@ pub(crate) const MAX_CONCURRENT_HANDSHAKES: usize = 256;
 /// counts them lost and sends again (a room that does not echo to the sender).
 const ECHO_TIMEOUT: Duration = Duration::from_secs(1);
 /// A rate-limited client that falls further behind its schedule than this skips the missed
-/// sends instead of bursting them.
-const CATCH_UP_LIMIT: Duration = Duration::from_secs(1);
+/// sends instead of bursting them (and counts them as lost).
+pub(crate) const CATCH_UP_LIMIT: Duration = Duration::from_secs(1);
 /// Time given to the close handshake at the end.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
@@ -119,7 +125,10 @@ async fn connect(shared: &Shared, room: u32) -> Result<Ws, String> {
     let ws = timeout(shared.plan.config().connect_timeout, attempt)
         .await
         .map_err(|_| "connect: timed out".to_owned())??;
-    shared.stats.connect.record(micros(started.elapsed()));
+    shared
+        .stats
+        .connect
+        .record(saturating_micros(started.elapsed()));
     Ok(ws)
 }
 
@@ -140,10 +149,6 @@ fn classify(stage: &str, error: &tungstenite::Error) -> String {
         E::AttackAttempt => "attack attempt detected".to_owned(),
     };
     format!("{stage}: {what}")
-}
-
-fn micros(duration: Duration) -> u64 {
-    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// How the read side ended.
@@ -274,7 +279,6 @@ impl Session<'_> {
                 .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1));
             self.echoed.notify_one();
         }
-        counters.delivered_total.fetch_add(1, Relaxed);
         if shared.timeline.in_window(header.sent_us) {
             counters.delivered.fetch_add(1, Relaxed);
             shared.stats.latency.record(now_us - header.sent_us);
@@ -282,11 +286,16 @@ impl Session<'_> {
     }
 
     /// Sends until the end of the measurement window; returns the error that stopped it.
-    async fn write(&self, sink: &mut SplitSink<Ws, Message>) -> Result<(), String> {
+    async fn write<S>(&self, sink: &mut S) -> Result<(), String>
+    where
+        S: Sink<Message, Error = tungstenite::Error> + Unpin,
+    {
         let config = self.shared.plan.config();
         let end = self.shared.timeline.measure_end();
+        let writing = Writing::start(&self.shared.stats.counters.writing);
         let mut seq = 0u32;
         if config.rate > 0.0 {
+            // validate() keeps the rate within [MIN_RATE_PER_CLIENT, MAX_RATE_PER_CLIENT].
             let period = Duration::from_secs_f64(1.0 / config.rate);
             // Spread first sends over one period so clients connected together do not send in
             // lockstep (a deterministic hash of the id: no RNG needed).
@@ -295,17 +304,27 @@ impl Session<'_> {
             let mut next = Instant::now() + period.mul_f64(phase);
             while next < end {
                 sleep_until(next.into()).await;
-                self.send_one(sink, &mut seq).await?;
+                let send = self.send_one(sink, Some(next), &mut seq);
+                tokio::pin!(send);
+                tokio::select! {
+                    biased;
+                    sent = &mut send => sent?,
+                    () = sleep_until(end.into()) => {
+                        // Still in this send when the window closes (the server stopped
+                        // reading): the sends scheduled after it are never made. Counted now,
+                        // while the room's clients are all still there.
+                        self.skipped(next + period, period, u64::MAX);
+                        drop(writing);
+                        return send.await;
+                    }
+                }
                 next += period;
                 let behind = Instant::now().saturating_duration_since(next);
                 if behind > CATCH_UP_LIMIT {
-                    let missed = (behind.as_secs_f64() / period.as_secs_f64()).floor();
-                    next += period.mul_f64(missed);
-                    self.shared
-                        .stats
-                        .counters
-                        .sends_skipped
-                        .fetch_add(missed as u64, Relaxed);
+                    let missed = u32::try_from(behind.as_nanos() / period.as_nanos().max(1))
+                        .unwrap_or(u32::MAX);
+                    self.skipped(next, period, u64::from(missed));
+                    next += period * missed;
                 }
             }
         } else {
@@ -328,41 +347,208 @@ impl Session<'_> {
                     return Ok(());
                 }
                 self.in_flight.fetch_add(1, Relaxed);
-                self.send_one(sink, &mut seq).await?;
+                let send = self.send_one(sink, None, &mut seq);
+                tokio::pin!(send);
+                tokio::select! {
+                    biased;
+                    sent = &mut send => sent?,
+                    () = sleep_until(end.into()) => {
+                        drop(writing);
+                        return send.await;
+                    }
+                }
             }
         }
         Ok(())
     }
 
-    async fn send_one(
+    /// Sends one frame stamped with `scheduled`, or with the current time when the client has
+    /// no schedule (unlimited rate).
+    async fn send_one<S>(
         &self,
-        sink: &mut SplitSink<Ws, Message>,
+        sink: &mut S,
+        scheduled: Option<Instant>,
         seq: &mut u32,
-    ) -> Result<(), String> {
+    ) -> Result<(), String>
+    where
+        S: Sink<Message, Error = tungstenite::Error> + Unpin,
+    {
         let shared = self.shared;
         let config = shared.plan.config();
-        let sent_us = shared.timeline.micros(Instant::now());
+        let sent_us = shared
+            .timeline
+            .micros(scheduled.unwrap_or_else(Instant::now));
         let header = Header {
             sent_us,
             sender: self.id,
             seq: *seq,
         };
         *seq = seq.wrapping_add(1);
-        sink.send(payload::encode(header, config.payload_bytes, config.binary))
-            .await
-            .map_err(|error| classify("send", &error))?;
+        // Counted before the frame leaves: receivers count a delivery as soon as they read it,
+        // and the drain ends once deliveries reach the expected count, so a frame counted
+        // after its send returned could be delivered uncounted and end the drain early.
         let counters = &shared.stats.counters;
-        counters.sent_total.fetch_add(1, Relaxed);
-        if shared.timeline.in_window(sent_us) {
-            counters.sent.fetch_add(1, Relaxed);
+        let counted = shared.timeline.in_window(sent_us).then(|| {
             let fanout = shared.room_open[self.room as usize].load(Relaxed);
+            counters.sent.fetch_add(1, Relaxed);
             counters.expected.fetch_add(fanout, Relaxed);
+            fanout
+        });
+        let frame = payload::encode(header, config.payload_bytes, config.binary);
+        if let Err(error) = sink.send(frame).await {
+            if let Some(fanout) = counted {
+                counters.sent.fetch_sub(1, Relaxed);
+                counters.expected.fetch_sub(fanout, Relaxed);
+            }
+            return Err(classify("send", &error));
         }
         Ok(())
+    }
+
+    /// Counts the sends of `count` scheduled from `first`, every `period`, that fall in the
+    /// measurement window and were never made: lost, each to its whole room.
+    fn skipped(&self, first: Instant, period: Duration, count: u64) {
+        let shared = self.shared;
+        let skipped = shared.timeline.scheduled_in_window(first, period, count);
+        if skipped == 0 {
+            return;
+        }
+        let counters = &shared.stats.counters;
+        let fanout = shared.room_open[self.room as usize].load(Relaxed);
+        counters.sends_skipped.fetch_add(skipped, Relaxed);
+        counters
+            .expected
+            .fetch_add(skipped.saturating_mul(fanout), Relaxed);
+    }
+}
+
+/// A writer that has not reached the end of the measurement window, in
+/// [`Counters::writing`](crate::stats::Counters::writing) until dropped: the drain does not
+/// call the window's deliveries complete while one is.
+struct Writing<'a>(&'a AtomicU64);
+
+impl<'a> Writing<'a> {
+    fn start(writing: &'a AtomicU64) -> Self {
+        writing.fetch_add(1, Relaxed);
+        Writing(writing)
+    }
+}
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
     }
 }
 
 /// Reads and discards until the connection ends.
 async fn drain(stream: &mut SplitStream<Ws>) {
     while let Some(Ok(_)) = stream.next().await {}
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use super::*;
+    use crate::config::LoadConfig;
+    use crate::stats::Counters;
+
+    /// A sink that records the counters at the moment each frame is handed to it, and fails
+    /// on demand.
+    struct Probe<'a> {
+        counters: &'a Counters,
+        seen: Vec<(u64, u64, Header)>,
+        fail: bool,
+    }
+
+    impl Sink<Message> for Probe<'_> {
+        type Error = tungstenite::Error;
+
+        fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn start_send(self: Pin<&mut Self>, frame: Message) -> Result<(), Self::Error> {
+            let this = self.get_mut();
+            let header = match &frame {
+                Message::Text(text) => payload::decode_text(text.as_str()),
+                _ => None,
+            }
+            .expect("a loadtest frame");
+            this.seen.push((
+                this.counters.sent.load(Relaxed),
+                this.counters.expected.load(Relaxed),
+                header,
+            ));
+            if this.fail {
+                Err(tungstenite::Error::ConnectionClosed)
+            } else {
+                Ok(())
+            }
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_frame_is_counted_before_it_leaves_and_uncounted_if_it_fails() {
+        let config = LoadConfig {
+            ramp_up: Duration::ZERO,
+            warmup: Duration::ZERO,
+            duration: Duration::from_secs(60),
+            ..LoadConfig::default()
+        };
+        let plan = config.validate().expect("valid");
+        let now = Instant::now();
+        let origin = now.checked_sub(Duration::from_secs(1)).unwrap_or(now);
+        let shared = Shared::new(plan, Timeline::new(origin, &config), Vec::new());
+        shared.room_open[0].store(3, Relaxed);
+        let session = Session {
+            shared: &shared,
+            id: 0,
+            room: 0,
+            in_flight: AtomicU32::new(0),
+            echoed: Notify::new(),
+        };
+        let counters = &shared.stats.counters;
+        let mut probe = Probe {
+            counters,
+            seen: Vec::new(),
+            fail: false,
+        };
+        let mut seq = 0;
+
+        // Due 300 ms ago: stamped with that time, not with the time it went out.
+        let scheduled = now.checked_sub(Duration::from_millis(300)).unwrap_or(now);
+        session
+            .send_one(&mut probe, Some(scheduled), &mut seq)
+            .await
+            .expect("sent");
+        let (sent, expected, header) = probe.seen[0];
+        // Already counted when the frame left: a receiver may count it right away.
+        assert_eq!((sent, expected), (1, 3));
+        assert_eq!(header.sent_us, shared.timeline.micros(scheduled));
+        assert!(header.sent_us + 250_000 <= shared.timeline.micros(Instant::now()));
+
+        probe.fail = true;
+        let error = session
+            .send_one(&mut probe, None, &mut seq)
+            .await
+            .expect_err("the sink fails");
+        assert!(error.starts_with("send: "), "{error}");
+        assert_eq!((probe.seen[1].0, probe.seen[1].1), (2, 6));
+        // The failed frame is uncounted.
+        assert_eq!(
+            (counters.sent.load(Relaxed), counters.expected.load(Relaxed)),
+            (1, 3)
+        );
+        assert_eq!(seq, 2);
+    }
 }

@@ -33,6 +33,10 @@ pub const MIN_PAYLOAD_BYTES: usize = HEADER_BYTES;
 pub const MAX_PAYLOAD_BYTES: usize = 1 << 20;
 /// Highest send rate of one client, in messages per second.
 pub const MAX_RATE_PER_CLIENT: f64 = 10_000.0;
+/// Lowest send rate of one client other than 0 (unlimited): one message per 10,000 s (2.8 h),
+/// about the longest run (ramp-up, warm-up and measurement of an hour each). A lower rate
+/// would not send within a run, and its period would overflow `Duration`.
+pub const MIN_RATE_PER_CLIENT: f64 = 0.0001;
 /// Highest offered load of the whole run (rate × connections), in messages per second.
 pub const MAX_TOTAL_RATE: f64 = 1_000_000.0;
 /// Largest in-flight window of one client in unlimited-rate mode.
@@ -74,8 +78,13 @@ pub struct LoadConfig {
     pub rooms: u32,
     /// Clients connected to each room.
     pub clients_per_room: u32,
-    /// Messages per second sent by each client; `0` sends as fast as the room echoes, with at
-    /// most `max_in_flight` of the client's own frames not yet received back.
+    /// Messages per second sent by each client (between [`MIN_RATE_PER_CLIENT`] and
+    /// [`MAX_RATE_PER_CLIENT`]); `0` sends as fast as the room echoes, with at most
+    /// `max_in_flight` of the client's own frames not yet received back.
+    ///
+    /// At a fixed rate, latency is measured from each frame's scheduled send time (as wrk2
+    /// does), so time a client spends waiting to send counts; at `0` it is measured from the
+    /// moment the frame is handed to the socket.
     pub rate: f64,
     /// In-flight window of one client when `rate` is 0.
     pub max_in_flight: u32,
@@ -205,6 +214,16 @@ pub enum ConfigError {
     /// The rate is negative or not a number.
     #[error("rate {rate} is not a number of messages per second (0 or more; 0 = unlimited)")]
     InvalidRate {
+        /// The rate given.
+        rate: f64,
+    },
+    /// The rate of one client is above 0 but below [`MIN_RATE_PER_CLIENT`].
+    #[error(
+        "rate {rate}/s per client is below the minimum of {MIN_RATE_PER_CLIENT}/s (one message \
+         per 10,000 s, longer than most runs): use at least {MIN_RATE_PER_CLIENT}, or 0 for \
+         unlimited"
+    )]
+    RateTooLow {
         /// The rate given.
         rate: f64,
     },
@@ -373,6 +392,9 @@ impl LoadConfig {
         }
         if !self.rate.is_finite() || self.rate < 0.0 {
             return Err(ConfigError::InvalidRate { rate: self.rate });
+        }
+        if self.rate > 0.0 && self.rate < MIN_RATE_PER_CLIENT {
+            return Err(ConfigError::RateTooLow { rate: self.rate });
         }
         if self.rate > MAX_RATE_PER_CLIENT {
             return Err(ConfigError::RateTooHigh { rate: self.rate });
@@ -660,6 +682,20 @@ mod tests {
                 bad.validate(),
                 Err(ConfigError::InvalidRate { .. })
             ));
+        }
+        for rate in [1e-20, f64::MIN_POSITIVE, 5e-324, MIN_RATE_PER_CLIENT / 2.0] {
+            let slow = LoadConfig { rate, ..config() };
+            let error = slow.validate().expect_err("too slow");
+            assert_eq!(error, ConfigError::RateTooLow { rate });
+            assert!(error.to_string().contains("0 for unlimited"), "{error}");
+        }
+        for rate in [0.0, MIN_RATE_PER_CLIENT, 1.0 / 3600.0] {
+            let ok = LoadConfig { rate, ..config() };
+            assert!(ok.validate().is_ok(), "{rate}");
+            if rate > 0.0 {
+                // The client's period must be representable (it panicked before).
+                assert!(Duration::try_from_secs_f64(1.0 / rate).is_ok());
+            }
         }
         let fast = LoadConfig {
             rate: MAX_RATE_PER_CLIENT + 1.0,

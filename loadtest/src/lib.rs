@@ -2,7 +2,11 @@
 //!
 //! [`run`] opens `rooms × clients_per_room` connections to `{url}/{prefix}{i}`, has every
 //! client send frames that carry their send time, sender and sequence, and measures at every
-//! receiver how long each frame took to arrive. It assumes the room broadcasts every frame to
+//! receiver how long each frame took to arrive. At a fixed rate the send time is the one the
+//! client's schedule set, not the moment the frame went out (as wrk2 does), so a client held
+//! back by a slow server or a busy core shows the wait as latency rather than hiding it
+//! (coordinated omission); sends skipped because a client fell over a second behind count
+//! as lost. It assumes the room broadcasts every frame to
 //! all of its clients, the sender included; frames that are not loadtest frames (greetings,
 //! replies) are counted as "other frames" and otherwise ignored. The [`Report`] gives
 //! connections, send and delivery rates, expected against actual deliveries, latency
@@ -57,7 +61,7 @@ use url::Host;
 
 pub use config::{ConfigError, LoadConfig, Plan};
 pub use os_limits::{FileLimit, raise_open_files_limit};
-pub use report::{Phase, Progress, Report};
+pub use report::{LatencyOrigin, Phase, Progress, Report};
 pub use stats::Histogram;
 
 use client::Shared;
@@ -261,7 +265,11 @@ impl<F: FnMut(&Progress) + Send> Coordinator<'_, F> {
         loop {
             let now = Instant::now();
             let counters = &self.shared.stats.counters;
-            let complete = counters.delivered.load(Relaxed) >= counters.expected.load(Relaxed);
+            // A writer still in the window (a late timer, a busy core, a send stuck at the
+            // end) may yet count sends or lost sends: the expected count is not final before
+            // every writer is done with the window.
+            let complete = counters.writing.load(Relaxed) == 0
+                && counters.delivered.load(Relaxed) >= counters.expected.load(Relaxed);
             if complete || counters.open.load(Relaxed) == 0 || now >= deadline {
                 return;
             }

@@ -103,7 +103,9 @@ impl Progress {
 }
 
 /// The result of a run. Rates are per second of the measurement window; message counts cover
-/// frames sent in the window (and their deliveries, whenever they arrived).
+/// frames stamped with a time in the window (and their deliveries, whenever they arrived).
+/// At a fixed rate a frame is stamped with its scheduled send time, at `--rate 0` with the
+/// time it was handed to the socket ([`latency_from`](Self::latency_from)).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
     /// The room URLs, e.g. `ws://127.0.0.1:8080/ws/load-{0..9}`.
@@ -132,6 +134,8 @@ pub struct Report {
     pub messages: MessageReport,
     /// Delivery latency of window frames, sender to each receiver.
     pub latency_ms: LatencySummary,
+    /// What latency is measured from.
+    pub latency_from: LatencyOrigin,
     /// Errors by kind (connect, handshake, send, receive, echo timeouts).
     pub errors: BTreeMap<String, u64>,
     /// Connections the server closed, by close code.
@@ -140,6 +144,26 @@ pub struct Report {
     pub open_files_limit: Option<FileLimit>,
     /// Things that make the numbers less trustworthy (limits exceeded, clients that hung).
     pub warnings: Vec<String>,
+}
+
+/// Where a frame's latency starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LatencyOrigin {
+    /// The time the client's fixed-rate schedule said to send it (as wrk2 does): waiting to
+    /// send, on a full socket or a busy core, counts as latency.
+    ScheduledSend,
+    /// The time it was handed to the socket (`--rate 0`, which has no schedule).
+    Send,
+}
+
+impl fmt::Display for LatencyOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(match self {
+            LatencyOrigin::ScheduledSend => "from scheduled send times",
+            LatencyOrigin::Send => "from send times",
+        })
+    }
 }
 
 /// Connection counts.
@@ -160,7 +184,7 @@ pub struct ConnectionReport {
 /// Message counts and rates.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MessageReport {
-    /// Frames sent in the measurement window.
+    /// Frames sent in the measurement window (stamped with a time in it).
     pub sent: u64,
     /// `sent` per second.
     pub sent_per_sec: f64,
@@ -168,7 +192,8 @@ pub struct MessageReport {
     pub delivered: u64,
     /// `delivered` per second.
     pub delivered_per_sec: f64,
-    /// Deliveries expected: for each frame sent, the clients in its room at the time.
+    /// Deliveries expected: for each frame sent and each send skipped, the clients in its
+    /// room at the time.
     pub expected_deliveries: u64,
     /// `delivered / expected_deliveries`.
     pub delivery_ratio: Option<f64>,
@@ -179,7 +204,9 @@ pub struct MessageReport {
     /// Frames received that are not loadtest frames (greetings, replies, other protocols),
     /// in any phase.
     pub other_frames: u64,
-    /// Scheduled sends skipped because a client fell more than a second behind.
+    /// Sends scheduled in the measurement window and never made, because the client fell
+    /// more than a second behind its schedule or was still stuck in an earlier send at the
+    /// end. They are not in `sent`; their deliveries are expected and never arrive.
     pub sends_skipped: u64,
 }
 
@@ -285,6 +312,11 @@ impl Report {
                 sends_skipped: counters.sends_skipped.load(Relaxed),
             },
             latency_ms: LatencySummary::from_micros(&shared.stats.latency.snapshot()),
+            latency_from: if config.rate > 0.0 {
+                LatencyOrigin::ScheduledSend
+            } else {
+                LatencyOrigin::Send
+            },
             errors: shared.stats.errors(),
             closes: shared
                 .stats
@@ -409,10 +441,19 @@ impl fmt::Display for Report {
             "fan-out       {fanout} per frame (scenario: {})",
             m.fanout_expected
         )?;
-        writeln!(f, "latency       {}", self.latency_ms)?;
+        writeln!(
+            f,
+            "latency       {}  {}",
+            self.latency_ms, self.latency_from
+        )?;
         writeln!(f, "other frames  {}", m.other_frames)?;
         if m.sends_skipped > 0 {
-            writeln!(f, "skipped sends {} (clients fell behind)", m.sends_skipped)?;
+            writeln!(
+                f,
+                "skipped sends {} scheduled in the window and never made (clients fell over \
+                 1 s behind, or were stuck in a send): counted as lost",
+                m.sends_skipped
+            )?;
         }
         if self.errors.is_empty() {
             writeln!(f, "errors        none")?;

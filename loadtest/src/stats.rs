@@ -191,19 +191,20 @@ pub(crate) struct Counters {
     pub failed: AtomicU64,
     /// Connections open right now.
     pub open: AtomicU64,
-    /// Frames sent in the measurement window.
+    /// Clients whose writer has not yet reached the end of the measurement window: until it
+    /// has, the window's sends (and skipped sends) are not all counted.
+    pub writing: AtomicU64,
+    /// Frames sent (or being sent) in the measurement window: stamped with a time in it.
     pub sent: AtomicU64,
-    /// Frames sent in any phase.
-    pub sent_total: AtomicU64,
     /// Loadtest frames received that were sent in the measurement window.
     pub delivered: AtomicU64,
-    /// Loadtest frames received, any phase.
-    pub delivered_total: AtomicU64,
-    /// For each frame sent in the window, the number of clients in its room at the time.
+    /// For each frame sent in the window, and each send skipped in it, the number of clients
+    /// in its room at the time.
     pub expected: AtomicU64,
     /// Frames received that are not loadtest frames (greetings, errors, other protocols).
     pub other_frames: AtomicU64,
-    /// Scheduled sends dropped because a client fell more than a second behind.
+    /// Sends scheduled in the measurement window and never made: the client fell more than a
+    /// second behind its schedule, or was still stuck in an earlier send at the end.
     pub sends_skipped: AtomicU64,
 }
 

@@ -47,6 +47,23 @@ impl Timeline {
         (self.measure_start_us..self.measure_end_us).contains(&sent_us)
     }
 
+    /// How many of the `count` sends scheduled at `first`, `first + period`, `first + 2 ×
+    /// period`, ... would have been stamped inside the measurement window (by
+    /// [`in_window`](Self::in_window) of their [`micros`](Self::micros)).
+    pub(crate) fn scheduled_in_window(&self, first: Instant, period: Duration, count: u64) -> u64 {
+        let period = period.as_nanos().max(1);
+        let first = first.saturating_duration_since(self.origin).as_nanos();
+        // A stamp is micros rounded down, so it is in [start_us, end_us) exactly when the time
+        // in nanoseconds is in [start_us × 1000, end_us × 1000).
+        let start = u128::from(self.measure_start_us) * 1000;
+        let end = u128::from(self.measure_end_us) * 1000;
+        // Sends k = 0, 1, ... with first + k × period < bound: ceil((bound - first) / period).
+        let before = |bound: u128| bound.saturating_sub(first).div_ceil(period);
+        let count = u128::from(count);
+        let in_window = before(end).min(count) - before(start).min(count);
+        u64::try_from(in_window).unwrap_or(u64::MAX)
+    }
+
     /// When client `index` of `total` connects: evenly spread over the ramp-up.
     pub(crate) fn connect_at(&self, index: u32, total: u32) -> Instant {
         let fraction = f64::from(index) / f64::from(total.max(1));
@@ -79,7 +96,8 @@ impl Timeline {
     }
 }
 
-fn saturating_micros(duration: Duration) -> u64 {
+/// Whole microseconds of `duration`, saturating at `u64::MAX`.
+pub(crate) fn saturating_micros(duration: Duration) -> u64 {
     u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
 }
 
@@ -111,5 +129,47 @@ mod tests {
         assert_eq!(timeline.connect_at(2, 4), at(1.0));
         assert!(timeline.connect_at(3, 4) < at(2.0));
         assert_eq!(timeline.drain_end(), at(9.0));
+    }
+
+    #[test]
+    fn scheduled_sends_are_counted_by_the_window_they_fall_in() {
+        let origin = Instant::now();
+        let config = LoadConfig {
+            ramp_up: Duration::ZERO,
+            warmup: Duration::from_secs(1),
+            duration: Duration::from_secs(2),
+            ..LoadConfig::default()
+        };
+        let timeline = Timeline::new(origin, &config);
+        let at = |secs: f64| origin + Duration::from_secs_f64(secs);
+        let tenth = Duration::from_millis(100);
+        // 0.5 s, 0.6 s, ... 3.4 s: the window [1 s, 3 s) holds 1.0 ... 2.9.
+        assert_eq!(timeline.scheduled_in_window(at(0.5), tenth, 30), 20);
+        // Entirely before, entirely after, and cut by the count.
+        assert_eq!(timeline.scheduled_in_window(at(0.0), tenth, 10), 0);
+        assert_eq!(timeline.scheduled_in_window(at(3.0), tenth, 10), 0);
+        assert_eq!(timeline.scheduled_in_window(at(1.0), tenth, 5), 5);
+        assert_eq!(timeline.scheduled_in_window(at(2.95), tenth, 5), 1);
+        // "Every send until the end", as for a client stuck in a send.
+        assert_eq!(timeline.scheduled_in_window(at(2.0), tenth, u64::MAX), 10);
+        assert_eq!(timeline.scheduled_in_window(at(1.0), tenth, 0), 0);
+        // The boundaries agree with in_window.
+        for (secs, inside) in [
+            (0.999_999, false),
+            (1.0, true),
+            (2.999_999, true),
+            (3.0, false),
+        ] {
+            assert_eq!(
+                timeline.scheduled_in_window(at(secs), tenth, 1),
+                u64::from(inside),
+                "{secs}"
+            );
+            assert_eq!(
+                timeline.in_window(timeline.micros(at(secs))),
+                inside,
+                "{secs}"
+            );
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! End-to-end runs of the load generator against small in-test WebSocket servers on
 //! ephemeral loopback ports: a room broadcast server (rooms by path, every frame to every
-//! member), one that excludes the sender, and one that closes every connection with a code.
+//! member), one that excludes the sender, one that closes every connection with a code, and
+//! one that stops reading.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -8,7 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use roomhost_loadtest::{ConfigError, LoadConfig, LoadError, Phase, Progress, Report, run};
+use roomhost_loadtest::{
+    ConfigError, LatencyOrigin, LoadConfig, LoadError, Phase, Progress, Report, run,
+};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
@@ -24,6 +27,9 @@ enum Behaviour {
     BroadcastOthers,
     /// Close every connection right after the handshake with this code.
     Close(u16),
+    /// Never read after the handshake: the client's sends block once the socket buffers
+    /// are full.
+    Stall,
 }
 
 type Rooms = Arc<Mutex<HashMap<String, Vec<(u64, mpsc::UnboundedSender<Message>)>>>>;
@@ -54,6 +60,9 @@ async fn serve(tcp: tokio::net::TcpStream, id: u64, behaviour: Behaviour, rooms:
     let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(tcp, callback).await else {
         return;
     };
+    if let Behaviour::Stall = behaviour {
+        std::future::pending::<()>().await;
+    }
     if let Behaviour::Close(code) = behaviour {
         let frame = CloseFrame {
             code: code.into(),
@@ -94,6 +103,34 @@ async fn serve(tcp: tokio::net::TcpStream, id: u64, behaviour: Behaviour, rooms:
         members.retain(|(member, _)| *member != id);
     }
     writer.abort();
+}
+
+/// Starts a server on a thread of its own, so it keeps serving while the test blocks the
+/// load generator's runtime.
+fn start_server_on_its_own_thread(behaviour: Behaviour) -> SocketAddr {
+    let (sender, addr) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("server runtime");
+        runtime.block_on(async move {
+            sender
+                .send(start_server(behaviour).await)
+                .expect("test waits");
+            std::future::pending::<()>().await
+        });
+    });
+    addr.recv().expect("server address")
+}
+
+/// Blocks the calling runtime's thread for `length`, `after` from now: on a current-thread
+/// runtime, every client of the run stalls, as on a core busy with something else.
+fn stall_the_runtime(after: Duration, length: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        tokio::time::sleep(after).await;
+        std::thread::sleep(length);
+    })
 }
 
 fn scenario(addr: SocketAddr) -> LoadConfig {
@@ -315,4 +352,96 @@ async fn invalid_or_remote_configs_fail_before_connecting() {
         run(zero, |_| {}).await,
         Err(LoadError::Config(ConfigError::ZeroRooms))
     ));
+}
+
+/// Coordinated omission: a client that could not send on time (here its core was busy for
+/// 300 ms) stamps the frame with its scheduled time, so the wait counts as latency.
+#[tokio::test(flavor = "current_thread")]
+async fn time_spent_waiting_to_send_counts_as_latency() {
+    let addr = start_server_on_its_own_thread(Behaviour::Broadcast);
+    let config = LoadConfig {
+        rooms: 1,
+        clients_per_room: 3,
+        rate: 50.0,
+        ramp_up: Duration::ZERO,
+        warmup: Duration::from_millis(200),
+        duration: Duration::from_millis(900),
+        ..scenario(addr)
+    };
+    // The window is [200 ms, 1100 ms); the runtime stalls over [400 ms, 700 ms).
+    let stall = stall_the_runtime(Duration::from_millis(400), Duration::from_millis(300));
+    let report = run(config, |_| {}).await.expect("run");
+    stall.await.expect("stall ran");
+    let m = &report.messages;
+    assert_eq!(m.delivered, m.expected_deliveries, "{report}");
+    assert_eq!(m.sends_skipped, 0, "{report}");
+    // A third of the window's sends were due during the stall, waiting 0-300 ms: about 20 %
+    // of the frames waited over 100 ms. Stamped when they went out, p90 would be ~1 ms.
+    let p90 = report.latency_ms.p90.expect("p90");
+    assert!(p90 >= 100.0, "p90 {p90} ms\n{report}");
+    assert!(report.latency_ms.max.expect("max") >= 200.0, "{report}");
+    assert_eq!(report.latency_from, LatencyOrigin::ScheduledSend);
+    assert!(report.to_string().contains("from scheduled send times"));
+}
+
+/// A client more than a second behind skips the missed sends; those in the window are
+/// deliveries expected and lost.
+#[tokio::test(flavor = "current_thread")]
+async fn sends_skipped_in_the_window_count_as_lost() {
+    let addr = start_server_on_its_own_thread(Behaviour::Broadcast);
+    let config = LoadConfig {
+        rooms: 1,
+        clients_per_room: 2,
+        rate: 50.0,
+        ramp_up: Duration::ZERO,
+        warmup: Duration::from_millis(200),
+        duration: Duration::from_millis(2000),
+        drain: Duration::from_millis(300),
+        ..scenario(addr)
+    };
+    // The window is [200 ms, 2200 ms); the runtime stalls over [400 ms, 1900 ms).
+    let stall = stall_the_runtime(Duration::from_millis(400), Duration::from_millis(1500));
+    let report = run(config, |_| {}).await.expect("run");
+    stall.await.expect("stall ran");
+    let m = &report.messages;
+    // About 70 sends per client fell in the stall beyond the 1 s catch-up limit.
+    assert!(m.sends_skipped >= 60, "{report}");
+    assert_eq!(
+        m.expected_deliveries,
+        (m.sent + m.sends_skipped) * 2,
+        "{report}"
+    );
+    assert_eq!(m.delivered, m.sent * 2, "{report}");
+    assert!(m.delivery_ratio.expect("ratio") < 0.8, "{report}");
+    assert!(report.to_string().contains("counted as lost"), "{report}");
+}
+
+/// A server that stops reading leaves the client stuck in a send: the sends it never got to
+/// make in the window are lost, not forgotten.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_a_stuck_client_never_made_count_as_lost() {
+    let addr = start_server(Behaviour::Stall).await;
+    let config = LoadConfig {
+        rooms: 1,
+        clients_per_room: 2,
+        rate: 50.0,
+        // 1 MiB frames fill the socket buffers within the warm-up.
+        payload_bytes: 1 << 20,
+        ramp_up: Duration::ZERO,
+        warmup: Duration::from_millis(300),
+        duration: Duration::from_millis(1000),
+        drain: Duration::from_millis(200),
+        ..scenario(addr)
+    };
+    let report = run(config, |_| {}).await.expect("run");
+    let m = &report.messages;
+    // 2 clients × 50 sends scheduled in the window, nearly all never made.
+    assert!(m.sends_skipped >= 60, "{report}");
+    assert!(m.sent + m.sends_skipped <= 102, "{report}");
+    assert_eq!(
+        m.expected_deliveries,
+        (m.sent + m.sends_skipped) * 2,
+        "{report}"
+    );
+    assert_eq!(m.delivered, 0, "{report}");
 }
