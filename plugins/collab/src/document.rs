@@ -12,7 +12,7 @@ use std::rc::Rc;
 
 use yrs::updates::decoder::Decode;
 
-use crate::guard::{self, Problem};
+use crate::guard::{self, Problem, SPLIT_BYTES};
 use crate::roots::{self, Kind};
 use yrs::{
     ClientID, Doc, OffsetKind, Options, ReadTxn, StateVector, Transact, TransactionMut, Update,
@@ -102,8 +102,16 @@ pub struct Document {
     /// Updates the observer collected since the last [`Document::take_updates`].
     produced: Rc<RefCell<Vec<Vec<u8>>>>,
     /// An upper bound of the v1 encoding's size: exact after
-    /// [`Document::size`], plus every change applied since.
+    /// [`Document::size`], plus, for each change since, the bytes of the
+    /// updates it produced and [`SPLIT_BYTES`] per place where it may have
+    /// split a struct (a split grows the encoding beyond the update's own
+    /// bytes: deleting one character inside a long insertion produces 10
+    /// bytes of update and grows the document by 19).
     size_bound: usize,
+    /// Whether `size_bound` is the exact size (nothing changed since it was
+    /// measured), so that refusing many updates does not encode the
+    /// document for each.
+    measured: bool,
     settings: Settings,
 }
 
@@ -147,6 +155,7 @@ impl Document {
             doc,
             produced,
             size_bound: 0,
+            measured: false,
             settings,
         };
         document.size_bound = document.size();
@@ -211,6 +220,14 @@ impl Document {
     /// The exact size of the v1 encoding (encodes the whole document).
     pub fn size(&mut self) -> usize {
         self.size_bound = self.encode().len();
+        self.measured = true;
+        self.size_bound
+    }
+
+    /// The running upper bound of the encoding's size (see
+    /// [`Document::size`] for the exact one).
+    #[cfg(test)]
+    pub(crate) fn size_bound(&self) -> usize {
         self.size_bound
     }
 
@@ -220,7 +237,11 @@ impl Document {
         if self.size_bound.saturating_add(incoming) <= self.settings.max_bytes {
             return Ok(());
         }
-        let size = self.size();
+        let size = if self.measured {
+            self.size_bound
+        } else {
+            self.size()
+        };
         if size.saturating_add(incoming) <= self.settings.max_bytes {
             Ok(())
         } else {
@@ -239,13 +260,19 @@ impl Document {
         // The guard first: bytes that are not an update are malformed
         // whatever their size (and close the client), well-formed ones
         // beyond the cap are only dropped.
-        guard::check(update, &self.state_vector()).map_err(|problem| match problem {
+        let before = self.state_vector();
+        let shape = guard::check(update, &before).map_err(|problem| match problem {
             Problem::Malformed(reason) => DocError::Malformed(reason),
             Problem::Incomplete(reason) => DocError::Incomplete(reason),
         })?;
-        self.make_room(update.len())?;
+        self.make_room(
+            update
+                .len()
+                .saturating_add(SPLIT_BYTES.saturating_mul(shape.splits)),
+        )?;
         let decoded =
             Update::decode_v1(update).map_err(|err| DocError::Malformed(err.to_string()))?;
+        let first = self.produced.borrow().len();
         let (result, incomplete) = {
             let mut txn = self.doc.transact_mut();
             let result = txn.apply_update(decoded);
@@ -256,7 +283,6 @@ impl Document {
             let incomplete = store.pending_update().is_some() || store.pending_ds().is_some();
             (result, incomplete)
         };
-        self.size_bound = self.size_bound.saturating_add(update.len());
         // What was integrated before a failure stays queued: the caller
         // still fans it out with `take_updates`.
         if incomplete {
@@ -267,9 +293,34 @@ impl Document {
                 "parts of the update were left pending".to_owned(),
             ));
         }
+        self.account(first, &before);
         match result {
             Ok(()) => Ok(self.take_updates()),
             Err(err) => Err(DocError::Malformed(err.to_string())),
+        }
+    }
+
+    /// Grows the running bound by what the updates produced since the
+    /// `first` one can have added to the encoding of a document that was at
+    /// `before`: their bytes, plus [`SPLIT_BYTES`] per split they may have
+    /// made. Measures exactly if one of them cannot be read.
+    fn account(&mut self, first: usize, before: &StateVector) {
+        let growth = self.produced.borrow()[first..]
+            .iter()
+            .map(|update| {
+                let shape = guard::check(update, before).ok()?;
+                Some(update.len() + SPLIT_BYTES * shape.splits)
+            })
+            .sum::<Option<usize>>();
+        match growth {
+            Some(0) => {}
+            Some(growth) => {
+                self.size_bound = self.size_bound.saturating_add(growth);
+                self.measured = false;
+            }
+            None => {
+                self.size();
+            }
         }
     }
 
@@ -290,19 +341,50 @@ impl Document {
         Ok(())
     }
 
-    /// Runs a local edit of about `incoming` bytes in one transaction and
-    /// returns its result with the updates it produced.
+    /// Runs a local edit (a REST edit) in one transaction and returns its
+    /// result with the updates it produced.
+    ///
+    /// `estimate` is about how much the edit grows the encoding: an edit
+    /// whose estimate does not fit is refused at once. Then the running
+    /// bound grows by what the edit really produced. If that says the
+    /// document may be beyond the cap, it is measured, and an edit that
+    /// took it beyond is undone (the document goes back to its state
+    /// before) and refused: how much a deletion grows the document (its
+    /// tombstones) cannot be known beforehand.
     pub fn edit<R>(
         &mut self,
-        incoming: usize,
+        estimate: usize,
         f: impl FnOnce(&mut TransactionMut<'_>) -> R,
     ) -> Result<(R, Vec<Vec<u8>>), DocError> {
-        self.make_room(incoming)?;
+        self.make_room(estimate)?;
+        let backup = {
+            let txn = self.doc.transact();
+            (
+                txn.encode_diff_v1(&StateVector::default()),
+                roots::kinds(&txn),
+            )
+        };
+        let before = self.state_vector();
+        let first = self.produced.borrow().len();
         let result = {
             let mut txn = self.doc.transact_mut();
             f(&mut txn)
         };
-        self.size_bound = self.size_bound.saturating_add(incoming);
+        self.account(first, &before);
+        if self.size_bound > self.settings.max_bytes {
+            let size = self.size();
+            if size > self.settings.max_bytes {
+                let (state, kinds) = backup;
+                let earlier = self.take_updates()[..first].to_vec();
+                *self = Self::restore(self.settings, &state, &kinds)?;
+                self.produced.borrow_mut().extend(earlier);
+                return Err(DocError::TooLarge {
+                    size: state.len(),
+                    incoming: size.saturating_sub(state.len()),
+                    limit: self.settings.max_bytes,
+                });
+            }
+        }
         Ok((result, self.take_updates()))
     }
 

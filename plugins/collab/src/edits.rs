@@ -7,7 +7,7 @@ use std::fmt;
 
 use serde::Deserialize;
 use serde_json::Value;
-use yrs::{Array, GetString, Map, Text, TransactionMut, WriteTxn, XmlFragment};
+use yrs::{Any, Array, GetString, Map, Text, TransactionMut, WriteTxn, XmlFragment};
 
 use crate::document::{DocError, Document};
 use crate::json::json_to_any;
@@ -130,9 +130,30 @@ fn is_boundary(text: &str, index: u32) -> bool {
     offset == u64::from(index)
 }
 
+/// The longest root name a REST edit accepts, in bytes.
+pub const MAX_ROOT_NAME_BYTES: usize = 256;
+
+/// Refuses root names longer than [`MAX_ROOT_NAME_BYTES`]: an item at the
+/// start of a root carries the root's name, so a long name makes every key
+/// of a map edit cost its length.
+fn check_name(name: &str) -> Result<(), EditError> {
+    if name.len() > MAX_ROOT_NAME_BYTES {
+        return Err(EditError::Invalid(format!(
+            "the root name is {} bytes; the limit is {MAX_ROOT_NAME_BYTES}",
+            name.len()
+        )));
+    }
+    Ok(())
+}
+
+/// About how many bytes an item adds to the encoding besides its name, key
+/// and content (info byte, lengths, and the update's headers).
+const ITEM_OVERHEAD: usize = 16;
+
 /// Applies a text edit to root `name`.
 pub fn edit_text(doc: &mut Document, name: &str, edit: &TextEdit) -> Result<Edited, EditError> {
-    let incoming = edit.insert.as_ref().map_or(16, |text| text.len() + 16);
+    check_name(name)?;
+    let incoming = name.len() + edit.insert.as_ref().map_or(0, String::len) + ITEM_OVERHEAD;
     let (result, updates) = doc.edit(incoming, |txn| -> Result<Value, EditError> {
         check_kind(txn, name, Kind::Text)?;
         let text = txn.get_or_insert_text(name);
@@ -183,18 +204,33 @@ pub fn edit_map(doc: &mut Document, name: &str, edit: &MapEdit) -> Result<Edited
             "give \"set\" (an object) and/or \"delete\" (a list of keys)".to_owned(),
         ));
     }
-    let incoming = edit
+    check_name(name)?;
+    // Each key set at the start of the map carries the root's name, the key
+    // and the value (encoded as yrs stores it); a deleted key adds a range
+    // to the delete set.
+    let values: Vec<(&String, Any)> = edit
         .set
-        .as_ref()
-        .map_or(16, |set| Value::Object(set.clone()).to_string().len() + 16);
+        .iter()
+        .flatten()
+        .map(|(key, value)| (key, json_to_any(value)))
+        .collect();
+    let incoming = values
+        .iter()
+        .map(|(key, value)| {
+            let mut encoded = Vec::new();
+            value.encode(&mut encoded);
+            name.len() + key.len() + encoded.len() + ITEM_OVERHEAD
+        })
+        .chain(edit.delete.iter().flatten().map(|_| ITEM_OVERHEAD))
+        .fold(0usize, usize::saturating_add);
     let (result, updates) = doc.edit(incoming, |txn| -> Result<Value, EditError> {
         check_kind(txn, name, Kind::Map)?;
         let map = txn.get_or_insert_map(name);
         for key in edit.delete.iter().flatten() {
             map.remove(txn, key);
         }
-        for (key, value) in edit.set.iter().flatten() {
-            map.insert(txn, key.as_str(), json_to_any(value));
+        for (key, value) in values {
+            map.insert(txn, key.as_str(), value);
         }
         Ok(serde_json::json!({ "name": name, "keys": map.len(txn) }))
     })?;

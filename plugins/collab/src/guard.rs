@@ -43,11 +43,28 @@ pub enum Problem {
 
 type Id = (u64, u32);
 
+/// What the guard learned about an update it accepted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Shape {
+    /// How many places integrating the update may split a struct in two
+    /// (an origin or a deleted range that falls inside a struct): each
+    /// split makes the document's encoding grow by up to [`SPLIT_BYTES`]
+    /// beyond the bytes of the update.
+    pub splits: usize,
+}
+
+/// How much one split can grow a document's v1 encoding: the second half
+/// is a new struct with an info byte, an origin and a right origin (a
+/// client id and a clock each) and a length, all varints.
+pub const SPLIT_BYTES: usize = 40;
+
 /// One struct of the update.
 struct Struct {
     clock: u32,
     len: u32,
     refs: Vec<Id>,
+    /// Where its references would split a struct if they fall inside one.
+    cuts: Vec<Id>,
 }
 
 /// One client's run of structs.
@@ -65,8 +82,9 @@ fn eof(err: yrs::encoding::read::Error) -> Problem {
     Problem::Malformed(err.to_string())
 }
 
-/// Checks `update` against a document whose state vector is `known`.
-pub fn check(update: &[u8], known: &StateVector) -> Result<(), Problem> {
+/// Checks `update` against a document whose state vector is `known`, and
+/// tells its [`Shape`].
+pub fn check(update: &[u8], known: &StateVector) -> Result<Shape, Problem> {
     let mut cursor = Cursor::new(update);
     let runs = read_structs(&mut cursor)?;
     let deletes = read_delete_set(&mut cursor)?;
@@ -105,7 +123,7 @@ pub fn check(update: &[u8], known: &StateVector) -> Result<(), Problem> {
             }
         }
     }
-    for (client, clock, len) in deletes {
+    for &(client, clock, len) in &deletes {
         let end = clock
             .checked_add(len)
             .filter(|&end| end <= MAX_CLOCK)
@@ -117,7 +135,48 @@ pub fn check(update: &[u8], known: &StateVector) -> Result<(), Problem> {
             )));
         }
     }
-    check_acyclic(&runs, known)
+    check_acyclic(&runs, known)?;
+    Ok(Shape {
+        splits: count_splits(&runs, &deletes, known),
+    })
+}
+
+/// Counts the distinct places where integrating the update may split a
+/// struct: each origin's end, right origin and parent, and each end of a
+/// deleted range. One inside this update's own structs counts when it is
+/// strictly inside one; one inside the document counts always (its
+/// structs' bounds are not known here); one at the document's end or
+/// beyond this update's never.
+fn count_splits(
+    runs: &BTreeMap<u64, Run>,
+    deletes: &[(u64, u32, u32)],
+    known: &StateVector,
+) -> usize {
+    let cuts = runs
+        .values()
+        .flat_map(|run| &run.structs)
+        .flat_map(|item| item.cuts.iter().copied())
+        .chain(deletes.iter().flat_map(|&(client, clock, len)| {
+            [(client, clock), (client, clock.saturating_add(len))]
+        }))
+        .collect::<std::collections::BTreeSet<Id>>();
+    cuts.into_iter()
+        .filter(|&(client, at)| {
+            let known = known.get(&ClientID::new(client));
+            if at == 0 || at == known {
+                return false;
+            }
+            if at < known {
+                return true;
+            }
+            runs.get(&client).is_some_and(|run| {
+                let index = run
+                    .structs
+                    .partition_point(|item| item.clock + item.len <= at);
+                run.structs.get(index).is_some_and(|item| item.clock < at)
+            })
+        })
+        .count()
 }
 
 fn read_structs(cursor: &mut Cursor<'_>) -> Result<BTreeMap<u64, Run>, Problem> {
@@ -170,6 +229,7 @@ fn read_struct(cursor: &mut Cursor<'_>, clock: u32) -> Result<Option<Struct>, Pr
                 clock,
                 len,
                 refs: Vec::new(),
+                cuts: Vec::new(),
             }));
         }
         10 => {
@@ -179,26 +239,40 @@ fn read_struct(cursor: &mut Cursor<'_>, clock: u32) -> Result<Option<Struct>, Pr
         }
         _ => {}
     }
+    // An item goes after the end of its origin and before the start of its
+    // right origin: those are where a struct may be split.
     let mut refs = Vec::new();
+    let mut cuts = Vec::new();
     if info & HAS_ORIGIN != 0 {
-        refs.push(read_id(cursor)?);
+        let (client, clock) = read_id(cursor)?;
+        refs.push((client, clock));
+        cuts.push((client, clock.saturating_add(1)));
     }
     if info & HAS_RIGHT_ORIGIN != 0 {
-        refs.push(read_id(cursor)?);
+        let id = read_id(cursor)?;
+        refs.push(id);
+        cuts.push(id);
     }
     if info & (HAS_ORIGIN | HAS_RIGHT_ORIGIN) == 0 {
         let named: u32 = cursor.read_var().map_err(eof)?;
         if named == 1 {
             cursor.read_string().map_err(eof)?;
         } else {
-            refs.push(read_id(cursor)?);
+            let id = read_id(cursor)?;
+            refs.push(id);
+            cuts.push(id);
         }
         if info & HAS_PARENT_SUB != 0 {
             cursor.read_string().map_err(eof)?;
         }
     }
     let len = read_content(cursor, info & 0b1111)?;
-    Ok((len > 0).then_some(Struct { clock, len, refs }))
+    Ok((len > 0).then_some(Struct {
+        clock,
+        len,
+        refs,
+        cuts,
+    }))
 }
 
 fn read_id(cursor: &mut Cursor<'_>) -> Result<Id, Problem> {

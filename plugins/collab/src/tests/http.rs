@@ -280,3 +280,89 @@ fn the_lobby_answers_404() {
     assert_eq!(lobby.request(HttpRequest::new("GET", "/doc")).status, 404);
     assert_eq!(lobby.try_connect(""), Err(crate::LOBBY_REASON.to_owned()));
 }
+
+/// The exact size of the room's document.
+fn exact_size(room: &mut TestRoom<Collab>) -> usize {
+    room.request(HttpRequest::new("GET", "/update")).body.len()
+}
+
+#[test]
+fn map_edits_count_the_root_name_for_every_key() {
+    // An item at the start of a map carries the root's name: 20 keys under
+    // a 200-byte name grow the document by over 4 KB, from a 200-byte body.
+    let mut room = room_with(json!({"max_doc_bytes": 3000}));
+    let name = "n".repeat(200);
+    let set: serde_json::Map<String, Value> =
+        (0..20).map(|i| (format!("k{i:02}"), json!(1))).collect();
+    let response = post_json(&mut room, &format!("/map/{name}"), json!({ "set": set }));
+    assert_eq!(response.status, 413, "{}", response.body_text());
+    assert!(exact_size(&mut room) <= 3000);
+    assert_eq!(doc_json(&mut room), json!({}));
+    // A short name fits.
+    let response = post_json(&mut room, "/map/m", json!({ "set": set }));
+    assert_eq!(response.status, 200, "{}", response.body_text());
+    assert!(exact_size(&mut room) <= 3000);
+}
+
+#[test]
+fn root_names_are_at_most_256_bytes() {
+    let mut room = room();
+    let long = "é".repeat(128) + "x"; // 257 bytes
+    for path in [format!("/text/{long}"), format!("/map/{long}")] {
+        let body = if path.starts_with("/text") {
+            json!({"insert": "x"})
+        } else {
+            json!({"set": {"k": 1}})
+        };
+        let response = post_json(&mut room, &path, body);
+        assert_eq!(response.status, 400, "{path}");
+        assert!(
+            error_of(&response).contains("257 bytes"),
+            "{}",
+            error_of(&response)
+        );
+    }
+    let fits = "é".repeat(128);
+    let response = post_json(&mut room, &format!("/text/{fits}"), json!({"insert": "x"}));
+    assert_eq!(response.status, 200);
+    assert_eq!(doc_json(&mut room), json!({ fits: "x" }));
+}
+
+#[test]
+fn a_rest_edit_that_would_pass_the_cap_is_undone() {
+    // Clearing adds a tombstone range per client to the delete set: with
+    // content from 200 clients the document grows by about 1 KB, which no
+    // estimate made beforehand knows. The edit that crosses the cap is
+    // undone and refused, and never reaches the clients.
+    let mut room = room();
+    for id in 1..=200 {
+        let update = Peer::new(1_000_000 + id).insert(&format!("t{}", id % 3), 0, "abc");
+        let response = room.request(HttpRequest::new("POST", "/update").with_body(update));
+        assert_eq!(response.status, 200);
+    }
+    let size = exact_size(&mut room);
+    let state = room.request(HttpRequest::new("GET", "/update")).body;
+    let cap = size + 300;
+    let mut room = room_with(json!({ "max_doc_bytes": cap }));
+    let response = room.request(HttpRequest::new("POST", "/update").with_body(state));
+    assert_eq!(response.status, 200, "{}", response.body_text());
+    let alice = Peer::new(1);
+    let a = join(&mut room, &alice);
+    let before = doc_json(&mut room);
+
+    let response = room.request(HttpRequest::new("DELETE", "/doc"));
+    assert_eq!(response.status, 413, "{}", response.body_text());
+    assert!(exact_size(&mut room) <= cap);
+    assert_eq!(doc_json(&mut room), before, "undone");
+    assert!(room.take_sent(a).is_empty(), "nothing reached the client");
+    // The room goes on with the document as it was.
+    let bob = Peer::new(2);
+    join(&mut room, &bob);
+    assert_eq!(bob.text("t1"), alice.text("t1"));
+    room.message(a, update_frame(alice.insert("t1", 0, "y")));
+    assert_eq!(json!(alice.text("t1")), doc_json(&mut room)["t1"]);
+    let response = post_json(&mut room, "/text/t1", json!({"insert": "z", "index": 0}));
+    assert_eq!(response.status, 200, "{}", response.body_text());
+    deliver(&mut room, a, &alice);
+    assert_eq!(json!(alice.text("t1")), doc_json(&mut room)["t1"]);
+}

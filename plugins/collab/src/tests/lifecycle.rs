@@ -274,3 +274,108 @@ fn gc_is_off_by_default_and_can_be_turned_on() {
     assert!(kept > 2000, "without gc the deleted text stays: {kept}");
     assert!(collected < 100, "with gc it is collected: {collected}");
 }
+
+/// The exact size of the room's document (`GET /update` encodes it whole,
+/// without touching the running bound).
+fn exact_size(room: &mut TestRoom<Collab>) -> usize {
+    room.request(HttpRequest::new("GET", "/update")).body.len()
+}
+
+#[test]
+fn the_size_bound_is_an_upper_bound() {
+    // Random edits from three peers, some concurrent, plus REST edits: each
+    // change grows the running bound at least as much as the real size, so
+    // no sequence of changes can take the document past it. Before, the
+    // bound grew by each update's bytes, and a deletion inside an insertion
+    // grows the document by more than that (the struct is split in two).
+    let mut room = room();
+    let mut last = (
+        exact_size(&mut room),
+        room.service().document().size_bound(),
+    );
+    let mut check = |room: &mut TestRoom<Collab>, round: usize| {
+        let bound = room.service().document().size_bound();
+        let exact = exact_size(room);
+        // (The document can also shrink: adjacent structs merge.)
+        let grew = exact as i64 - last.0 as i64;
+        let bound_grew = (bound - last.1) as i64;
+        assert!(
+            grew <= bound_grew,
+            "round {round}: grew {grew} bytes, the bound {bound_grew}"
+        );
+        assert!(exact <= bound);
+        last = (exact, bound);
+    };
+    let peers = [Peer::new(1), Peer::new(2), Peer::new(300_000_000)];
+    let clients: Vec<ClientId> = peers.iter().map(|peer| join(&mut room, peer)).collect();
+    let mut seed = 11u64;
+    let mut next = move |bound: u64| {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (seed >> 33) % bound.max(1)
+    };
+    for round in 0..600 {
+        let who = next(3) as usize;
+        let (peer, client) = (&peers[who], clients[who]);
+        let text = peer.doc.get_or_insert_text("t");
+        let update = {
+            let mut txn = peer.doc.transact_mut();
+            let len = yrs::Text::len(&text, &txn);
+            match next(4) {
+                0 | 1 => {
+                    let chunk = "abcdefgh"[..1 + next(8) as usize].to_owned();
+                    yrs::Text::insert(&text, &mut txn, next(u64::from(len) + 1) as u32, &chunk);
+                }
+                2 if len > 0 => {
+                    let at = next(u64::from(len)) as u32;
+                    let n = 1 + next(u64::from((len - at).min(3))) as u32;
+                    yrs::Text::remove_range(&text, &mut txn, at, n);
+                }
+                _ => {
+                    let map = yrs::WriteTxn::get_or_insert_map(&mut txn, "m");
+                    yrs::Map::insert(&map, &mut txn, format!("k{}", next(5)), next(1000) as i64);
+                }
+            }
+            txn.encode_update_v1()
+        };
+        room.message(client, update_frame(update));
+        check(&mut room, round);
+        if round % 7 == 0 {
+            let body = json!({"insert": "rest", "index": 0}).to_string();
+            room.request(HttpRequest::new("POST", "/text/t").with_body(body.into_bytes()));
+            check(&mut room, round);
+        }
+        // The others catch up now and then, so edits are often concurrent.
+        if next(3) == 0 {
+            for (peer, client) in peers.iter().zip(&clients) {
+                deliver(&mut room, *client, peer);
+            }
+        }
+    }
+    assert!(room.closed().is_empty());
+}
+
+#[test]
+fn deletions_inside_an_insertion_cannot_pass_the_cap() {
+    let mut room = room_with(json!({"max_doc_bytes": 3000}));
+    let alice = Peer::new(123_456_789);
+    let a = join(&mut room, &alice);
+    room.message(a, update_frame(alice.insert("t", 0, &"x".repeat(2000))));
+    let text = alice.doc.get_or_insert_text("t");
+    for i in 0..300 {
+        let update = {
+            let mut txn = alice.doc.transact_mut();
+            yrs::Text::remove_range(&text, &mut txn, 1990 - 3 * i, 1);
+            txn.encode_update_v1()
+        };
+        room.message(a, update_frame(update));
+        let size = exact_size(&mut room);
+        assert!(
+            size <= 3000,
+            "after {} deletions the document has {size} bytes",
+            i + 1
+        );
+    }
+    assert!(room.closed().is_empty());
+}
