@@ -45,7 +45,10 @@ impl fmt::Display for DocError {
         match self {
             Self::Malformed(reason) => write!(f, "malformed update: {reason}"),
             Self::Incomplete(detail) => {
-                write!(f, "incomplete update, resync needed: {detail}")
+                write!(
+                    f,
+                    "incomplete update (it depends on changes the document lacks): {detail}"
+                )
             }
             Self::TooLarge {
                 size,
@@ -196,11 +199,6 @@ impl Document {
         self.doc.client_id().get()
     }
 
-    /// How the document was set up.
-    pub fn settings(&self) -> Settings {
-        self.settings
-    }
-
     /// The state vector, for sync step 1.
     pub fn state_vector(&self) -> StateVector {
         self.doc.transact().state_vector()
@@ -233,7 +231,7 @@ impl Document {
 
     /// Checks that `incoming` more bytes keep the document within the cap,
     /// measuring it exactly only when the running bound says it might not.
-    pub fn make_room(&mut self, incoming: usize) -> Result<(), DocError> {
+    fn make_room(&mut self, incoming: usize) -> Result<(), DocError> {
         if self.size_bound.saturating_add(incoming) <= self.settings.max_bytes {
             return Ok(());
         }

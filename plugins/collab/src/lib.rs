@@ -79,23 +79,15 @@ pub struct Collab {
 
 impl Collab {
     /// The document.
-    pub fn document(&self) -> &Document {
+    #[cfg(test)]
+    pub(crate) fn document(&self) -> &Document {
         &self.doc
     }
 
     /// The awareness table.
-    pub fn presence(&self) -> &Presence {
+    #[cfg(test)]
+    pub(crate) fn presence(&self) -> &Presence {
         &self.presence
-    }
-
-    /// The configuration in force.
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
-    /// The connected clients.
-    pub fn clients(&self) -> &BTreeSet<ClientId> {
-        &self.clients
     }
 
     /// Sends each update as a sync `update` frame to every client but
@@ -198,8 +190,9 @@ impl RoomService for Collab {
         match timer {
             KEEP_EMPTY_TIMER if self.clients.is_empty() => {
                 // With no clients and no timers the host ends the room, and
-                // the document goes with it.
-                room.cancel_timer(AWARENESS_TIMER);
+                // the document goes with it. (No awareness timer is left:
+                // every live state belongs to a connection, and the last
+                // one's departure removed them and cancelled it.)
                 room.debug("no client came back: dropping the document");
             }
             AWARENESS_TIMER => {

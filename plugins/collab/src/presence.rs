@@ -492,12 +492,13 @@ impl Presence {
     }
 
     /// How many live states there are.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.live().count()
     }
 
     /// Whether there is no live state.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.live().next().is_none()
     }
 }

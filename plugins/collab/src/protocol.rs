@@ -125,7 +125,8 @@ pub fn awareness(update: AwarenessUpdate) -> Vec<u8> {
     Message::Awareness(update).encode_v1()
 }
 
-/// A query-awareness frame (the server never sends one; for tests).
-pub fn query_awareness() -> Vec<u8> {
+/// A query-awareness frame (the server never sends one).
+#[cfg(test)]
+pub(crate) fn query_awareness() -> Vec<u8> {
     Message::AwarenessQuery.encode_v1()
 }

@@ -366,3 +366,48 @@ fn a_rest_edit_that_would_pass_the_cap_is_undone() {
     deliver(&mut room, a, &alice);
     assert_eq!(json!(alice.text("t1")), doc_json(&mut room)["t1"]);
 }
+
+#[test]
+fn post_update_refusals_have_the_status_of_their_kind() {
+    // One mapping (DocError::status) for REST edits and POST /update.
+    use crate::document::DocError;
+    let mut room = room_with(json!({"max_doc_bytes": 200}));
+    let alice = Peer::new(1);
+    let _first = alice.insert("t", 0, "ab");
+    let incomplete = alice.insert("t", 2, "cd");
+    let too_large = Peer::new(2).insert("t", 0, &"z".repeat(300));
+    for (body, status, needle) in [
+        (vec![1, 2, 3, 4], 400, "malformed"),
+        (incomplete, 400, "incomplete"),
+        (too_large, 413, "too large"),
+    ] {
+        let response = room.request(HttpRequest::new("POST", "/update").with_body(body));
+        assert_eq!(response.status, status, "{}", response.body_text());
+        assert!(
+            error_of(&response).contains(needle),
+            "{}",
+            error_of(&response)
+        );
+    }
+    let cases = [
+        (
+            DocError::Malformed(String::new()),
+            400,
+            Some(crate::CLOSE_MALFORMED),
+        ),
+        (DocError::Incomplete(String::new()), 400, None),
+        (
+            DocError::TooLarge {
+                size: 1,
+                incoming: 1,
+                limit: 1,
+            },
+            413,
+            None,
+        ),
+    ];
+    for (err, status, close) in cases {
+        assert_eq!((err.status(), err.close_code()), (status, close), "{err}");
+    }
+    assert_eq!(doc_json(&mut room), json!({}));
+}

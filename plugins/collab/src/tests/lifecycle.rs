@@ -52,7 +52,7 @@ fn keep_empty_zero_drops_at_once() {
 }
 
 #[test]
-fn the_keep_timer_also_ends_a_pending_awareness_check() {
+fn no_awareness_timer_outlives_the_last_client() {
     let mut room = room_with(json!({"keep_empty_ms": 1000}));
     let a = room.connect();
     room.message(a, awareness_frame(1, 1, "{}"));
