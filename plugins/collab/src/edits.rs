@@ -7,7 +7,9 @@ use std::fmt;
 
 use serde::Deserialize;
 use serde_json::Value;
-use yrs::{Any, Array, GetString, Map, Text, TransactionMut, WriteTxn, XmlFragment};
+use yrs::{
+    Any, Array, GetString, Map, ReadTxn, Text, Transact, TransactionMut, WriteTxn, XmlFragment,
+};
 
 use crate::document::{DocError, Document};
 use crate::json::json_to_any;
@@ -106,7 +108,7 @@ pub struct Edited {
 
 /// Checks that root `name` can be used as `wanted` (absent, undeclared and
 /// empty, or already that kind).
-fn check_kind(txn: &TransactionMut<'_>, name: &str, wanted: Kind) -> Result<(), EditError> {
+fn check_kind<T: ReadTxn>(txn: &T, name: &str, wanted: Kind) -> Result<(), EditError> {
     match roots::root_kind(txn, name) {
         None | Some(Kind::Unknown) => Ok(()),
         Some(kind) if kind == wanted => Ok(()),
@@ -150,51 +152,62 @@ fn check_name(name: &str) -> Result<(), EditError> {
 /// and content (info byte, lengths, and the update's headers).
 const ITEM_OVERHEAD: usize = 16;
 
+/// A text edit, checked against the text as it is.
+enum TextOp<'a> {
+    Insert(u32, &'a str),
+    Delete(u32, u32),
+}
+
+/// Checks a text edit of root `name` without touching the document (a
+/// refused edit must not create the root).
+fn plan_text<'a>(doc: &Document, name: &str, edit: &'a TextEdit) -> Result<TextOp<'a>, EditError> {
+    let txn = doc.doc().transact();
+    check_kind(&txn, name, Kind::Text)?;
+    let (current, length) = match txn.get_text(name) {
+        Some(text) => (text.get_string(&txn), text.len(&txn)),
+        None => (String::new(), 0),
+    };
+    match (&edit.insert, edit.delete) {
+        (Some(insert), None) => {
+            let index = edit.index.unwrap_or(length);
+            if index > length || !is_boundary(&current, index) {
+                return Err(EditError::Invalid(format!(
+                    "index {index} is not a character boundary of the {length}-unit text"
+                )));
+            }
+            Ok(TextOp::Insert(index, insert))
+        }
+        (None, Some(delete)) => {
+            let index = edit.index.unwrap_or(0);
+            match index.checked_add(delete).filter(|&end| end <= length) {
+                Some(end) if is_boundary(&current, index) && is_boundary(&current, end) => {
+                    Ok(TextOp::Delete(index, delete))
+                }
+                _ => Err(EditError::Invalid(format!(
+                    "cannot delete {delete} units at {index} from the {length}-unit text"
+                ))),
+            }
+        }
+        _ => Err(EditError::Invalid(
+            "give exactly one of \"insert\" (a string) or \"delete\" (a length)".to_owned(),
+        )),
+    }
+}
+
 /// Applies a text edit to root `name`.
 pub fn edit_text(doc: &mut Document, name: &str, edit: &TextEdit) -> Result<Edited, EditError> {
     check_name(name)?;
+    let op = plan_text(doc, name, edit)?;
     let incoming = name.len() + edit.insert.as_ref().map_or(0, String::len) + ITEM_OVERHEAD;
-    let (result, updates) = doc.edit(incoming, |txn| -> Result<Value, EditError> {
-        check_kind(txn, name, Kind::Text)?;
+    let (summary, updates) = doc.edit(incoming, |txn| {
         let text = txn.get_or_insert_text(name);
-        let current = text.get_string(txn);
-        let length = text.len(txn);
-        match (&edit.insert, edit.delete) {
-            (Some(insert), None) => {
-                let index = edit.index.unwrap_or(length);
-                if index > length || !is_boundary(&current, index) {
-                    return Err(EditError::Invalid(format!(
-                        "index {index} is not a character boundary of the {length}-unit text"
-                    )));
-                }
-                text.insert(txn, index, insert);
-            }
-            (None, Some(delete)) => {
-                let index = edit.index.unwrap_or(0);
-                let end = index.checked_add(delete).filter(|&end| end <= length);
-                match end {
-                    Some(end) if is_boundary(&current, index) && is_boundary(&current, end) => {
-                        text.remove_range(txn, index, delete);
-                    }
-                    _ => {
-                        return Err(EditError::Invalid(format!(
-                            "cannot delete {delete} units at {index} from the {length}-unit text"
-                        )));
-                    }
-                }
-            }
-            _ => {
-                return Err(EditError::Invalid(
-                    "give exactly one of \"insert\" (a string) or \"delete\" (a length)".to_owned(),
-                ));
-            }
+        match op {
+            TextOp::Insert(index, chunk) => text.insert(txn, index, chunk),
+            TextOp::Delete(index, len) => text.remove_range(txn, index, len),
         }
-        Ok(serde_json::json!({ "name": name, "length": text.len(txn) }))
+        serde_json::json!({ "name": name, "length": text.len(txn) })
     })?;
-    Ok(Edited {
-        summary: result?,
-        updates,
-    })
+    Ok(Edited { summary, updates })
 }
 
 /// Applies a map edit to root `name`.
@@ -223,8 +236,8 @@ pub fn edit_map(doc: &mut Document, name: &str, edit: &MapEdit) -> Result<Edited
         })
         .chain(edit.delete.iter().flatten().map(|_| ITEM_OVERHEAD))
         .fold(0usize, usize::saturating_add);
-    let (result, updates) = doc.edit(incoming, |txn| -> Result<Value, EditError> {
-        check_kind(txn, name, Kind::Map)?;
+    check_kind(&doc.doc().transact(), name, Kind::Map)?;
+    let (summary, updates) = doc.edit(incoming, |txn| {
         let map = txn.get_or_insert_map(name);
         for key in edit.delete.iter().flatten() {
             map.remove(txn, key);
@@ -232,12 +245,9 @@ pub fn edit_map(doc: &mut Document, name: &str, edit: &MapEdit) -> Result<Edited
         for (key, value) in values {
             map.insert(txn, key.as_str(), value);
         }
-        Ok(serde_json::json!({ "name": name, "keys": map.len(txn) }))
+        serde_json::json!({ "name": name, "keys": map.len(txn) })
     })?;
-    Ok(Edited {
-        summary: result?,
-        updates,
-    })
+    Ok(Edited { summary, updates })
 }
 
 /// Deletes the content of every root (a CRDT delete, which clients apply

@@ -411,3 +411,22 @@ fn post_update_refusals_have_the_status_of_their_kind() {
     }
     assert_eq!(doc_json(&mut room), json!({}));
 }
+
+#[test]
+fn a_refused_edit_creates_no_root() {
+    let mut room = room();
+    for (path, edit) in [
+        ("/text/new", json!({"insert": "x", "index": 5})),
+        ("/text/new", json!({"delete": 1})),
+        ("/text/new", json!({"insert": "x", "delete": 1})),
+        ("/map/m", json!({})),
+    ] {
+        let response = post_json(&mut room, path, edit.clone());
+        assert_eq!(response.status, 400, "{path} {edit}");
+    }
+    assert_eq!(doc_json(&mut room), json!({}));
+    // So the name is still free for either kind.
+    let response = post_json(&mut room, "/map/new", json!({"set": {"k": 1}}));
+    assert_eq!(response.status, 200, "{}", response.body_text());
+    assert_eq!(doc_json(&mut room), json!({"new": {"k": 1}}));
+}
