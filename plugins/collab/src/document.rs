@@ -222,6 +222,12 @@ impl Document {
         self.size_bound
     }
 
+    /// The size cap.
+    #[cfg(test)]
+    pub(crate) fn max_bytes(&self) -> usize {
+        self.settings.max_bytes
+    }
+
     /// The running upper bound of the encoding's size (see
     /// [`Document::size`] for the exact one).
     #[cfg(test)]

@@ -15,9 +15,9 @@
 //! - [`http`] is the REST face (`/rooms/collab/{doc}/...`), [`snapshot`]
 //!   what survives a hot reload, [`config`] the configuration.
 //!
-//! Configuration (all optional): `{"keep_empty_ms": 30000,
-//! "max_doc_bytes": 1048576, "max_awareness_bytes": 16384,
-//! "awareness_timeout_ms": 30000, "gc": false}`. An invalid configuration makes `init`
+//! Configuration (all optional): see [`config::Config`]. `max_frame_bytes`
+//! must be the host's `--max-frame-bytes` (65536 by default), and the
+//! document must fit in one frame. An invalid configuration makes `init`
 //! panic, so `roomhost serve` refuses to start.
 
 #![warn(missing_docs)]

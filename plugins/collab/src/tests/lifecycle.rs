@@ -379,3 +379,50 @@ fn deletions_inside_an_insertion_cannot_pass_the_cap() {
     }
     assert!(room.closed().is_empty());
 }
+
+#[test]
+fn the_default_cap_keeps_the_document_within_one_frame() {
+    // A joiner gets the whole document in one frame, and the host drops
+    // frames beyond its --max-frame-bytes (64 KiB by default; the harness
+    // too). The default cap used to be 1 MiB: a document of 80 KB could
+    // never reach a joiner.
+    let mut room = room();
+    assert_eq!(
+        room.service().document().max_bytes(),
+        roomhost_sdk::limits::MAX_FRAME_BYTES - crate::config::DOC_FRAME_OVERHEAD
+    );
+    let alice = Peer::new(1);
+    let a = join(&mut room, &alice);
+    room.message(a, update_frame(alice.insert("t", 0, &"a".repeat(40_000))));
+    room.message(a, update_frame(alice.insert("t", 0, &"b".repeat(40_000))));
+    assert!(room.closed().is_empty());
+    let size = exact_size(&mut room);
+    assert!(size <= 64_512, "{size}");
+    let bob = Peer::new(2);
+    join(&mut room, &bob);
+    assert_eq!(json!(bob.text("t")), doc_json(&mut room)["t"]);
+    assert_eq!(bob.text("t").len(), 40_000);
+}
+
+#[test]
+#[should_panic(expected = "does not fit in a frame of max_frame_bytes (65536)")]
+fn a_cap_beyond_the_frame_refuses_to_start() {
+    room_with(json!({"max_doc_bytes": 1_048_576}));
+}
+
+#[test]
+fn larger_documents_need_larger_frames() {
+    let room = room_with(json!({"max_doc_bytes": 1_048_576, "max_frame_bytes": 1_100_000}));
+    assert_eq!(room.service().document().max_bytes(), 1_048_576);
+    // Without max_doc_bytes the cap follows the frames, up to 1 MiB.
+    let room = room_with(json!({"max_frame_bytes": 500_000}));
+    assert_eq!(room.service().document().max_bytes(), 500_000 - 1024);
+    let room = room_with(json!({"max_frame_bytes": 16_000_000}));
+    assert_eq!(room.service().document().max_bytes(), 1_048_576);
+}
+
+#[test]
+#[should_panic(expected = "max_frame_bytes (1000) must be above 1024")]
+fn a_tiny_frame_limit_refuses_to_start() {
+    room_with(json!({"max_frame_bytes": 1000, "max_awareness_bytes": 10}));
+}
