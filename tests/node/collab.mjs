@@ -8,7 +8,9 @@
 // The server URL can also come from COLLAB_URL, the HTTP base from ROOMHOST_HTTP.
 // `--roomhost BASE` adds the checks of roomhost's REST face (POST /rooms/collab/{room}/...),
 // which the reference server does not have. Exits non-zero with a message on the first
-// failure.
+// failure. A check also fails when the server closes one of its connections with a code other
+// than 1000, 1001, 1005 or 1006 (a refusal such as 4400), even if y-websocket's reconnect let it
+// pass otherwise.
 
 import http from 'node:http'
 import { randomBytes } from 'node:crypto'
@@ -18,6 +20,13 @@ import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
 
 const TIMEOUT_MS = Number(process.env.COLLAB_TIMEOUT_MS || 5000)
+// How long after its sync a newcomer may take to show the present awareness states. The server
+// sends them on connect; y-protocols clients renew their state every 15 s, so a longer wait
+// (COLLAB_TIMEOUT_MS is 20 s under cargo test) would pass on the renewal alone.
+const AWARENESS_ON_CONNECT_MS = 2000
+// Close codes that are not a server refusing a client: normal closure, going away, and a
+// close without a code or without a close frame (the client's own close, a dropped socket).
+const EXPECTED_CLOSES = new Set([1000, 1001, 1005, 1006])
 
 function parseArgs (argv) {
   const options = { url: process.env.COLLAB_URL, http: process.env.ROOMHOST_HTTP, reference: false, service: 'collab', only: null, list: false }
@@ -46,11 +55,22 @@ function fail (message) {
   throw new CheckFailed(message)
 }
 
+/** Closes by the server that a check did not expect (4400, 4413...), as `name: code reason`. */
+const unexpectedCloses = []
+
+/** Fails if a connection was closed by the server with an unexpected code since the last call. */
+function failOnCloses () {
+  if (unexpectedCloses.length === 0) return
+  const closes = unexpectedCloses.splice(0)
+  fail(`the server closed ${closes.length === 1 ? 'a connection' : 'connections'}: ${closes.join('; ')}`)
+}
+
 /** Polls `condition` until it holds or the timeout passes. */
 async function waitFor (what, condition, timeoutMs = TIMEOUT_MS, describe = null) {
   const deadline = Date.now() + timeoutMs
   let last
   while (Date.now() < deadline) {
+    failOnCloses()
     try {
       last = await condition()
       if (last === true) return
@@ -77,9 +97,10 @@ async function client (serverUrl, room, name) {
   })
   open.push(provider)
   provider.on('connection-close', event => {
-    if (event && event.code && event.code !== 1000 && event.code !== 1005) {
-      console.error(`  (${name}: connection closed with ${event.code} ${event.reason || ''})`)
-    }
+    if (!event || !event.code || event.code === 1000) return
+    const close = `${event.code} ${event.reason || ''}`.trim()
+    if (EXPECTED_CLOSES.has(event.code)) console.error(`  (${name}: connection closed with ${close})`)
+    else unexpectedCloses.push(`${name}: ${close}`)
   })
   await waitFor(`${name} to sync with ${serverUrl}/${room}`, () => provider.synced)
   return { doc, provider, name }
@@ -147,7 +168,8 @@ async function checkAwareness (url, room, a, b) {
     return state !== undefined && state.user && state.user.name === 'ada'
   })
   const late = await client(url, room, 'D')
-  await waitFor('a new client to receive the present awareness states', () => late.provider.awareness.getStates().has(id))
+  await waitFor('a new client to receive the present awareness states right after its sync',
+    () => late.provider.awareness.getStates().has(id), AWARENESS_ON_CONNECT_MS)
   destroy(late)
   destroy(a)
   await waitFor('A\'s awareness state to disappear from B after A left', () => !b.provider.awareness.getStates().has(id))
@@ -271,6 +293,7 @@ async function main () {
     const started = Date.now()
     try {
       await step(state)
+      failOnCloses()
       passed++
       console.log(`ok   ${name} (${Date.now() - started} ms)`)
     } catch (err) {
