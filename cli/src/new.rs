@@ -1,6 +1,7 @@
 //! `roomhost new NAME`: scaffold a plugin crate that builds, tests and runs
 //! under `roomhost dev` without edits.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -28,15 +29,15 @@ const BUILT_FROM_SDK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../guest-sdk"
 /// Where the SDK comes from when no checkout is on disk.
 const SDK_GIT: &str = "https://github.com/roomhost/roomhost";
 
+/// The service's source; its `{{type_name}}` is the service type.
+const LIB_RS: &str = include_str!("../templates/plugin/lib.rs.tmpl");
+
 const TEMPLATES: [(&str, &str); 4] = [
     (
         "Cargo.toml",
         include_str!("../templates/plugin/Cargo.toml.tmpl"),
     ),
-    (
-        "src/lib.rs",
-        include_str!("../templates/plugin/lib.rs.tmpl"),
-    ),
+    ("src/lib.rs", LIB_RS),
     (
         "README.md",
         include_str!("../templates/plugin/README.md.tmpl"),
@@ -81,7 +82,8 @@ pub fn run(args: NewArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Crate names cargo accepts and that make a readable Rust type name.
+/// Crate names cargo accepts and that make a readable Rust type name that
+/// the scaffold's code does not already use.
 fn check_name(name: &str) -> anyhow::Result<()> {
     let valid = name.len() <= 64
         && name.starts_with(|c: char| c.is_ascii_alphabetic())
@@ -95,11 +97,44 @@ fn check_name(name: &str) -> anyhow::Result<()> {
     }
     if matches!(
         name,
-        "test" | "core" | "std" | "alloc" | "proc_macro" | "roomhost-sdk"
+        "test"
+            | "core"
+            | "std"
+            | "alloc"
+            | "proc_macro"
+            | "roomhost-sdk"
+            | "roomhost_sdk"
+            | "serde"
+            | "serde_json"
     ) {
         bail!("{name:?} would clash with a crate it depends on: pick another name");
     }
+    let type_name = type_name(name);
+    if taken_type_names().contains(type_name.as_str()) {
+        bail!(
+            "{name:?} would name the service type `{type_name}`, which the scaffold's \
+             src/lib.rs already uses (from roomhost_sdk, serde or std): pick another name, \
+             e.g. \"my-{name}\""
+        );
+    }
     Ok(())
+}
+
+/// The type names the scaffold's code refers to (its imports such as `Room`
+/// and `Message`, `Serialize`, `TestRoom`, `String`, ...), read from the
+/// template itself so the list follows it: a service type of the same name
+/// would clash with them and the crate would not compile.
+fn taken_type_names() -> BTreeSet<&'static str> {
+    let mut names = BTreeSet::from(["Self"]);
+    for line in LIB_RS.lines() {
+        // Comments are prose, not names in scope.
+        let code = line.split("//").next().unwrap_or_default();
+        names.extend(
+            code.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|word| word.starts_with(|c: char| c.is_ascii_uppercase())),
+        );
+    }
+    names
 }
 
 /// `my-room` → `MyRoom`.
@@ -127,14 +162,19 @@ fn sdk_dependency(sdk: Option<&Path>) -> anyhow::Result<String> {
     Ok(match local {
         Some(path) if path.join("Cargo.toml").is_file() => {
             let path = path.to_str().context("the SDK path is not UTF-8")?;
-            format!("roomhost-sdk = {{ path = {path:?} }}")
+            format!("roomhost-sdk = {{ path = {} }}", toml_string(path))
         }
         Some(path) => bail!(
             "{} is not the roomhost-sdk crate: it has no Cargo.toml",
             path.display()
         ),
-        None => format!("roomhost-sdk = {{ git = {SDK_GIT:?} }}"),
+        None => format!("roomhost-sdk = {{ git = {} }}", toml_string(SDK_GIT)),
     })
+}
+
+/// `text` as a TOML string literal, quoted and escaped.
+fn toml_string(text: &str) -> String {
+    toml::Value::String(text.to_owned()).to_string()
 }
 
 #[cfg(test)]
@@ -156,9 +196,77 @@ mod tests {
     }
 
     #[test]
+    fn names_whose_type_the_scaffold_already_uses_are_refused() {
+        let taken = taken_type_names();
+        for imported in [
+            "Room",
+            "Message",
+            "ClientId",
+            "ClientInfo",
+            "RoomService",
+            "Serialize",
+            "Deserialize",
+            "TestRoom",
+            "String",
+            "Result",
+        ] {
+            assert!(
+                taken.contains(imported),
+                "{imported} missing from {taken:?}"
+            );
+        }
+        // Words of the template's comments are not names in scope.
+        assert!(!taken.contains("Every"), "{taken:?}");
+        for name in [
+            "room",
+            "message",
+            "client-id",
+            "client_info",
+            "room-service",
+            "serialize",
+            "deserialize",
+            "test-room",
+            "string",
+            "result",
+            "serde",
+        ] {
+            let error = check_name(name).expect_err(name).to_string();
+            assert!(error.contains("pick another name"), "{error}");
+        }
+        let error = check_name("room").unwrap_err().to_string();
+        assert!(
+            error.contains("`Room`") && error.contains("\"my-room\""),
+            "{error}"
+        );
+        for suggested in ["my-room", "my-test-room", "my-message", "rooms", "demo"] {
+            assert!(check_name(suggested).is_ok(), "{suggested}");
+        }
+    }
+
+    #[test]
     fn the_sdk_of_this_checkout_is_found() {
         let line = sdk_dependency(None).unwrap();
         assert!(line.starts_with("roomhost-sdk = { path = "), "{line}");
         assert!(sdk_dependency(Some(Path::new("/nonexistent"))).is_err());
+    }
+
+    #[test]
+    fn the_sdk_path_is_written_as_toml() {
+        // Quotes, a backslash and a combining accent: Rust's `{:?}` escapes
+        // the accent as `\u{301}`, which is not TOML.
+        let dir = std::env::temp_dir()
+            .join(format!("roomhost-new-{}", std::process::id()))
+            .join("sdk \"q\" back\\slash e\u{301}");
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("Cargo.toml"), "").unwrap();
+        let line = sdk_dependency(Some(&dir)).unwrap();
+        let parsed: toml::Table = toml::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"));
+        let expected = dir.canonicalize().unwrap();
+        assert_eq!(
+            parsed["roomhost-sdk"]["path"].as_str(),
+            expected.to_str(),
+            "{line}"
+        );
+        fs::remove_dir_all(dir.parent().unwrap()).unwrap();
     }
 }
