@@ -102,11 +102,8 @@ impl PluginBuild {
 
     /// The component a successful build produced.
     pub fn output(&self) -> anyhow::Result<PathBuf> {
-        let target_dir = self
-            .target_dir
-            .clone()
-            .unwrap_or_else(|| self.crate_info.target_dir.clone());
-        let wasm = target_dir
+        let wasm = self
+            .target_dir()
             .join(WASM_TARGET)
             .join("release")
             .join(format!("{}.wasm", self.crate_info.lib_name));

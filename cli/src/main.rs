@@ -43,8 +43,12 @@ enum Command {
     ///
     /// Builds the plugin crate in DIR, serves it (dashboard at http://ADDR/), watches the
     /// crate's files and, on every change, rebuilds and moves every live room onto the new
-    /// version: rooms keep their state (snapshot) and clients stay connected. A failed build
-    /// is shown here and on the dashboard while the last good version keeps serving.
+    /// version. Clients stay connected. Rooms of a service with snapshots
+    /// (#[room_service(snapshot = serde)], or snapshot/restore by hand) keep their state;
+    /// rooms of a service without them restart fresh, with `connect` replayed for each
+    /// client. A rebuild that produces the same component leaves the rooms untouched. A failed
+    /// build is shown here and on the dashboard while the last good version keeps serving.
+    /// Compiled plugins are cached in the target directory's roomhost-dev-cache/.
     ///
     /// Examples:
     ///   roomhost dev                          (the crate in the current directory)
@@ -63,13 +67,15 @@ enum Command {
     New(new::NewArgs),
     /// Load-test a deployment: rooms × clients sending frames that the room broadcasts.
     ///
-    /// Each client sends frames carrying their send time; every receiver measures delivery
+    /// Each client sends frames carrying their send time (at a fixed --rate, the time the
+    /// schedule set, so waiting to send counts as latency); every receiver measures delivery
     /// latency. Assumes the room broadcasts each frame to all its clients (sender included);
     /// other frames are counted and ignored. Reports connections, sent and delivered rates,
     /// expected vs actual deliveries, latency percentiles, errors and server closes by code.
     /// Only loopback targets unless --allow-remote.
     ///
-    /// Examples:
+    /// Examples, against a server whose rooms broadcast every frame, started first (from a
+    /// roomhost checkout: `roomhost serve --plugin bench/fanout`):
     ///   roomhost loadtest --url ws://127.0.0.1:8080/ws/fanout --rooms 100 --clients-per-room 20
     ///   roomhost loadtest --rate 0 --payload-bytes 1024 --binary   (as fast as echoes return)
     ///   roomhost loadtest --duration-secs 60 --json > report.json

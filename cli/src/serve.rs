@@ -177,7 +177,8 @@ impl LimitArgs {
     }
 }
 
-const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Where `serve` and `dev` listen unless told otherwise.
+pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const DEFAULT_FILE: &str = "roomhost.toml";
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -186,35 +187,42 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let server = Server::bind(config).await?;
-        let addr = server.local_addr();
-        println!(
-            "roomhost {} listening on http://{addr}",
-            env!("CARGO_PKG_VERSION")
-        );
-        let single = server.services().count() == 1;
-        for service in server.services() {
-            let url = if single {
-                format!("ws://{addr}/ws/{{room}}")
-            } else {
-                format!("ws://{addr}/ws/{}/{{room}}", service.name())
-            };
-            let origin = if service.plugin().from_cache() {
-                "from cache"
-            } else {
-                "compiled"
-            };
-            println!(
-                "  service {:<12} {url}  (plugin {} {}, {origin})",
-                service.name(),
-                service.plugin().path().display(),
-                service.plugin().version(),
-            );
-        }
-        println!("  status: http://{addr}/status  rooms: http://{addr}/rooms");
+        print_banner(&server);
         server.run(roomhost_host::shutdown_signal()).await?;
         println!("roomhost stopped");
         anyhow::Ok(())
     })
+}
+
+/// What a bound server tells its user: the address (first line, which
+/// scripts wait for: "listening on http://ADDR"), each service's URL and
+/// plugin, and the JSON endpoints.
+pub(crate) fn print_banner(server: &Server) {
+    let addr = server.local_addr();
+    println!(
+        "roomhost {} listening on http://{addr}",
+        env!("CARGO_PKG_VERSION")
+    );
+    let single = server.services().count() == 1;
+    for service in server.services() {
+        let url = if single {
+            format!("ws://{addr}/ws/{{room}}")
+        } else {
+            format!("ws://{addr}/ws/{}/{{room}}", service.name())
+        };
+        let origin = if service.plugin().from_cache() {
+            "from cache"
+        } else {
+            "compiled"
+        };
+        println!(
+            "  service {:<12} {url}  (plugin {} {}, {origin})",
+            service.name(),
+            service.plugin().path().display(),
+            service.plugin().version(),
+        );
+    }
+    println!("  status: http://{addr}/status  rooms: http://{addr}/rooms");
 }
 
 /// Merges `roomhost.toml` (if any) with the flags; flags win.
@@ -312,7 +320,7 @@ pub(crate) fn default_service_name(path: &Path) -> anyhow::Result<String> {
 }
 
 /// `--config NAME=JSON`, or `--config JSON` with a single service.
-fn apply_config_flag(services: &mut [ServiceSpec], flag: &str) -> anyhow::Result<()> {
+pub(crate) fn apply_config_flag(services: &mut [ServiceSpec], flag: &str) -> anyhow::Result<()> {
     let parsed_whole = serde_json::from_str::<serde_json::Value>(flag);
     let (target, json) = match (parsed_whole, flag.split_once('=')) {
         (Ok(value), _) => (None, value),

@@ -38,8 +38,10 @@ impl Dev {
                 "--target-dir",
             ])
             // Shared with the CLI's other crate builds: the SDK compiles once.
-            .arg(plugin_target_dir().join("from-docs"))
+            .arg(dev_target_dir())
             .env("RUST_LOG", "warn")
+            // dev must not fill the user's compile cache.
+            .env("XDG_CACHE_HOME", user_cache(dir))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -108,6 +110,16 @@ impl Drop for Dev {
     }
 }
 
+/// The target directory the dev tests build in.
+fn dev_target_dir() -> PathBuf {
+    plugin_target_dir().join("from-docs")
+}
+
+/// The user cache directory a dev process under test sees.
+fn user_cache(crate_dir: &Path) -> PathBuf {
+    crate_dir.parent().expect("a parent").join("user-cache")
+}
+
 fn scaffold(name: &str) -> PathBuf {
     let parent = plugin_target_dir()
         .join("cli-tests")
@@ -140,6 +152,17 @@ fn edit(dir: &Path, from: &str, to: &str) {
 async fn editing_a_scaffolded_plugin_reloads_it_under_connected_clients() {
     let dir = scaffold("demo");
     let mut dev = Dev::start(&dir);
+
+    // The compiled plugin went to the target directory, not the user's cache.
+    assert!(
+        !user_cache(&dir).join("roomhost").exists(),
+        "dev wrote to the user's compile cache"
+    );
+    let cached = std::fs::read_dir(dev_target_dir().join("roomhost-dev-cache"))
+        .expect("the dev compile cache")
+        .flatten()
+        .any(|entry| entry.path().extension().is_some_and(|ext| ext == "cwasm"));
+    assert!(cached, "no compiled plugin in the target directory's cache");
 
     let mut clients = Vec::new();
     for _ in 0..3 {
@@ -224,6 +247,20 @@ async fn editing_a_scaffolded_plugin_reloads_it_under_connected_clients() {
     for client in &mut clients {
         client.expect_silence(Duration::from_millis(50)).await;
     }
+
+    // Saving without a change rebuilds the same component: nothing reloads.
+    let lib = dir.join("src/lib.rs");
+    std::fs::write(&lib, std::fs::read(&lib).expect("lib.rs")).expect("save lib.rs");
+    let unchanged = dev.wait_for("plugin unchanged", REBUILD);
+    assert!(unchanged.contains("rooms untouched"), "{unchanged}");
+    clients[1].send_text("same").await;
+    for client in &mut clients {
+        assert_eq!(client.recv_json().await["count"], 23);
+    }
+    assert!(
+        !dev.drain().iter().any(|line| line.contains("↻ reloaded")),
+        "an identical build was reloaded"
+    );
 }
 
 #[test]
@@ -252,6 +289,19 @@ fn new_refuses_bad_names_and_existing_directories() {
         .unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("invalid crate name"));
+
+    // Its service type would be `Room`, which the scaffold imports.
+    let output = Command::new(ROOMHOST)
+        .args(["new", "room", "--path"])
+        .arg(plugin_target_dir().join("cli-tests").join("never-created"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("`Room`") && stderr.contains("my-room"),
+        "{stderr}"
+    );
 
     let dir = scaffold("taken");
     let output = Command::new(ROOMHOST)

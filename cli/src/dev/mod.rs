@@ -4,8 +4,13 @@
 //! The loop: wait for a change ([`watch`]), rebuild with a progress line
 //! ([`progress`]), and on success reload every live room onto the new
 //! version (the host snapshots each room and restores it, or restarts it and
-//! replays `connect`). A failed build leaves the last good version serving and
-//! shows the compiler's output in the terminal and on the dashboard.
+//! replays `connect`). A rebuild that produced the same component reloads
+//! nothing. A failed build leaves the last good version serving and shows the
+//! compiler's output in the terminal and on the dashboard.
+//!
+//! Compiled plugins are cached under the build's target directory, not in the
+//! user's cache that `serve` uses: every edit makes a new version, and `cargo
+//! clean` is where a developer expects them to go.
 
 mod progress;
 mod watch;
@@ -17,11 +22,21 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Args;
 use roomhost_host::dev::{BuildState, DevEvent, DevTap};
+use roomhost_host::room::ReloadReport;
 use roomhost_host::{CompileCache, Limits, Server, ServerConfig, ServerHandle, ServiceSpec};
+use sha2::{Digest, Sha256};
 
 use crate::build::PluginBuild;
-use crate::serve::{AuthArgs, LimitArgs, default_service_name, init_logging};
+use crate::serve::{
+    AuthArgs, DEFAULT_LISTEN, LimitArgs, apply_config_flag, default_service_name, init_logging,
+    print_banner,
+};
+use progress::Built;
 use watch::Watcher;
+
+/// Where dev keeps compiled plugins, under the build's target directory:
+/// every edit compiles a new version, and `cargo clean` removes them all.
+const COMPILE_CACHE_DIR: &str = "roomhost-dev-cache";
 
 /// Arguments of `roomhost dev`.
 #[derive(Args)]
@@ -34,17 +49,20 @@ pub struct DevArgs {
         long,
         short = 'l',
         value_name = "ADDR",
-        default_value = "127.0.0.1:8080",
+        default_value = DEFAULT_LISTEN,
         env = "ROOMHOST_LISTEN"
     )]
     listen: SocketAddr,
     /// The service name in URLs (default: the crate directory's name).
     #[arg(long, value_name = "NAME")]
     name: Option<String>,
-    /// The service's configuration as JSON, passed to every room's `init`.
+    /// The service's configuration as JSON (or NAME=JSON, as for serve),
+    /// passed to every room's `init`.
     #[arg(long, value_name = "JSON")]
     config: Option<String>,
-    /// Cargo's target directory (default: the crate's own).
+    /// Cargo's target directory (default: the crate's own). Compiled plugins
+    /// are cached in its roomhost-dev-cache/ (removed by `cargo clean`), not
+    /// in ~/.cache/roomhost as for serve.
     #[arg(long, value_name = "DIR")]
     target_dir: Option<PathBuf>,
     /// Quiet time after the last change before rebuilding.
@@ -66,13 +84,16 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
         Some(name) => name.clone(),
         None => default_service_name(&dir)?,
     };
-    let config = match &args.config {
-        Some(json) => serde_json::from_str(json).context("--config is not valid JSON")?,
-        None => serde_json::Value::Null,
-    };
+    // Configured before the first build, so a bad --config fails at once;
+    // the build fills in the plugin.
+    let mut service = ServiceSpec::new(name.clone(), PathBuf::new());
+    if let Some(config) = &args.config {
+        apply_config_flag(std::slice::from_mut(&mut service), config)?;
+    }
     let mut limits = Limits::default();
     args.limits.apply(&mut limits);
     let build = PluginBuild::prepare(&dir, args.target_dir.as_deref())?;
+    let cache = CompileCache::new(build.target_dir().join(COMPILE_CACHE_DIR));
     let debounce = Duration::from_millis(args.debounce_ms);
     let auth = args.auth.config()?;
 
@@ -81,59 +102,66 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
         let mut watcher = Watcher::start(build.dir(), build.target_dir())?;
         let tap = DevTap::new();
         // The first build has no old version to fall back on: wait for a fix.
-        let wasm = loop {
+        let built = loop {
             match rebuild(&build, &tap).await {
-                Some(wasm) => break wasm,
+                Some(built) => break built,
                 None => {
                     eprintln!("waiting for a change to {} …", dir.display());
                     watcher.changed(debounce).await?;
                 }
             }
         };
+        // What every room runs, when nothing was left behind: a rebuild
+        // with the same digest needs no reload.
+        let mut serving = digest(&built.wasm);
+        service.plugin = built.wasm;
         let server = Server::bind(ServerConfig {
             listen: args.listen,
-            services: vec![ServiceSpec::new(name.clone(), wasm).with_config(config)],
+            services: vec![service],
             limits,
-            cache: CompileCache::default_dir().map(CompileCache::new),
+            cache: Some(cache),
             auth,
             dev_tap: Some(tap.clone()),
         })
         .await?;
-        let addr = server.local_addr();
-        print_banner(addr, &name, &dir);
+        print_banner(&server);
+        println!("  dashboard        http://{}/", server.local_addr());
+        println!("  watching         {}", dir.display());
         let handle = server.handle();
-        let mut serving = tokio::spawn(server.run(roomhost_host::shutdown_signal()));
+        let mut served = tokio::spawn(server.run(roomhost_host::shutdown_signal()));
         loop {
             tokio::select! {
-                served = &mut serving => {
-                    served.context("the server task failed")??;
+                result = &mut served => {
+                    result.context("the server task failed")??;
                     println!("roomhost stopped");
                     return Ok(());
                 }
                 changed = watcher.changed(debounce) => {
                     changed?;
-                    if let Some(wasm) = rebuild(&build, &tap).await {
-                        reload(&handle, &name, &wasm).await;
+                    let Some(built) = rebuild(&build, &tap).await else { continue };
+                    let fresh = digest(&built.wasm);
+                    if fresh.is_some() && fresh == serving {
+                        println!("= plugin unchanged; rooms untouched");
+                        continue;
                     }
+                    serving = reload(&handle, &name, &built.wasm).await.and(fresh);
                 }
             }
         }
     })
 }
 
-fn print_banner(addr: SocketAddr, name: &str, dir: &Path) {
-    println!(
-        "roomhost {} listening on http://{addr}",
-        env!("CARGO_PKG_VERSION")
-    );
-    println!("  dashboard        http://{addr}/");
-    println!("  service {name:<8} ws://{addr}/ws/{{room}}  (also /ws/{name}/{{room}})");
-    println!("  watching         {}", dir.display());
+/// The SHA-256 of the component, or `None` when it cannot be read (the
+/// reload then goes ahead and reports the problem).
+fn digest(wasm: &Path) -> Option<[u8; 32]> {
+    std::fs::read(wasm)
+        .ok()
+        .map(|bytes| Sha256::digest(bytes).into())
 }
 
 /// Builds the crate, showing progress and reporting to the dashboard.
 /// Returns the component, or `None` when the build failed (reported).
-async fn rebuild(build: &PluginBuild, tap: &DevTap) -> Option<PathBuf> {
+async fn rebuild(build: &PluginBuild, tap: &DevTap) -> Option<Built> {
     tap.publish(DevEvent::build(
         BuildState::Building,
         format!("building {}", build.package()),
@@ -142,11 +170,18 @@ async fn rebuild(build: &PluginBuild, tap: &DevTap) -> Option<PathBuf> {
     let result = progress::run_build(build).await;
     let elapsed = started.elapsed().as_secs_f64();
     match result {
-        Ok(wasm) => {
-            let message = format!("built {} in {elapsed:.1} s", build.package());
+        Ok(built) => {
+            let mut message = format!("built {} in {elapsed:.1} s", build.package());
+            match built.warnings {
+                0 => {}
+                1 => message.push_str(" with 1 warning (`cargo build` in the crate shows it)"),
+                n => message.push_str(&format!(
+                    " with {n} warnings (`cargo build` in the crate shows them)"
+                )),
+            }
             println!("✓ {message}");
             tap.publish(DevEvent::build(BuildState::Succeeded, message));
-            Some(wasm)
+            Some(built)
         }
         Err(failure) => {
             eprintln!("{}", failure.output.trim_end());
@@ -158,26 +193,46 @@ async fn rebuild(build: &PluginBuild, tap: &DevTap) -> Option<PathBuf> {
 }
 
 /// Moves every live room onto the new build and prints what happened.
-async fn reload(handle: &ServerHandle, name: &str, wasm: &Path) {
+/// Returns `Some(())` when every room now runs it.
+async fn reload(handle: &ServerHandle, name: &str, wasm: &Path) -> Option<()> {
     match handle.reload(name, wasm).await {
         Ok(report) => {
-            println!(
-                "↻ reloaded {} rooms in {:.1} ms (restored {}, restarted {}) → version {}",
-                report.rooms(),
-                report.elapsed.as_secs_f64() * 1000.0,
-                report.restored,
-                report.restarted,
-                report.version,
-            );
+            println!("{}", reload_line(&report));
             for (room, reason) in report.kept_old.iter().chain(&report.failed) {
                 let room = if room.is_empty() { "(lobby)" } else { room };
                 println!("  ! room {room}: {reason}");
             }
+            // A room left on the old version is retried by the next reload,
+            // even of the same build.
+            report.kept_old.is_empty().then_some(())
         }
         Err(error) => {
             eprintln!("✗ reload failed: {error}: the last good version keeps serving");
+            None
         }
     }
+}
+
+/// The one-line summary of a reload.
+fn reload_line(report: &ReloadReport) -> String {
+    if report.unchanged > 0 && report.unchanged == report.rooms() {
+        return format!(
+            "= plugin unchanged; rooms untouched (version {})",
+            report.version
+        );
+    }
+    let unchanged = match report.unchanged {
+        0 => String::new(),
+        n => format!(", unchanged {n}"),
+    };
+    format!(
+        "↻ reloaded {} rooms in {:.1} ms (restored {}, restarted {}{unchanged}) → version {}",
+        report.rooms(),
+        report.elapsed.as_secs_f64() * 1000.0,
+        report.restored,
+        report.restarted,
+        report.version,
+    )
 }
 
 /// A failed build: what cargo printed.
@@ -191,5 +246,42 @@ impl From<anyhow::Error> for BuildFailure {
         BuildFailure {
             output: format!("{error:#}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(restored: usize, restarted: usize, unchanged: usize) -> ReloadReport {
+        ReloadReport {
+            service: "demo".to_owned(),
+            version: "abc123".to_owned(),
+            restored,
+            restarted,
+            unchanged,
+            kept_old: Vec::new(),
+            failed: Vec::new(),
+            elapsed: Duration::from_millis(3),
+        }
+    }
+
+    #[test]
+    fn a_reload_that_changed_nothing_says_so() {
+        assert_eq!(
+            reload_line(&report(0, 0, 2)),
+            "= plugin unchanged; rooms untouched (version abc123)"
+        );
+        let line = reload_line(&report(2, 1, 0));
+        assert!(line.starts_with("↻ reloaded 3 rooms"), "{line}");
+        assert!(line.contains("(restored 2, restarted 1)"), "{line}");
+        assert!(line.ends_with("→ version abc123"), "{line}");
+        let mixed = reload_line(&report(1, 0, 1));
+        assert!(
+            mixed.contains("(restored 1, restarted 0, unchanged 1)"),
+            "{mixed}"
+        );
+        // No rooms at all: a reload, not an unchanged plugin.
+        assert!(reload_line(&report(0, 0, 0)).starts_with("↻ reloaded 0 rooms"));
     }
 }

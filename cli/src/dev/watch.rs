@@ -2,8 +2,9 @@
 //! write a file in several steps and save several files at once, which must
 //! give one rebuild, not five.
 //!
-//! Cargo's target directory, `.git` and editor swap files are ignored, so a
-//! build never triggers the next one.
+//! Cargo's target directory (the configured one, and the crate's top-level
+//! `target/`), `.git` and editor swap files are ignored, so a build never
+//! triggers the next one.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -26,12 +27,7 @@ impl Watcher {
         // One pending signal is enough: a change during a build means
         // "build again" however many files changed.
         let (signal, changes) = mpsc::channel(1);
-        let ignored = Ignored {
-            dir: dir.canonicalize().unwrap_or_else(|_| dir.to_owned()),
-            target_dir: target_dir
-                .canonicalize()
-                .unwrap_or_else(|_| target_dir.to_owned()),
-        };
+        let ignored = Ignored::new(dir, target_dir);
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
                 let Ok(event) = event else { return };
@@ -79,15 +75,27 @@ struct Ignored {
 }
 
 impl Ignored {
+    /// Resolves both directories the way the watcher reports paths:
+    /// absolute, with symlinks resolved, even when the target directory is
+    /// relative or does not exist before the first build.
+    fn new(dir: &Path, target_dir: &Path) -> Ignored {
+        Ignored {
+            dir: resolve(dir),
+            target_dir: resolve(target_dir),
+        }
+    }
+
     fn contains(&self, path: &Path) -> bool {
         if path.starts_with(&self.target_dir) {
             return true;
         }
         let inside = path.strip_prefix(&self.dir).unwrap_or(path);
-        if inside
-            .components()
-            .any(|part| matches!(part.as_os_str().to_str(), Some("target" | ".git")))
-        {
+        // The crate's own target/ (cargo's default), wherever the build
+        // goes; a `target` directory deeper down (src/target/) is source.
+        if inside.starts_with("target") {
+            return true;
+        }
+        if inside.components().any(|part| part.as_os_str() == ".git") {
             return true;
         }
         let name = path
@@ -101,6 +109,30 @@ impl Ignored {
             || name.ends_with(".swx")
             || name.starts_with(".#")
             || name == "4913"
+    }
+}
+
+/// `path` made absolute (a relative one against the current directory, as
+/// cargo reads `--target-dir`), with symlinks resolved in the part that
+/// exists; the part that does not is appended as is.
+fn resolve(path: &Path) -> PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let mut existing = absolute.as_path();
+    let mut missing = Vec::new();
+    loop {
+        if let Ok(canonical) = existing.canonicalize() {
+            return missing
+                .iter()
+                .rev()
+                .fold(canonical, |resolved, part| resolved.join(part));
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                missing.push(name);
+                existing = parent;
+            }
+            _ => return absolute,
+        }
     }
 }
 
@@ -128,6 +160,35 @@ mod tests {
             target_dir: PathBuf::from("/build/target/demo/target"),
         };
         assert!(!nested.contains(Path::new("/build/target/demo/src/lib.rs")));
+    }
+
+    #[test]
+    fn only_the_top_level_target_dir_is_ignored() {
+        let ignored = Ignored {
+            dir: PathBuf::from("/work/demo"),
+            target_dir: PathBuf::from("/work/shared-target"),
+        };
+        assert!(ignored.contains(Path::new("/work/shared-target/release/demo.wasm")));
+        assert!(ignored.contains(Path::new("/work/demo/target/debug/build/x")));
+        assert!(ignored.contains(Path::new("/work/demo/src/.git/HEAD")));
+        // A module directory named target is source.
+        assert!(!ignored.contains(Path::new("/work/demo/src/target/mod.rs")));
+        assert!(!ignored.contains(Path::new("/work/demo/src/target.rs")));
+        assert!(!ignored.contains(Path::new("/work/demo/targets/x.rs")));
+    }
+
+    #[test]
+    fn a_relative_or_future_target_dir_is_ignored() {
+        let cwd = std::env::current_dir().unwrap();
+        // Relative to the current directory, as cargo reads --target-dir,
+        // and not built yet.
+        let ignored = Ignored::new(&cwd, Path::new("not-built-yet/out"));
+        assert!(ignored.contains(&cwd.join("not-built-yet/out/wasm32-wasip2/release/x.wasm")));
+        assert!(!ignored.contains(&cwd.join("src/lib.rs")));
+        // Absolute but missing, through a `..`.
+        let ignored = Ignored::new(&cwd, &cwd.join("src/../later"));
+        assert!(ignored.contains(&cwd.join("later/release/x.wasm")));
+        assert!(!ignored.contains(&cwd.join("src/later.rs")));
     }
 
     #[tokio::test]
