@@ -33,6 +33,11 @@
 # The load generator and the server share the machine's cores: compare the
 # wasm/native ratios, not the absolute figures. Idempotent: builds are
 # incremental, results are overwritten.
+#
+# Needs: Linux (server RSS is read from /proc), bash, cargo with the
+# wasm32-wasip2 target (`rustup target add wasm32-wasip2`), jq, curl and
+# python3. Latency is measured from each frame's scheduled send time; results
+# from before that change (BENCHMARKS.md says which) measured from the send.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -52,6 +57,20 @@ CACHE_DIR=$OUT/compile-cache
 # 1000-client room (every client may have 4 frames in flight).
 LIMITS=(--max-rooms 12000 --max-connections 20000 --client-queue 8192 --room-inbox 4096)
 SERVER_PID=
+
+missing=()
+for tool in jq curl python3 cargo; do
+    command -v "$tool" >/dev/null || missing+=("$tool")
+done
+[[ -r /proc/self/status ]] || missing+=("Linux /proc")
+if [[ ${#missing[@]} -gt 0 ]]; then
+    echo "bench/run.sh needs: ${missing[*]}" >&2
+    exit 1
+fi
+if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx wasm32-wasip2; then
+    echo "bench/run.sh needs the wasm32-wasip2 target: rustup target add wasm32-wasip2" >&2
+    exit 1
+fi
 
 mkdir -p "$OUT"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -132,10 +151,17 @@ fanout() {
                     --ramp-up-secs "$ramp"
                 stop_server
             done
-            # Half of the wasm maximum, per client, for both servers.
+            # Half of the wasm maximum, per client, for both servers. With no
+            # connection or a rate that rounds down to 0 (which would mean
+            # unlimited), there is no half rate to measure.
             local half
-            half=$(jq -r '(.messages.sent_per_sec / .connections.established / 2) * 1000 | floor / 1000' \
-                "$OUT/$name-max-wasm-$run.json")
+            half=$(jq -r 'if .connections.established > 0
+                then (.messages.sent_per_sec / .connections.established / 2) * 1000 | floor / 1000
+                else 0 end' "$OUT/$name-max-wasm-$run.json")
+            if ! awk -v rate="$half" 'BEGIN { exit !(rate > 0) }'; then
+                log "run $run: ($name) no half rate (wasm max run: $half/s per client), skipped"
+                continue
+            fi
             for kind in wasm native; do
                 log "run $run: ($name) ${rooms}x${clients} at $half/s per client, $kind"
                 start_server "$kind"
@@ -180,8 +206,9 @@ held() {
     sleep 0.5
     local before
     before=$(rss_kib "$SERVER_PID")
-    # One frame per client per ~3 hours: silent for the run. Pings keep them
-    # alive (idle timeout 60 s, longer than the run).
+    # One frame per client per ~3 hours (the lowest rate loadtest takes):
+    # about 0.2 % of the clients send one frame during the run. Pings keep
+    # them alive (idle timeout 60 s, longer than the run).
     loadtest "$OUT/$name-$kind.json" "$rooms" "$clients" 0.0001 --ramp-up-secs 8 \
         --max-connections 50000 &
     local client=$!
@@ -235,12 +262,15 @@ PY
 coldstart() {
     local warm=$OUT/coldstart-cache
     rm -rf "$warm"
-    "$ROOMHOST" serve --listen "127.0.0.1:$PORT" --cache-dir "$warm" -p "fanout=$FANOUT_WASM" \
-        >/dev/null 2>&1 &
-    local primer=$!
-    sleep 3
-    kill "$primer"
-    wait "$primer" 2>/dev/null || true
+    # Fill the cache: the server compiles and stores the plugin before it
+    # prints "listening".
+    local primed
+    primed=$(time_to_listen "$ROOMHOST" serve --listen "127.0.0.1:$PORT" --cache-dir "$warm" \
+        -p "fanout=$FANOUT_WASM")
+    if [[ -z $primed ]]; then
+        log "the server did not start to fill the compile cache"
+        return 1
+    fi
     : >"$OUT/coldstart.txt"
     for run in $(seq 1 $((RUNS * 2))); do
         log "cold start run $run"

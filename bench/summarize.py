@@ -4,7 +4,9 @@
 Usage: bench/summarize.py RESULTS_DIR
 
 Every figure is a median over the runs found; ratios are wasm / native from
-the same runs. The load generator and the server shared the machine's cores.
+the same runs. In the load runs the load generator and the server shared the
+machine's cores; the cold starts and micro benchmarks ran without a load
+generator.
 """
 
 import glob
@@ -12,6 +14,9 @@ import json
 import os
 import statistics
 import sys
+
+sys.dont_write_bytecode = True  # no __pycache__ in bench/
+from sweep import latency_origin_note  # noqa: E402  (bench/ is on the path: it is this script's)
 
 OUT = sys.argv[1] if len(sys.argv) > 1 else "bench/results"
 SCENARIOS = [("a", "1000 rooms x 4 clients"), ("b", "10 rooms x 100 clients"), ("c", "1 room x 1000 clients")]
@@ -52,6 +57,7 @@ def fanout():
     print("wasm maximum (both servers at the same offered rate). Medians of the runs.\n")
     print("| scenario | runs | wasm delivered/s | native delivered/s | wasm/native | wasm p50 / p99 ms at half | native p50 / p99 ms at half | delivery ratio wasm / native (half) |")
     print("|---|---|---|---|---|---|---|---|")
+    origins = set()
     for name, label in SCENARIOS:
         row = {}
         for kind in ("wasm", "native"):
@@ -65,12 +71,16 @@ def fanout():
                 "ratio": median([r["messages"]["delivery_ratio"] for r in half]),
                 "rate": median([r["rate_per_client"] for r in half]),
             }
+            origins.update(r.get("latency_from", "send") for r in half)
         w, n = row["wasm"], row["native"]
         print(
             f"| ({name}) {label} | {w['runs']} | {fmt(w['max'])} | {fmt(n['max'])} | {ratio(w['max'], n['max'])} "
             f"| {fmt(w['p50'], 2)} / {fmt(w['p99'], 2)} | {fmt(n['p50'], 2)} / {fmt(n['p99'], 2)} "
             f"| {fmt(w['ratio'], 4)} / {fmt(n['ratio'], 4)} |"
         )
+    if origins:
+        print()
+        print(latency_origin_note(origins))
     print()
 
 
@@ -123,7 +133,7 @@ def coldstart():
                     times.setdefault(parts[0], []).append(float(parts[1]))
                 except ValueError:
                     pass
-    print(f"### Cold start: exec to listening {SHARED}\n")
+    print("### Cold start: exec to listening (no load generator running)\n")
     print("| server | runs | median ms | min ms | max ms |")
     print("|---|---|---|---|---|")
     labels = {"nocache": "roomhost serve --no-cache", "cache": "roomhost serve, warm compile cache", "native": "roomhost-baseline (native)"}

@@ -2,7 +2,8 @@
 //! wasm instance and as a native room over the same host state.
 //!
 //! `cargo bench -p roomhost-baseline --bench calls [-- ROOMS]` (default
-//! 10,000 rooms) reports, for wasm and native, with the ratio:
+//! 10,000 rooms, at least 2: the message calls use the first two) reports,
+//! for wasm and native, with the ratio:
 //! - creating a room (instantiate) and its first `init` call,
 //! - resident memory per idle room (RSS growth / rooms),
 //! - a `message` call that broadcasts to 1 and to 100 members, measured
@@ -18,10 +19,7 @@ use roomhost_host::wasm::{RoomInstance, RoomState, WasmEngine, guest};
 use roomhost_host::{Limits, Plugin};
 
 fn main() {
-    let rooms: usize = std::env::args()
-        .skip(1)
-        .find_map(|arg| arg.parse().ok())
-        .unwrap_or(10_000);
+    let rooms = room_count(std::env::args().skip(1));
     let limits = Limits {
         max_rooms: rooms + 1,
         ..Limits::default()
@@ -114,6 +112,20 @@ fn main() {
         );
     }
 }
+
+/// The room count given on the command line (the first number; cargo bench
+/// passes flags such as `--bench` too), 10,000 by default, and at least
+/// [`MIN_ROOMS`]: the per-room figures divide by it and the message calls
+/// use rooms 0 and 1.
+fn room_count(mut args: impl Iterator<Item = String>) -> usize {
+    let rooms = args.find_map(|arg| arg.parse().ok()).unwrap_or(10_000);
+    if rooms < MIN_ROOMS {
+        eprintln!("{rooms} rooms asked for: measuring {MIN_ROOMS}, the fewest this bench needs");
+    }
+    rooms.max(MIN_ROOMS)
+}
+
+const MIN_ROOMS: usize = 2;
 
 /// Times 20,000 `message` calls on `room` with `members` members (queues
 /// drained between calls); the first 2,000 calls are warm-up.
