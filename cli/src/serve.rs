@@ -127,6 +127,15 @@ pub(crate) struct LimitArgs {
     /// Largest HTTP request or response body of a room's REST face (413 beyond) [default: 1048576].
     #[arg(long, value_name = "BYTES")]
     max_http_body_bytes: Option<usize>,
+    /// HTTP requests to rooms handled at once; more get 503 [default: 256].
+    #[arg(long, value_name = "N")]
+    max_http_requests: Option<usize>,
+    /// Headers of an HTTP request to a room; more get 431 [default: 100].
+    #[arg(long, value_name = "N")]
+    max_http_headers: Option<usize>,
+    /// How long an HTTP request waits for its room before 503 [default: 30000].
+    #[arg(long, value_name = "MS")]
+    http_timeout_ms: Option<u64>,
     /// Interval between pings to each client [default: 20000].
     #[arg(long, value_name = "MS")]
     ping_interval_ms: Option<u64>,
@@ -167,6 +176,15 @@ impl LimitArgs {
         }
         if let Some(value) = self.max_http_body_bytes {
             limits.max_http_body_bytes = value;
+        }
+        if let Some(value) = self.max_http_requests {
+            limits.max_http_requests = value;
+        }
+        if let Some(value) = self.max_http_headers {
+            limits.max_http_headers = value;
+        }
+        if let Some(value) = self.http_timeout_ms {
+            limits.http_timeout = ms(value);
         }
         if let Some(value) = self.ping_interval_ms {
             limits.ping_interval = ms(value);

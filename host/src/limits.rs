@@ -55,6 +55,16 @@ pub struct Limits {
     /// (`/rooms/{service}/{room}/...`) and of the room's answer. A larger
     /// request gets 413; a larger answer becomes a 500.
     pub max_http_body_bytes: usize,
+    /// HTTP requests to rooms being handled at once, process-wide. One more
+    /// gets 503 at once; each holds up to two bodies in memory.
+    pub max_http_requests: usize,
+    /// Headers of an HTTP request to a room; a request with more gets 431.
+    /// A room's answer keeps this many and drops the rest (logged).
+    pub max_http_headers: usize,
+    /// How long an HTTP request waits for its room's answer before it gets
+    /// 503 (a request still queued then is not handed to the room).
+    #[serde(with = "millis")]
+    pub http_timeout: Duration,
     /// How often the host pings each client.
     #[serde(with = "millis")]
     pub ping_interval: Duration,
@@ -81,6 +91,9 @@ impl Default for Limits {
             max_info_bytes: 4 * 1024,
             max_room_id_bytes: 128,
             max_http_body_bytes: 1024 * 1024,
+            max_http_requests: 256,
+            max_http_headers: 100,
+            http_timeout: Duration::from_secs(30),
             ping_interval: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(2),
@@ -114,9 +127,12 @@ impl Limits {
             ("room_memory_bytes", self.room_memory_bytes),
             ("max_room_id_bytes", self.max_room_id_bytes),
             ("max_http_body_bytes", self.max_http_body_bytes),
+            ("max_http_requests", self.max_http_requests),
+            ("max_http_headers", self.max_http_headers),
         ];
         let durations = [
             ("call_deadline", self.call_deadline),
+            ("http_timeout", self.http_timeout),
             ("ping_interval", self.ping_interval),
             ("idle_timeout", self.idle_timeout),
         ];

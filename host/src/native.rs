@@ -40,9 +40,6 @@ pub trait NativeService: Send + 'static {
     fn timer(&mut self, state: &mut RoomState, id: u64);
     /// `room-changed` (lobby only).
     fn room_changed(&mut self, state: &mut RoomState, change: &RoomChange);
-    /// `snapshot`: the room's state for a reload (native rooms never
-    /// reload, so the actor does not call this; it exists for symmetry).
-    fn snapshot(&mut self, state: &mut RoomState) -> Result<Option<Vec<u8>>, String>;
     /// `request`: an HTTP request addressed to the room.
     fn request(&mut self, state: &mut RoomState, request: &HttpRequest) -> HttpResponse;
 }
@@ -122,11 +119,6 @@ impl NativeRoom {
     /// Calls `timer`.
     pub fn timer(&mut self, id: u64) -> Result<(), GuestError> {
         self.call(|service, state| service.timer(state, id))
-    }
-
-    /// Calls `snapshot`.
-    pub fn snapshot(&mut self) -> Result<Result<Option<Vec<u8>>, String>, GuestError> {
-        self.call(|service, state| service.snapshot(state))
     }
 
     /// Calls `request`.

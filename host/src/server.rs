@@ -185,6 +185,7 @@ impl Server {
             services,
             rooms,
             connection_slots: Arc::new(Semaphore::new(limits.max_connections)),
+            http_slots: Semaphore::new(limits.max_http_requests),
             limits,
             started: Instant::now(),
             next_client: AtomicU64::new(1),

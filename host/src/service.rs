@@ -75,6 +75,8 @@ pub struct Service {
     name: Arc<str>,
     plugin: RwLock<Arc<Plugin>>,
     config: String,
+    /// Held for the length of a hot reload.
+    reload: tokio::sync::Mutex<()>,
 }
 
 impl Service {
@@ -90,12 +92,14 @@ impl Service {
                 name: spec.name.as_str().into(),
                 plugin: RwLock::new(Arc::new(Plugin::native(&spec.name, native.0.clone()))),
                 config: spec.config.to_string(),
+                reload: tokio::sync::Mutex::new(()),
             });
         }
         Ok(Service {
             name: spec.name.as_str().into(),
             plugin: RwLock::new(Arc::new(Plugin::load(engine, &spec.plugin, cache)?)),
             config: spec.config.to_string(),
+            reload: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -119,6 +123,12 @@ impl Service {
     /// Makes `plugin` the one new rooms start with.
     pub(crate) fn replace_plugin(&self, plugin: Arc<Plugin>) {
         *self.plugin.write().unwrap_or_else(PoisonError::into_inner) = plugin;
+    }
+
+    /// Waits until no other reload of this service runs; the reload holds
+    /// the guard until it is done.
+    pub(crate) async fn reloading(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.reload.lock().await
     }
 
     /// The configuration as JSON text.

@@ -69,6 +69,43 @@ pub fn plugin(name: &str) -> PathBuf {
         .join(format!("{}.wasm", name.replace('-', "_")))
 }
 
+/// A copy of plugin `name`'s component as if rebuilt after an edit that
+/// changed nothing it runs: the same code plus a custom section naming
+/// `tag`, so its version differs. Hot reload skips a room already on the
+/// version it is given; tests reload onto one of these.
+pub fn plugin_rebuilt(name: &str, tag: &str) -> PathBuf {
+    let original = plugin(name);
+    let mut bytes = std::fs::read(&original)
+        .unwrap_or_else(|error| panic!("cannot read {}: {error}", original.display()));
+    let section_name = b"roomhost-test-rebuild";
+    let mut body = leb128(section_name.len());
+    body.extend_from_slice(section_name);
+    body.extend_from_slice(tag.as_bytes());
+    bytes.push(0); // custom section
+    bytes.extend(leb128(body.len()));
+    bytes.extend(body);
+    let dir = plugin_target_dir().join("rebuilt");
+    std::fs::create_dir_all(&dir).expect("create the rebuilt plugins' directory");
+    // One file per process: test binaries run at the same time.
+    let path = dir.join(format!("{name}-{tag}-{}.wasm", std::process::id()));
+    std::fs::write(&path, bytes).expect("write the rebuilt plugin");
+    path
+}
+
+/// `value` as an unsigned LEB128 number, as wasm encodes sizes.
+fn leb128(mut value: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            out.push(byte);
+            return out;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
 fn build_plugins() -> anyhow::Result<()> {
     ensure_wasm_target()?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());

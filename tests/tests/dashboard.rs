@@ -9,7 +9,7 @@
 
 use base64::Engine;
 use roomhost_e2e::webdriver::{Browser, browser_available};
-use roomhost_e2e::{TestServer, plugin, test_limits};
+use roomhost_e2e::{TestServer, plugin, plugin_rebuilt, test_limits};
 use roomhost_host::ServiceSpec;
 use roomhost_host::dev::{BuildState, DevEvent};
 use serde_json::{Value, json};
@@ -245,7 +245,7 @@ async fn scenario() {
     // A reload shows up in the history.
     let report = server
         .handle()
-        .reload("counter", &plugin("counter"))
+        .reload("counter", &plugin_rebuilt("counter", "v2"))
         .await
         .expect("reload");
     assert!(report.restored >= 1, "{report:?}");

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use roomhost_e2e::{TestServer, plugin, test_limits};
+use roomhost_e2e::{TestServer, plugin, plugin_rebuilt, test_limits};
 use roomhost_host::ServiceSpec;
 use serde_json::json;
 
@@ -24,7 +24,7 @@ async fn serde_snapshot_keeps_state_and_loses_no_frame() {
         alice.send_text("increment").await;
     }
     let handle = server.handle().clone();
-    let counter = plugin("counter");
+    let counter = plugin_rebuilt("counter", "v2");
     let reload = tokio::spawn(async move { handle.reload("counter", &counter).await });
     for _ in 0..DURING {
         alice.send_text("increment").await;
@@ -110,7 +110,7 @@ async fn no_snapshot_restarts_and_replays_connect() {
 
     let report = server
         .handle()
-        .reload("svc", &plugin("misbehave"))
+        .reload("svc", &plugin_rebuilt("misbehave", "v2"))
         .await
         .expect("reload");
     assert_eq!(report.restarted, 2, "room and lobby restarted: {report:?}");
@@ -121,8 +121,8 @@ async fn no_snapshot_restarts_and_replays_connect() {
         "a restart starts from scratch"
     );
     assert_eq!(
-        server.get_json("/rooms/svc/hall").await.1["plugin_version"],
-        old_version
+        server.get_json("/rooms/svc/hall").await.1["plugin_version"].as_str(),
+        Some(report.version.as_str())
     );
 
     // Onto another plugin: the replayed connect carries the original query
@@ -166,7 +166,7 @@ async fn snapshot_failures_keep_the_old_version() {
 
     let report = server
         .handle()
-        .reload("misbehave", &plugin("misbehave"))
+        .reload("misbehave", &plugin_rebuilt("misbehave", "v2"))
         .await
         .expect("reload");
     assert_eq!(report.restored, 2, "kept and the lobby: {report:?}");
@@ -190,6 +190,110 @@ async fn snapshot_failures_keep_the_old_version() {
         client.send_text("echo:alive").await;
         assert_eq!(client.recv_text().await, "alive");
     }
+    server.stop().await;
+}
+
+/// A new version that fails after it has transferred a client away leaves
+/// the room on the old version without that client: the old version hears
+/// it leave, and the client lands where it was sent, a member of one room.
+#[tokio::test]
+async fn a_failed_restart_does_not_leave_a_moved_client_behind() {
+    let server = TestServer::start(
+        vec![
+            ServiceSpec::new("svc", plugin("misbehave")).with_config(json!({ "snapshots": false })),
+        ],
+        test_limits(),
+    )
+    .await;
+    let mut ann = server.connect("/ws/svc/hall").await;
+    ann.send_text("note:a").await;
+    assert_eq!(ann.recv_text().await, "noted:1");
+    // Accepted now (the room has notes). On a restart bob's replayed
+    // connect moves ann to "annex", then carl's traps.
+    let mut bob = server.connect("/ws/svc/hall?replay-move=annex").await;
+    let mut carl = server.connect("/ws/svc/hall?replay-trap").await;
+
+    let report = server
+        .handle()
+        .reload("svc", &plugin_rebuilt("misbehave", "v2"))
+        .await
+        .expect("reload");
+    let kept: Vec<_> = report
+        .kept_old
+        .iter()
+        .map(|(room, _)| room.as_str())
+        .collect();
+    assert_eq!(kept, ["hall"], "{report:?}");
+    assert!(report.kept_old[0].1.contains("replay trap"), "{report:?}");
+    assert!(ann.recv_text().await.starts_with("arrived:hall:"));
+    // Bob hears ann leave twice: from the new version (which had replayed
+    // him before it failed; frames already sent stay sent) and from the old
+    // one, which carl hears too.
+    let left = carl.recv_text().await;
+    assert!(
+        left.starts_with("left:"),
+        "the old version heard ann leave: {left}"
+    );
+    assert_eq!(bob.recv_text().await, left);
+    assert_eq!(bob.recv_text().await, left);
+    ann.send_text("whoami").await;
+    assert_eq!(ann.recv_text().await, "room:annex");
+    bob.send_text("notes").await;
+    assert_eq!(
+        bob.recv_text().await,
+        "notes:a",
+        "the old version still serves"
+    );
+    let (_, hall) = server.get_json("/rooms/svc/hall").await;
+    assert_eq!(hall["clients"], 2, "ann is not also left in hall: {hall}");
+    server.stop().await;
+}
+
+/// Reloading the version a room already runs leaves it alone: a service
+/// without snapshots is not restarted (its state stays), and a later real
+/// change still reaches it.
+#[tokio::test]
+async fn reloading_the_same_version_changes_nothing() {
+    let server = TestServer::start(
+        vec![
+            ServiceSpec::new("svc", plugin("misbehave")).with_config(json!({ "snapshots": false })),
+        ],
+        test_limits(),
+    )
+    .await;
+    let mut ann = server.connect("/ws/svc/hall").await;
+    ann.send_text("note:a").await;
+    assert_eq!(ann.recv_text().await, "noted:1");
+
+    let report = server
+        .handle()
+        .reload("svc", &plugin("misbehave"))
+        .await
+        .expect("reload");
+    assert_eq!(
+        (report.unchanged, report.restarted, report.rooms()),
+        (2, 0, 2),
+        "{report:?}"
+    );
+    ann.send_text("notes").await;
+    assert_eq!(
+        ann.recv_text().await,
+        "notes:a",
+        "state kept: not restarted"
+    );
+
+    let report = server
+        .handle()
+        .reload("svc", &plugin_rebuilt("misbehave", "v2"))
+        .await
+        .expect("reload");
+    assert_eq!((report.unchanged, report.restarted), (0, 2), "{report:?}");
+    ann.send_text("notes").await;
+    assert_eq!(
+        ann.recv_text().await,
+        "notes:",
+        "restarted on the new version"
+    );
     server.stop().await;
 }
 

@@ -2,8 +2,12 @@
 //! server: the plugin's `request` export answers, edits reach connected
 //! clients, sizes are capped, and a failing plugin gets a clear 500.
 
+use std::time::Duration;
+
 use roomhost_e2e::{HttpResponse, TestServer, http_request, plugin, test_limits};
 use roomhost_host::{Limits, ServiceSpec};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 #[tokio::test]
 async fn requests_reach_the_room_and_edits_reach_its_clients() {
@@ -124,6 +128,73 @@ async fn bad_requests_and_answers_get_clear_errors() {
     other.send_text("echo:fine").await;
     assert_eq!(other.recv_text().await, "fine");
     server.stop().await;
+}
+
+/// Too many headers get 431; more requests in flight than
+/// `max_http_requests` get 503 at once, and the slot comes back.
+#[tokio::test]
+async fn header_and_concurrency_limits_answer_clearly() {
+    let limits = Limits {
+        max_http_headers: 3,
+        max_http_requests: 1,
+        ..test_limits()
+    };
+    let server = TestServer::start(
+        vec![ServiceSpec::new("misbehave", plugin("misbehave"))],
+        limits,
+    )
+    .await;
+    let addr = server.addr();
+    // `http_request` sends three headers: within the limit.
+    let response = http_request(addr, "GET", "/rooms/misbehave/r/notes", b"")
+        .await
+        .unwrap();
+    assert_eq!(response.status, 200);
+    let answer = raw_request(
+        addr,
+        "GET /rooms/misbehave/r/notes HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-A: 1\r\nX-B: 2\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    assert!(answer.contains("max_http_headers"), "{answer}");
+
+    // A request whose body is still coming holds the only slot.
+    let mut holder = TcpStream::connect(addr).await.unwrap();
+    holder
+        .write_all(
+            b"POST /rooms/misbehave/r/notes HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let refused = poll_status(addr, 503).await;
+    assert_error(&refused, "max_http_requests");
+    drop(holder);
+    poll_status(addr, 200).await;
+    server.stop().await;
+}
+
+/// Sends `request` as is and returns the whole answer as text.
+async fn raw_request(addr: std::net::SocketAddr, request: &str) -> String {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// Repeats a small GET until it gets `status` (the server acts on the
+/// holder's connection at its own pace).
+async fn poll_status(addr: std::net::SocketAddr, status: u16) -> HttpResponse {
+    for _ in 0..100 {
+        let response = http_request(addr, "GET", "/rooms/misbehave/r/notes", b"")
+            .await
+            .unwrap();
+        if response.status == status {
+            return response;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("never got status {status}");
 }
 
 /// Asserts that `response` carries a JSON error mentioning `needle`.

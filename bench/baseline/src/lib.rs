@@ -151,13 +151,6 @@ impl<S: Reloadable + Send + 'static> NativeService for SdkRoom<S> {
         self.with(state, |service, room| service.room_changed(room, change));
     }
 
-    fn snapshot(&mut self, _state: &mut RoomState) -> Result<Option<Vec<u8>>, String> {
-        match &self.service {
-            Some(service) => service.save(),
-            None => Err("the room is not available".to_owned()),
-        }
-    }
-
     fn request(
         &mut self,
         state: &mut RoomState,

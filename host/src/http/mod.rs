@@ -43,6 +43,8 @@ pub(crate) struct App {
     pub(crate) started: Instant,
     pub(crate) next_client: AtomicU64,
     pub(crate) connection_slots: Arc<Semaphore>,
+    /// HTTP requests to rooms in flight (`max_http_requests`).
+    pub(crate) http_slots: Semaphore,
     pub(crate) shutdown: CancellationToken,
     pub(crate) connections: TaskTracker,
     /// Where reloaded plugins' compiled code is cached.

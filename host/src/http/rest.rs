@@ -1,9 +1,9 @@
 //! Rooms' REST face: `GET|POST|DELETE /rooms/{service}/{room}/{path...}` is
-//! handed to the room's `request` export and its answer sent back, both
-//! bounded by `max_http_body_bytes`.
+//! handed to the room's `request` export and its answer sent back. Bodies
+//! are bounded by `max_http_body_bytes`, headers by `max_http_headers`,
+//! requests in flight by `max_http_requests` and the wait by `http_timeout`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{OriginalUri, Path, State};
@@ -14,12 +14,6 @@ use super::App;
 use super::api::error;
 use crate::room::JoinError;
 use crate::wasm::{GuestHttpRequest, GuestHttpResponse};
-
-/// Most headers passed in either direction; the rest are dropped.
-const MAX_HEADERS: usize = 100;
-
-/// How long a request may wait for a busy room before it gets 503.
-const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Headers the host sets itself; a plugin's values for them are ignored.
 const RESERVED_HEADERS: [&str; 5] = [
@@ -47,6 +41,22 @@ pub(crate) async fn room_request(
     if let Some(refused) = app.refuse_long_room_id(&room) {
         return refused;
     }
+    let Ok(_slot) = app.http_slots.try_acquire() else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "too many HTTP requests in flight (max_http_requests = {})",
+                app.limits.max_http_requests
+            ),
+        );
+    };
+    let max_headers = app.limits.max_http_headers;
+    if headers.len() > max_headers {
+        return error(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            format!("more than {max_headers} headers (max_http_headers)"),
+        );
+    }
     let limit = app.limits.max_http_body_bytes;
     let Ok(body) = to_bytes(body, limit).await else {
         return error(
@@ -63,13 +73,13 @@ pub(crate) async fn room_request(
             .filter_map(|(name, value)| {
                 Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
             })
-            .take(MAX_HEADERS)
             .collect(),
         body: body.to_vec(),
     };
-    let answer = tokio::time::timeout(ANSWER_TIMEOUT, app.rooms.request(&service, &room, request));
+    let timeout = app.limits.http_timeout;
+    let answer = tokio::time::timeout(timeout, app.rooms.request(&service, &room, request));
     match answer.await {
-        Ok(Ok(response)) => into_response(response, limit),
+        Ok(Ok(response)) => into_response(response, limit, max_headers),
         Ok(Err(JoinError::RoomLimit(max))) => error(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("room limit reached ({max} rooms)"),
@@ -81,15 +91,15 @@ pub(crate) async fn room_request(
         Err(_) => error(
             StatusCode::SERVICE_UNAVAILABLE,
             format!(
-                "the room did not answer within {} s",
-                ANSWER_TIMEOUT.as_secs()
+                "the room did not answer within {} ms (http_timeout)",
+                timeout.as_millis()
             ),
         ),
     }
 }
 
 /// Checks a plugin's answer and turns it into an HTTP response.
-fn into_response(response: GuestHttpResponse, limit: usize) -> Response {
+fn into_response(response: GuestHttpResponse, limit: usize, max_headers: usize) -> Response {
     let Ok(status) = StatusCode::from_u16(response.status) else {
         return error(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -105,8 +115,15 @@ fn into_response(response: GuestHttpResponse, limit: usize) -> Response {
             ),
         );
     }
+    if response.headers.len() > max_headers {
+        tracing::warn!(
+            count = response.headers.len(),
+            max_headers,
+            "room answered more headers than max_http_headers; the rest are dropped"
+        );
+    }
     let mut headers = HeaderMap::new();
-    for (name, value) in response.headers.into_iter().take(MAX_HEADERS) {
+    for (name, value) in response.headers.into_iter().take(max_headers) {
         let parsed = (
             HeaderName::try_from(name.as_str()),
             HeaderValue::try_from(value.as_str()),

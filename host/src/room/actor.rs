@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep_until};
 
 use super::body::RoomBody;
-use super::directory::{JoinError, RoomMeta, Rooms};
+use super::directory::{JoinError, RoomMeta, Rooms, lock};
 use super::reload::{RoomReload, reload_room};
 use super::{ConnectRequest, RoomEvent};
 use crate::client::{ClientId, Move};
@@ -62,15 +62,15 @@ impl RoomActor {
             rooms: self.rooms.clone(),
             key: self.meta.key.clone(),
         };
-        let mut instance = match RoomBody::instantiate(
-            &engine,
-            &self.service.plugin(),
-            &limits,
-            Some(link.clone()),
-        ) {
-            Ok(instance) => instance,
-            Err(error) => return self.dispose(None, error),
-        };
+        // The version this room runs is the one it starts with, even if a
+        // reload swapped the service's plugin since the room was listed.
+        let plugin = self.service.plugin();
+        *lock(&self.meta.plugin_version) = plugin.version().to_owned();
+        let mut instance =
+            match RoomBody::instantiate(&engine, &plugin, &limits, Some(link.clone())) {
+                Ok(instance) => instance,
+                Err(error) => return self.dispose(None, error),
+            };
         if let Err(error) = instance
             .init(&init)
             .and_then(|()| after_call(&mut instance, &self.meta))
@@ -92,12 +92,12 @@ impl RoomActor {
                             &limits,
                             self.service.config(),
                         );
-                        let answer = match &outcome {
-                            Ok(outcome) => outcome.clone(),
-                            Err(error) => RoomReload::Failed(error.0.clone()),
+                        let (answer, step) = match outcome {
+                            Ok(outcome) => (outcome, Ok(())),
+                            Err(error) => (RoomReload::Failed(error.0.clone()), Err(error)),
                         };
                         let _ = reply.send(answer);
-                        outcome.map(|_| ())
+                        step
                     }
                     Some(event) => handle(&mut instance, &self.meta, event),
                     // The table holds a sender while the room is listed.
@@ -230,8 +230,7 @@ fn handle(instance: &mut RoomBody, meta: &RoomMeta, event: RoomEvent) -> Result<
         RoomEvent::Disconnect { client, reason } => {
             let state = instance.state();
             state.departing.remove(&client);
-            state.arrivals.remove(&client);
-            if state.members.remove(&client).is_some() {
+            if state.remove_member(client).is_some() {
                 let reason = DisconnectReason::from(reason);
                 state.tap_membership(client, Some(leave_reason(reason)));
                 instance.disconnect(client, reason)?;
@@ -255,6 +254,11 @@ fn handle(instance: &mut RoomBody, meta: &RoomMeta, event: RoomEvent) -> Result<
             Ok(())
         }
         RoomEvent::Request { request, reply } => {
+            // The caller gave up (and answered 503): the request must not
+            // take effect behind its back.
+            if reply.is_closed() {
+                return Ok(());
+            }
             match instance
                 .request(&request)
                 .and_then(|response| after_call(instance, meta).map(|()| response))
@@ -303,9 +307,10 @@ fn connect(
         }
     };
     if answer.is_err() {
-        instance.state().members.remove(&id);
+        instance.state().remove_member(id);
     }
-    let accepted = answer.is_ok();
+    // Accepted, and not closed by the plugin during its own connect.
+    let accepted = answer.is_ok() && instance.state().members.contains_key(&id);
     if accepted {
         instance.state().tap_membership(id, None);
         instance.state().arrivals.insert(
@@ -316,9 +321,13 @@ fn connect(
             },
         );
     }
-    if reply.send(answer).is_err() && accepted && instance.state().members.remove(&id).is_some() {
+    if reply.send(answer).is_err() && accepted && instance.state().remove_member(id).is_some() {
         // The connection gave up while we decided: it is gone already.
-        instance.disconnect(id, DisconnectReason::Lost)?;
+        let reason = DisconnectReason::Lost;
+        instance
+            .state()
+            .tap_membership(id, Some(leave_reason(reason)));
+        instance.disconnect(id, reason)?;
         after_call(instance, meta)?;
     }
     Ok(())
@@ -345,15 +354,16 @@ pub(super) fn after_call(instance: &mut RoomBody, meta: &RoomMeta) -> Result<(),
             return Ok(());
         }
         for client in kicked {
-            instance.state().arrivals.remove(&client);
-            instance.state().tap_membership(client, Some("kicked"));
+            instance
+                .state()
+                .tap_membership(client, Some(leave_reason(DisconnectReason::Kicked)));
             instance.disconnect(client, DisconnectReason::Kicked)?;
         }
         for transfer in transfers {
-            instance.state().arrivals.remove(&transfer.client);
-            instance
-                .state()
-                .tap_membership(transfer.client, Some("transferred"));
+            instance.state().tap_membership(
+                transfer.client,
+                Some(leave_reason(DisconnectReason::Transferred)),
+            );
             // Sent before the callback so the client moves even if it fails.
             transfer.sender.relocate(Move {
                 to: transfer.to,
@@ -370,7 +380,7 @@ pub(super) fn after_call(instance: &mut RoomBody, meta: &RoomMeta) -> Result<(),
 }
 
 /// How the dev tap names a disconnect reason.
-fn leave_reason(reason: DisconnectReason) -> &'static str {
+pub(super) fn leave_reason(reason: DisconnectReason) -> &'static str {
     match reason {
         DisconnectReason::Closed => "closed",
         DisconnectReason::Lost => "lost",

@@ -50,11 +50,6 @@ impl RoomBody {
         RoomInstance::instantiate(engine, plugin, limits, link).map(RoomBody::Wasm)
     }
 
-    /// Whether the room runs native code (which never hot-reloads).
-    pub(crate) fn is_native(&self) -> bool {
-        !matches!(self, RoomBody::Wasm(_))
-    }
-
     pub(crate) fn state(&mut self) -> &mut RoomState {
         each!(self, room => room.state())
     }
@@ -90,8 +85,14 @@ impl RoomBody {
         each!(self, room => room.timer(id))
     }
 
+    /// The room's state for a hot reload. Native rooms never reload: they
+    /// answer as a plugin refusing its snapshot does.
     pub(crate) fn snapshot(&mut self) -> Result<Result<Option<Vec<u8>>, String>, GuestError> {
-        each!(self, room => room.snapshot())
+        match self {
+            RoomBody::Wasm(room) => room.snapshot(),
+            #[cfg(feature = "native-baseline")]
+            RoomBody::Native(_) => Ok(Err("native rooms do not reload".to_owned())),
+        }
     }
 
     pub(crate) fn request(&mut self, request: &HttpRequest) -> Result<HttpResponse, GuestError> {

@@ -192,23 +192,38 @@ impl Rooms {
         request: ConnectRequest,
         create: bool,
     ) -> Result<RoomHandle, JoinError> {
-        for _ in 0..JOIN_ATTEMPTS {
-            let handle = self.get_or_create(service, room, create || room == LOBBY)?;
-            let (reply, answer) = oneshot::channel();
-            let event = RoomEvent::Connect {
+        let create = create || room == LOBBY;
+        let (handle, answer) = self
+            .ask(service, room, create, |reply| RoomEvent::Connect {
                 request: request.clone(),
                 reply,
-            };
-            if handle.inbox.send(event).await.is_err() {
+            })
+            .await?;
+        answer.map(|()| handle)
+    }
+
+    /// Hands room `room` of `service` the event `event` builds around a
+    /// reply channel and waits for the answer. A room that ends before it
+    /// answers drops the event, so it is built again for a fresh room.
+    async fn ask<T>(
+        self: &Arc<Self>,
+        service: &Arc<Service>,
+        room: &str,
+        create: bool,
+        event: impl Fn(oneshot::Sender<T>) -> RoomEvent,
+    ) -> Result<(RoomHandle, T), JoinError> {
+        for _ in 0..JOIN_ATTEMPTS {
+            let handle = self.get_or_create(service, room, create)?;
+            let (reply, answer) = oneshot::channel();
+            if handle.inbox.send(event(reply)).await.is_err() {
                 continue;
             }
-            match answer.await {
-                Ok(result) => return result.map(|()| handle),
-                Err(_) => continue,
+            if let Ok(answer) = answer.await {
+                return Ok((handle, answer));
             }
         }
         Err(JoinError::RoomFailed(
-            "the room kept closing while joining".into(),
+            "the room kept closing before it answered".into(),
         ))
     }
 
@@ -343,24 +358,13 @@ impl Rooms {
         room: &str,
         request: GuestHttpRequest,
     ) -> Result<GuestHttpResponse, JoinError> {
-        for _ in 0..JOIN_ATTEMPTS {
-            let handle = self.get_or_create(service, room, true)?;
-            let (reply, answer) = oneshot::channel();
-            let event = RoomEvent::Request {
+        let (_, answer) = self
+            .ask(service, room, true, |reply| RoomEvent::Request {
                 request: request.clone(),
                 reply,
-            };
-            if handle.inbox.send(event).await.is_err() {
-                continue;
-            }
-            match answer.await {
-                Ok(result) => return result.map_err(JoinError::RoomFailed),
-                Err(_) => continue,
-            }
-        }
-        Err(JoinError::RoomFailed(
-            "the room kept closing while answering".into(),
-        ))
+            })
+            .await?;
+        answer.map_err(JoinError::RoomFailed)
     }
 
     /// Every live room (lobbies excluded).

@@ -8,6 +8,7 @@
 //! take them all, in the order the rooms first changed.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::wasm::GuestRoomChange;
@@ -36,12 +37,13 @@ impl LobbyNotices {
             GuestRoomChange::Updated(entry) => entry.room_id.clone(),
             GuestRoomChange::Closed(room) => room.clone(),
         };
-        let seq = pending.next_seq;
-        let slot = pending.changes.entry(room).or_insert((seq, change.clone()));
-        if slot.0 == seq {
-            pending.next_seq += 1;
-        } else {
-            slot.1 = change;
+        // A room already pending keeps its place in the order.
+        match pending.changes.entry(room) {
+            Entry::Occupied(mut slot) => slot.get_mut().1 = change,
+            Entry::Vacant(slot) => {
+                slot.insert((pending.next_seq, change));
+                pending.next_seq += 1;
+            }
         }
         was_empty
     }

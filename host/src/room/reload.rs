@@ -16,15 +16,16 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 
 use super::RoomEvent;
-use super::actor::after_call;
+use super::actor::{after_call, leave_reason};
 use super::body::RoomBody;
 use super::directory::{RoomMeta, Rooms, lock};
+use crate::client::ClientId;
 use crate::close;
 use crate::limits::Limits;
 use crate::service::Service;
 use crate::wasm::{
-    GuestClientInfo, GuestError, GuestInitInfo, MAX_PLUGIN_TEXT, Plugin, RoomLink, WasmEngine,
-    bounded,
+    DisconnectReason, GuestClientInfo, GuestError, GuestInitInfo, GuestMessage, MAX_PLUGIN_TEXT,
+    Plugin, RoomLink, WasmEngine, bounded,
 };
 
 /// What a reload did to one room.
@@ -37,6 +38,8 @@ pub enum RoomReload {
     /// The service has no snapshot support: the new version started fresh
     /// and `connect` was replayed for each client.
     Restarted,
+    /// The room already runs this version: nothing was done.
+    Unchanged,
     /// The room stays on the old version, for this reason.
     KeptOld(String),
     /// The old instance failed while being snapshotted: the room was
@@ -55,11 +58,13 @@ pub struct ReloadReport {
     pub restored: usize,
     /// Rooms restarted with `connect` replayed.
     pub restarted: usize,
+    /// Rooms that already ran this version (a rebuild that changed nothing).
+    pub unchanged: usize,
     /// Rooms left on the old version, with the reason.
     pub kept_old: Vec<(String, String)>,
     /// Rooms disposed because their snapshot call failed.
     pub failed: Vec<(String, String)>,
-    /// Wall time from the first room's snapshot to the last room's answer.
+    /// Wall time from the plugin swap to the last room's answer.
     #[serde(serialize_with = "as_millis")]
     pub elapsed: Duration,
 }
@@ -67,7 +72,7 @@ pub struct ReloadReport {
 impl ReloadReport {
     /// Rooms the reload reached (the lobby counts as one).
     pub fn rooms(&self) -> usize {
-        self.restored + self.restarted + self.kept_old.len() + self.failed.len()
+        self.restored + self.restarted + self.unchanged + self.kept_old.len() + self.failed.len()
     }
 }
 
@@ -79,7 +84,11 @@ impl Rooms {
     /// Makes `plugin` the version of `service`'s new rooms, then moves every
     /// live room of the service (lobby included) onto it and reports how
     /// each fared.
+    ///
+    /// Reloads of one service run one at a time, so every room ends on the
+    /// version the last reload brought.
     pub async fn reload(&self, service: &Arc<Service>, plugin: Plugin) -> ReloadReport {
+        let _one_at_a_time = service.reloading().await;
         let started = Instant::now();
         let plugin = Arc::new(plugin);
         service.replace_plugin(plugin.clone());
@@ -100,6 +109,7 @@ impl Rooms {
             version: plugin.version().to_owned(),
             restored: 0,
             restarted: 0,
+            unchanged: 0,
             kept_old: Vec::new(),
             failed: Vec::new(),
             elapsed: Duration::ZERO,
@@ -108,6 +118,7 @@ impl Rooms {
             match answer.await {
                 Ok(RoomReload::Restored) => report.restored += 1,
                 Ok(RoomReload::Restarted) => report.restarted += 1,
+                Ok(RoomReload::Unchanged) => report.unchanged += 1,
                 Ok(RoomReload::KeptOld(reason)) => report.kept_old.push((room, reason)),
                 Ok(RoomReload::Failed(reason)) => report.failed.push((room, reason)),
                 // The room ended before it got to the event.
@@ -119,8 +130,8 @@ impl Rooms {
     }
 }
 
-/// Moves one room onto `plugin`. An `Err` means the old instance itself
-/// failed (during `snapshot`) and the room must be disposed.
+/// Moves one room onto `plugin`. An `Err` means an instance failed in a way
+/// that leaves the room unusable, and the room must be disposed.
 pub(super) fn reload_room(
     instance: &mut RoomBody,
     meta: &RoomMeta,
@@ -130,8 +141,8 @@ pub(super) fn reload_room(
     limits: &Limits,
     config: &str,
 ) -> Result<RoomReload, GuestError> {
-    if instance.is_native() {
-        return Ok(kept_old("native rooms do not reload".to_owned()));
+    if *lock(&meta.plugin_version) == plugin.version() {
+        return Ok(RoomReload::Unchanged);
     }
     let snapshot = match instance.snapshot()? {
         Ok(snapshot) => snapshot,
@@ -157,46 +168,55 @@ pub(super) fn reload_room(
     } else {
         restart(instance, &mut fresh, meta, &init)
     };
-    if let RoomReload::Restored | RoomReload::Restarted = outcome {
-        std::mem::swap(instance, &mut fresh);
-        *lock(&meta.plugin_version) = plugin.version().to_owned();
+    match outcome {
+        Ok(outcome) => {
+            std::mem::swap(instance, &mut fresh);
+            *lock(&meta.plugin_version) = plugin.version().to_owned();
+            Ok(outcome)
+        }
+        Err(reason) => {
+            forget_moved(instance, &mut fresh, meta)?;
+            Ok(kept_old(reason))
+        }
     }
-    Ok(outcome)
 }
 
-/// The new instance takes over the room's occupancy and restores the
-/// snapshot in `init`; on failure the occupancy goes back.
+/// The new instance takes over a copy of the room's occupancy and restores
+/// the snapshot in `init`. On failure the old instance gets the occupancy
+/// back as it was before the attempt.
 fn restore(
     old: &mut RoomBody,
     fresh: &mut RoomBody,
     meta: &RoomMeta,
     init: &GuestInitInfo,
-) -> RoomReload {
-    fresh.state().put_occupancy(old.state().take_occupancy());
+) -> Result<RoomReload, String> {
+    let before = old.state().take_occupancy();
+    fresh.state().put_occupancy(before.clone());
     match fresh.init(init).and_then(|()| after_call(fresh, meta)) {
         Ok(()) => {
-            // Info the plugin had set stays published as it was.
-            fresh.state().info_changed = false;
-            RoomReload::Restored
+            // Info is published again only if the new version changed it.
+            let state = fresh.state();
+            state.info_changed = state.info != before.info;
+            Ok(RoomReload::Restored)
         }
         Err(error) => {
-            old.state().put_occupancy(fresh.state().take_occupancy());
-            kept_old(format!("the new version failed to restore it: {error}"))
+            old.state().put_occupancy(before);
+            Err(format!("the new version failed to restore it: {error}"))
         }
     }
 }
 
 /// The new instance starts fresh and every client is connected to it again,
 /// in id order; a client the new version rejects is closed with 1008. On
-/// failure the old instance keeps everything.
+/// failure the old instance keeps its occupancy.
 fn restart(
     old: &mut RoomBody,
     fresh: &mut RoomBody,
     meta: &RoomMeta,
     init: &GuestInitInfo,
-) -> RoomReload {
+) -> Result<RoomReload, String> {
     if let Err(error) = fresh.init(init).and_then(|()| after_call(fresh, meta)) {
-        return kept_old(format!("the new version failed to start: {error}"));
+        return Err(format!("the new version failed to start: {error}"));
     }
     let mut clients: Vec<_> = old.state().members.keys().copied().collect();
     clients.sort_unstable();
@@ -223,10 +243,13 @@ fn restart(
         fresh.state().connecting = None;
         match answer.and_then(|answer| after_call(fresh, meta).map(|()| answer)) {
             Ok(Ok(())) => {
-                fresh.state().arrivals.insert(client, info);
+                // Unless the new version closed it during its own connect.
+                if fresh.state().members.contains_key(&client) {
+                    fresh.state().arrivals.insert(client, info);
+                }
             }
             Ok(Err(reason)) => {
-                fresh.state().members.remove(&client);
+                fresh.state().remove_member(client);
                 sender.close(
                     close::POLICY,
                     &format!(
@@ -236,16 +259,48 @@ fn restart(
                 );
             }
             Err(error) => {
-                return kept_old(format!(
+                return Err(format!(
                     "the new version failed while reconnecting client {client}: {error}"
                 ));
             }
         }
     }
-    // Frames held for clients that were transferred away still follow them.
+    // Frames held for clients the old version transferred away still follow
+    // them, beside those the new version transferred during the replay.
     let held = std::mem::take(&mut old.state().departing);
-    fresh.state().departing = held;
-    RoomReload::Restarted
+    fresh.state().departing.extend(held);
+    Ok(RoomReload::Restarted)
+}
+
+/// After a failed attempt: clients the new version already sent to another
+/// room are gone from the old one too (it gets `disconnect(transferred)`),
+/// so no client is left a member of two rooms. Clients it closed need
+/// nothing here: their connections report the close to the room as usual.
+fn forget_moved(
+    old: &mut RoomBody,
+    fresh: &mut RoomBody,
+    meta: &RoomMeta,
+) -> Result<(), GuestError> {
+    // Transfers still pending never left: they are dropped with the instance.
+    let pending: Vec<ClientId> = fresh.state().transfers.iter().map(|t| t.client).collect();
+    let moved: Vec<(ClientId, Vec<GuestMessage>)> = fresh
+        .state()
+        .departing
+        .drain()
+        .filter(|(client, _)| {
+            !pending.contains(client) && !old.state().departing.contains_key(client)
+        })
+        .collect();
+    for (client, held) in moved {
+        let state = old.state();
+        if state.remove_member(client).is_some() {
+            state.departing.insert(client, held);
+            state.tap_membership(client, Some(leave_reason(DisconnectReason::Transferred)));
+            old.disconnect(client, DisconnectReason::Transferred)?;
+            after_call(old, meta)?;
+        }
+    }
+    Ok(())
 }
 
 fn kept_old(reason: String) -> RoomReload {

@@ -21,7 +21,7 @@ pub struct TooManyTimers {
 }
 
 /// The pending timers of one room, bounded in number.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Timers {
     deadlines: HashMap<TimerId, Instant>,
     queue: BTreeSet<(Instant, TimerId)>,

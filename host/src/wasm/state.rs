@@ -46,6 +46,7 @@ pub(crate) struct PendingTransfer {
 
 /// The part of a room the host owns rather than the plugin: it moves from
 /// the old instance to the new one on a hot reload.
+#[derive(Clone)]
 pub(crate) struct Occupancy {
     pub(crate) members: HashMap<ClientId, ClientSender>,
     pub(crate) arrivals: HashMap<ClientId, types::ClientInfo>,
@@ -124,6 +125,12 @@ impl RoomState {
     /// driving an instance directly (benchmarks, embedders).
     pub fn insert_member(&mut self, sender: ClientSender) {
         self.members.insert(sender.id(), sender);
+    }
+
+    /// Removes a member and what the host remembers of how it connected.
+    pub(crate) fn remove_member(&mut self, client: ClientId) -> Option<ClientSender> {
+        self.arrivals.remove(&client);
+        self.members.remove(&client)
     }
 
     /// Takes what the host keeps for the room across a reload (clients,
@@ -205,10 +212,10 @@ impl RoomState {
             .ok_or_else(|| "this instance is not attached to a room table".to_owned())
     }
 
-    /// Converts a plugin's frame for the wire, or `None` (logged) if it
-    /// exceeds the frame limit.
-    fn outbound(&self, msg: types::Frame) -> Option<WsMessage> {
-        let len = match &msg {
+    /// Whether a plugin's frame fits `max_frame_bytes`; one that does not is
+    /// logged and dropped.
+    fn fits(&self, msg: &types::Frame) -> bool {
+        let len = match msg {
             types::Frame::Text(text) => text.len(),
             types::Frame::Binary(bytes) => bytes.len(),
         };
@@ -218,12 +225,16 @@ impl RoomState {
                 limit = self.max_frame_bytes,
                 "plugin sent a frame larger than max_frame_bytes; dropped"
             );
-            return None;
         }
-        Some(match msg {
-            types::Frame::Text(text) => WsMessage::Text(text.into()),
-            types::Frame::Binary(bytes) => WsMessage::Binary(bytes.into()),
-        })
+        len <= self.max_frame_bytes
+    }
+}
+
+/// Converts a plugin's frame for the wire.
+fn into_ws(msg: types::Frame) -> WsMessage {
+    match msg {
+        types::Frame::Text(text) => WsMessage::Text(text.into()),
+        types::Frame::Binary(bytes) => WsMessage::Binary(bytes.into()),
     }
 }
 
@@ -240,10 +251,11 @@ impl types::Host for RoomState {}
 
 impl host::Host for RoomState {
     fn send(&mut self, client: ClientId, msg: types::Frame) {
-        self.tap_frame(Some(client), Direction::Out, &msg);
-        let Some(frame) = self.outbound(msg) else {
+        if !self.fits(&msg) {
             return;
-        };
+        }
+        self.tap_frame(Some(client), Direction::Out, &msg);
+        let frame = into_ws(msg);
         // A slow consumer is closed by `send`; the room goes on.
         if let Some(member) = self.members.get(&client) {
             let _ = member.send(frame);
@@ -255,10 +267,11 @@ impl host::Host for RoomState {
     }
 
     fn broadcast(&mut self, msg: types::Frame, mut except: Vec<ClientId>) {
-        self.tap_frame(None, Direction::Broadcast, &msg);
-        let Some(frame) = self.outbound(msg) else {
+        if !self.fits(&msg) {
             return;
-        };
+        }
+        self.tap_frame(None, Direction::Broadcast, &msg);
+        let frame = into_ws(msg);
         // Sorted, so a long list costs log(n) per member rather than n.
         except.sort_unstable();
         for (id, member) in &self.members {
@@ -269,7 +282,7 @@ impl host::Host for RoomState {
     }
 
     fn close(&mut self, client: ClientId, code: u16, reason: String) {
-        let Some(member) = self.members.remove(&client) else {
+        let Some(member) = self.remove_member(client) else {
             return;
         };
         let code = if close::is_plugin_code(code) {
@@ -368,7 +381,7 @@ impl directory::Host for RoomState {
             }
             Some(_) => {}
         }
-        let Some(sender) = self.members.remove(&client) else {
+        let Some(sender) = self.remove_member(client) else {
             return Err(format!("client {client} is not in this room"));
         };
         self.departing.insert(client, Vec::new());
