@@ -11,7 +11,8 @@
 #    runs `node bench.mjs URL --server-pid PID --out ...`, stops the server;
 #    - reference: `node node_modules/@y/websocket-server/src/server.js` (its `y-websocket`
 #      bin) with HOST and PORT;
-#    - roomhost: `roomhost serve --plugin collab=collab.wasm --max-frame-bytes 1100000`, collab
+#    - roomhost: `roomhost serve --plugin collab=collab.wasm --max-frame-bytes 1100000
+#      --config '{"max_frame_bytes": 1100000}'`, collab
 #      as the only service, so the server URL is ws://HOST:PORT/ws. The frame limit is raised
 #      because a late joiner gets the whole document in one frame, and the 256 KB workload's
 #      document is about 0.5 MiB (the default limit is 64 KiB);
@@ -76,7 +77,8 @@ run() {
         ;;
     roomhost)
         "$roomhost" serve --listen "127.0.0.1:$port" --max-frame-bytes 1100000 \
-            --plugin "collab=$wasm" >"$out/$name-$n.log" 2>&1 &
+            --plugin "collab=$wasm" --config '{"max_frame_bytes": 1100000}' \
+            >"$out/$name-$n.log" 2>&1 &
         url=ws://127.0.0.1:$port/ws
         ;;
     esac
