@@ -371,7 +371,7 @@ pub(crate) fn duration_to_ms(delay: Duration) -> u64 {
 
 /// The longest prefix of `text` of at most `max` bytes that ends on a
 /// character boundary.
-fn truncate(text: &str, max: usize) -> &str {
+pub(crate) fn truncate(text: &str, max: usize) -> &str {
     if text.len() <= max {
         return text;
     }

@@ -71,7 +71,7 @@ use crate::limits::{
     MAX_CLOSE_REASON_BYTES, MAX_FRAME_BYTES, MAX_INFO_BYTES, MAX_ROOM_ID_BYTES, MAX_TIMER_DELAY,
     MAX_TIMERS, is_valid_close_code,
 };
-use crate::room::{Backend, duration_to_ms};
+use crate::room::{Backend, duration_to_ms, truncate};
 use crate::{
     ClientId, ClientInfo, DisconnectReason, Handoff, HttpRequest, HttpResponse, InitInfo, LogLevel,
     Message, Reloadable, Room, RoomChange, RoomEntry, RoomService, TimerId,
@@ -720,19 +720,6 @@ impl<S: Reloadable> TestRoom<S> {
         }
         Ok(Reload::Restarted)
     }
-}
-
-/// The longest prefix of `text` of at most `max` bytes that ends on a
-/// character boundary.
-fn truncate(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }
 
 impl<S: RoomService> Default for TestRoom<S> {

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use roomhost_e2e::{TestServer, plugin, plugin_rebuilt, test_limits};
+use roomhost_e2e::{Client, TestServer, plugin, plugin_rebuilt, test_limits};
 use roomhost_host::ServiceSpec;
 use serde_json::json;
 
@@ -96,16 +96,7 @@ async fn a_failed_restore_keeps_the_old_version() {
 /// is connected again with the query it joined with, on the same socket.
 #[tokio::test]
 async fn no_snapshot_restarts_and_replays_connect() {
-    let server = TestServer::start(
-        vec![
-            ServiceSpec::new("svc", plugin("misbehave")).with_config(json!({ "snapshots": false })),
-        ],
-        test_limits(),
-    )
-    .await;
-    let mut ann = server.connect("/ws/svc/hall?name=ann").await;
-    ann.send_text("note:a").await;
-    assert_eq!(ann.recv_text().await, "noted:1");
+    let (server, mut ann) = hall_without_snapshots("/ws/svc/hall?name=ann").await;
     let old_version = server.get_json("/rooms/svc/hall").await.1["plugin_version"].clone();
 
     let report = server
@@ -198,16 +189,7 @@ async fn snapshot_failures_keep_the_old_version() {
 /// it leave, and the client lands where it was sent, a member of one room.
 #[tokio::test]
 async fn a_failed_restart_does_not_leave_a_moved_client_behind() {
-    let server = TestServer::start(
-        vec![
-            ServiceSpec::new("svc", plugin("misbehave")).with_config(json!({ "snapshots": false })),
-        ],
-        test_limits(),
-    )
-    .await;
-    let mut ann = server.connect("/ws/svc/hall").await;
-    ann.send_text("note:a").await;
-    assert_eq!(ann.recv_text().await, "noted:1");
+    let (server, mut ann) = hall_without_snapshots("/ws/svc/hall").await;
     // Accepted now (the room has notes). On a restart bob's replayed
     // connect moves ann to "annex", then carl's traps.
     let mut bob = server.connect("/ws/svc/hall?replay-move=annex").await;
@@ -254,16 +236,7 @@ async fn a_failed_restart_does_not_leave_a_moved_client_behind() {
 /// change still reaches it.
 #[tokio::test]
 async fn reloading_the_same_version_changes_nothing() {
-    let server = TestServer::start(
-        vec![
-            ServiceSpec::new("svc", plugin("misbehave")).with_config(json!({ "snapshots": false })),
-        ],
-        test_limits(),
-    )
-    .await;
-    let mut ann = server.connect("/ws/svc/hall").await;
-    ann.send_text("note:a").await;
-    assert_eq!(ann.recv_text().await, "noted:1");
+    let (server, mut ann) = hall_without_snapshots("/ws/svc/hall").await;
 
     let report = server
         .handle()
@@ -295,6 +268,22 @@ async fn reloading_the_same_version_changes_nothing() {
         "restarted on the new version"
     );
     server.stop().await;
+}
+
+/// A server whose service `svc` (misbehave) has no snapshots, and ann in
+/// room `hall` (joined at `path`) with one note.
+async fn hall_without_snapshots(path: &str) -> (TestServer, Client) {
+    let server = TestServer::start(
+        vec![
+            ServiceSpec::new("svc", plugin("misbehave")).with_config(json!({ "snapshots": false })),
+        ],
+        test_limits(),
+    )
+    .await;
+    let mut ann = server.connect(path).await;
+    ann.send_text("note:a").await;
+    assert_eq!(ann.recv_text().await, "noted:1");
+    (server, ann)
 }
 
 /// The reload of a service that does not exist is an error, not a panic.
