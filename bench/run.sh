@@ -133,6 +133,19 @@ loadtest() {
         --json "$@" >"$out"
 }
 
+# on_both LABEL REPORT ROOMS CLIENTS RATE RAMP: one loadtest run against a
+# fresh wasm server, then one against a fresh native server; KIND in REPORT
+# becomes wasm or native.
+on_both() {
+    local label=$1 report=$2 rooms=$3 clients=$4 rate=$5 ramp=$6
+    for kind in wasm native; do
+        log "$label, $kind"
+        start_server "$kind"
+        loadtest "${report//KIND/$kind}" "$rooms" "$clients" "$rate" --ramp-up-secs "$ramp"
+        stop_server
+    done
+}
+
 micro() {
     log "micro benchmarks (cargo bench -p roomhost-baseline --bench calls)"
     # The release profile, so the build is shared with `build`.
@@ -144,13 +157,8 @@ fanout() {
     for run in $(seq 1 "$RUNS"); do
         for scenario in "${scenarios[@]}"; do
             read -r name rooms clients ramp <<<"$scenario"
-            for kind in wasm native; do
-                log "run $run: ($name) ${rooms}x${clients} max rate, $kind"
-                start_server "$kind"
-                loadtest "$OUT/$name-max-$kind-$run.json" "$rooms" "$clients" 0 \
-                    --ramp-up-secs "$ramp"
-                stop_server
-            done
+            on_both "run $run: ($name) ${rooms}x${clients} max rate" \
+                "$OUT/$name-max-KIND-$run.json" "$rooms" "$clients" 0 "$ramp"
             # Half of the wasm maximum, per client, for both servers. With no
             # connection or a rate that rounds down to 0 (which would mean
             # unlimited), there is no half rate to measure.
@@ -162,13 +170,8 @@ fanout() {
                 log "run $run: ($name) no half rate (wasm max run: $half/s per client), skipped"
                 continue
             fi
-            for kind in wasm native; do
-                log "run $run: ($name) ${rooms}x${clients} at $half/s per client, $kind"
-                start_server "$kind"
-                loadtest "$OUT/$name-half-$kind-$run.json" "$rooms" "$clients" "$half" \
-                    --ramp-up-secs "$ramp"
-                stop_server
-            done
+            on_both "run $run: ($name) ${rooms}x${clients} at $half/s per client" \
+                "$OUT/$name-half-KIND-$run.json" "$rooms" "$clients" "$half" "$ramp"
         done
     done
 }
@@ -187,13 +190,8 @@ sweep() {
             # deliveries/s = rate x clients in all rooms x clients per room
             local rate
             rate=$(python3 -c "print(round($target / ($rooms * $clients * $clients), 6))")
-            for kind in wasm native; do
-                log "sweep ($name) ${rooms}x${clients} offered $target deliveries/s ($rate/s per client), $kind"
-                start_server "$kind"
-                loadtest "$OUT/sweep-$name-$target-$kind.json" "$rooms" "$clients" "$rate" \
-                    --ramp-up-secs "$ramp"
-                stop_server
-            done
+            on_both "sweep ($name) ${rooms}x${clients} offered $target deliveries/s ($rate/s per client)" \
+                "$OUT/sweep-$name-$target-KIND.json" "$rooms" "$clients" "$rate" "$ramp"
         done
     done
 }

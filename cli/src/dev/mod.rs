@@ -24,7 +24,6 @@ use clap::Args;
 use roomhost_host::dev::{BuildState, DevEvent, DevTap};
 use roomhost_host::room::ReloadReport;
 use roomhost_host::{CompileCache, Limits, Server, ServerConfig, ServerHandle, ServiceSpec};
-use sha2::{Digest, Sha256};
 
 use crate::build::PluginBuild;
 use crate::serve::{
@@ -111,9 +110,6 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
                 }
             }
         };
-        // What every room runs, when nothing was left behind: a rebuild
-        // with the same digest needs no reload.
-        let mut serving = digest(&built.wasm);
         service.plugin = built.wasm;
         let server = Server::bind(ServerConfig {
             listen: args.listen,
@@ -139,24 +135,13 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
                 changed = watcher.changed(debounce) => {
                     changed?;
                     let Some(built) = rebuild(&build, &tap).await else { continue };
-                    let fresh = digest(&built.wasm);
-                    if fresh.is_some() && fresh == serving {
-                        println!("= plugin unchanged; rooms untouched");
-                        continue;
-                    }
-                    serving = reload(&handle, &name, &built.wasm).await.and(fresh);
+                    // The host leaves a room already on this version alone,
+                    // so an identical rebuild touches nothing.
+                    reload(&handle, &name, &built.wasm).await;
                 }
             }
         }
     })
-}
-
-/// The SHA-256 of the component, or `None` when it cannot be read (the
-/// reload then goes ahead and reports the problem).
-fn digest(wasm: &Path) -> Option<[u8; 32]> {
-    std::fs::read(wasm)
-        .ok()
-        .map(|bytes| Sha256::digest(bytes).into())
 }
 
 /// Builds the crate, showing progress and reporting to the dashboard.
@@ -193,8 +178,7 @@ async fn rebuild(build: &PluginBuild, tap: &DevTap) -> Option<Built> {
 }
 
 /// Moves every live room onto the new build and prints what happened.
-/// Returns `Some(())` when every room now runs it.
-async fn reload(handle: &ServerHandle, name: &str, wasm: &Path) -> Option<()> {
+async fn reload(handle: &ServerHandle, name: &str, wasm: &Path) {
     match handle.reload(name, wasm).await {
         Ok(report) => {
             println!("{}", reload_line(&report));
@@ -202,13 +186,9 @@ async fn reload(handle: &ServerHandle, name: &str, wasm: &Path) -> Option<()> {
                 let room = if room.is_empty() { "(lobby)" } else { room };
                 println!("  ! room {room}: {reason}");
             }
-            // A room left on the old version is retried by the next reload,
-            // even of the same build.
-            report.kept_old.is_empty().then_some(())
         }
         Err(error) => {
             eprintln!("✗ reload failed: {error}: the last good version keeps serving");
-            None
         }
     }
 }
