@@ -112,9 +112,12 @@ pub(crate) struct LimitArgs {
     /// Largest message in bytes; larger ones from a client close it with 1009 [default: 65536].
     #[arg(long, value_name = "BYTES")]
     max_frame_bytes: Option<usize>,
-    /// Longest a plugin callback may run before its room is disposed [default: 100].
+    /// CPU time a plugin callback may use before its room is disposed (1011) [default: 100].
     #[arg(long, value_name = "MS")]
     call_deadline_ms: Option<u64>,
+    /// Lines per second a room may log (stdout, stderr, host.log); more are dropped and counted [default: 100].
+    #[arg(long, value_name = "N")]
+    plugin_log_lines: Option<u32>,
     /// Linear memory per room [default: 64].
     #[arg(long, value_name = "MIB")]
     room_memory_mib: Option<usize>,
@@ -164,6 +167,9 @@ impl LimitArgs {
         }
         if let Some(value) = self.call_deadline_ms {
             limits.call_deadline = ms(value);
+        }
+        if let Some(value) = self.plugin_log_lines {
+            limits.plugin_log_lines = value;
         }
         if let Some(value) = self.room_memory_mib {
             limits.room_memory_bytes = value.saturating_mul(1024 * 1024);

@@ -168,6 +168,17 @@
 //! - **Panics.** A panicking callback aborts the room: the panic message is
 //!   logged at error level as `panic: ...` and reported as the reason the
 //!   room was disposed; its clients are disconnected.
+//! - **Time.** A callback may use 100 ms of CPU (the host's
+//!   `call_deadline`); past that the room is disposed like a panic. Long
+//!   callbacks are legal: every 2 ms the host lets other rooms run, and the
+//!   time a callback waits for its turn does not count.
+//! - **Printing.** `println!`/`eprintln!` (WASI stdout/stderr) go to the
+//!   host's log at info/warn, line by line, tagged with the room, like
+//!   [`Room::info`] and friends. A room may log 100 lines per second (the
+//!   host's `plugin_log_lines`); more are dropped and counted. Plugins get
+//!   clocks, randomness and stdio from WASI, no files, sockets or
+//!   environment; a plugin importing `wasi:sockets` or `wasi:http` is refused
+//!   when it loads.
 //!
 //! # The lobby and hand-off
 //!

@@ -38,6 +38,7 @@ pub mod auth;
 pub mod client;
 pub mod close;
 mod connection;
+mod contain;
 pub mod dev;
 mod http;
 pub mod limits;

@@ -40,9 +40,14 @@ pub struct Limits {
     /// Largest WebSocket message, in either direction. A client sending more is
     /// closed with 1009; a plugin sending more has the frame dropped and logged.
     pub max_frame_bytes: usize,
-    /// Longest a single plugin callback may run before the room is disposed.
+    /// CPU time a single plugin callback may use before the room is
+    /// disposed (1011). Time the call spends waiting for its turn between
+    /// time slices does not count (see [`crate::wasm::slice`]).
     #[serde(with = "millis")]
     pub call_deadline: Duration,
+    /// Lines a room's plugin may log per second (stdout, stderr and
+    /// `host.log` together); more are dropped and counted in a warning.
+    pub plugin_log_lines: u32,
     /// Linear memory one room may use.
     pub room_memory_bytes: usize,
     /// Timers pending in one room; `set-timer` beyond it returns an error.
@@ -86,6 +91,7 @@ impl Default for Limits {
             client_queue: 256,
             max_frame_bytes: 64 * 1024,
             call_deadline: Duration::from_millis(100),
+            plugin_log_lines: 100,
             room_memory_bytes: 64 * 1024 * 1024,
             max_timers_per_room: 1024,
             max_info_bytes: 4 * 1024,
@@ -129,6 +135,7 @@ impl Limits {
             ("max_http_body_bytes", self.max_http_body_bytes),
             ("max_http_requests", self.max_http_requests),
             ("max_http_headers", self.max_http_headers),
+            ("plugin_log_lines", self.plugin_log_lines as usize),
         ];
         let durations = [
             ("call_deadline", self.call_deadline),

@@ -16,13 +16,14 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::client::ClientId;
 use crate::limits::Limits;
 use crate::wasm::guest::{
     ClientInfo, DisconnectReason, Frame, HttpRequest, HttpResponse, InitInfo, RoomChange,
 };
-use crate::wasm::{GuestError, RoomLink, RoomState};
+use crate::wasm::{GuestError, PluginLog, RoomLink, RoomState};
 
 /// A room service compiled natively: one value per room, called with the
 /// room's [`RoomState`] where a plugin would call its imports. The methods
@@ -68,14 +69,16 @@ impl PartialEq for NativeCode {
 pub struct NativeRoom {
     state: RoomState,
     service: Box<dyn NativeService>,
+    cpu: Duration,
 }
 
 impl NativeRoom {
     /// A fresh room of `factory`'s service. Does not call `init`.
     pub fn new(factory: &NativeFactory, limits: &Limits, link: Option<RoomLink>) -> NativeRoom {
         NativeRoom {
-            state: RoomState::new(limits, link),
+            state: RoomState::new(limits, link, PluginLog::new(limits.plugin_log_lines)),
             service: factory(),
+            cpu: Duration::ZERO,
         }
     }
 
@@ -85,7 +88,7 @@ impl NativeRoom {
     }
 
     /// Calls `init`.
-    pub fn init(&mut self, info: &InitInfo) -> Result<(), GuestError> {
+    pub async fn init(&mut self, info: &InitInfo) -> Result<(), GuestError> {
         self.state.in_init = true;
         let result = self.call(|service, state| service.init(state, info));
         self.state.in_init = false;
@@ -93,22 +96,22 @@ impl NativeRoom {
     }
 
     /// Calls `room-changed`.
-    pub fn room_changed(&mut self, change: &RoomChange) -> Result<(), GuestError> {
+    pub async fn room_changed(&mut self, change: &RoomChange) -> Result<(), GuestError> {
         self.call(|service, state| service.room_changed(state, change))
     }
 
     /// Calls `connect`; the inner result is the service's accept or reject.
-    pub fn connect(&mut self, client: &ClientInfo) -> Result<Result<(), String>, GuestError> {
+    pub async fn connect(&mut self, client: &ClientInfo) -> Result<Result<(), String>, GuestError> {
         self.call(|service, state| service.connect(state, client))
     }
 
     /// Calls `message`.
-    pub fn message(&mut self, client: ClientId, msg: &Frame) -> Result<(), GuestError> {
+    pub async fn message(&mut self, client: ClientId, msg: &Frame) -> Result<(), GuestError> {
         self.call(|service, state| service.message(state, client, msg))
     }
 
     /// Calls `disconnect`.
-    pub fn disconnect(
+    pub async fn disconnect(
         &mut self,
         client: ClientId,
         reason: DisconnectReason,
@@ -117,13 +120,18 @@ impl NativeRoom {
     }
 
     /// Calls `timer`.
-    pub fn timer(&mut self, id: u64) -> Result<(), GuestError> {
+    pub async fn timer(&mut self, id: u64) -> Result<(), GuestError> {
         self.call(|service, state| service.timer(state, id))
     }
 
     /// Calls `request`.
-    pub fn request(&mut self, request: &HttpRequest) -> Result<HttpResponse, GuestError> {
+    pub async fn request(&mut self, request: &HttpRequest) -> Result<HttpResponse, GuestError> {
         self.call(|service, state| service.request(state, request))
+    }
+
+    /// Time the room's callbacks have used.
+    pub fn cpu_time(&self) -> Duration {
+        self.cpu
     }
 
     /// Runs a callback; a panic becomes the room's failure, as a trap would.
@@ -131,14 +139,19 @@ impl NativeRoom {
         &mut self,
         f: impl FnOnce(&mut dyn NativeService, &mut RoomState) -> R,
     ) -> Result<R, GuestError> {
-        let NativeRoom { state, service } = self;
-        catch_unwind(AssertUnwindSafe(|| f(service.as_mut(), state))).map_err(|panic| {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|text| (*text).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "(non-string panic payload)".to_owned());
-            GuestError(format!("native room panicked: {message}"))
+        let NativeRoom {
+            state,
+            service,
+            cpu,
+        } = self;
+        let started = Instant::now();
+        let result = catch_unwind(AssertUnwindSafe(|| f(service.as_mut(), state)));
+        *cpu += started.elapsed();
+        result.map_err(|panic| {
+            GuestError(format!(
+                "native room panicked: {}",
+                crate::contain::panic_message(panic.as_ref())
+            ))
         })
     }
 }

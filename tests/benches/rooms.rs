@@ -15,6 +15,13 @@ use roomhost_host::wasm::{RoomInstance, WasmEngine, guest};
 use roomhost_host::{Limits, Plugin};
 
 fn main() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    runtime.block_on(run());
+}
+
+async fn run() {
     let rooms: usize = std::env::args()
         .skip(1)
         .find_map(|arg| arg.parse().ok())
@@ -39,10 +46,11 @@ fn main() {
     let mut init_calls = Vec::with_capacity(rooms);
     for _ in 0..rooms {
         let started = Instant::now();
-        let mut room =
-            RoomInstance::instantiate(&engine, &plugin, &limits, None).expect("instantiate");
+        let mut room = RoomInstance::instantiate(&engine, &plugin, &limits, None)
+            .await
+            .expect("instantiate");
         let instantiated = Instant::now();
-        room.init(&init).expect("init");
+        room.init(&init).await.expect("init");
         instantiate.push(instantiated - started);
         init_calls.push(instantiated.elapsed());
         live.push(room);
@@ -51,10 +59,6 @@ fn main() {
     let per_room = (rss_after.saturating_sub(rss_before)) / rooms as u64;
 
     // One member so every `message` broadcasts a frame.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("runtime");
-    let _guard = runtime.enter();
     let room = &mut live[0];
     let (sender, mut queue) = ClientSender::detached(1, 1 << 20);
     room.state().insert_member(sender);
@@ -62,7 +66,7 @@ fn main() {
     let mut wasm_calls = Vec::new();
     for _ in 0..20_000 {
         let started = Instant::now();
-        room.message(1, &increment).expect("message");
+        room.message(1, &increment).await.expect("message");
         wasm_calls.push(started.elapsed());
         while queue.try_recv().is_ok() {}
     }

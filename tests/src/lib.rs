@@ -34,6 +34,7 @@ const PLUGIN_CRATES: &[&str] = &[
     "counter",
     "chat",
     "misbehave",
+    "netplug",
     "relay",
     "watch-party",
     "game-lobby",

@@ -19,6 +19,15 @@ use roomhost_host::wasm::{RoomInstance, RoomState, WasmEngine, guest};
 use roomhost_host::{Limits, Plugin};
 
 fn main() {
+    // Calls are async (time-sliced); the whole run is one task on a
+    // current-thread runtime, so the figures are the calls themselves.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    runtime.block_on(run());
+}
+
+async fn run() {
     let rooms = room_count(std::env::args().skip(1));
     let limits = Limits {
         max_rooms: rooms + 1,
@@ -33,10 +42,6 @@ fn main() {
         config: "null".into(),
         restored: None,
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("runtime");
-    let _guard = runtime.enter();
     println!("fanout service, {rooms} rooms each; wasm vs native (no load generator running)");
 
     // Native first: its rooms are small, so the wasm RSS figure is not
@@ -47,7 +52,7 @@ fn main() {
     for _ in 0..rooms {
         let started = Instant::now();
         let mut room = NativeRoom::new(&factory, &limits, None);
-        room.init(&init).expect("init");
+        room.init(&init).await.expect("init");
         create.push(started.elapsed());
         native_rooms.push(room);
     }
@@ -60,10 +65,11 @@ fn main() {
     let mut wasm_rooms = Vec::with_capacity(rooms);
     for _ in 0..rooms {
         let started = Instant::now();
-        let mut room =
-            RoomInstance::instantiate(&engine, &plugin, &limits, None).expect("instantiate");
+        let mut room = RoomInstance::instantiate(&engine, &plugin, &limits, None)
+            .await
+            .expect("instantiate");
         let instantiated = Instant::now();
-        room.init(&init).expect("init");
+        room.init(&init).await.expect("init");
         instantiate.push(instantiated - started);
         init_calls.push(instantiated.elapsed());
         wasm_rooms.push(room);
@@ -94,16 +100,22 @@ fn main() {
             &mut wasm_rooms[index],
             members,
             &frame,
-            |room, msg| room.message(1, msg).expect("message"),
+            async |room: &mut RoomInstance, msg: &guest::Frame| {
+                room.message(1, msg).await.expect("message")
+            },
             |room| room.state(),
-        );
+        )
+        .await;
         let native = message_calls(
             &mut native_rooms[index],
             members,
             &frame,
-            |room, msg| room.message(1, msg).expect("message"),
+            async |room: &mut NativeRoom, msg: &guest::Frame| {
+                room.message(1, msg).await.expect("message")
+            },
             |room| room.state(),
-        );
+        )
+        .await;
         println!(
             "message call, broadcast to {members}: wasm {}; native {}; ratio {:.2}x (medians)",
             wasm.text(),
@@ -129,11 +141,11 @@ const MIN_ROOMS: usize = 2;
 
 /// Times 20,000 `message` calls on `room` with `members` members (queues
 /// drained between calls); the first 2,000 calls are warm-up.
-fn message_calls<R>(
+async fn message_calls<R>(
     room: &mut R,
     members: u64,
     frame: &guest::Frame,
-    call: impl Fn(&mut R, &guest::Frame),
+    call: impl AsyncFn(&mut R, &guest::Frame),
     state: impl Fn(&mut R) -> &mut RoomState,
 ) -> Summary {
     let mut queues = Vec::new();
@@ -145,7 +157,7 @@ fn message_calls<R>(
     let mut times = Vec::with_capacity(20_000);
     for round in 0..22_000 {
         let started = Instant::now();
-        call(room, frame);
+        call(room, frame).await;
         if round >= 2_000 {
             times.push(started.elapsed());
         }

@@ -1,6 +1,7 @@
 //! WebSocket upgrades: validates the target, reserves a connection slot and
 //! hands the socket to [`crate::connection`].
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -8,11 +9,13 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use futures_util::FutureExt;
 use tracing::Instrument;
 
 use super::App;
 use super::api::error;
 use crate::connection::{self, Target};
+use crate::contain::panic_message;
 use crate::room::LOBBY;
 use crate::service::Service;
 
@@ -127,8 +130,14 @@ fn attach(
                 app.limits.clone(),
                 app.shutdown.clone(),
             );
+            let rooms = app.rooms.clone();
             let tracked = app.connections.track_future(async move {
-                connection.await;
+                // A panic here is a host bug: the client is lost to its room
+                // like a dropped connection, and the slot is freed.
+                if let Err(panic) = AssertUnwindSafe(connection).catch_unwind().await {
+                    tracing::error!(panic = %panic_message(panic.as_ref()), "connection task panicked");
+                    rooms.client_lost(client);
+                }
                 drop(slot);
             });
             tracked.instrument(span)

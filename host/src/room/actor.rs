@@ -1,11 +1,15 @@
 //! The task that runs one room: it owns the instance, drains the inbox, fires
 //! timers, carries out kicks and transfers, keeps the lobby informed, and ends
-//! the room when it is idle or when the plugin fails.
+//! the room when it is idle, when the plugin fails, or when the task itself
+//! panics (a host bug, contained to the room).
 
 use std::collections::HashMap;
 use std::future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+
+use futures_util::FutureExt;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep_until};
@@ -16,6 +20,7 @@ use super::reload::{RoomReload, reload_room};
 use super::{ConnectRequest, RoomEvent};
 use crate::client::{ClientId, Move};
 use crate::close;
+use crate::contain::panic_message;
 use crate::dev::Direction;
 use crate::limits::Limits;
 use crate::service::Service;
@@ -50,8 +55,30 @@ impl RoomActor {
         }
     }
 
-    /// Runs the room until it ends.
+    /// Runs the room until it ends. A panic while serving it (a host bug)
+    /// is contained here: the room is disposed like a failed one.
     pub(crate) async fn run(mut self, engine: WasmEngine, limits: Arc<Limits>) {
+        let mut body = None;
+        let served = AssertUnwindSafe(self.serve(&mut body, engine, limits))
+            .catch_unwind()
+            .await;
+        if let Err(panic) = served {
+            let error = GuestError(format!(
+                "internal error in the host: {}",
+                panic_message(panic.as_ref())
+            ));
+            self.dispose(body.as_mut(), error);
+        }
+    }
+
+    /// Serves the room until it ends; the instance lives in `body`, where
+    /// [`RoomActor::run`] finds it if this panics.
+    async fn serve(
+        &mut self,
+        body: &mut Option<RoomBody>,
+        engine: WasmEngine,
+        limits: Arc<Limits>,
+    ) {
         let init = GuestInitInfo {
             room_id: self.meta.key.room.to_string(),
             lobby: self.meta.is_lobby(),
@@ -66,16 +93,17 @@ impl RoomActor {
         // reload swapped the service's plugin since the room was listed.
         let plugin = self.service.plugin();
         *lock(&self.meta.plugin_version) = plugin.version().to_owned();
-        let mut instance =
-            match RoomBody::instantiate(&engine, &plugin, &limits, Some(link.clone())) {
-                Ok(instance) => instance,
+        let instance =
+            match RoomBody::instantiate(&engine, &plugin, &limits, Some(link.clone())).await {
+                Ok(instance) => body.insert(instance),
                 Err(error) => return self.dispose(None, error),
             };
-        if let Err(error) = instance
-            .init(&init)
-            .and_then(|()| after_call(&mut instance, &self.meta))
-        {
-            return self.dispose(Some(&mut instance), error);
+        let started = match instance.init(&init).await {
+            Ok(()) => after_call(instance, &self.meta).await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = started {
+            return self.dispose(Some(instance), error);
         }
         tracing::debug!(lobby = self.meta.is_lobby(), "room started");
         loop {
@@ -84,14 +112,15 @@ impl RoomActor {
                 event = self.inbox.recv() => match event {
                     Some(RoomEvent::Reload { plugin, reply }) => {
                         let outcome = reload_room(
-                            &mut instance,
+                            instance,
                             &self.meta,
                             link.clone(),
                             &plugin,
                             &engine,
                             &limits,
                             self.service.config(),
-                        );
+                        )
+                        .await;
                         let (answer, step) = match outcome {
                             Ok(outcome) => (outcome, Ok(())),
                             Err(error) => (RoomReload::Failed(error.0.clone()), Err(error)),
@@ -99,18 +128,23 @@ impl RoomActor {
                         let _ = reply.send(answer);
                         step
                     }
-                    Some(event) => handle(&mut instance, &self.meta, event),
+                    #[cfg(feature = "fault-injection")]
+                    Some(RoomEvent::Panic) => panic!("injected panic (fault-injection)"),
+                    Some(event) => handle(instance, &self.meta, event).await,
                     // The table holds a sender while the room is listed.
                     None => return,
                 },
-                () = wait_until(next_timer) => fire_due_timers(&mut instance, &self.meta),
+                () = wait_until(next_timer) => fire_due_timers(instance, &self.meta).await,
             };
-            let step = step.and_then(|()| self.deliver_lobby_notices(&mut instance));
+            let step = match step {
+                Ok(()) => self.deliver_lobby_notices(instance).await,
+                Err(error) => Err(error),
+            };
             if let Err(error) = step {
-                return self.dispose(Some(&mut instance), error);
+                return self.dispose(Some(instance), error);
             }
-            self.publish(&mut instance);
-            if self.is_idle(&mut instance) && self.rooms.retire(&self.meta, &self.inbox) {
+            self.publish(instance);
+            if self.is_idle(instance) && self.rooms.retire(&self.meta, &self.inbox) {
                 tracing::debug!("room ended: no clients and no timers");
                 self.drain(None, HashMap::new());
                 return;
@@ -119,13 +153,13 @@ impl RoomActor {
     }
 
     /// Lobby only: hands the directory changes waiting for it to the plugin.
-    fn deliver_lobby_notices(&self, instance: &mut RoomBody) -> Result<(), GuestError> {
+    async fn deliver_lobby_notices(&self, instance: &mut RoomBody) -> Result<(), GuestError> {
         if !self.meta.is_lobby() {
             return Ok(());
         }
         for change in self.rooms.take_lobby_notices(&self.meta.key.service) {
-            instance.room_changed(&change)?;
-            after_call(instance, &self.meta)?;
+            instance.room_changed(&change).await?;
+            after_call(instance, &self.meta).await?;
         }
         Ok(())
     }
@@ -143,6 +177,10 @@ impl RoomActor {
     /// Runs after every event, so it does nothing unless the client count or
     /// the info changed.
     fn publish(&mut self, instance: &mut RoomBody) {
+        self.meta.cpu_nanos.store(
+            u64::try_from(instance.cpu_time().as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
         let state = instance.state();
         let clients = state.members.len();
         if self.meta.clients.swap(clients, Ordering::Relaxed) != clients {
@@ -166,7 +204,7 @@ impl RoomActor {
 
     /// Ends a failed room: its clients get 1011 with the reason, joins waiting
     /// in the inbox are refused, and the table forgets it.
-    fn dispose(mut self, instance: Option<&mut RoomBody>, error: GuestError) {
+    fn dispose(&mut self, instance: Option<&mut RoomBody>, error: GuestError) {
         tracing::error!(reason = %error, "room disposed");
         if let Ok(mut failure) = self.meta.failure.lock() {
             *failure = Some(error.0.clone());
@@ -212,16 +250,20 @@ impl RoomActor {
     }
 }
 
-fn handle(instance: &mut RoomBody, meta: &RoomMeta, event: RoomEvent) -> Result<(), GuestError> {
+async fn handle(
+    instance: &mut RoomBody,
+    meta: &RoomMeta,
+    event: RoomEvent,
+) -> Result<(), GuestError> {
     match event {
-        RoomEvent::Connect { request, reply } => connect(instance, meta, request, reply),
+        RoomEvent::Connect { request, reply } => connect(instance, meta, request, reply).await,
         RoomEvent::Frame { client, message } => {
             if instance.state().members.contains_key(&client) {
                 instance
                     .state()
                     .tap_frame(Some(client), Direction::In, &message);
-                instance.message(client, &message)?;
-                after_call(instance, meta)?;
+                instance.message(client, &message).await?;
+                after_call(instance, meta).await?;
             } else {
                 instance.state().hold_for_departing(client, message);
             }
@@ -233,8 +275,8 @@ fn handle(instance: &mut RoomBody, meta: &RoomMeta, event: RoomEvent) -> Result<
             if state.remove_member(client).is_some() {
                 let reason = DisconnectReason::from(reason);
                 state.tap_membership(client, Some(leave_reason(reason)));
-                instance.disconnect(client, reason)?;
-                after_call(instance, meta)?;
+                instance.disconnect(client, reason).await?;
+                after_call(instance, meta).await?;
             }
             Ok(())
         }
@@ -259,10 +301,11 @@ fn handle(instance: &mut RoomBody, meta: &RoomMeta, event: RoomEvent) -> Result<
             if reply.is_closed() {
                 return Ok(());
             }
-            match instance
-                .request(&request)
-                .and_then(|response| after_call(instance, meta).map(|()| response))
-            {
+            let answer = match instance.request(&request).await {
+                Ok(response) => after_call(instance, meta).await.map(|()| response),
+                Err(error) => Err(error),
+            };
+            match answer {
                 Ok(response) => {
                     let _ = reply.send(Ok(response));
                     Ok(())
@@ -275,10 +318,12 @@ fn handle(instance: &mut RoomBody, meta: &RoomMeta, event: RoomEvent) -> Result<
         }
         // Handled by the actor, which owns what a reload needs.
         RoomEvent::Reload { .. } => Ok(()),
+        #[cfg(feature = "fault-injection")]
+        RoomEvent::Panic => Ok(()),
     }
 }
 
-fn connect(
+async fn connect(
     instance: &mut RoomBody,
     meta: &RoomMeta,
     request: ConnectRequest,
@@ -295,9 +340,13 @@ fn connect(
     // A member already, so the plugin can greet it from inside `connect`.
     instance.state().members.insert(id, request.sender);
     instance.state().connecting = Some(id);
-    let answer = instance.connect(&info);
+    let answer = instance.connect(&info).await;
     instance.state().connecting = None;
-    let answer = match answer.and_then(|answer| after_call(instance, meta).map(|()| answer)) {
+    let answer = match answer {
+        Ok(answer) => after_call(instance, meta).await.map(|()| answer),
+        Err(error) => Err(error),
+    };
+    let answer = match answer {
         Ok(answer) => {
             answer.map_err(|reason| JoinError::Rejected(bounded(reason, MAX_PLUGIN_TEXT)))
         }
@@ -327,17 +376,17 @@ fn connect(
         instance
             .state()
             .tap_membership(id, Some(leave_reason(reason)));
-        instance.disconnect(id, reason)?;
-        after_call(instance, meta)?;
+        instance.disconnect(id, reason).await?;
+        after_call(instance, meta).await?;
     }
     Ok(())
 }
 
-fn fire_due_timers(instance: &mut RoomBody, meta: &RoomMeta) -> Result<(), GuestError> {
+async fn fire_due_timers(instance: &mut RoomBody, meta: &RoomMeta) -> Result<(), GuestError> {
     let now = Instant::now();
     while let Some(id) = instance.state().timers.pop_due(now) {
-        instance.timer(id)?;
-        after_call(instance, meta)?;
+        instance.timer(id).await?;
+        after_call(instance, meta).await?;
     }
     Ok(())
 }
@@ -345,7 +394,7 @@ fn fire_due_timers(instance: &mut RoomBody, meta: &RoomMeta) -> Result<(), Guest
 /// Carries out what the last callback asked for beyond frames: clients it
 /// closed get `disconnect(kicked)`, clients it transferred are sent on their
 /// way and get `disconnect(transferred)`. Those callbacks may ask for more.
-pub(super) fn after_call(instance: &mut RoomBody, meta: &RoomMeta) -> Result<(), GuestError> {
+pub(super) async fn after_call(instance: &mut RoomBody, meta: &RoomMeta) -> Result<(), GuestError> {
     loop {
         let state = instance.state();
         let kicked = std::mem::take(&mut state.kicked);
@@ -357,7 +406,9 @@ pub(super) fn after_call(instance: &mut RoomBody, meta: &RoomMeta) -> Result<(),
             instance
                 .state()
                 .tap_membership(client, Some(leave_reason(DisconnectReason::Kicked)));
-            instance.disconnect(client, DisconnectReason::Kicked)?;
+            instance
+                .disconnect(client, DisconnectReason::Kicked)
+                .await?;
         }
         for transfer in transfers {
             instance.state().tap_membership(
@@ -374,7 +425,9 @@ pub(super) fn after_call(instance: &mut RoomBody, meta: &RoomMeta) -> Result<(),
                 },
                 create: transfer.create,
             });
-            instance.disconnect(transfer.client, DisconnectReason::Transferred)?;
+            instance
+                .disconnect(transfer.client, DisconnectReason::Transferred)
+                .await?;
         }
     }
 }

@@ -4,6 +4,8 @@
 //! the client queues do not know which one they hold. Without the feature
 //! the enum has one variant and every dispatch compiles to a direct call.
 
+use std::time::Duration;
+
 use crate::client::ClientId;
 use crate::limits::Limits;
 use crate::wasm::guest::{
@@ -35,7 +37,7 @@ macro_rules! each {
 impl RoomBody {
     /// A new room running `plugin` (wasm, or native code for a native
     /// plugin). Does not call `init`.
-    pub(crate) fn instantiate(
+    pub(crate) async fn instantiate(
         engine: &WasmEngine,
         plugin: &Plugin,
         limits: &Limits,
@@ -47,55 +49,69 @@ impl RoomBody {
                 factory, limits, link,
             )));
         }
-        RoomInstance::instantiate(engine, plugin, limits, link).map(RoomBody::Wasm)
+        RoomInstance::instantiate(engine, plugin, limits, link)
+            .await
+            .map(RoomBody::Wasm)
     }
 
     pub(crate) fn state(&mut self) -> &mut RoomState {
         each!(self, room => room.state())
     }
 
-    pub(crate) fn init(&mut self, info: &InitInfo) -> Result<(), GuestError> {
-        each!(self, room => room.init(info))
+    /// CPU time the room's callbacks have used.
+    pub(crate) fn cpu_time(&self) -> Duration {
+        each!(self, room => room.cpu_time())
     }
 
-    pub(crate) fn room_changed(&mut self, change: &RoomChange) -> Result<(), GuestError> {
-        each!(self, room => room.room_changed(change))
+    pub(crate) async fn init(&mut self, info: &InitInfo) -> Result<(), GuestError> {
+        each!(self, room => room.init(info).await)
     }
 
-    pub(crate) fn connect(
+    pub(crate) async fn room_changed(&mut self, change: &RoomChange) -> Result<(), GuestError> {
+        each!(self, room => room.room_changed(change).await)
+    }
+
+    pub(crate) async fn connect(
         &mut self,
         client: &ClientInfo,
     ) -> Result<Result<(), String>, GuestError> {
-        each!(self, room => room.connect(client))
+        each!(self, room => room.connect(client).await)
     }
 
-    pub(crate) fn message(&mut self, client: ClientId, msg: &Frame) -> Result<(), GuestError> {
-        each!(self, room => room.message(client, msg))
+    pub(crate) async fn message(
+        &mut self,
+        client: ClientId,
+        msg: &Frame,
+    ) -> Result<(), GuestError> {
+        each!(self, room => room.message(client, msg).await)
     }
 
-    pub(crate) fn disconnect(
+    pub(crate) async fn disconnect(
         &mut self,
         client: ClientId,
         reason: DisconnectReason,
     ) -> Result<(), GuestError> {
-        each!(self, room => room.disconnect(client, reason))
+        each!(self, room => room.disconnect(client, reason).await)
     }
 
-    pub(crate) fn timer(&mut self, id: u64) -> Result<(), GuestError> {
-        each!(self, room => room.timer(id))
+    pub(crate) async fn timer(&mut self, id: u64) -> Result<(), GuestError> {
+        each!(self, room => room.timer(id).await)
     }
 
     /// The room's state for a hot reload. Native rooms never reload: they
     /// answer as a plugin refusing its snapshot does.
-    pub(crate) fn snapshot(&mut self) -> Result<Result<Option<Vec<u8>>, String>, GuestError> {
+    pub(crate) async fn snapshot(&mut self) -> Result<Result<Option<Vec<u8>>, String>, GuestError> {
         match self {
-            RoomBody::Wasm(room) => room.snapshot(),
+            RoomBody::Wasm(room) => room.snapshot().await,
             #[cfg(feature = "native-baseline")]
             RoomBody::Native(_) => Ok(Err("native rooms do not reload".to_owned())),
         }
     }
 
-    pub(crate) fn request(&mut self, request: &HttpRequest) -> Result<HttpResponse, GuestError> {
-        each!(self, room => room.request(request))
+    pub(crate) async fn request(
+        &mut self,
+        request: &HttpRequest,
+    ) -> Result<HttpResponse, GuestError> {
+        each!(self, room => room.request(request).await)
     }
 }

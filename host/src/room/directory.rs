@@ -6,7 +6,7 @@
 //! sees its reply dropped and retries on a fresh room.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
@@ -16,7 +16,7 @@ use tracing::Instrument;
 
 use super::actor::RoomActor;
 use super::notices::LobbyNotices;
-use super::{ConnectRequest, LOBBY, RoomEvent};
+use super::{ConnectRequest, LOBBY, LeaveReason, RoomEvent};
 use crate::auth::AuthConfig;
 use crate::client::{ClientId, ClientSender};
 use crate::dev::DevTap;
@@ -59,6 +59,9 @@ pub struct RoomListing {
     pub created_ms: u64,
     /// The plugin version running the room.
     pub plugin_version: String,
+    /// CPU time the room's callbacks have used since it started, in
+    /// milliseconds (time spent running the plugin, not waiting to run).
+    pub cpu_ms: f64,
     /// The plugin's `set-info` metadata (`null` until set).
     pub info: serde_json::Value,
 }
@@ -91,6 +94,8 @@ pub(crate) struct RoomMeta {
     /// The version of the plugin running the room (changes on reload).
     pub(crate) plugin_version: Mutex<String>,
     pub(crate) clients: AtomicUsize,
+    /// CPU time the room's callbacks have used, in nanoseconds.
+    pub(crate) cpu_nanos: AtomicU64,
     pub(crate) info: Mutex<serde_json::Value>,
     /// Why the room failed, once it has (read by waiters that missed it).
     pub(crate) failure: Mutex<Option<String>>,
@@ -121,6 +126,7 @@ impl RoomMeta {
             clients: self.clients.load(Ordering::Relaxed),
             created_ms: self.created_ms,
             plugin_version: lock(&self.plugin_version).clone(),
+            cpu_ms: self.cpu_nanos.load(Ordering::Relaxed) as f64 / 1e6,
             info: self
                 .info
                 .lock()
@@ -137,11 +143,20 @@ pub(crate) struct RoomHandle {
     pub(crate) meta: Arc<RoomMeta>,
 }
 
+/// A connected client: its service, its writing side, and the inbox of the
+/// room it last joined (so a connection that dies of a host bug can still
+/// tell its room).
+struct Seat {
+    service: Arc<str>,
+    sender: ClientSender,
+    room: Option<mpsc::Sender<RoomEvent>>,
+}
+
 /// The table of live rooms of every service, the clients of every service,
 /// and which service's lobby serves the root.
 pub struct Rooms {
     table: Mutex<HashMap<RoomKey, RoomHandle>>,
-    clients: Mutex<HashMap<ClientId, (Arc<str>, ClientSender)>>,
+    clients: Mutex<HashMap<ClientId, Seat>>,
     root: Mutex<Option<Arc<str>>>,
     auth: Option<AuthConfig>,
     engine: WasmEngine,
@@ -193,13 +208,18 @@ impl Rooms {
         create: bool,
     ) -> Result<RoomHandle, JoinError> {
         let create = create || room == LOBBY;
+        let client = request.id();
         let (handle, answer) = self
             .ask(service, room, create, |reply| RoomEvent::Connect {
                 request: request.clone(),
                 reply,
             })
             .await?;
-        answer.map(|()| handle)
+        answer?;
+        if let Some(seat) = lock(&self.clients).get_mut(&client) {
+            seat.room = Some(handle.inbox.clone());
+        }
+        Ok(handle)
     }
 
     /// Hands room `room` of `service` the event `event` builds around a
@@ -252,7 +272,12 @@ impl Rooms {
 
     /// Registers a connected client so any room of its service can send to it.
     pub(crate) fn register_client(&self, service: &Arc<str>, sender: ClientSender) {
-        lock(&self.clients).insert(sender.id(), (service.clone(), sender));
+        let seat = Seat {
+            service: service.clone(),
+            sender,
+            room: None,
+        };
+        lock(&self.clients).insert(seat.sender.id(), seat);
     }
 
     /// Forgets a client whose connection ended.
@@ -260,12 +285,38 @@ impl Rooms {
         lock(&self.clients).remove(&client);
     }
 
+    /// Forgets a client whose connection task died without saying goodbye
+    /// (a host bug): its room hears `disconnect(lost)`, as for a dropped
+    /// connection.
+    pub(crate) fn client_lost(&self, client: ClientId) {
+        let Some(seat) = lock(&self.clients).remove(&client) else {
+            return;
+        };
+        if let Some(room) = seat.room {
+            let reason = LeaveReason::Lost;
+            tokio::spawn(async move {
+                let _ = room.send(RoomEvent::Disconnect { client, reason }).await;
+            });
+        }
+    }
+
+    /// Makes the task of room `room` of `service` panic, as a host bug
+    /// would; returns whether the room was live. For containment tests.
+    #[cfg(feature = "fault-injection")]
+    pub async fn inject_panic(&self, service: &str, room: &str) -> bool {
+        let handle = self.lock().get(&RoomKey::new(service, room)).cloned();
+        match handle {
+            Some(handle) => handle.inbox.send(RoomEvent::Panic).await.is_ok(),
+            None => false,
+        }
+    }
+
     /// A client of `service`, wherever it is.
     pub(crate) fn client(&self, service: &str, client: ClientId) -> Option<ClientSender> {
         lock(&self.clients)
             .get(&client)
-            .filter(|(owner, _)| &**owner == service)
-            .map(|(_, sender)| sender.clone())
+            .filter(|seat| &*seat.service == service)
+            .map(|seat| seat.sender.clone())
     }
 
     /// Lets `service`'s lobby serve `/`. Fails when another service has it.
@@ -448,6 +499,7 @@ impl Rooms {
             created_ms: crate::wasm::unix_millis(SystemTime::now()),
             plugin_version: Mutex::new(service.plugin().version().to_owned()),
             clients: AtomicUsize::new(0),
+            cpu_nanos: AtomicU64::new(0),
             info: Mutex::new(serde_json::Value::Null),
             failure: Mutex::new(None),
         });

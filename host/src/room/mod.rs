@@ -96,6 +96,10 @@ pub(crate) enum RoomEvent {
         plugin: Arc<Plugin>,
         reply: oneshot::Sender<RoomReload>,
     },
+    /// Makes the room's task panic, to prove a host bug stays contained
+    /// (feature `fault-injection`, for tests only).
+    #[cfg(feature = "fault-injection")]
+    Panic,
 }
 
 impl From<LeaveReason> for DisconnectReason {

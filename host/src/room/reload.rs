@@ -132,7 +132,7 @@ impl Rooms {
 
 /// Moves one room onto `plugin`. An `Err` means an instance failed in a way
 /// that leaves the room unusable, and the room must be disposed.
-pub(super) fn reload_room(
+pub(super) async fn reload_room(
     instance: &mut RoomBody,
     meta: &RoomMeta,
     link: RoomLink,
@@ -144,7 +144,7 @@ pub(super) fn reload_room(
     if *lock(&meta.plugin_version) == plugin.version() {
         return Ok(RoomReload::Unchanged);
     }
-    let snapshot = match instance.snapshot()? {
+    let snapshot = match instance.snapshot().await? {
         Ok(snapshot) => snapshot,
         Err(reason) => {
             return Ok(kept_old(format!(
@@ -153,7 +153,7 @@ pub(super) fn reload_room(
             )));
         }
     };
-    let mut fresh = match RoomBody::instantiate(engine, plugin, limits, Some(link)) {
+    let mut fresh = match RoomBody::instantiate(engine, plugin, limits, Some(link)).await {
         Ok(fresh) => fresh,
         Err(error) => return Ok(kept_old(error.0)),
     };
@@ -164,9 +164,9 @@ pub(super) fn reload_room(
         restored: snapshot,
     };
     let outcome = if init.restored.is_some() {
-        restore(instance, &mut fresh, meta, &init)
+        restore(instance, &mut fresh, meta, &init).await
     } else {
-        restart(instance, &mut fresh, meta, &init)
+        restart(instance, &mut fresh, meta, &init).await
     };
     match outcome {
         Ok(outcome) => {
@@ -175,7 +175,7 @@ pub(super) fn reload_room(
             Ok(outcome)
         }
         Err(reason) => {
-            forget_moved(instance, &mut fresh, meta)?;
+            forget_moved(instance, &mut fresh, meta).await?;
             Ok(kept_old(reason))
         }
     }
@@ -184,7 +184,7 @@ pub(super) fn reload_room(
 /// The new instance takes over a copy of the room's occupancy and restores
 /// the snapshot in `init`. On failure the old instance gets the occupancy
 /// back as it was before the attempt.
-fn restore(
+async fn restore(
     old: &mut RoomBody,
     fresh: &mut RoomBody,
     meta: &RoomMeta,
@@ -192,7 +192,11 @@ fn restore(
 ) -> Result<RoomReload, String> {
     let before = old.state().take_occupancy();
     fresh.state().put_occupancy(before.clone());
-    match fresh.init(init).and_then(|()| after_call(fresh, meta)) {
+    let restored = match fresh.init(init).await {
+        Ok(()) => after_call(fresh, meta).await,
+        Err(error) => Err(error),
+    };
+    match restored {
         Ok(()) => {
             // Info is published again only if the new version changed it.
             let state = fresh.state();
@@ -209,13 +213,17 @@ fn restore(
 /// The new instance starts fresh and every client is connected to it again,
 /// in id order; a client the new version rejects is closed with 1008. On
 /// failure the old instance keeps its occupancy.
-fn restart(
+async fn restart(
     old: &mut RoomBody,
     fresh: &mut RoomBody,
     meta: &RoomMeta,
     init: &GuestInitInfo,
 ) -> Result<RoomReload, String> {
-    if let Err(error) = fresh.init(init).and_then(|()| after_call(fresh, meta)) {
+    let started = match fresh.init(init).await {
+        Ok(()) => after_call(fresh, meta).await,
+        Err(error) => Err(error),
+    };
+    if let Err(error) = started {
         return Err(format!("the new version failed to start: {error}"));
     }
     let mut clients: Vec<_> = old.state().members.keys().copied().collect();
@@ -239,9 +247,13 @@ fn restart(
         let state = fresh.state();
         state.members.insert(client, sender.clone());
         state.connecting = Some(client);
-        let answer = fresh.connect(&info);
+        let answer = fresh.connect(&info).await;
         fresh.state().connecting = None;
-        match answer.and_then(|answer| after_call(fresh, meta).map(|()| answer)) {
+        let answer = match answer {
+            Ok(answer) => after_call(fresh, meta).await.map(|()| answer),
+            Err(error) => Err(error),
+        };
+        match answer {
             Ok(Ok(())) => {
                 // Unless the new version closed it during its own connect.
                 if fresh.state().members.contains_key(&client) {
@@ -276,7 +288,7 @@ fn restart(
 /// room are gone from the old one too (it gets `disconnect(transferred)`),
 /// so no client is left a member of two rooms. Clients it closed need
 /// nothing here: their connections report the close to the room as usual.
-fn forget_moved(
+async fn forget_moved(
     old: &mut RoomBody,
     fresh: &mut RoomBody,
     meta: &RoomMeta,
@@ -296,8 +308,9 @@ fn forget_moved(
         if state.remove_member(client).is_some() {
             state.departing.insert(client, held);
             state.tap_membership(client, Some(leave_reason(DisconnectReason::Transferred)));
-            old.disconnect(client, DisconnectReason::Transferred)?;
-            after_call(old, meta)?;
+            old.disconnect(client, DisconnectReason::Transferred)
+                .await?;
+            after_call(old, meta).await?;
         }
     }
     Ok(())

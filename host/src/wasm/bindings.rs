@@ -4,4 +4,7 @@
 wasmtime::component::bindgen!({
     path: "../guest-sdk/wit",
     world: "room",
+    // Calls into the plugin are async so they can yield between time
+    // slices; the host's imports never block and stay synchronous.
+    exports: { default: async },
 });

@@ -1,5 +1,6 @@
-//! The shared wasmtime engine: pooling allocator sized from [`Limits`], epoch
-//! interruption for per-call deadlines, and the thread that advances epochs.
+//! The shared wasmtime engine: pooling allocator sized from [`Limits`], async
+//! calls with epoch interruption for time slices and per-call deadlines (see
+//! [`super::slice`]), and the thread that advances epochs.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,10 +9,8 @@ use std::time::Duration;
 
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+use super::slice::{EPOCH_TICK, Lanes};
 use crate::limits::Limits;
-
-/// How often the epoch advances; call deadlines are counted in these ticks.
-pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(5);
 
 /// Core instances, memories and tables one room's component may hold. A Rust
 /// `wasm32-wasip2` component needs a handful of each; the slack lets plugins
@@ -25,12 +24,19 @@ const TABLES_PER_ROOM: u32 = 4;
 #[derive(Clone)]
 pub struct WasmEngine {
     engine: Engine,
-    deadline_ticks: u64,
+    call_deadline: Duration,
+    plugin_log_lines: u32,
+    lanes: Lanes,
     _ticker: Arc<EpochTicker>,
 }
 
 impl WasmEngine {
-    /// Builds the engine for `limits`.
+    /// Builds the engine for `limits`. Fails if the epoch thread cannot
+    /// start: without it no call would ever yield or meet its deadline.
+    ///
+    /// Long calls share one lane fewer than the current tokio runtime has
+    /// workers (see [`super::slice`]), so build the engine inside the
+    /// runtime that will run the rooms.
     pub fn new(limits: &Limits) -> wasmtime::Result<WasmEngine> {
         // Slack over `max_rooms`: a room leaves the table before its store
         // is dropped and frees its slot, so a new room may briefly overlap.
@@ -45,7 +51,9 @@ impl WasmEngine {
             .max_core_instances_per_component(CORE_INSTANCES_PER_ROOM)
             .max_memories_per_component(MEMORIES_PER_ROOM)
             .max_tables_per_component(TABLES_PER_ROOM)
-            .max_memory_size(limits.room_memory_bytes);
+            .max_memory_size(limits.room_memory_bytes)
+            // A call parked between two slices keeps its fiber stack.
+            .total_stacks(max_rooms);
 
         let mut config = Config::new();
         config
@@ -58,14 +66,14 @@ impl WasmEngine {
             .memory_reservation_for_growth(0)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
         let engine = Engine::new(&config)?;
-
-        let tick_ms = EPOCH_TICK.as_millis().max(1);
-        let deadline_ticks =
-            u64::try_from(limits.call_deadline.as_millis().div_ceil(tick_ms)).unwrap_or(u64::MAX);
+        let ticker = EpochTicker::start(engine.clone())
+            .map_err(|error| wasmtime::format_err!("cannot start the epoch thread: {error}"))?;
         Ok(WasmEngine {
-            _ticker: Arc::new(EpochTicker::start(engine.clone())),
+            _ticker: Arc::new(ticker),
             engine,
-            deadline_ticks: deadline_ticks.max(1),
+            call_deadline: limits.call_deadline,
+            plugin_log_lines: limits.plugin_log_lines,
+            lanes: Lanes::for_this_runtime(),
         })
     }
 
@@ -74,9 +82,19 @@ impl WasmEngine {
         &self.engine
     }
 
-    /// Epoch ticks a single callback may run.
-    pub(crate) fn deadline_ticks(&self) -> u64 {
-        self.deadline_ticks
+    /// CPU time a single callback may use.
+    pub(crate) fn call_deadline(&self) -> Duration {
+        self.call_deadline
+    }
+
+    /// Log lines per second a room may write.
+    pub(crate) fn plugin_log_lines(&self) -> u32 {
+        self.plugin_log_lines
+    }
+
+    /// The lanes long calls take turns on.
+    pub(crate) fn lanes(&self) -> &Lanes {
+        &self.lanes
     }
 }
 
@@ -87,7 +105,7 @@ struct EpochTicker {
 }
 
 impl EpochTicker {
-    fn start(engine: Engine) -> EpochTicker {
+    fn start(engine: Engine) -> std::io::Result<EpochTicker> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         thread::Builder::new()
@@ -97,10 +115,8 @@ impl EpochTicker {
                     thread::sleep(EPOCH_TICK);
                     engine.increment_epoch();
                 }
-            })
-            .map(drop)
-            .unwrap_or_else(|error| tracing::error!(%error, "cannot start the epoch thread; call deadlines are off"));
-        EpochTicker { stop }
+            })?;
+        Ok(EpochTicker { stop })
     }
 }
 

@@ -1,5 +1,8 @@
-//! One room's sandboxed instance: a store, the plugin's exports, and a
-//! deadline on every call.
+//! One room's sandboxed instance: a store, the plugin's exports, and the
+//! CPU clock that slices every call and holds it to its deadline.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use wasmtime::{Store, Trap};
 
@@ -8,7 +11,9 @@ use super::bindings::roomhost::room::types::{
     ClientInfo, DisconnectReason, Frame, HttpRequest, HttpResponse, InitInfo, RoomChange,
 };
 use super::engine::WasmEngine;
+use super::output::PluginLog;
 use super::plugin::Plugin;
+use super::slice::CallClock;
 use super::state::{RoomLink, RoomState};
 use crate::client::ClientId;
 use crate::limits::Limits;
@@ -22,7 +27,7 @@ pub struct GuestError(pub String);
 pub struct RoomInstance {
     store: Store<RoomState>,
     room: Room,
-    deadline_ticks: u64,
+    clock: Arc<CallClock>,
     limits_text: LimitsText,
 }
 
@@ -32,28 +37,51 @@ struct LimitsText {
     memory_mib: usize,
 }
 
+/// Calls export `$call` with `$args` through the room's CPU clock.
+macro_rules! call {
+    ($self:ident, $call:ident($($arg:expr),*)) => {{
+        $self.store.data_mut().last_error_log = None;
+        $self.store.set_epoch_deadline(1);
+        let exports = $self.room.roomhost_room_service();
+        let result = $self
+            .clock
+            .run(exports.$call(&mut $self.store, $($arg),*))
+            .await;
+        $self.store.data().log.flush();
+        result.map_err(|error| $self.describe(error))
+    }};
+}
+
 impl RoomInstance {
     /// Instantiates `plugin` for a new room. Does not call `init`.
-    pub fn instantiate(
+    pub async fn instantiate(
         engine: &WasmEngine,
         plugin: &Plugin,
         limits: &Limits,
         link: Option<RoomLink>,
     ) -> Result<RoomInstance, GuestError> {
-        let mut store = Store::new(engine.engine(), RoomState::new(limits, link));
+        let log = PluginLog::new(engine.plugin_log_lines());
+        let mut store = Store::new(engine.engine(), RoomState::new(limits, link, log));
         store.limiter(|state| &mut state.limiter);
-        store.epoch_deadline_trap();
-        store.set_epoch_deadline(engine.deadline_ticks());
+        let clock = CallClock::new();
+        let (ticking, lanes, deadline) = (
+            clock.clone(),
+            engine.lanes().clone(),
+            engine.call_deadline(),
+        );
+        store.epoch_deadline_callback(move |_| Ok(ticking.on_tick(&lanes, deadline)));
+        store.set_epoch_deadline(1);
         let pre = plugin
             .pre()
             .ok_or_else(|| GuestError("the plugin is native, not a wasm component".into()))?;
-        let room = pre
-            .instantiate(&mut store)
+        let room = clock
+            .run(pre.instantiate_async(&mut store))
+            .await
             .map_err(|error| GuestError(format!("cannot instantiate the plugin: {error}")))?;
         Ok(RoomInstance {
             store,
             room,
-            deadline_ticks: engine.deadline_ticks(),
+            clock,
             limits_text: LimitsText {
                 deadline_ms: limits.call_deadline.as_millis(),
                 memory_mib: limits.room_memory_bytes / (1024 * 1024),
@@ -66,70 +94,57 @@ impl RoomInstance {
         self.store.data_mut()
     }
 
+    /// CPU time the room's calls have used so far.
+    pub fn cpu_time(&self) -> Duration {
+        self.clock.total()
+    }
+
     /// Calls `init`.
-    pub fn init(&mut self, info: &InitInfo) -> Result<(), GuestError> {
+    pub async fn init(&mut self, info: &InitInfo) -> Result<(), GuestError> {
         self.state().in_init = true;
-        let result = self.call(|room, store| room.roomhost_room_service().call_init(store, info));
+        let result = call!(self, call_init(info));
         self.state().in_init = false;
         result
     }
 
     /// Calls `room-changed` (lobby only).
-    pub fn room_changed(&mut self, change: &RoomChange) -> Result<(), GuestError> {
-        self.call(|room, store| {
-            room.roomhost_room_service()
-                .call_room_changed(store, change)
-        })
+    pub async fn room_changed(&mut self, change: &RoomChange) -> Result<(), GuestError> {
+        call!(self, call_room_changed(change))
     }
 
     /// Calls `connect`; the inner result is the plugin's accept or reject.
-    pub fn connect(&mut self, client: &ClientInfo) -> Result<Result<(), String>, GuestError> {
-        self.call(|room, store| room.roomhost_room_service().call_connect(store, client))
+    pub async fn connect(&mut self, client: &ClientInfo) -> Result<Result<(), String>, GuestError> {
+        call!(self, call_connect(client))
     }
 
     /// Calls `message`.
-    pub fn message(&mut self, client: ClientId, msg: &Frame) -> Result<(), GuestError> {
-        self.call(|room, store| {
-            room.roomhost_room_service()
-                .call_message(store, client, msg)
-        })
+    pub async fn message(&mut self, client: ClientId, msg: &Frame) -> Result<(), GuestError> {
+        call!(self, call_message(client, msg))
     }
 
     /// Calls `disconnect`.
-    pub fn disconnect(
+    pub async fn disconnect(
         &mut self,
         client: ClientId,
         reason: DisconnectReason,
     ) -> Result<(), GuestError> {
-        self.call(|room, store| {
-            room.roomhost_room_service()
-                .call_disconnect(store, client, reason)
-        })
+        call!(self, call_disconnect(client, reason))
     }
 
     /// Calls `timer`.
-    pub fn timer(&mut self, id: u64) -> Result<(), GuestError> {
-        self.call(|room, store| room.roomhost_room_service().call_timer(store, id))
+    pub async fn timer(&mut self, id: u64) -> Result<(), GuestError> {
+        call!(self, call_timer(id))
     }
 
     /// Calls `snapshot`; the inner result is the plugin's state (`None`:
     /// snapshots not supported) or why it cannot give it.
-    pub fn snapshot(&mut self) -> Result<Result<Option<Vec<u8>>, String>, GuestError> {
-        self.call(|room, store| room.roomhost_room_service().call_snapshot(store))
+    pub async fn snapshot(&mut self) -> Result<Result<Option<Vec<u8>>, String>, GuestError> {
+        call!(self, call_snapshot())
     }
 
     /// Calls `request`.
-    pub fn request(&mut self, request: &HttpRequest) -> Result<HttpResponse, GuestError> {
-        self.call(|room, store| room.roomhost_room_service().call_request(store, request))
-    }
-
-    fn call<R>(
-        &mut self,
-        f: impl FnOnce(&Room, &mut Store<RoomState>) -> wasmtime::Result<R>,
-    ) -> Result<R, GuestError> {
-        self.store.set_epoch_deadline(self.deadline_ticks);
-        self.store.data_mut().last_error_log = None;
-        f(&self.room, &mut self.store).map_err(|error| self.describe(error))
+    pub async fn request(&mut self, request: &HttpRequest) -> Result<HttpResponse, GuestError> {
+        call!(self, call_request(request))
     }
 
     /// Turns a wasmtime error into the reason the room's clients are given.

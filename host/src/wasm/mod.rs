@@ -3,18 +3,25 @@
 //!
 //! Nothing in here knows about sockets. A [`RoomInstance`] takes callbacks and
 //! turns the plugin's host calls into effects on [`RoomState`] (frames queued
-//! to clients, timers, info), which the room actor acts on.
+//! to clients, timers, info), which the room actor acts on. Calls are async
+//! and time-sliced ([`slice`]); what a plugin prints reaches the host log
+//! under a rate limit (`output`); which WASI it gets is decided in `wasi`.
 
 mod bindings;
 mod cache;
 mod engine;
 mod instance;
+mod output;
 mod plugin;
+pub mod slice;
 mod state;
+mod wasi;
 
 pub use cache::CompileCache;
 pub use engine::WasmEngine;
 pub use instance::{GuestError, RoomInstance};
+#[cfg(feature = "native-baseline")]
+pub(crate) use output::PluginLog;
 pub use plugin::{Plugin, PluginError};
 pub use state::RoomState;
 pub(crate) use state::{MAX_PLUGIN_TEXT, bounded, unix_millis};

@@ -9,6 +9,7 @@ use super::bindings::{Room, RoomPre};
 use super::cache::CompileCache;
 use super::engine::WasmEngine;
 use super::state::RoomState;
+use super::wasi;
 
 /// Why a plugin could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +37,19 @@ pub enum PluginError {
         path: PathBuf,
         /// The compiler's error.
         source: wasmtime::Error,
+    },
+    /// The component imports an interface the host does not give plugins
+    /// (sockets, HTTP, ...).
+    #[error(
+        "plugin {path} imports `{import}`, which roomhost does not provide: rooms reach the network only through roomhost's own imports (plugins may import {provided})"
+    )]
+    RefusedImport {
+        /// The plugin file.
+        path: PathBuf,
+        /// The import, as the component names it.
+        import: String,
+        /// What plugins may import.
+        provided: String,
     },
     /// The component does not fit the `roomhost:room` world.
     #[error(
@@ -99,12 +113,19 @@ impl Plugin {
                 false,
             ),
         };
+        if let Some(import) = wasi::refused_import(engine.engine(), &component) {
+            return Err(PluginError::RefusedImport {
+                path: path.to_owned(),
+                import,
+                provided: wasi::provided(),
+            });
+        }
         let link_error = |source| PluginError::Link {
             path: path.to_owned(),
             source,
         };
         let mut linker = Linker::<RoomState>::new(engine.engine());
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(link_error)?;
+        wasi::add_to_linker(&mut linker).map_err(link_error)?;
         Room::add_to_linker::<RoomState, HasSelf<RoomState>>(&mut linker, |state| state)
             .map_err(link_error)?;
         let pre = linker.instantiate_pre(&component).map_err(link_error)?;

@@ -13,6 +13,7 @@ use wasmtime::ResourceLimiter;
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::roomhost::room::{auth, directory, host, types};
+use super::output::PluginLog;
 use crate::client::{ClientId, ClientSender};
 use crate::close;
 use crate::dev::{Direction, Payload};
@@ -58,6 +59,8 @@ pub(crate) struct Occupancy {
 /// The data of one room's wasmtime store.
 pub struct RoomState {
     wasi: WasiCtx,
+    /// Where the plugin's stdout, stderr and `host.log` go.
+    pub(crate) log: PluginLog,
     table: ResourceTable,
     pub(crate) limiter: MemoryLimiter,
     pub(crate) members: HashMap<ClientId, ClientSender>,
@@ -91,11 +94,16 @@ pub struct RoomState {
 }
 
 impl RoomState {
-    /// Fresh state for a room under `limits`. WASI is linked with an empty
-    /// context: no files, no network, no environment.
-    pub fn new(limits: &Limits, link: Option<RoomLink>) -> RoomState {
+    /// Fresh state for a room under `limits`, logging to `log`. WASI gets
+    /// an empty context (no directories, no environment, no arguments) with
+    /// stdout and stderr going to `log`; see [`super::wasi`].
+    pub(crate) fn new(limits: &Limits, link: Option<RoomLink>, log: PluginLog) -> RoomState {
         RoomState {
-            wasi: WasiCtx::builder().build(),
+            wasi: WasiCtx::builder()
+                .stdout(log.stdout())
+                .stderr(log.stderr())
+                .build(),
+            log,
             table: ResourceTable::new(),
             limiter: MemoryLimiter {
                 max_bytes: limits.room_memory_bytes,
@@ -318,15 +326,11 @@ impl host::Host for RoomState {
 
     fn log(&mut self, level: types::LogLevel, message: String) {
         let message = bounded(message, MAX_PLUGIN_TEXT);
-        match level {
-            types::LogLevel::Trace => tracing::trace!(target: "roomhost::plugin", "{message}"),
-            types::LogLevel::Debug => tracing::debug!(target: "roomhost::plugin", "{message}"),
-            types::LogLevel::Info => tracing::info!(target: "roomhost::plugin", "{message}"),
-            types::LogLevel::Warn => tracing::warn!(target: "roomhost::plugin", "{message}"),
-            types::LogLevel::Error => {
-                tracing::error!(target: "roomhost::plugin", "{message}");
-                self.last_error_log = Some(message);
-            }
+        self.log.line(level, &message);
+        if level == types::LogLevel::Error {
+            // Kept even when the rate limit drops the line: it explains a
+            // trap that follows (the SDK logs panics this way).
+            self.last_error_log = Some(message);
         }
     }
 
