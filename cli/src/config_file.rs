@@ -6,6 +6,7 @@
 //! [services.chat]
 //! plugin = "plugins/chat"          # a .wasm component or a plugin crate directory
 //! config = { typing_timeout_ms = 2000 }
+//! http_creates_rooms = true        # REST requests may create rooms (default: 404)
 //!
 //! [limits]
 //! max_rooms = 5000
@@ -39,6 +40,9 @@ pub struct ConfigFile {
 pub struct ServiceEntry {
     pub plugin: PathBuf,
     pub config: Option<toml::Value>,
+    /// Whether HTTP requests may create rooms of this service.
+    #[serde(default)]
+    pub http_creates_rooms: bool,
 }
 
 impl ConfigFile {

@@ -35,6 +35,10 @@ pub struct ServeArgs {
     /// Compile plugins on every start instead of using the cache.
     #[arg(long)]
     no_cache: bool,
+    /// Let HTTP requests to rooms of service NAME create rooms that are not
+    /// live (otherwise 404). Repeat for several services.
+    #[arg(long = "http-creates-rooms", value_name = "NAME")]
+    http_creates_rooms: Vec<String>,
     #[command(flatten)]
     auth: AuthArgs,
     #[command(flatten)]
@@ -100,9 +104,21 @@ pub(crate) struct LimitArgs {
     /// Live rooms per process [default: 10000].
     #[arg(long, value_name = "N")]
     max_rooms: Option<usize>,
+    /// Live rooms of one service [default: an equal share of --max-rooms].
+    #[arg(long, value_name = "N")]
+    max_rooms_per_service: Option<usize>,
+    /// Rooms one client address may create per minute; beyond it 1013 / HTTP 429 [default: 600].
+    #[arg(long, value_name = "N")]
+    room_creations_per_minute: Option<usize>,
     /// Open connections per process [default: 20000].
     #[arg(long, value_name = "N")]
     max_connections: Option<usize>,
+    /// TCP connections not yet upgraded to WebSocket; the oldest is closed for a new one [default: 1024].
+    #[arg(long, value_name = "N")]
+    max_pending_connections: Option<usize>,
+    /// Time to send an HTTP request's head, and a keep-alive connection's idle time [default: 5000].
+    #[arg(long, value_name = "MS")]
+    http_header_timeout_ms: Option<u64>,
     /// Events queued per room [default: 1024].
     #[arg(long, value_name = "N")]
     room_inbox: Option<usize>,
@@ -112,6 +128,15 @@ pub(crate) struct LimitArgs {
     /// Largest message in bytes; larger ones from a client close it with 1009 [default: 65536].
     #[arg(long, value_name = "BYTES")]
     max_frame_bytes: Option<usize>,
+    /// Output buffered for a client that does not read, beyond one frame; more closes it (1008) [default: 65536].
+    #[arg(long, value_name = "BYTES")]
+    max_write_buffer_bytes: Option<usize>,
+    /// Pings a client may send per second; more close it (1008) [default: 16].
+    #[arg(long, value_name = "N")]
+    max_pings_per_sec: Option<usize>,
+    /// Longest query string of a WebSocket URL or room request; longer gets 414 [default: 4096].
+    #[arg(long, value_name = "BYTES")]
+    max_query_bytes: Option<usize>,
     /// Longest a plugin callback may run before its room is disposed [default: 100].
     #[arg(long, value_name = "MS")]
     call_deadline_ms: Option<u64>,
@@ -136,6 +161,9 @@ pub(crate) struct LimitArgs {
     /// How long an HTTP request waits for its room before 503 [default: 30000].
     #[arg(long, value_name = "MS")]
     http_timeout_ms: Option<u64>,
+    /// How long a request to a room may take to send its body before 408 [default: 10000].
+    #[arg(long, value_name = "MS")]
+    http_body_timeout_ms: Option<u64>,
     /// Interval between pings to each client [default: 20000].
     #[arg(long, value_name = "MS")]
     ping_interval_ms: Option<u64>,
@@ -150,8 +178,20 @@ impl LimitArgs {
         if let Some(value) = self.max_rooms {
             limits.max_rooms = value;
         }
+        if let Some(value) = self.max_rooms_per_service {
+            limits.max_rooms_per_service = Some(value);
+        }
+        if let Some(value) = self.room_creations_per_minute {
+            limits.room_creations_per_minute = value;
+        }
         if let Some(value) = self.max_connections {
             limits.max_connections = value;
+        }
+        if let Some(value) = self.max_pending_connections {
+            limits.max_pending_connections = value;
+        }
+        if let Some(value) = self.http_header_timeout_ms {
+            limits.http_header_timeout = ms(value);
         }
         if let Some(value) = self.room_inbox {
             limits.room_inbox = value;
@@ -161,6 +201,15 @@ impl LimitArgs {
         }
         if let Some(value) = self.max_frame_bytes {
             limits.max_frame_bytes = value;
+        }
+        if let Some(value) = self.max_write_buffer_bytes {
+            limits.max_write_buffer_bytes = value;
+        }
+        if let Some(value) = self.max_pings_per_sec {
+            limits.max_pings_per_sec = value;
+        }
+        if let Some(value) = self.max_query_bytes {
+            limits.max_query_bytes = value;
         }
         if let Some(value) = self.call_deadline_ms {
             limits.call_deadline = ms(value);
@@ -185,6 +234,9 @@ impl LimitArgs {
         }
         if let Some(value) = self.http_timeout_ms {
             limits.http_timeout = ms(value);
+        }
+        if let Some(value) = self.http_body_timeout_ms {
+            limits.http_body_timeout = ms(value);
         }
         if let Some(value) = self.ping_interval_ms {
             limits.ping_interval = ms(value);
@@ -256,7 +308,11 @@ fn server_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
     let mut services = Vec::new();
     for (name, entry) in &file.services {
         let plugin = resolve_plugin(&entry.plugin)?;
-        services.push(ServiceSpec::new(name.clone(), plugin).with_config(entry.config_json()?));
+        services.push(
+            ServiceSpec::new(name.clone(), plugin)
+                .with_config(entry.config_json()?)
+                .with_http_creates_rooms(entry.http_creates_rooms),
+        );
     }
     for plugin in &args.plugins {
         let (name, path) = match plugin.split_once('=') {
@@ -276,6 +332,15 @@ fn server_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
     }
     for config in &args.configs {
         apply_config_flag(&mut services, config)?;
+    }
+    for name in &args.http_creates_rooms {
+        let service = services
+            .iter_mut()
+            .find(|service| &service.name == name)
+            .with_context(|| {
+                format!("--http-creates-rooms names {name:?}, which is not a service")
+            })?;
+        service.http_creates_rooms = true;
     }
 
     let mut limits = file.limits.unwrap_or_default();
