@@ -46,6 +46,12 @@ pub async fn handshake(
     stream
         .write_all(upgrade_request(path, key).as_bytes())
         .await?;
+    let status = read_head(&mut stream).await?;
+    Ok((stream, status))
+}
+
+/// Reads a response head byte by byte; returns its status code.
+async fn read_head(stream: &mut TcpStream) -> anyhow::Result<u16> {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     // Byte by byte, so no frame after the head is consumed.
@@ -65,17 +71,32 @@ pub async fn handshake(
         }
     }
     let head = String::from_utf8_lossy(&head);
-    let status = head
+    Ok(head
         .split_whitespace()
         .nth(1)
         .context("no status")?
-        .parse()?;
-    Ok((stream, status))
+        .parse()?)
 }
 
 /// A WebSocket connection after a successful (101) handshake.
 pub async fn connect(addr: SocketAddr, path: &str) -> anyhow::Result<TcpStream> {
     let (stream, status) = handshake(addr, path, KEY).await?;
+    if status != 101 {
+        bail!("expected 101, got {status}");
+    }
+    Ok(stream)
+}
+
+/// [`connect`] with a receive buffer of about `bytes` (the kernel may round
+/// it), so a client that does not read fills its socket quickly.
+pub async fn connect_small(addr: SocketAddr, path: &str, bytes: u32) -> anyhow::Result<TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_recv_buffer_size(bytes)?;
+    let mut stream = socket.connect(addr).await?;
+    stream
+        .write_all(upgrade_request(path, KEY).as_bytes())
+        .await?;
+    let status = read_head(&mut stream).await?;
     if status != 101 {
         bail!("expected 101, got {status}");
     }

@@ -20,6 +20,18 @@ async fn serve(limits: Limits) -> TestServer {
     TestServer::start(vec![misbehave()], limits).await
 }
 
+/// Whether the server ended every one of `streams` within [`WAIT`] (all are
+/// watched at once).
+async fn all_closed_by_server(streams: &mut [TcpStream]) -> bool {
+    let checks = streams
+        .iter_mut()
+        .map(|stream| closed_by_server(stream, WAIT));
+    futures_util::future::join_all(checks)
+        .await
+        .into_iter()
+        .all(|closed| closed)
+}
+
 /// Whether the server ended `stream` (EOF or reset) within `wait`; data it
 /// sends first (an error response) is read and ignored.
 async fn closed_by_server(stream: &mut TcpStream, wait: Duration) -> bool {
@@ -152,6 +164,7 @@ async fn impossible_body_lengths_are_refused_at_once() {
     };
     let server = serve(limits).await;
     let addr = server.addr();
+    let _member = server.connect("/ws/r").await;
     let huge =
         b"POST /rooms/misbehave/r/notes HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000000\r\n\r\n";
     assert_eq!(status_of(addr, huge).await, Some(413));
@@ -352,12 +365,14 @@ async fn a_malformed_websocket_key_gets_400() {
 async fn a_slow_consumer_receives_its_1008() {
     let limits = Limits {
         client_queue: 8,
-        shutdown_grace: Duration::from_secs(8),
         ..test_limits()
     };
     let server = serve(limits).await;
     let mut fast = server.connect("/ws/flood").await;
-    let mut slow = raw::connect(server.addr(), "/ws/flood").await.unwrap();
+    // A small receive buffer: the socket is full long before the queue.
+    let mut slow = raw::connect_small(server.addr(), "/ws/flood", 4096)
+        .await
+        .unwrap();
     eventually("the slow client to join", || async {
         let (_, room) = server.get_json("/rooms/misbehave/flood").await;
         (room["clients"] == 2).then_some(())
@@ -366,9 +381,18 @@ async fn a_slow_consumer_receives_its_1008() {
     let payload = "y".repeat(60_000);
     for _ in 0..200 {
         fast.send_text(&format!("broadcast:{payload}")).await;
-        assert_eq!(fast.recv_text().await.len(), payload.len());
+        // The slow client's departure may come in between.
+        while fast.recv_text().await.len() != payload.len() {}
     }
-    // Only now does the slow client read: everything, then its close.
+    // The room goes on without it at once.
+    eventually("the slow client to leave the room", || async {
+        let (_, room) = server.get_json("/rooms/misbehave/flood").await;
+        (room["clients"] == 1).then_some(())
+    })
+    .await;
+    // A reader this slow takes a while to get to the end (longer than the
+    // shutdown grace): everything, then its close.
+    tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(
         raw::read_until_close(&mut slow).await,
         End::Close(Some(1008))
@@ -376,16 +400,32 @@ async fn a_slow_consumer_receives_its_1008() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_oversized_message_gets_its_1009_despite_unread_input() {
+async fn an_oversized_message_gets_its_1009_behind_unread_output() {
     let server = serve(test_limits()).await;
-    let mut stream = raw::connect(server.addr(), "/ws/big").await.unwrap();
-    // A header announcing 1 MiB, and part of the payload the server will
-    // never read.
+    let mut sender = server.connect("/ws/big").await;
+    let mut big = raw::connect_small(server.addr(), "/ws/big", 4096)
+        .await
+        .unwrap();
+    eventually("the raw client to join", || async {
+        let (_, room) = server.get_json("/rooms/misbehave/big").await;
+        (room["clients"] == 2).then_some(())
+    })
+    .await;
+    // Output the raw client has not read yet...
+    let payload = "y".repeat(60_000);
+    for _ in 0..6 {
+        sender.send_text(&format!("broadcast:{payload}")).await;
+        assert_eq!(sender.recv_text().await.len(), payload.len());
+    }
+    // ...when it sends a header announcing 1 MiB and part of the payload,
+    // which the server will never read.
     let mut bytes = raw::frame_header(0x80 | opcode::BINARY, 1 << 20, true);
-    bytes.extend(std::iter::repeat_n(b'z', 256 * 1024));
-    let _ = tokio::time::timeout(WAIT, stream.write_all(&bytes)).await;
+    bytes.extend(std::iter::repeat_n(b'z', 64 * 1024));
+    let _ = tokio::time::timeout(WAIT, big.write_all(&bytes)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // It reads the output, then the 1009 (not a reset).
     assert_eq!(
-        raw::read_until_close(&mut stream).await,
+        raw::read_until_close(&mut big).await,
         End::Close(Some(1009))
     );
 }
