@@ -6,6 +6,7 @@
     python3 bench/hostile.py silent     --port P [--conns 300] [--wait 35]
     python3 bench/hostile.py slowbodies --port P --room collab/doc [--conns 300] [--after 15]
     python3 bench/hostile.py fdlimit    --port P [--conns 600]
+    python3 bench/hostile.py querymem   --port P --pid PID [--conns 500] [--query 60000]
 
 pingflood: clients that flood pings and never read; prints the server's RSS
 growth. silent: TCP connections that send nothing (half of them half a
@@ -14,7 +15,9 @@ slowbodies: connections trickling a request body one byte a second, then
 ordinary GETs to a live room; prints how many were answered (not 503).
 fdlimit: silent connections past the server's open-files limit (start it
 under `prlimit --nofile=N`), then a /status request and a WebSocket
-handshake; prints whether both were answered.
+handshake; prints whether both were answered. querymem: WebSocket
+connections to one room, each with a query of --query bytes; prints the
+server's RSS per connection (or how the server refused the query).
 Every loop is bounded in count and time; the target is always 127.0.0.1.
 """
 
@@ -189,9 +192,32 @@ def fdlimit(args):
         sock.close()
 
 
+def querymem(args):
+    query = "q=" + "x" * max(args.query - 2, 0)
+    time.sleep(1)
+    start_rss = rss_kib(args.pid)
+    socks = []
+    refused = None
+    for _ in range(args.conns):
+        try:
+            socks.append(ws_connect(args.port, f"/ws/mem?{query}"))
+        except (OSError, RuntimeError) as error:
+            refused = error
+            break
+    time.sleep(2)
+    end_rss = rss_kib(args.pid)
+    if socks:
+        per = (end_rss - start_rss) / len(socks)
+        print(f"querymem: {len(socks)} connections with a {args.query}-byte query: {per:.1f} KiB RSS each")
+    else:
+        print(f"querymem: {args.query}-byte query refused: {refused}")
+    for sock in socks:
+        sock.close()
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["pingflood", "silent", "slowbodies", "fdlimit"])
+    parser.add_argument("mode", choices=["pingflood", "silent", "slowbodies", "fdlimit", "querymem"])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--pid", type=int)
     parser.add_argument("--secs", type=float, default=10)
@@ -202,10 +228,11 @@ def main():
     parser.add_argument("--several", action="store_true", help="the server has several services")
     parser.add_argument("--after", type=float, default=15)
     parser.add_argument("--requests", type=int, default=50)
+    parser.add_argument("--query", type=int, default=60000)
     args = parser.parse_args()
     args.secs = min(args.secs, 60)
     args.conns = min(args.conns, 5000)
-    {"pingflood": pingflood, "silent": silent, "slowbodies": slowbodies, "fdlimit": fdlimit}[args.mode](args)
+    {"pingflood": pingflood, "silent": silent, "slowbodies": slowbodies, "fdlimit": fdlimit, "querymem": querymem}[args.mode](args)
 
 
 if __name__ == "__main__":

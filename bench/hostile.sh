@@ -8,7 +8,7 @@
 # (server RSS growth), 300 silent connections (closed within 35 s), 300
 # trickling request bodies (REST requests answered after 15 s), and silent
 # connections past a 256-descriptor limit (/status and a WebSocket still
-# answered). The plugin comes from the e2e tests' build
+# answered), and the memory of a connection with a long query string. The plugin comes from the e2e tests' build
 # (target/plugins/.../collab.wasm; `cargo test -p roomhost-e2e --test collab`
 # builds it).
 set -euo pipefail
@@ -56,6 +56,11 @@ for run in $(seq 1 "$RUNS"); do
     stop
     start "$ROOMHOST"
     python3 "$ROOT/bench/hostile.py" slowbodies --port "$PORT" --room collab/doc --conns 300 --after 15
+    stop
+done
+for query in 60000 4000 0; do
+    start "$ROOMHOST"
+    python3 "$ROOT/bench/hostile.py" querymem --port "$PORT" --pid "$SERVER_PID" --conns 500 --query "$query"
     stop
 done
 start prlimit --nofile=256:256 "$ROOMHOST"

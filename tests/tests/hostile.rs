@@ -23,20 +23,18 @@ async fn serve(limits: Limits) -> TestServer {
 /// Whether the server ended every one of `streams` within [`WAIT`] (all are
 /// watched at once).
 async fn all_closed_by_server(streams: &mut [TcpStream]) -> bool {
-    let checks = streams
-        .iter_mut()
-        .map(|stream| closed_by_server(stream, WAIT));
+    let checks = streams.iter_mut().map(closed_by_server);
     futures_util::future::join_all(checks)
         .await
         .into_iter()
         .all(|closed| closed)
 }
 
-/// Whether the server ended `stream` (EOF or reset) within `wait`; data it
+/// Whether the server ended `stream` (EOF or reset) within [`WAIT`]; data it
 /// sends first (an error response) is read and ignored.
-async fn closed_by_server(stream: &mut TcpStream, wait: Duration) -> bool {
+async fn closed_by_server(stream: &mut TcpStream) -> bool {
     let mut buf = [0u8; 4096];
-    let deadline = tokio::time::Instant::now() + wait;
+    let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
             Err(_) => return false,
@@ -117,12 +115,10 @@ async fn silent_and_half_sent_connections_are_closed_by_the_header_timeout() {
         }
         silent.push(stream);
     }
-    for stream in &mut silent {
-        assert!(
-            closed_by_server(stream, WAIT).await,
-            "a silent connection stayed open"
-        );
-    }
+    assert!(
+        all_closed_by_server(&mut silent).await,
+        "a silent connection stayed open"
+    );
     let (status, _) = server.get_json("/status").await;
     assert_eq!(status, 200);
 }
@@ -146,12 +142,10 @@ async fn the_oldest_pending_connections_make_way_for_new_ones() {
     let (status, _) = server.get_json("/status").await;
     assert_eq!(status, 200);
     // The oldest silent ones were closed to make way.
-    for stream in &mut silent[..16] {
-        assert!(
-            closed_by_server(stream, WAIT).await,
-            "an old silent connection stayed open"
-        );
-    }
+    assert!(
+        all_closed_by_server(&mut silent[..16]).await,
+        "an old silent connection stayed open"
+    );
 }
 
 // Defect 3: slow and impossible request bodies.
