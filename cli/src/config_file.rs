@@ -72,3 +72,38 @@ impl ServiceEntry {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn services_opt_in_to_http_room_creation_and_hostile_network_limits_parse() {
+        let file: ConfigFile = toml::from_str(
+            r#"
+            [services.docs]
+            plugin = "collab.wasm"
+            http_creates_rooms = true
+
+            [services.chat]
+            plugin = "chat.wasm"
+
+            [limits]
+            max_rooms_per_service = 100
+            room_creations_per_minute = 30
+            max_pending_connections = 500
+            http_header_timeout = 2000
+            http_body_timeout = 3000
+            max_write_buffer_bytes = 8192
+            max_pings_per_sec = 4
+            max_query_bytes = 1024
+            "#,
+        )
+        .unwrap();
+        assert!(file.services["docs"].http_creates_rooms);
+        assert!(!file.services["chat"].http_creates_rooms);
+        let limits = file.limits.unwrap();
+        assert_eq!(limits, crate::serve::tests::hostile_network_limits());
+        assert!(limits.validate().is_ok());
+    }
+}

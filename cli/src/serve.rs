@@ -437,3 +437,53 @@ pub(crate) fn init_logging() {
         .with_writer(std::io::stderr)
         .init();
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    /// The issue 13 limits as both the flags and `roomhost.toml` tests set
+    /// them.
+    pub(crate) fn hostile_network_limits() -> Limits {
+        Limits {
+            max_rooms_per_service: Some(100),
+            room_creations_per_minute: 30,
+            max_pending_connections: 500,
+            http_header_timeout: Duration::from_secs(2),
+            http_body_timeout: Duration::from_secs(3),
+            max_write_buffer_bytes: 8192,
+            max_pings_per_sec: 4,
+            max_query_bytes: 1024,
+            ..Limits::default()
+        }
+    }
+
+    #[test]
+    fn hostile_network_flags_set_their_limits() {
+        let cli = Cli::try_parse_from([
+            "serve",
+            "--max-rooms-per-service=100",
+            "--room-creations-per-minute=30",
+            "--max-pending-connections=500",
+            "--http-header-timeout-ms=2000",
+            "--http-body-timeout-ms=3000",
+            "--max-write-buffer-bytes=8192",
+            "--max-pings-per-sec=4",
+            "--max-query-bytes=1024",
+            "--http-creates-rooms=docs",
+        ])
+        .unwrap();
+        let mut limits = Limits::default();
+        cli.serve.limits.apply(&mut limits);
+        assert_eq!(limits, hostile_network_limits());
+        assert_eq!(cli.serve.http_creates_rooms, ["docs"]);
+    }
+}

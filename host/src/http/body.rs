@@ -104,3 +104,72 @@ fn declared_length(headers: &HeaderMap) -> Option<u64> {
         .parse()
         .ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    /// Reads `body` with a 10-byte limit within `wait`, declaring `length`
+    /// if given.
+    async fn read_ten(
+        body: Body,
+        length: Option<&str>,
+        wait: Duration,
+    ) -> Result<Bytes, BodyError> {
+        let mut headers = HeaderMap::new();
+        if let Some(length) = length {
+            headers.insert(
+                header::CONTENT_LENGTH,
+                HeaderValue::from_str(length).unwrap(),
+            );
+        }
+        let budget = budget(2, 10);
+        read(body, &headers, 10, wait, &budget)
+            .await
+            .map(|body| body.bytes)
+    }
+
+    /// A body that never ends.
+    fn endless() -> Body {
+        Body::from_stream(futures_util::stream::pending::<Result<Bytes, std::io::Error>>())
+    }
+
+    #[tokio::test]
+    async fn an_impossible_length_is_refused_before_reading() {
+        let read = read_ten(endless(), Some("10000000000"), Duration::from_secs(60)).await;
+        assert!(matches!(read, Err(BodyError::TooLarge(10))));
+    }
+
+    #[tokio::test]
+    async fn a_body_within_the_limit_is_read_and_a_larger_one_refused() {
+        let read = read_ten(Body::from("hello"), Some("5"), Duration::from_secs(5)).await;
+        assert_eq!(&read.unwrap()[..], b"hello");
+        let read = read_ten(Body::from("x".repeat(11)), None, Duration::from_secs(5)).await;
+        assert!(matches!(read, Err(BodyError::TooLarge(10))));
+    }
+
+    #[tokio::test]
+    async fn a_body_holds_its_bytes_of_the_budget_until_dropped() {
+        let budget = budget(2, 10);
+        let body = read(
+            Body::from("hello"),
+            &HeaderMap::new(),
+            10,
+            Duration::from_secs(5),
+            &budget,
+        )
+        .await
+        .unwrap();
+        assert_eq!(budget.available_permits(), 15);
+        drop(body);
+        assert_eq!(budget.available_permits(), 20);
+    }
+
+    #[tokio::test]
+    async fn a_stalled_body_times_out() {
+        let read = read_ten(endless(), None, Duration::from_millis(50)).await;
+        assert!(matches!(read, Err(BodyError::TimedOut(50))));
+    }
+}
