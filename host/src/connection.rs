@@ -434,20 +434,25 @@ async fn write_loop(
             () = signals.shutdown.cancelled() => break Some((close::GOING_AWAY, "server shutting down".to_owned())),
             sent = timeout(limits.idle_timeout, sink.send(frame)) => sent,
         };
+        // A client that leaves too much unread is closed through `forced`,
+        // so its reader leaves the room at once.
         match sent {
             Ok(Ok(())) => {}
-            Ok(Err(error)) => {
-                break match tungstenite_error(&error) {
-                    Some(tungstenite::Error::WriteBufferFull(_)) => Some(unread_output(limits)),
-                    _ => None,
-                };
-            }
+            Ok(Err(error)) => match tungstenite_error(&error) {
+                Some(tungstenite::Error::WriteBufferFull(_)) => {
+                    let (code, reason) = unread_output(limits);
+                    forced.request(code, &reason);
+                    break forced.frame();
+                }
+                _ => break None,
+            },
             Err(_) => {
                 let reason = format!(
                     "slow consumer: output unread for {} ms (idle_timeout)",
                     limits.idle_timeout.as_millis()
                 );
-                break Some((close::POLICY, reason));
+                forced.request(close::POLICY, &reason);
+                break forced.frame();
             }
         }
     };

@@ -98,6 +98,38 @@ async fn a_ping_flood_is_closed_with_1008() {
     assert_eq!(other.recv_text().await, "hi");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unread_output_past_the_write_buffer_cap_is_closed_with_1008() {
+    let limits = Limits {
+        // Pings are allowed here: the cap on unread output is what acts.
+        max_pings_per_sec: 1_000_000,
+        max_write_buffer_bytes: 1024,
+        ..test_limits()
+    };
+    let server = serve(limits).await;
+    let mut client = raw::connect_small(server.addr(), "/ws/unread", 4096)
+        .await
+        .unwrap();
+    // Pings whose answers the client never reads fill its socket (the
+    // kernel may buffer up to 4 MiB of them) and then the host's write
+    // buffer...
+    let pings = raw::frame(0x80 | opcode::PING, &[b'p'; 125], true).repeat(60_000);
+    let _ = tokio::time::timeout(WAIT, client.write_all(&pings)).await;
+    // ...so the echo of this frame does not fit.
+    let frame = raw::frame(0x80 | opcode::BINARY, &[7u8; 2048], true);
+    let _ = tokio::time::timeout(WAIT, client.write_all(&frame)).await;
+    // The client is closed (and leaves its room) before it reads anything.
+    eventually("the client to leave its room", || async {
+        let (status, _) = server.get_json("/rooms/misbehave/unread").await;
+        (status == 404).then_some(())
+    })
+    .await;
+    assert_eq!(
+        raw::read_until_close(&mut client).await,
+        End::Close(Some(1008))
+    );
+}
+
 // Defect 2: silent and half-open HTTP connections.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -158,7 +190,9 @@ async fn impossible_body_lengths_are_refused_at_once() {
     };
     let server = serve(limits).await;
     let addr = server.addr();
-    let _member = server.connect("/ws/r").await;
+    let mut member = server.connect("/ws/r").await;
+    member.send_text("echo:joined").await;
+    assert_eq!(member.recv_text().await, "joined");
     let huge =
         b"POST /rooms/misbehave/r/notes HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000000\r\n\r\n";
     assert_eq!(status_of(addr, huge).await, Some(413));
@@ -225,7 +259,9 @@ async fn http_requests_create_rooms_only_where_the_service_allows_it() {
         .unwrap();
     assert_eq!(created.status, 201);
     // A live room of the closed service still answers.
-    let _member = server.connect("/ws/closed/live").await;
+    let mut member = server.connect("/ws/closed/live").await;
+    member.send_text("echo:joined").await;
+    assert_eq!(member.recv_text().await, "joined");
     let live = http_request(addr, "GET", "/rooms/closed/live/notes", b"")
         .await
         .unwrap();
