@@ -28,6 +28,10 @@ use crate::room::{ConnectRequest, JoinError, LOBBY, LeaveReason, RoomEvent, Room
 use crate::service::Service;
 use crate::wasm::{GuestHandoff, GuestMessage};
 
+mod misbehaviour;
+
+use misbehaviour::{PingRate, close_for, tungstenite_error, unread_output};
+
 /// Where a connection goes and what it asked for.
 pub(crate) struct Target {
     pub(crate) service: Arc<Service>,
@@ -198,35 +202,6 @@ struct Reader<'a> {
     pings: PingRate,
 }
 
-/// Pings a client sent in the current one-second window.
-struct PingRate {
-    max: usize,
-    window: Instant,
-    count: usize,
-}
-
-impl PingRate {
-    fn new(max: usize) -> PingRate {
-        PingRate {
-            max,
-            window: Instant::now(),
-            count: 0,
-        }
-    }
-
-    /// Counts one ping; false once the client sent more than `max` within a
-    /// second.
-    fn allow(&mut self) -> bool {
-        let now = Instant::now();
-        if now.duration_since(self.window) >= Duration::from_secs(1) {
-            self.window = now;
-            self.count = 0;
-        }
-        self.count += 1;
-        self.count <= self.max
-    }
-}
-
 impl Reader<'_> {
     /// Forwards frames to the client's current room until the connection
     /// ends, following moves. Returns why it ended and the room it ended in.
@@ -337,49 +312,6 @@ impl Reader<'_> {
         }
         LeaveReason::Lost
     }
-}
-
-/// The tungstenite error behind `error`, if any.
-fn tungstenite_error(error: &axum::Error) -> Option<&tungstenite::Error> {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(current) = source {
-        if let Some(found) = current.downcast_ref::<tungstenite::Error>() {
-            return Some(found);
-        }
-        source = current.source();
-    }
-    None
-}
-
-/// The close frame a connection error calls for (RFC 6455 section 7.4.1):
-/// `None` when the connection is already gone.
-fn close_for(error: &axum::Error, limits: &Limits) -> Option<(u16, String)> {
-    use tungstenite::error::ProtocolError;
-    match tungstenite_error(error)? {
-        tungstenite::Error::Capacity(_) => Some((
-            close::TOO_BIG,
-            format!("message too big (limit {} bytes)", limits.max_frame_bytes),
-        )),
-        tungstenite::Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
-        tungstenite::Error::Protocol(violation) => Some((
-            close::PROTOCOL_ERROR,
-            format!("protocol error: {violation}"),
-        )),
-        tungstenite::Error::Utf8(_) => Some((close::INVALID_DATA, "invalid UTF-8".to_owned())),
-        tungstenite::Error::WriteBufferFull(_) => Some(unread_output(limits)),
-        _ => None,
-    }
-}
-
-/// The close for a client whose unread output passed the cap.
-fn unread_output(limits: &Limits) -> (u16, String) {
-    (
-        close::POLICY,
-        format!(
-            "slow consumer: unread output over max_write_buffer_bytes ({})",
-            limits.max_write_buffer_bytes
-        ),
-    )
 }
 
 /// A close the room queued for this client, if any (frames before it are
