@@ -55,7 +55,7 @@ FANOUT_WASM=$ROOT/target/plugins/wasm32-wasip2/release/fanout.wasm
 CACHE_DIR=$OUT/compile-cache
 # Same limits for both servers: queues deep enough for --rate 0 fan-out to a
 # 1000-client room (every client may have 4 frames in flight).
-LIMITS=(--max-rooms 12000 --max-connections 20000 --client-queue 8192 --room-inbox 4096)
+LIMITS=(--max-rooms 12000 --max-connections 20000 --client-queue 8192 --room-inbox 4096 --room-creations-per-minute 1000000)
 SERVER_PID=
 
 missing=()

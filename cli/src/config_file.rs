@@ -6,6 +6,7 @@
 //! [services.chat]
 //! plugin = "plugins/chat"          # a .wasm component or a plugin crate directory
 //! config = { typing_timeout_ms = 2000 }
+//! http_creates_rooms = true        # REST requests may create rooms (default: 404)
 //!
 //! [limits]
 //! max_rooms = 5000
@@ -39,6 +40,9 @@ pub struct ConfigFile {
 pub struct ServiceEntry {
     pub plugin: PathBuf,
     pub config: Option<toml::Value>,
+    /// Whether HTTP requests may create rooms of this service.
+    #[serde(default)]
+    pub http_creates_rooms: bool,
 }
 
 impl ConfigFile {
@@ -66,5 +70,40 @@ impl ServiceEntry {
                 serde_json::to_value(value).context("service config cannot be expressed as JSON")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn services_opt_in_to_http_room_creation_and_hostile_network_limits_parse() {
+        let file: ConfigFile = toml::from_str(
+            r#"
+            [services.docs]
+            plugin = "collab.wasm"
+            http_creates_rooms = true
+
+            [services.chat]
+            plugin = "chat.wasm"
+
+            [limits]
+            max_rooms_per_service = 100
+            room_creations_per_minute = 30
+            max_pending_connections = 500
+            http_header_timeout = 2000
+            http_body_timeout = 3000
+            max_write_buffer_bytes = 8192
+            max_pings_per_sec = 4
+            max_query_bytes = 1024
+            "#,
+        )
+        .unwrap();
+        assert!(file.services["docs"].http_creates_rooms);
+        assert!(!file.services["chat"].http_creates_rooms);
+        let limits = file.limits.unwrap();
+        assert_eq!(limits, crate::serve::tests::hostile_network_limits());
+        assert!(limits.validate().is_ok());
     }
 }

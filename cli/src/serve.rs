@@ -35,6 +35,10 @@ pub struct ServeArgs {
     /// Compile plugins on every start instead of using the cache.
     #[arg(long)]
     no_cache: bool,
+    /// Let HTTP requests to rooms of service NAME create rooms that are not
+    /// live (otherwise 404). Repeat for several services.
+    #[arg(long = "http-creates-rooms", value_name = "NAME")]
+    http_creates_rooms: Vec<String>,
     #[command(flatten)]
     auth: AuthArgs,
     #[command(flatten)]
@@ -100,9 +104,21 @@ pub(crate) struct LimitArgs {
     /// Live rooms per process [default: 10000].
     #[arg(long, value_name = "N")]
     max_rooms: Option<usize>,
+    /// Live rooms of one service [default: an equal share of --max-rooms].
+    #[arg(long, value_name = "N")]
+    max_rooms_per_service: Option<usize>,
+    /// Rooms one client address may create per minute; beyond it 1013 / HTTP 429 [default: 600].
+    #[arg(long, value_name = "N")]
+    room_creations_per_minute: Option<usize>,
     /// Open connections per process [default: 20000].
     #[arg(long, value_name = "N")]
     max_connections: Option<usize>,
+    /// TCP connections not yet upgraded to WebSocket; the oldest is closed for a new one [default: 1024].
+    #[arg(long, value_name = "N")]
+    max_pending_connections: Option<usize>,
+    /// Time to send an HTTP request's head, and a keep-alive connection's idle time [default: 5000].
+    #[arg(long, value_name = "MS")]
+    http_header_timeout_ms: Option<u64>,
     /// Events queued per room [default: 1024].
     #[arg(long, value_name = "N")]
     room_inbox: Option<usize>,
@@ -112,6 +128,15 @@ pub(crate) struct LimitArgs {
     /// Largest message in bytes; larger ones from a client close it with 1009 [default: 65536].
     #[arg(long, value_name = "BYTES")]
     max_frame_bytes: Option<usize>,
+    /// Output buffered for a client that does not read, beyond one frame; more closes it (1008) [default: 65536].
+    #[arg(long, value_name = "BYTES")]
+    max_write_buffer_bytes: Option<usize>,
+    /// Pings a client may send per second; more close it (1008) [default: 16].
+    #[arg(long, value_name = "N")]
+    max_pings_per_sec: Option<usize>,
+    /// Longest query string of a WebSocket URL or room request; longer gets 414 [default: 4096].
+    #[arg(long, value_name = "BYTES")]
+    max_query_bytes: Option<usize>,
     /// CPU time a plugin callback may use before its room is disposed (1011) [default: 100].
     #[arg(long, value_name = "MS")]
     call_deadline_ms: Option<u64>,
@@ -139,6 +164,9 @@ pub(crate) struct LimitArgs {
     /// How long an HTTP request waits for its room before 503 [default: 30000].
     #[arg(long, value_name = "MS")]
     http_timeout_ms: Option<u64>,
+    /// How long a request to a room may take to send its body before 408 [default: 10000].
+    #[arg(long, value_name = "MS")]
+    http_body_timeout_ms: Option<u64>,
     /// Interval between pings to each client [default: 20000].
     #[arg(long, value_name = "MS")]
     ping_interval_ms: Option<u64>,
@@ -153,8 +181,20 @@ impl LimitArgs {
         if let Some(value) = self.max_rooms {
             limits.max_rooms = value;
         }
+        if let Some(value) = self.max_rooms_per_service {
+            limits.max_rooms_per_service = Some(value);
+        }
+        if let Some(value) = self.room_creations_per_minute {
+            limits.room_creations_per_minute = value;
+        }
         if let Some(value) = self.max_connections {
             limits.max_connections = value;
+        }
+        if let Some(value) = self.max_pending_connections {
+            limits.max_pending_connections = value;
+        }
+        if let Some(value) = self.http_header_timeout_ms {
+            limits.http_header_timeout = ms(value);
         }
         if let Some(value) = self.room_inbox {
             limits.room_inbox = value;
@@ -164,6 +204,15 @@ impl LimitArgs {
         }
         if let Some(value) = self.max_frame_bytes {
             limits.max_frame_bytes = value;
+        }
+        if let Some(value) = self.max_write_buffer_bytes {
+            limits.max_write_buffer_bytes = value;
+        }
+        if let Some(value) = self.max_pings_per_sec {
+            limits.max_pings_per_sec = value;
+        }
+        if let Some(value) = self.max_query_bytes {
+            limits.max_query_bytes = value;
         }
         if let Some(value) = self.call_deadline_ms {
             limits.call_deadline = ms(value);
@@ -191,6 +240,9 @@ impl LimitArgs {
         }
         if let Some(value) = self.http_timeout_ms {
             limits.http_timeout = ms(value);
+        }
+        if let Some(value) = self.http_body_timeout_ms {
+            limits.http_body_timeout = ms(value);
         }
         if let Some(value) = self.ping_interval_ms {
             limits.ping_interval = ms(value);
@@ -262,7 +314,11 @@ fn server_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
     let mut services = Vec::new();
     for (name, entry) in &file.services {
         let plugin = resolve_plugin(&entry.plugin)?;
-        services.push(ServiceSpec::new(name.clone(), plugin).with_config(entry.config_json()?));
+        services.push(
+            ServiceSpec::new(name.clone(), plugin)
+                .with_config(entry.config_json()?)
+                .with_http_creates_rooms(entry.http_creates_rooms),
+        );
     }
     for plugin in &args.plugins {
         let (name, path) = match plugin.split_once('=') {
@@ -282,6 +338,15 @@ fn server_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
     }
     for config in &args.configs {
         apply_config_flag(&mut services, config)?;
+    }
+    for name in &args.http_creates_rooms {
+        let service = services
+            .iter_mut()
+            .find(|service| &service.name == name)
+            .with_context(|| {
+                format!("--http-creates-rooms names {name:?}, which is not a service")
+            })?;
+        service.http_creates_rooms = true;
     }
 
     let mut limits = file.limits.unwrap_or_default();
@@ -377,4 +442,54 @@ pub(crate) fn init_logging() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    /// The issue 13 limits as both the flags and `roomhost.toml` tests set
+    /// them.
+    pub(crate) fn hostile_network_limits() -> Limits {
+        Limits {
+            max_rooms_per_service: Some(100),
+            room_creations_per_minute: 30,
+            max_pending_connections: 500,
+            http_header_timeout: Duration::from_secs(2),
+            http_body_timeout: Duration::from_secs(3),
+            max_write_buffer_bytes: 8192,
+            max_pings_per_sec: 4,
+            max_query_bytes: 1024,
+            ..Limits::default()
+        }
+    }
+
+    #[test]
+    fn hostile_network_flags_set_their_limits() {
+        let cli = Cli::try_parse_from([
+            "serve",
+            "--max-rooms-per-service=100",
+            "--room-creations-per-minute=30",
+            "--max-pending-connections=500",
+            "--http-header-timeout-ms=2000",
+            "--http-body-timeout-ms=3000",
+            "--max-write-buffer-bytes=8192",
+            "--max-pings-per-sec=4",
+            "--max-query-bytes=1024",
+            "--http-creates-rooms=docs",
+        ])
+        .unwrap();
+        let mut limits = Limits::default();
+        cli.serve.limits.apply(&mut limits);
+        assert_eq!(limits, hostile_network_limits());
+        assert_eq!(cli.serve.http_creates_rooms, ["docs"]);
+    }
 }

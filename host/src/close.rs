@@ -7,7 +7,13 @@
 pub const NORMAL: u16 = 1000;
 /// The server is shutting down, or the client was idle too long.
 pub const GOING_AWAY: u16 = 1001;
-/// The plugin rejected the connection, or the client was too slow to read.
+/// The client broke the WebSocket protocol (unmasked or malformed frames,
+/// reserved bits, unknown opcodes).
+pub const PROTOCOL_ERROR: u16 = 1002;
+/// The client sent a text message (or close reason) that is not UTF-8.
+pub const INVALID_DATA: u16 = 1007;
+/// The plugin rejected the connection, the client was too slow to read (or
+/// left too much output unread), or it sent too many pings.
 pub const POLICY: u16 = 1008;
 /// The client sent a message larger than `max_frame_bytes`.
 pub const TOO_BIG: u16 = 1009;

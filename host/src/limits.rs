@@ -29,8 +29,29 @@ pub struct Limits {
     /// memory mappings, so Linux's default `vm.max_map_count` (65530) caps a
     /// process near 16k rooms whatever this says.
     pub max_rooms: usize,
+    /// Live rooms of one service (its lobby included), so one service cannot
+    /// use up the process's `max_rooms` for the others. `None` (the default):
+    /// an equal share of `max_rooms`, rounded up, so a single service gets all
+    /// of it.
+    pub max_rooms_per_service: Option<usize>,
+    /// Rooms one client address may create per minute (a token bucket that
+    /// holds this many and refills at this rate; IPv6 addresses count per
+    /// /64). Beyond it a connection is closed with 1013 and an HTTP request
+    /// gets 429.
+    pub room_creations_per_minute: usize,
     /// Open WebSocket connections per process; upgrades beyond it get HTTP 503.
     pub max_connections: usize,
+    /// TCP connections that are not (yet) WebSocket connections: HTTP
+    /// connections reading a request or idle between requests. One more makes
+    /// the host close the oldest of them, so silent connections cannot starve
+    /// new ones. The host also closes the oldest when the process nears its
+    /// open-files limit.
+    pub max_pending_connections: usize,
+    /// How long an HTTP connection may take to send a request's head (request
+    /// line and headers); it is also how long a keep-alive connection may sit
+    /// idle between requests. The connection is closed when it runs out.
+    #[serde(with = "millis")]
+    pub http_header_timeout: Duration,
     /// Events (connects, frames, disconnects) queued for one room. A client
     /// whose room's inbox is full waits: backpressure reaches its socket.
     pub room_inbox: usize,
@@ -40,6 +61,18 @@ pub struct Limits {
     /// Largest WebSocket message, in either direction. A client sending more is
     /// closed with 1009; a plugin sending more has the frame dropped and logged.
     pub max_frame_bytes: usize,
+    /// Output the host buffers for a client beyond the frame being written
+    /// (pongs, close frames) while the client does not read. A client whose
+    /// unread output passes it is closed with 1008.
+    pub max_write_buffer_bytes: usize,
+    /// Pings a client may send in one second; one more closes it with 1008.
+    /// (The host answers each ping with a pong, so a ping flood from a client
+    /// that never reads would otherwise grow its output.)
+    pub max_pings_per_sec: usize,
+    /// Longest query string of a WebSocket URL or an HTTP request to a room,
+    /// in bytes; longer gets HTTP 414. The query is kept for the connection's
+    /// life (plugins read it in `connect`).
+    pub max_query_bytes: usize,
     /// CPU time a single plugin callback may use before the room is
     /// disposed (1011). Time the call spends waiting for its turn between
     /// time slices does not count (see [`crate::wasm::slice`]).
@@ -67,9 +100,16 @@ pub struct Limits {
     /// A room's answer keeps this many and drops the rest (logged).
     pub max_http_headers: usize,
     /// How long an HTTP request waits for its room's answer before it gets
-    /// 503 (a request still queued then is not handed to the room).
+    /// 503 (a request still queued then is not handed to the room). The wait
+    /// for a free `max_http_requests` slot counts; slots are handed out in
+    /// arrival order.
     #[serde(with = "millis")]
     pub http_timeout: Duration,
+    /// How long an HTTP request to a room may take to send its body; a slower
+    /// one gets 408. Bodies are read before the request takes a
+    /// `max_http_requests` slot, so slow senders never hold one.
+    #[serde(with = "millis")]
+    pub http_body_timeout: Duration,
     /// How often the host pings each client.
     #[serde(with = "millis")]
     pub ping_interval: Duration,
@@ -86,10 +126,17 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_rooms: 10_000,
+            max_rooms_per_service: None,
+            room_creations_per_minute: 600,
             max_connections: 20_000,
+            max_pending_connections: 1024,
+            http_header_timeout: Duration::from_secs(5),
             room_inbox: 1024,
             client_queue: 256,
             max_frame_bytes: 64 * 1024,
+            max_write_buffer_bytes: 64 * 1024,
+            max_pings_per_sec: 16,
+            max_query_bytes: 4 * 1024,
             call_deadline: Duration::from_millis(100),
             plugin_log_lines: 100,
             room_memory_bytes: 64 * 1024 * 1024,
@@ -100,6 +147,7 @@ impl Default for Limits {
             max_http_requests: 256,
             max_http_headers: 100,
             http_timeout: Duration::from_secs(30),
+            http_body_timeout: Duration::from_secs(10),
             ping_interval: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(2),
@@ -126,10 +174,19 @@ impl Limits {
     pub fn validate(&self) -> Result<(), String> {
         let counts = [
             ("max_rooms", self.max_rooms),
+            (
+                "max_rooms_per_service",
+                self.max_rooms_per_service.unwrap_or(1),
+            ),
+            ("room_creations_per_minute", self.room_creations_per_minute),
             ("max_connections", self.max_connections),
+            ("max_pending_connections", self.max_pending_connections),
             ("room_inbox", self.room_inbox),
             ("client_queue", self.client_queue),
             ("max_frame_bytes", self.max_frame_bytes),
+            ("max_write_buffer_bytes", self.max_write_buffer_bytes),
+            ("max_pings_per_sec", self.max_pings_per_sec),
+            ("max_query_bytes", self.max_query_bytes),
             ("room_memory_bytes", self.room_memory_bytes),
             ("max_room_id_bytes", self.max_room_id_bytes),
             ("max_http_body_bytes", self.max_http_body_bytes),
@@ -140,6 +197,8 @@ impl Limits {
         let durations = [
             ("call_deadline", self.call_deadline),
             ("http_timeout", self.http_timeout),
+            ("http_body_timeout", self.http_body_timeout),
+            ("http_header_timeout", self.http_header_timeout),
             ("ping_interval", self.ping_interval),
             ("idle_timeout", self.idle_timeout),
         ];
@@ -158,6 +217,25 @@ impl Limits {
             return Err(format!("{name} must be greater than 0"));
         }
         Ok(())
+    }
+
+    /// The room limit of each of `services` services: `max_rooms_per_service`,
+    /// or an equal share of `max_rooms` (rounded up), never above `max_rooms`.
+    ///
+    /// ```
+    /// use roomhost_host::Limits;
+    ///
+    /// let limits = Limits { max_rooms: 10, ..Limits::default() };
+    /// assert_eq!(limits.rooms_per_service(1), 10);
+    /// assert_eq!(limits.rooms_per_service(3), 4);
+    /// let set = Limits { max_rooms_per_service: Some(50), ..limits };
+    /// assert_eq!(set.rooms_per_service(3), 10);
+    /// ```
+    pub fn rooms_per_service(&self, services: usize) -> usize {
+        let share = self
+            .max_rooms_per_service
+            .unwrap_or_else(|| self.max_rooms.div_ceil(services.max(1)));
+        share.min(self.max_rooms)
     }
 }
 

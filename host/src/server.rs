@@ -1,5 +1,6 @@
 //! The server: loads services, binds the listener, serves until told to stop,
-//! then closes every client with 1001.
+//! then closes every client with 1001. Connections are accepted by
+//! `http::Acceptor`, which bounds those that have not become WebSockets.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -9,7 +10,6 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -172,6 +172,7 @@ impl Server {
             })?;
         let limits = Arc::new(limits);
         let rooms = Rooms::new(engine, limits.clone(), auth, dev_tap.clone());
+        rooms.set_rooms_per_service(limits.rooms_per_service(services.len()));
         for service in services.values() {
             rooms
                 .start_lobby(service)
@@ -186,6 +187,9 @@ impl Server {
             rooms,
             connection_slots: Arc::new(Semaphore::new(limits.max_connections)),
             http_slots: Semaphore::new(limits.max_http_requests),
+            http_body_budget: http::body_budget(&limits),
+            pending: Arc::default(),
+            lingering: Arc::default(),
             limits,
             started: Instant::now(),
             next_client: AtomicU64::new(1),
@@ -225,29 +229,27 @@ impl Server {
     ) -> Result<(), ServerError> {
         let app = self.app;
         let token = app.shutdown.clone();
-        let router = http::router(app.clone());
         let grace = app.limits.shutdown_grace + std::time::Duration::from_secs(1);
-        // Frames are small and latency-bound: send each at once instead of
-        // letting Nagle's algorithm hold it for the peer's delayed ACK.
-        let listener = self.listener.tap_io(|tcp| {
-            if let Err(error) = tcp.set_nodelay(true) {
-                tracing::debug!(%error, "cannot set TCP_NODELAY");
-            }
-        });
-        let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutting down: closing every client with 1001");
-            token.cancel();
-        });
-        // Graceful HTTP shutdown waits for in-flight responses; a client that
-        // never reads one must not hold the process past the grace.
-        let stalled = async {
-            app.shutdown.cancelled().await;
-            tokio::time::sleep(grace).await;
+        let http_connections = TaskTracker::new();
+        let acceptor = http::Acceptor {
+            app: app.clone(),
+            router: http::router(app.clone()),
+            tasks: http_connections.clone(),
         };
         tokio::select! {
-            served = serve => served.map_err(ServerError::Serve)?,
-            () = stalled => tracing::warn!("HTTP connections did not finish within the shutdown grace"),
+            () = acceptor.run(self.listener, token.clone()) => {}
+            () = shutdown => {}
+        }
+        tracing::info!("shutting down: closing every client with 1001");
+        token.cancel();
+        // HTTP connections finish the request in progress; a client that
+        // never reads its response must not hold the process past the grace.
+        http_connections.close();
+        if tokio::time::timeout(grace, http_connections.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("HTTP connections did not finish within the shutdown grace");
         }
         app.connections.close();
         if tokio::time::timeout(grace, app.connections.wait())

@@ -22,6 +22,10 @@ pub struct ServiceSpec {
     pub plugin: PathBuf,
     /// The configuration handed to every room's `init` (as JSON text).
     pub config: serde_json::Value,
+    /// Whether an HTTP request to a room that is not live creates it. Off by
+    /// default: such a request gets 404, so anonymous requests cannot fill
+    /// the room table. Services whose REST face creates documents opt in.
+    pub http_creates_rooms: bool,
     /// Native code to run instead of `plugin` (the benchmark baseline; see
     /// [`ServiceSpec::native`]).
     #[cfg(feature = "native-baseline")]
@@ -35,6 +39,7 @@ impl ServiceSpec {
             name: name.into(),
             plugin: plugin.into(),
             config: serde_json::Value::Null,
+            http_creates_rooms: false,
             #[cfg(feature = "native-baseline")]
             native: None,
         }
@@ -50,6 +55,7 @@ impl ServiceSpec {
             plugin: PathBuf::from(format!("native:{name}")),
             name,
             config: serde_json::Value::Null,
+            http_creates_rooms: false,
             native: Some(crate::native::NativeCode(factory)),
         }
     }
@@ -57,6 +63,13 @@ impl ServiceSpec {
     /// Sets the configuration.
     pub fn with_config(mut self, config: serde_json::Value) -> ServiceSpec {
         self.config = config;
+        self
+    }
+
+    /// Lets HTTP requests create rooms that are not live (see
+    /// [`ServiceSpec::http_creates_rooms`]).
+    pub fn with_http_creates_rooms(mut self, creates: bool) -> ServiceSpec {
+        self.http_creates_rooms = creates;
         self
     }
 }
@@ -75,6 +88,7 @@ pub struct Service {
     name: Arc<str>,
     plugin: RwLock<Arc<Plugin>>,
     config: String,
+    http_creates_rooms: bool,
     /// Held for the length of a hot reload.
     reload: tokio::sync::Mutex<()>,
 }
@@ -92,6 +106,7 @@ impl Service {
                 name: spec.name.as_str().into(),
                 plugin: RwLock::new(Arc::new(Plugin::native(&spec.name, native.0.clone()))),
                 config: spec.config.to_string(),
+                http_creates_rooms: spec.http_creates_rooms,
                 reload: tokio::sync::Mutex::new(()),
             });
         }
@@ -99,6 +114,7 @@ impl Service {
             name: spec.name.as_str().into(),
             plugin: RwLock::new(Arc::new(Plugin::load(engine, &spec.plugin, cache)?)),
             config: spec.config.to_string(),
+            http_creates_rooms: spec.http_creates_rooms,
             reload: tokio::sync::Mutex::new(()),
         })
     }
@@ -134,5 +150,10 @@ impl Service {
     /// The configuration as JSON text.
     pub fn config(&self) -> &str {
         &self.config
+    }
+
+    /// Whether an HTTP request may create a room that is not live.
+    pub fn http_creates_rooms(&self) -> bool {
+        self.http_creates_rooms
     }
 }

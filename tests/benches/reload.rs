@@ -24,6 +24,8 @@ async fn main() {
     let limits = Limits {
         max_rooms: rooms + 10,
         max_connections: rooms + 10,
+        // Every client comes from 127.0.0.1.
+        room_creations_per_minute: rooms * 60,
         ..test_limits()
     };
     let server =

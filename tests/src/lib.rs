@@ -4,6 +4,7 @@
 //! hanging it. [`webdriver`] drives headless Chromium for the dashboard's
 //! browser test.
 
+pub mod raw;
 pub mod webdriver;
 
 use std::net::SocketAddr;

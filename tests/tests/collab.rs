@@ -137,7 +137,7 @@ async fn run_script(args: &[String]) -> String {
 async fn check(name: &str) {
     node_ready();
     let server = TestServer::start(
-        vec![ServiceSpec::new("collab", plugin("collab"))],
+        vec![ServiceSpec::new("collab", plugin("collab")).with_http_creates_rooms(true)],
         test_limits(),
     )
     .await;
@@ -205,7 +205,7 @@ async fn whole_script_beside_another_service() {
     node_ready();
     let server = TestServer::start(
         vec![
-            ServiceSpec::new("collab", plugin("collab")),
+            ServiceSpec::new("collab", plugin("collab")).with_http_creates_rooms(true),
             ServiceSpec::new("counter", plugin("counter")),
         ],
         test_limits(),

@@ -160,7 +160,11 @@ async fn busy_rooms_do_not_starve_a_quiet_one() {
     // `spin` waits on the wall clock, so a call that waited for its turn
     // burns less CPU; each still ran at least one 2 ms slice.
     assert!(cpu("busy-0") >= 20.0 * 2.0, "busy used {}", cpu("busy-0"));
-    assert!(cpu("quiet") < cpu("busy-0") / 10.0, "quiet used {}", cpu("quiet"));
+    assert!(
+        cpu("quiet") < cpu("busy-0") / 10.0,
+        "quiet used {}",
+        cpu("quiet")
+    );
     server.stop().await;
 }
 

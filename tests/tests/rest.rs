@@ -9,9 +9,18 @@ use roomhost_host::{Limits, ServiceSpec};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// The fixture, with HTTP requests allowed to create rooms.
+fn misbehave() -> ServiceSpec {
+    ServiceSpec::new("misbehave", plugin("misbehave")).with_http_creates_rooms(true)
+}
+
+async fn serve(limits: Limits) -> TestServer {
+    TestServer::start(vec![misbehave()], limits).await
+}
+
 #[tokio::test]
 async fn requests_reach_the_room_and_edits_reach_its_clients() {
-    let server = TestServer::single("misbehave").await;
+    let server = serve(test_limits()).await;
     let mut client = server.connect("/ws/board").await;
     client.send_text("note:from-socket").await;
     assert_eq!(client.recv_text().await, "noted:1");
@@ -49,7 +58,7 @@ async fn requests_reach_the_room_and_edits_reach_its_clients() {
 
 #[tokio::test]
 async fn a_request_creates_the_room_which_then_ends() {
-    let server = TestServer::single("misbehave").await;
+    let server = serve(test_limits()).await;
     let response = http_request(server.addr(), "POST", "/rooms/misbehave/fresh/notes", b"n")
         .await
         .expect("POST");
@@ -70,11 +79,7 @@ async fn bad_requests_and_answers_get_clear_errors() {
         max_http_body_bytes: 1000,
         ..test_limits()
     };
-    let server = TestServer::start(
-        vec![ServiceSpec::new("misbehave", plugin("misbehave"))],
-        limits,
-    )
-    .await;
+    let server = serve(limits).await;
     let addr = server.addr();
 
     let response = http_request(addr, "POST", "/rooms/misbehave/r/notes", &[b'x'; 1001])
@@ -130,20 +135,18 @@ async fn bad_requests_and_answers_get_clear_errors() {
     server.stop().await;
 }
 
-/// Too many headers get 431; more requests in flight than
-/// `max_http_requests` get 503 at once, and the slot comes back.
-#[tokio::test]
+/// Too many headers get 431. Requests beyond `max_http_requests` wait for a
+/// slot in turn (within `http_timeout`) instead of failing at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn header_and_concurrency_limits_answer_clearly() {
     let limits = Limits {
         max_http_headers: 3,
         max_http_requests: 1,
+        http_timeout: Duration::from_secs(3),
+        call_deadline: Duration::from_secs(6),
         ..test_limits()
     };
-    let server = TestServer::start(
-        vec![ServiceSpec::new("misbehave", plugin("misbehave"))],
-        limits,
-    )
-    .await;
+    let server = serve(limits).await;
     let addr = server.addr();
     // `http_request` sends three headers: within the limit.
     let response = http_request(addr, "GET", "/rooms/misbehave/r/notes", b"")
@@ -158,18 +161,26 @@ async fn header_and_concurrency_limits_answer_clearly() {
     assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
     assert!(answer.contains("max_http_headers"), "{answer}");
 
-    // A request whose body is still coming holds the only slot.
-    let mut holder = TcpStream::connect(addr).await.unwrap();
-    holder
-        .write_all(
-            b"POST /rooms/misbehave/r/notes HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n",
-        )
+    // A request to a room busy in a long callback holds the only slot until
+    // its http_timeout; one sent meanwhile to a live room waits its turn and
+    // is answered.
+    let mut busy = server.connect("/ws/busy").await;
+    let _live = server.connect("/ws/r").await;
+    busy.send_text("loop").await;
+    let holder = tokio::spawn(http_request(
+        addr,
+        "GET",
+        "/rooms/misbehave/busy/notes",
+        b"",
+    ));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let waiter = http_request(addr, "GET", "/rooms/misbehave/r/notes", b"")
         .await
         .unwrap();
-    let refused = poll_status(addr, 503).await;
-    assert_error(&refused, "max_http_requests");
-    drop(holder);
-    poll_status(addr, 200).await;
+    let holder = holder.await.unwrap().unwrap();
+    assert_eq!(holder.status, 503);
+    assert_error(&holder, "http_timeout");
+    assert_eq!(waiter.status, 200);
     server.stop().await;
 }
 
@@ -180,21 +191,6 @@ async fn raw_request(addr: std::net::SocketAddr, request: &str) -> String {
     let mut answer = Vec::new();
     stream.read_to_end(&mut answer).await.unwrap();
     String::from_utf8_lossy(&answer).into_owned()
-}
-
-/// Repeats a small GET until it gets `status` (the server acts on the
-/// holder's connection at its own pace).
-async fn poll_status(addr: std::net::SocketAddr, status: u16) -> HttpResponse {
-    for _ in 0..100 {
-        let response = http_request(addr, "GET", "/rooms/misbehave/r/notes", b"")
-            .await
-            .unwrap();
-        if response.status == status {
-            return response;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("never got status {status}");
 }
 
 /// Asserts that `response` carries a JSON error mentioning `needle`.

@@ -114,9 +114,19 @@ async fn a_slow_consumer_is_closed_while_the_room_goes_on() {
     .await;
 
     let payload = "y".repeat(60_000);
+    let mut heard_left = false;
     for _ in 0..200 {
         fast.send_text(&format!("broadcast:{payload}")).await;
-        assert_eq!(fast.recv_text().await.len(), payload.len());
+        // The room hears that the slow client was lost as soon as it is
+        // closed, possibly in the middle of the flood.
+        loop {
+            let text = fast.recv_text().await;
+            if text.len() == payload.len() {
+                break;
+            }
+            assert!(text.starts_with("left:"), "{text}");
+            heard_left = true;
+        }
     }
     eventually("the slow client to be dropped", || async {
         let (_, room) = server.get_json("/rooms/misbehave/flood").await;
@@ -124,7 +134,9 @@ async fn a_slow_consumer_is_closed_while_the_room_goes_on() {
     })
     .await;
     // The room heard that the slow client was lost, and goes on.
-    assert!(fast.recv_text().await.starts_with("left:"));
+    if !heard_left {
+        assert!(fast.recv_text().await.starts_with("left:"));
+    }
     neighbour_answers(&mut fast).await;
 }
 

@@ -33,6 +33,10 @@ struct Args {
     /// Frames queued per client (as `roomhost serve --client-queue`).
     #[arg(long)]
     client_queue: Option<usize>,
+    /// Rooms one address may create per minute (as `roomhost serve
+    /// --room-creations-per-minute`).
+    #[arg(long)]
+    room_creations_per_minute: Option<usize>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -63,6 +67,9 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(client_queue) = args.client_queue {
         limits.client_queue = client_queue;
+    }
+    if let Some(per_minute) = args.room_creations_per_minute {
+        limits.room_creations_per_minute = per_minute;
     }
     let mut config = ServerConfig::new(args.listen, vec![spec]);
     config.limits = limits;

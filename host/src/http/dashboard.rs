@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{FromRequestParts, OriginalUri, Request, State};
 use axum::http::header;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -20,6 +19,7 @@ use futures_util::Stream;
 use futures_util::stream;
 use tokio::sync::broadcast::error::RecvError;
 
+use super::peer::Peer;
 use super::{App, ws};
 use crate::dev::DevEvent;
 
@@ -41,9 +41,13 @@ pub(crate) async fn root(
     if !wants_websocket {
         return Html(DASHBOARD).into_response();
     }
-    match WebSocketUpgrade::from_request_parts(&mut parts, &app).await {
-        Ok(upgrade) => ws::root(State(app), uri, upgrade).await,
-        Err(rejection) => rejection.into_response(),
+    let peer = match Peer::from_request_parts(&mut parts, &app).await {
+        Ok(peer) => peer,
+        Err(never) => match never {},
+    };
+    match ws::ValidUpgrade::from_request_parts(&mut parts, &app).await {
+        Ok(upgrade) => ws::root(State(app), uri, peer, upgrade).await,
+        Err(rejection) => rejection,
     }
 }
 

@@ -13,10 +13,17 @@
 //! | `GET /_dev/events`, `/_dev/history` (dev mode) | the dev event stream (SSE) and its recent build/reload events |
 //! | `GET\|POST\|DELETE /rooms/{service}/{room}/{path...}` | the room's own REST face (its `request` export) |
 
+mod accept;
 mod api;
+mod body;
 mod dashboard;
+mod linger;
+mod peer;
 mod rest;
 mod ws;
+
+pub(crate) use accept::{Acceptor, PendingConnections};
+pub(crate) use linger::Lingering;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -45,6 +52,12 @@ pub(crate) struct App {
     pub(crate) connection_slots: Arc<Semaphore>,
     /// HTTP requests to rooms in flight (`max_http_requests`).
     pub(crate) http_slots: Semaphore,
+    /// Bytes of request bodies being read or handled (see `body`).
+    pub(crate) http_body_budget: Semaphore,
+    /// TCP connections that have not become WebSockets.
+    pub(crate) pending: Arc<PendingConnections>,
+    /// Sockets closing gracefully.
+    pub(crate) lingering: Arc<Lingering>,
     pub(crate) shutdown: CancellationToken,
     pub(crate) connections: TaskTracker,
     /// Where reloaded plugins' compiled code is cached.
@@ -76,12 +89,35 @@ impl App {
         ))
     }
 
+    /// The HTTP 414 for a query longer than `max_query_bytes`.
+    pub(crate) fn refuse_long_query(
+        &self,
+        uri: &axum::http::Uri,
+    ) -> Option<axum::response::Response> {
+        let length = uri.query().map_or(0, str::len);
+        if length <= self.limits.max_query_bytes {
+            return None;
+        }
+        Some(api::error(
+            axum::http::StatusCode::URI_TOO_LONG,
+            format!(
+                "the query is {length} bytes; the limit is {} (max_query_bytes)",
+                self.limits.max_query_bytes
+            ),
+        ))
+    }
+
     /// Open WebSocket connections.
     pub(crate) fn open_connections(&self) -> usize {
         self.limits
             .max_connections
             .saturating_sub(self.connection_slots.available_permits())
     }
+}
+
+/// The byte budget of request bodies to rooms (see `body`).
+pub(crate) fn body_budget(limits: &Limits) -> Semaphore {
+    body::budget(limits.max_http_requests, limits.max_http_body_bytes)
 }
 
 /// The router for `app`.

@@ -1,19 +1,22 @@
-//! WebSocket upgrades: validates the target, reserves a connection slot and
-//! hands the socket to [`crate::connection`].
+//! WebSocket upgrades: validates the handshake and the target, reserves a
+//! connection slot and hands the socket to [`crate::connection`].
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{OriginalUri, Path, State};
-use axum::http::StatusCode;
-use axum::response::Response;
+use axum::extract::{FromRequestParts, OriginalUri, Path, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
 use futures_util::FutureExt;
 use tracing::Instrument;
 
 use super::App;
 use super::api::error;
+use super::peer::Peer;
 use crate::connection::{self, Target};
 use crate::contain::panic_message;
 use crate::room::LOBBY;
@@ -22,7 +25,8 @@ use crate::service::Service;
 pub(crate) async fn root(
     State(app): State<Arc<App>>,
     OriginalUri(uri): OriginalUri,
-    upgrade: WebSocketUpgrade,
+    peer: Peer,
+    ValidUpgrade(upgrade): ValidUpgrade,
 ) -> Response {
     let service = app
         .rooms
@@ -34,16 +38,17 @@ pub(crate) async fn root(
             "no service serves the root: connect to /ws/{service} or /ws/{service}/{room}".into(),
         );
     };
-    attach(app, service, LOBBY.into(), uri, upgrade)
+    attach(app, service, LOBBY.into(), (uri, peer), upgrade)
 }
 
 pub(crate) async fn single_lobby(
     State(app): State<Arc<App>>,
     OriginalUri(uri): OriginalUri,
-    upgrade: WebSocketUpgrade,
+    peer: Peer,
+    ValidUpgrade(upgrade): ValidUpgrade,
 ) -> Response {
     match app.single_service().cloned() {
-        Some(service) => attach(app, service, LOBBY.into(), uri, upgrade),
+        Some(service) => attach(app, service, LOBBY.into(), (uri, peer), upgrade),
         None => several_services(&app),
     }
 }
@@ -53,13 +58,14 @@ pub(crate) async fn single_service(
     State(app): State<Arc<App>>,
     Path(room): Path<String>,
     OriginalUri(uri): OriginalUri,
-    upgrade: WebSocketUpgrade,
+    peer: Peer,
+    ValidUpgrade(upgrade): ValidUpgrade,
 ) -> Response {
     if let Some(service) = app.single_service().cloned() {
-        return attach(app, service, room, uri, upgrade);
+        return attach(app, service, room, (uri, peer), upgrade);
     }
     match app.services.get(&room).cloned() {
-        Some(service) => attach(app, service, LOBBY.into(), uri, upgrade),
+        Some(service) => attach(app, service, LOBBY.into(), (uri, peer), upgrade),
         None => several_services(&app),
     }
 }
@@ -79,7 +85,8 @@ pub(crate) async fn named_service(
     State(app): State<Arc<App>>,
     Path((service, room)): Path<(String, String)>,
     OriginalUri(uri): OriginalUri,
-    upgrade: WebSocketUpgrade,
+    peer: Peer,
+    ValidUpgrade(upgrade): ValidUpgrade,
 ) -> Response {
     let Some(service) = app.services.get(&service).cloned() else {
         return error(
@@ -87,17 +94,20 @@ pub(crate) async fn named_service(
             format!("no service named {service:?}"),
         );
     };
-    attach(app, service, room, uri, upgrade)
+    attach(app, service, room, (uri, peer), upgrade)
 }
 
 fn attach(
     app: Arc<App>,
     service: Arc<Service>,
     room: String,
-    uri: axum::http::Uri,
+    (uri, Peer(address)): (axum::http::Uri, Peer),
     upgrade: WebSocketUpgrade,
 ) -> Response {
     if let Some(refused) = app.refuse_long_room_id(&room) {
+        return refused;
+    }
+    if let Some(refused) = app.refuse_long_query(&uri) {
         return refused;
     }
     let Ok(slot) = app.connection_slots.clone().try_acquire_owned() else {
@@ -112,6 +122,7 @@ fn attach(
         room,
         path: uri.path().to_owned(),
         query: uri.query().unwrap_or_default().to_owned(),
+        address,
     };
     let span = tracing::info_span!("client", client, service = %target.service.name());
     upgrade
@@ -119,6 +130,11 @@ fn attach(
         // it resident: an idle connection cost ~128 KiB of RSS (issue 7).
         // 4 KiB holds typical frames; larger ones grow the buffer as needed.
         .read_buffer_size(READ_BUFFER_BYTES)
+        // Frames are written out as they come (each send flushes anyway);
+        // what the socket does not take stays in a buffer capped at one
+        // frame plus `max_write_buffer_bytes` (pongs, the close frame).
+        .write_buffer_size(0)
+        .max_write_buffer_size(write_buffer_cap(&app.limits))
         .max_message_size(app.limits.max_frame_bytes)
         .max_frame_size(app.limits.max_frame_bytes)
         .on_upgrade(move |socket| {
@@ -146,3 +162,43 @@ fn attach(
 
 /// Initial read buffer of a WebSocket connection.
 const READ_BUFFER_BYTES: usize = 4 * 1024;
+
+/// Largest WebSocket frame header (2 bytes, 8 of length, 4 of mask).
+const FRAME_HEADER_BYTES: usize = 14;
+
+/// The write buffer's cap: the largest frame plus what a client may leave
+/// unread (tungstenite refuses a frame that would pass it).
+fn write_buffer_cap(limits: &crate::Limits) -> usize {
+    limits
+        .max_frame_bytes
+        .saturating_add(FRAME_HEADER_BYTES)
+        .saturating_add(limits.max_write_buffer_bytes)
+}
+
+/// A WebSocket upgrade whose `Sec-WebSocket-Key` is what RFC 6455 requires:
+/// 16 bytes, base64-encoded. Anything else gets 400 (axum checks only that
+/// the header is there).
+pub(crate) struct ValidUpgrade(WebSocketUpgrade);
+
+impl<S: Send + Sync> FromRequestParts<S> for ValidUpgrade {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let upgrade = WebSocketUpgrade::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let key = parts
+            .headers
+            .get(header::SEC_WEBSOCKET_KEY)
+            .map(|key| key.as_bytes())
+            .unwrap_or_default();
+        let decoded = base64::engine::general_purpose::STANDARD.decode(key);
+        if !decoded.is_ok_and(|nonce| nonce.len() == 16) {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "Sec-WebSocket-Key must be 16 bytes, base64-encoded".into(),
+            ));
+        }
+        Ok(ValidUpgrade(upgrade))
+    }
+}

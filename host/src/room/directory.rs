@@ -6,15 +6,17 @@
 //! sees its reply dropped and retries on a fresh room.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
 use super::actor::RoomActor;
+use super::creation_rate::CreationRate;
 use super::notices::LobbyNotices;
 use super::{ConnectRequest, LOBBY, LeaveReason, RoomEvent};
 use crate::auth::AuthConfig;
@@ -35,9 +37,14 @@ pub enum JoinError {
     /// The plugin's `connect` rejected the client with this reason.
     #[error("{0}")]
     Rejected(String),
-    /// The process holds `max_rooms` rooms already.
+    /// The process holds `max_rooms` rooms already, or the service its
+    /// share of them.
     #[error("room limit reached ({0} rooms)")]
     RoomLimit(usize),
+    /// The client's address created `room_creations_per_minute` rooms in
+    /// the last minute.
+    #[error("room creation rate limit reached ({0} per minute per address)")]
+    CreationRate(usize),
     /// The room failed while starting or while handling the connect.
     #[error("{0}")]
     RoomFailed(String),
@@ -156,6 +163,11 @@ struct Seat {
 /// and which service's lobby serves the root.
 pub struct Rooms {
     table: Mutex<HashMap<RoomKey, RoomHandle>>,
+    /// Live rooms per service; changed only under the `table` lock.
+    service_rooms: Mutex<HashMap<Arc<str>, usize>>,
+    /// The room limit of each service (`Limits::rooms_per_service`).
+    rooms_per_service: AtomicUsize,
+    creation_rate: CreationRate,
     clients: Mutex<HashMap<ClientId, Seat>>,
     root: Mutex<Option<Arc<str>>>,
     auth: Option<AuthConfig>,
@@ -176,6 +188,9 @@ impl Rooms {
     ) -> Arc<Rooms> {
         Arc::new(Rooms {
             table: Mutex::new(HashMap::new()),
+            service_rooms: Mutex::new(HashMap::new()),
+            rooms_per_service: AtomicUsize::new(limits.max_rooms),
+            creation_rate: CreationRate::new(limits.room_creations_per_minute),
             clients: Mutex::new(HashMap::new()),
             root: Mutex::new(None),
             auth,
@@ -184,6 +199,12 @@ impl Rooms {
             tap,
             lobby_notices: LobbyNotices::default(),
         })
+    }
+
+    /// Sets each service's room limit (the server does, once it knows how
+    /// many services there are).
+    pub(crate) fn set_rooms_per_service(&self, limit: usize) {
+        self.rooms_per_service.store(limit, Ordering::Relaxed);
     }
 
     /// The dev event stream, in dev mode.
@@ -209,8 +230,9 @@ impl Rooms {
     ) -> Result<RoomHandle, JoinError> {
         let create = create || room == LOBBY;
         let client = request.id();
+        let creator = request.address;
         let (handle, answer) = self
-            .ask(service, room, create, |reply| RoomEvent::Connect {
+            .ask(service, room, create, creator, |reply| RoomEvent::Connect {
                 request: request.clone(),
                 reply,
             })
@@ -230,10 +252,11 @@ impl Rooms {
         service: &Arc<Service>,
         room: &str,
         create: bool,
+        creator: Option<IpAddr>,
         event: impl Fn(oneshot::Sender<T>) -> RoomEvent,
     ) -> Result<(RoomHandle, T), JoinError> {
         for _ in 0..JOIN_ATTEMPTS {
-            let handle = self.get_or_create(service, room, create)?;
+            let handle = self.get_or_create(service, room, create, creator)?;
             let (reply, answer) = oneshot::channel();
             if handle.inbox.send(event(reply)).await.is_err() {
                 continue;
@@ -252,7 +275,7 @@ impl Rooms {
         self: &Arc<Self>,
         service: &Arc<Service>,
     ) -> Result<(), JoinError> {
-        let handle = self.get_or_create(service, LOBBY, true)?;
+        let handle = self.get_or_create(service, LOBBY, true, None)?;
         // If `init` fails before the probe is queued, the reason is on the meta.
         let failed = || {
             let reason = lock(&handle.meta.failure).clone();
@@ -402,15 +425,18 @@ impl Rooms {
     }
 
     /// Sends an HTTP request to room `room` of `service`, creating the room
-    /// if it is not live (like a connection would), and waits for the answer.
+    /// if it is not live and `create` allows it (counted against `creator`'s
+    /// creation rate), and waits for the answer.
     pub(crate) async fn request(
         self: &Arc<Self>,
         service: &Arc<Service>,
         room: &str,
         request: GuestHttpRequest,
+        create: bool,
+        creator: Option<IpAddr>,
     ) -> Result<GuestHttpResponse, JoinError> {
         let (_, answer) = self
-            .ask(service, room, true, |reply| RoomEvent::Request {
+            .ask(service, room, create, creator, |reply| RoomEvent::Request {
                 request: request.clone(),
                 reply,
             })
@@ -478,6 +504,7 @@ impl Rooms {
         service: &Arc<Service>,
         room: &str,
         create: bool,
+        creator: Option<IpAddr>,
     ) -> Result<RoomHandle, JoinError> {
         let key = RoomKey {
             service: service.name_arc(),
@@ -493,6 +520,22 @@ impl Rooms {
         if table.len() >= self.limits.max_rooms {
             return Err(JoinError::RoomLimit(self.limits.max_rooms));
         }
+        let per_service = self.rooms_per_service.load(Ordering::Relaxed);
+        let mut service_rooms = lock(&self.service_rooms);
+        let count = service_rooms.entry(key.service.clone()).or_insert(0);
+        if *count >= per_service {
+            return Err(JoinError::RoomLimit(per_service));
+        }
+        // Checked last: a refused creation must not cost a token.
+        if let Some(creator) = creator
+            && !self.creation_rate.try_take(creator, Instant::now())
+        {
+            return Err(JoinError::CreationRate(
+                self.limits.room_creations_per_minute,
+            ));
+        }
+        *count += 1;
+        drop(service_rooms);
         let (inbox, receiver) = mpsc::channel(self.limits.room_inbox.max(1));
         let meta = Arc::new(RoomMeta {
             key: key.clone(),
@@ -539,6 +582,10 @@ impl Rooms {
             .is_some_and(|handle| Arc::ptr_eq(&handle.meta, meta))
         {
             table.remove(&meta.key);
+            let mut service_rooms = lock(&self.service_rooms);
+            if let Some(count) = service_rooms.get_mut(&meta.key.service) {
+                *count = count.saturating_sub(1);
+            }
         }
         if meta.is_lobby() {
             return;

@@ -7,6 +7,7 @@
 
 mod actor;
 mod body;
+mod creation_rate;
 mod directory;
 mod notices;
 mod reload;
@@ -42,6 +43,9 @@ pub struct ConnectRequest {
     pub identity: Option<String>,
     /// Set when the client arrives by transfer.
     pub(crate) handoff: Option<GuestHandoff>,
+    /// The client's address; rooms it makes the host create count against
+    /// its `room_creations_per_minute`.
+    pub(crate) address: Option<std::net::IpAddr>,
 }
 
 impl ConnectRequest {

@@ -2,10 +2,13 @@
 //! the room's inbox, and writes what the room queues for it.
 //!
 //! The reader and the writer run as two futures of one task. The reader owns
-//! liveness (idle timeout, oversized frames, the peer's close); the writer owns
-//! the socket's sending half (frames, pings, close frames). Every way a
-//! connection ends tells the room exactly once.
+//! liveness (idle timeout, ping rate, oversized frames, protocol violations,
+//! the peer's close); the writer owns the socket's sending half (frames,
+//! pings, close frames) and closes a client that leaves its output unread.
+//! Every way a connection ends tells the room exactly once, and every close
+//! the host decides on is sent as a close frame with its code.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +28,10 @@ use crate::room::{ConnectRequest, JoinError, LOBBY, LeaveReason, RoomEvent, Room
 use crate::service::Service;
 use crate::wasm::{GuestHandoff, GuestMessage};
 
+mod misbehaviour;
+
+use misbehaviour::{PingRate, close_for, tungstenite_error, unread_output};
+
 /// Where a connection goes and what it asked for.
 pub(crate) struct Target {
     pub(crate) service: Arc<Service>,
@@ -32,6 +39,8 @@ pub(crate) struct Target {
     pub(crate) room: String,
     pub(crate) path: String,
     pub(crate) query: String,
+    /// The client's address (room creations count against it).
+    pub(crate) address: IpAddr,
 }
 
 /// Runs a connection to its end.
@@ -63,7 +72,7 @@ pub(crate) async fn run(
             reader_done: reader_done.clone(),
             writer_done: writer_done.clone(),
         },
-        limits.ping_interval,
+        &limits,
     );
     let reader = async {
         let request = ConnectRequest {
@@ -72,12 +81,14 @@ pub(crate) async fn run(
             query: target.query,
             identity: None,
             handoff: None,
+            address: Some(target.address),
         };
         let mut reader = Reader {
             stream,
             forced: &forced,
             writer_done: &writer_done,
             limits: &limits,
+            pings: PingRate::new(limits.max_pings_per_sec),
         };
         match rooms
             .join(&target.service, &target.room, request.clone(), true)
@@ -112,7 +123,7 @@ pub(crate) async fn run(
 fn join_error_code(error: &JoinError) -> u16 {
     match error {
         JoinError::Rejected(_) => close::POLICY,
-        JoinError::RoomLimit(_) => close::TRY_AGAIN_LATER,
+        JoinError::RoomLimit(_) | JoinError::CreationRate(_) => close::TRY_AGAIN_LATER,
         JoinError::RoomFailed(_) | JoinError::NoSuchRoom(_) => close::ROOM_ERROR,
     }
 }
@@ -188,6 +199,7 @@ struct Reader<'a> {
     forced: &'a ForcedClose,
     writer_done: &'a CancellationToken,
     limits: &'a Limits,
+    pings: PingRate,
 }
 
 impl Reader<'_> {
@@ -204,6 +216,10 @@ impl Reader<'_> {
         loop {
             let next = tokio::select! {
                 biased;
+                // The host is closing the client (slow consumer, a close
+                // that did not fit its queue): it leaves its room now; the
+                // writer takes its time to get the close frame out.
+                () = self.forced.requested() => return (LeaveReason::Lost, room),
                 Some(order) = moves.recv() => {
                     match mover.relocate(client, order, &room).await {
                         Ok(next_room) => room = next_room,
@@ -231,8 +247,21 @@ impl Reader<'_> {
             let message = match message {
                 WsMessage::Text(text) => GuestMessage::Text(text.as_str().to_owned()),
                 WsMessage::Binary(bytes) => GuestMessage::Binary(bytes.to_vec()),
-                // The protocol layer answers pings and close frames itself.
-                WsMessage::Ping(_) | WsMessage::Pong(_) => continue,
+                // The protocol layer answers pings and close frames itself;
+                // each pong is output the client has to read, so pings are
+                // rate-limited.
+                WsMessage::Ping(_) => {
+                    if !self.pings.allow() {
+                        let reason = format!(
+                            "too many pings (max_pings_per_sec = {})",
+                            self.limits.max_pings_per_sec
+                        );
+                        self.forced.request(close::POLICY, &reason);
+                        return (LeaveReason::Lost, room);
+                    }
+                    continue;
+                }
+                WsMessage::Pong(_) => continue,
                 WsMessage::Close(_) => return (LeaveReason::Closed, room),
             };
             if room
@@ -274,29 +303,15 @@ impl Reader<'_> {
     }
 
     fn failed(&self, error: axum::Error) -> LeaveReason {
-        if is_capacity_error(&error) {
-            let reason = format!(
-                "message too big (limit {} bytes)",
-                self.limits.max_frame_bytes
-            );
-            self.forced.request(close::TOO_BIG, &reason);
-        } else {
-            tracing::debug!(%error, "connection failed");
+        match close_for(&error, self.limits) {
+            Some((code, reason)) => {
+                tracing::debug!(%error, code, "closing the client");
+                self.forced.request(code, &reason);
+            }
+            None => tracing::debug!(%error, "connection failed"),
         }
         LeaveReason::Lost
     }
-}
-
-fn is_capacity_error(error: &axum::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(current) = source {
-        if let Some(tungstenite::Error::Capacity(_)) = current.downcast_ref::<tungstenite::Error>()
-        {
-            return true;
-        }
-        source = current.source();
-    }
-    false
 }
 
 /// A close the room queued for this client, if any (frames before it are
@@ -322,8 +337,9 @@ async fn write_loop(
     mut queue: mpsc::Receiver<Outbound>,
     forced: Arc<ForcedClose>,
     signals: Signals,
-    ping_interval: Duration,
+    limits: &Limits,
 ) {
+    let ping_interval = limits.ping_interval;
     let mut ping = interval_at(Instant::now() + ping_interval, ping_interval);
     let close = loop {
         let frame = tokio::select! {
@@ -342,15 +358,34 @@ async fn write_loop(
         };
         // A peer that stops reading blocks the send; a forced close or a
         // shutdown must still be attempted, so they abort it (the close
-        // frame's own send is bounded below).
+        // frame's own send is bounded below). A peer that reads nothing for
+        // `idle_timeout` is as dead as one that sends nothing.
         let sent = tokio::select! {
             biased;
             () = forced.requested() => break forced.frame(),
             () = signals.shutdown.cancelled() => break Some((close::GOING_AWAY, "server shutting down".to_owned())),
-            sent = sink.send(frame) => sent,
+            sent = timeout(limits.idle_timeout, sink.send(frame)) => sent,
         };
-        if sent.is_err() {
-            break None;
+        // A client that leaves too much unread is closed through `forced`,
+        // so its reader leaves the room at once.
+        match sent {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => match tungstenite_error(&error) {
+                Some(tungstenite::Error::WriteBufferFull(_)) => {
+                    let (code, reason) = unread_output(limits);
+                    forced.request(code, &reason);
+                    break forced.frame();
+                }
+                _ => break None,
+            },
+            Err(_) => {
+                let reason = format!(
+                    "slow consumer: output unread for {} ms (idle_timeout)",
+                    limits.idle_timeout.as_millis()
+                );
+                forced.request(close::POLICY, &reason);
+                break forced.frame();
+            }
         }
     };
     if let Some((code, reason)) = close {
@@ -358,11 +393,23 @@ async fn write_loop(
             code,
             reason: close::truncate_reason(&reason).into(),
         };
-        let _ = timeout(
-            Duration::from_secs(1),
-            sink.send(WsMessage::Close(Some(frame))),
-        )
-        .await;
+        // The close goes after whatever the client has not read yet: flush
+        // that first (it frees the buffer the close needs). A client that
+        // reads slowly gets there within `idle_timeout`, the most a client
+        // may leave output unread; a shutdown waits only its grace.
+        let wait = if signals.shutdown.is_cancelled() {
+            limits.shutdown_grace
+        } else {
+            limits.idle_timeout
+        };
+        let deliver = async {
+            sink.flush().await?;
+            sink.send(WsMessage::Close(Some(frame))).await
+        };
+        tokio::select! {
+            _ = timeout(wait, deliver) => {}
+            () = signals.shutdown.cancelled(), if !signals.shutdown.is_cancelled() => {}
+        }
     } else {
         // When the client closed first, the protocol layer queued the reply
         // to its close frame; only a write or a flush sends it. Without it
