@@ -73,9 +73,10 @@ pub struct Limits {
     /// in bytes; longer gets HTTP 414. The query is kept for the connection's
     /// life (plugins read it in `connect`).
     pub max_query_bytes: usize,
-    /// CPU time a single plugin callback may use before the room is
-    /// disposed (1011). Time the call spends waiting for its turn between
-    /// time slices does not count (see [`crate::wasm::slice`]).
+    /// Time a single plugin callback may run before the room is disposed
+    /// (1011). Time the call spends waiting for its turn between time slices
+    /// does not count; time it spends waiting on the host (a WASI sleep)
+    /// does. See DESIGN.md, "Execution".
     #[serde(with = "millis")]
     pub call_deadline: Duration,
     /// Lines a room's plugin may log per second (stdout, stderr and

@@ -79,14 +79,17 @@ async fn a_printing_plugin_logs_under_a_limit_and_keeps_its_room() {
     // The room is alive and the same client is still connected.
     echo(&mut client, "still here").await;
 
-    let stdout = log_lines(&log, "stdout line from print-room");
+    let stdout = log_lines(&log, "hello from stdout");
     assert_eq!(stdout.len(), 1, "{stdout:?}");
     assert!(
         stdout[0].contains("INFO"),
         "stdout logs at info: {stdout:?}"
     );
-    assert!(stdout[0].contains("print-room"), "tagged with the room");
-    let stderr = log_lines(&log, "stderr line from print-room");
+    assert!(
+        stdout[0].contains("room=print-room"),
+        "tagged with the room: {stdout:?}"
+    );
+    let stderr = log_lines(&log, "hello from stderr");
     assert_eq!(stderr.len(), 1, "{stderr:?}");
     assert!(
         stderr[0].contains("WARN"),
@@ -169,6 +172,31 @@ async fn busy_rooms_do_not_starve_a_quiet_one() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_waiting_on_wasi_is_ended_at_its_deadline() {
+    let server = TestServer::start(
+        vec![ServiceSpec::new("misbehave", plugin("misbehave"))],
+        test_limits(),
+    )
+    .await;
+    let mut neighbour = server.connect("/ws/neighbour").await;
+    // A short sleep is legal.
+    let mut napper = server.connect("/ws/napper").await;
+    napper.send_text("sleep:10").await;
+    assert_eq!(napper.recv_text().await, "slept:10");
+    // A sleep past the deadline ends the room, however long it asked for.
+    let mut sleeper = server.connect("/ws/sleeper").await;
+    let started = tokio::time::Instant::now();
+    sleeper.send_text("sleep:3600000").await;
+    let closed = sleeper.closed().await;
+    assert_eq!(closed.code, Some(1011), "{closed:?}");
+    assert!(closed.reason.contains("waited"), "{closed:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    echo(&mut neighbour, "unaffected").await;
+    echo(&mut napper, "unaffected").await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panic_in_a_room_task_is_contained_to_that_room() {
     let server = TestServer::start(
         vec![ServiceSpec::new("misbehave", plugin("misbehave"))],
@@ -203,7 +231,7 @@ async fn a_panic_in_a_room_task_is_contained_to_that_room() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_importing_sockets_is_refused_at_load() {
-    let engine = WasmEngine::new(&Limits::default()).expect("engine");
+    let engine = WasmEngine::new(&test_limits()).expect("engine");
     let refused = Plugin::load(&engine, &plugin("netplug"), None)
         .err()
         .expect("netplug imports wasi:sockets and must be refused");

@@ -152,7 +152,7 @@ fn attach(
                 // like a dropped connection, and the slot is freed.
                 if let Err(panic) = AssertUnwindSafe(connection).catch_unwind().await {
                     tracing::error!(panic = %panic_message(panic.as_ref()), "connection task panicked");
-                    rooms.client_lost(client);
+                    rooms.client_lost(client).await;
                 }
                 drop(slot);
             });

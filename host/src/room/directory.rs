@@ -264,6 +264,11 @@ impl Rooms {
             if let Ok(answer) = answer.await {
                 return Ok((handle, answer));
             }
+            // The room failed with our event in hand (its task panicked):
+            // that is the answer, not a reason to try a fresh room.
+            if let Some(reason) = lock(&handle.meta.failure).clone() {
+                return Err(JoinError::RoomFailed(reason));
+            }
         }
         Err(JoinError::RoomFailed(
             "the room kept closing before it answered".into(),
@@ -311,15 +316,11 @@ impl Rooms {
     /// Forgets a client whose connection task died without saying goodbye
     /// (a host bug): its room hears `disconnect(lost)`, as for a dropped
     /// connection.
-    pub(crate) fn client_lost(&self, client: ClientId) {
-        let Some(seat) = lock(&self.clients).remove(&client) else {
-            return;
-        };
-        if let Some(room) = seat.room {
+    pub(crate) async fn client_lost(&self, client: ClientId) {
+        let seat = lock(&self.clients).remove(&client);
+        if let Some(room) = seat.and_then(|seat| seat.room) {
             let reason = LeaveReason::Lost;
-            tokio::spawn(async move {
-                let _ = room.send(RoomEvent::Disconnect { client, reason }).await;
-            });
+            let _ = room.send(RoomEvent::Disconnect { client, reason }).await;
         }
     }
 

@@ -182,15 +182,17 @@ pub(super) async fn reload_room(
 }
 
 /// The new instance takes over a copy of the room's occupancy and restores
-/// the snapshot in `init`. On failure the old instance gets the occupancy
-/// back as it was before the attempt.
+/// the snapshot in `init`. On failure the old instance still has the
+/// occupancy as it was before the attempt.
 async fn restore(
     old: &mut RoomBody,
     fresh: &mut RoomBody,
     meta: &RoomMeta,
     init: &GuestInitInfo,
 ) -> Result<RoomReload, String> {
-    let before = old.state().take_occupancy();
+    // The old instance keeps its clients until the new one has them: if
+    // this task panics meanwhile, disposing the room still closes them.
+    let before = old.state().occupancy();
     fresh.state().put_occupancy(before.clone());
     let restored = match fresh.init(init).await {
         Ok(()) => after_call(fresh, meta).await,
@@ -203,10 +205,7 @@ async fn restore(
             state.info_changed = state.info != before.info;
             Ok(RoomReload::Restored)
         }
-        Err(error) => {
-            old.state().put_occupancy(before);
-            Err(format!("the new version failed to restore it: {error}"))
-        }
+        Err(error) => Err(format!("the new version failed to restore it: {error}")),
     }
 }
 

@@ -1,6 +1,6 @@
 //! The shared wasmtime engine: pooling allocator sized from [`Limits`], async
 //! calls with epoch interruption for time slices and per-call deadlines (see
-//! [`super::slice`]), and the thread that advances epochs.
+//! the `slice` module), and the thread that advances epochs.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,7 +35,7 @@ impl WasmEngine {
     /// start: without it no call would ever yield or meet its deadline.
     ///
     /// Long calls share one lane fewer than the current tokio runtime has
-    /// workers (see [`super::slice`]), so build the engine inside the
+    /// workers (see the `slice` module), so build the engine inside the
     /// runtime that will run the rooms.
     pub fn new(limits: &Limits) -> wasmtime::Result<WasmEngine> {
         // Slack over `max_rooms`: a room leaves the table before its store

@@ -13,7 +13,7 @@ use super::bindings::roomhost::room::types::{
 use super::engine::WasmEngine;
 use super::output::PluginLog;
 use super::plugin::Plugin;
-use super::slice::CallClock;
+use super::slice::{CallClock, WaitedTooLong};
 use super::state::{RoomLink, RoomState};
 use crate::client::ClientId;
 use crate::limits::Limits;
@@ -63,13 +63,9 @@ impl RoomInstance {
         let log = PluginLog::new(engine.plugin_log_lines());
         let mut store = Store::new(engine.engine(), RoomState::new(limits, link, log));
         store.limiter(|state| &mut state.limiter);
-        let clock = CallClock::new();
-        let (ticking, lanes, deadline) = (
-            clock.clone(),
-            engine.lanes().clone(),
-            engine.call_deadline(),
-        );
-        store.epoch_deadline_callback(move |_| Ok(ticking.on_tick(&lanes, deadline)));
+        let clock = CallClock::new(engine.call_deadline());
+        let (ticking, lanes) = (clock.clone(), engine.lanes().clone());
+        store.epoch_deadline_callback(move |_| Ok(ticking.on_tick(&lanes)));
         store.set_epoch_deadline(1);
         let pre = plugin
             .pre()
@@ -154,6 +150,11 @@ impl RoomInstance {
         let reason = if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
             format!(
                 "plugin exceeded its {} ms call deadline",
+                self.limits_text.deadline_ms
+            )
+        } else if error.downcast_ref::<WaitedTooLong>().is_some() {
+            format!(
+                "plugin waited (a WASI sleep or poll) past its {} ms call deadline",
                 self.limits_text.deadline_ms
             )
         } else if state.limiter.exceeded {

@@ -4,7 +4,7 @@
 //! Nothing in here knows about sockets. A [`RoomInstance`] takes callbacks and
 //! turns the plugin's host calls into effects on [`RoomState`] (frames queued
 //! to clients, timers, info), which the room actor acts on. Calls are async
-//! and time-sliced ([`slice`]); what a plugin prints reaches the host log
+//! and time-sliced (`slice`); what a plugin prints reaches the host log
 //! under a rate limit (`output`); which WASI it gets is decided in `wasi`.
 
 mod bindings;
@@ -13,7 +13,7 @@ mod engine;
 mod instance;
 mod output;
 mod plugin;
-pub mod slice;
+mod slice;
 mod state;
 mod wasi;
 

@@ -155,6 +155,7 @@ impl LogState {
             return;
         }
         self.tokens -= 1.0;
+        self.dropped_bytes += line.len().saturating_sub(MAX_PLUGIN_TEXT) as u64;
         self.summarize();
         let text = String::from_utf8_lossy(line);
         let text = text.strip_suffix('\r').unwrap_or(&text);
@@ -190,6 +191,15 @@ impl LogState {
         );
         self.dropped_lines = 0;
         self.dropped_bytes = 0;
+    }
+}
+
+impl Drop for LogState {
+    /// The room ended: what was dropped since the last summary is reported
+    /// now, whenever that was.
+    fn drop(&mut self) {
+        self.last_summary = None;
+        self.summarize();
     }
 }
 

@@ -103,8 +103,8 @@ impl RoomState {
                 .stdout(log.stdout())
                 .stderr(log.stderr())
                 .build(),
+            table: bounded_table(),
             log,
-            table: ResourceTable::new(),
             limiter: MemoryLimiter {
                 max_bytes: limits.room_memory_bytes,
                 used_bytes: 0,
@@ -141,16 +141,15 @@ impl RoomState {
         self.members.remove(&client)
     }
 
-    /// Takes what the host keeps for the room across a reload (clients,
-    /// timers, held frames, info), leaving this state empty.
-    pub(crate) fn take_occupancy(&mut self) -> Occupancy {
-        let limit = self.timers.limit();
+    /// A copy of what the host keeps for the room across a reload (clients,
+    /// timers, held frames, info).
+    pub(crate) fn occupancy(&self) -> Occupancy {
         Occupancy {
-            members: std::mem::take(&mut self.members),
-            arrivals: std::mem::take(&mut self.arrivals),
-            timers: std::mem::replace(&mut self.timers, Timers::new(limit)),
-            departing: std::mem::take(&mut self.departing),
-            info: self.info.take(),
+            members: self.members.clone(),
+            arrivals: self.arrivals.clone(),
+            timers: self.timers.clone(),
+            departing: self.departing.clone(),
+            info: self.info.clone(),
         }
     }
 
@@ -432,6 +431,17 @@ impl auth::Host for RoomState {
             .map(|claims| claims.to_string())
             .map_err(|error| error.to_string())
     }
+}
+
+/// WASI resources (streams, pollables) one room may hold at once. The
+/// default (a million) would let a plugin pin ~100 MB of host memory
+/// outside its memory cap by never dropping the pollables it creates.
+const MAX_WASI_RESOURCES: usize = 4096;
+
+fn bounded_table() -> ResourceTable {
+    let mut table = ResourceTable::new();
+    table.set_max_capacity(MAX_WASI_RESOURCES);
+    table
 }
 
 /// Cuts a plugin-supplied text to `max` bytes on a character boundary, so a
