@@ -173,6 +173,9 @@ pub(crate) struct LimitArgs {
     /// Close clients silent for this long with 1001 [default: 60000].
     #[arg(long, value_name = "MS")]
     idle_timeout_ms: Option<u64>,
+    /// How long shutdown waits for clients' 1001 acknowledgements, and a closed socket drains the client's input [default: 2000].
+    #[arg(long, value_name = "MS")]
+    shutdown_grace_ms: Option<u64>,
 }
 
 impl LimitArgs {
@@ -249,6 +252,9 @@ impl LimitArgs {
         }
         if let Some(value) = self.idle_timeout_ms {
             limits.idle_timeout = ms(value);
+        }
+        if let Some(value) = self.shutdown_grace_ms {
+            limits.shutdown_grace = ms(value);
         }
     }
 }

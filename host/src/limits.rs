@@ -118,7 +118,9 @@ pub struct Limits {
     /// with 1001.
     #[serde(with = "millis")]
     pub idle_timeout: Duration,
-    /// How long shutdown waits for clients to acknowledge their 1001 close.
+    /// How long shutdown waits for clients to acknowledge their 1001 close,
+    /// and how long a socket the host closed drains what the client still
+    /// sends (so the close frame is not lost to a TCP reset).
     #[serde(with = "millis")]
     pub shutdown_grace: Duration,
 }

@@ -17,7 +17,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::AuthConfig;
 use crate::dev::{DevEvent, DevTap};
-use crate::http::{self, App};
+use crate::http::{self, App, Lingering};
 use crate::limits::Limits;
 use crate::room::{ReloadReport, Rooms};
 use crate::service::{Service, ServiceSpec, is_valid_service_name};
@@ -189,7 +189,7 @@ impl Server {
             http_slots: Semaphore::new(limits.max_http_requests),
             http_body_budget: http::body_budget(&limits),
             pending: Arc::default(),
-            lingering: Arc::default(),
+            lingering: Arc::new(Lingering::new(limits.max_pending_connections)),
             limits,
             started: Instant::now(),
             next_client: AtomicU64::new(1),

@@ -196,17 +196,21 @@ async fn impossible_body_lengths_are_refused_at_once() {
     let huge =
         b"POST /rooms/misbehave/r/notes HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000000\r\n\r\n";
     assert_eq!(status_of(addr, huge).await, Some(413));
-    // A chunk that can never arrive in full: refused, or timed out.
+    // A chunk that can never arrive in full: hyper does not expose the
+    // declared chunk size, so this is the body timeout's 408 (at once
+    // would need a chunked-decoder of our own).
     let chunked = b"POST /rooms/misbehave/r/notes HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n8000000000000000\r\nxx";
-    let status = status_of(addr, chunked).await;
-    assert!(matches!(status, Some(413 | 408)), "{status:?}");
+    assert_eq!(status_of(addr, chunked).await, Some(408));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_bodies_get_408_and_do_not_hold_request_slots() {
+    // Were slots taken before bodies are read, the GET below would wait for
+    // the trickles' 2 s body timeout and get 503 at its 1 s request timeout.
     let limits = Limits {
         max_http_requests: 4,
         http_body_timeout: Duration::from_secs(2),
+        http_timeout: Duration::from_secs(1),
         ..test_limits()
     };
     let server = serve(limits).await;

@@ -341,6 +341,9 @@ async fn write_loop(
 ) {
     let ping_interval = limits.ping_interval;
     let mut ping = interval_at(Instant::now() + ping_interval, ping_interval);
+    // Set when the client left output unread for `idle_timeout`: its close
+    // then waits only the grace, not another `idle_timeout`.
+    let mut stalled = false;
     let close = loop {
         let frame = tokio::select! {
             biased;
@@ -384,6 +387,7 @@ async fn write_loop(
                     limits.idle_timeout.as_millis()
                 );
                 forced.request(close::POLICY, &reason);
+                stalled = true;
                 break forced.frame();
             }
         }
@@ -396,8 +400,9 @@ async fn write_loop(
         // The close goes after whatever the client has not read yet: flush
         // that first (it frees the buffer the close needs). A client that
         // reads slowly gets there within `idle_timeout`, the most a client
-        // may leave output unread; a shutdown waits only its grace.
-        let wait = if signals.shutdown.is_cancelled() {
+        // may leave output unread; a shutdown, or a client that already
+        // stalled that long, waits only the grace.
+        let wait = if stalled || signals.shutdown.is_cancelled() {
             limits.shutdown_grace
         } else {
             limits.idle_timeout

@@ -109,6 +109,7 @@ impl Acceptor {
     /// Accepts until `stop` is cancelled.
     pub(crate) async fn run(self, listener: TcpListener, stop: CancellationToken) {
         let fd_budget = open_files_limit().map(|limit| limit.saturating_sub(FD_RESERVE));
+        let mut exhausted = ExhaustedLog::default();
         loop {
             let accepted = tokio::select! {
                 () = stop.cancelled() => return,
@@ -118,20 +119,33 @@ impl Acceptor {
                 Ok(accepted) => accepted,
                 Err(error) if is_out_of_descriptors(&error) => {
                     let shed = self.shed(self.app.pending.len().div_ceil(8).max(1));
-                    tracing::warn!(%error, shed, "out of file descriptors; closed the oldest pending connections");
+                    exhausted.report(&error, shed);
                     tokio::time::sleep(EXHAUSTED_BACKOFF).await;
                     continue;
                 }
-                // A connection reset before it was accepted, and the like.
-                Err(error) => {
+                // A connection reset before it was accepted: the next one
+                // is fine.
+                Err(error) if is_per_connection(&error) => {
                     tracing::debug!(%error, "accept failed");
                     continue;
                 }
+                // Out of buffers or memory: retrying at once would spin.
+                Err(error) => {
+                    tracing::warn!(%error, "accept failed; backing off");
+                    tokio::time::sleep(EXHAUSTED_BACKOFF).await;
+                    continue;
+                }
             };
+            if !self.make_room(fd_budget) {
+                // Open WebSockets and lingering sockets fill the descriptor
+                // budget: shedding handshakes would not make room.
+                tracing::debug!("descriptor budget full; refused a new connection");
+                drop(stream);
+                continue;
+            }
             if let Err(error) = stream.set_nodelay(true) {
                 tracing::debug!(%error, "cannot set TCP_NODELAY");
             }
-            self.make_room(fd_budget);
             let ticket = self.app.pending.register();
             let stream = Linger::new(
                 stream,
@@ -145,6 +159,7 @@ impl Acceptor {
                 ticket,
                 self.router.clone(),
                 self.app.limits.http_header_timeout,
+                head_buffer_bytes(&self.app.limits),
                 stop.clone(),
             );
             self.tasks.spawn(connection);
@@ -152,18 +167,25 @@ impl Acceptor {
     }
 
     /// Sheds the oldest pending connections so one more fits under
-    /// `max_pending_connections` and the descriptor budget.
-    fn make_room(&self, fd_budget: Option<usize>) {
+    /// `max_pending_connections` and the descriptor budget. Returns false,
+    /// shedding nothing, when even shedding every pending connection would
+    /// not fit one more under the descriptor budget.
+    fn make_room(&self, fd_budget: Option<usize>) -> bool {
         let pending = self.app.pending.len();
         let mut excess = (pending + 1).saturating_sub(self.app.limits.max_pending_connections);
         if let Some(budget) = fd_budget {
             let sockets = pending + self.app.open_connections() + self.app.lingering.count();
-            excess = excess.max((sockets + 1).saturating_sub(budget));
+            let over_budget = (sockets + 1).saturating_sub(budget);
+            if over_budget > pending {
+                return false;
+            }
+            excess = excess.max(over_budget);
         }
         if excess > 0 {
             let shed = self.shed(excess);
             tracing::debug!(shed, "closed the oldest pending connections to make room");
         }
+        true
     }
 
     fn shed(&self, count: usize) -> usize {
@@ -179,6 +201,7 @@ async fn serve_connection(
     ticket: PendingTicket,
     router: Router,
     header_timeout: Duration,
+    max_buf_size: usize,
     stop: CancellationToken,
 ) {
     let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
@@ -193,6 +216,9 @@ async fn serve_connection(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(header_timeout)
+        // hyper's default (~400 KiB) per connection would let pending
+        // connections hold hundreds of MiB; a request head fits in this.
+        .max_buf_size(max_buf_size)
         .keep_alive(true);
     let connection = builder
         .serve_connection(TokioIo::new(stream), service)
@@ -213,6 +239,13 @@ async fn serve_connection(
     drop(ticket);
 }
 
+/// The most hyper buffers for one connection: the request line (with its
+/// query) and `max_http_headers` ordinary headers.
+fn head_buffer_bytes(limits: &crate::limits::Limits) -> usize {
+    // hyper's floor is 8 KiB.
+    (16 * 1024 + limits.max_query_bytes).max(8 * 1024)
+}
+
 fn log_end(served: Result<(), hyper::Error>) {
     if let Err(error) = served {
         tracing::debug!(%error, "HTTP connection ended");
@@ -221,6 +254,43 @@ fn log_end(served: Result<(), hyper::Error>) {
 
 fn is_out_of_descriptors(error: &std::io::Error) -> bool {
     matches!(error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+}
+
+/// Errors that concern only the connection being accepted.
+fn is_per_connection(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::Interrupted
+    )
+}
+
+/// Reports running out of descriptors at most once per
+/// [`EXHAUSTED_REPORT_EVERY`], with what was shed meanwhile.
+#[derive(Default)]
+struct ExhaustedLog {
+    last: Option<std::time::Instant>,
+    shed: usize,
+}
+
+/// How often running out of descriptors is logged while it lasts.
+const EXHAUSTED_REPORT_EVERY: Duration = Duration::from_secs(5);
+
+impl ExhaustedLog {
+    fn report(&mut self, error: &std::io::Error, shed: usize) {
+        self.shed += shed;
+        let now = std::time::Instant::now();
+        if self
+            .last
+            .is_some_and(|last| now.duration_since(last) < EXHAUSTED_REPORT_EVERY)
+        {
+            return;
+        }
+        tracing::warn!(%error, shed = self.shed, "out of file descriptors; closed the oldest pending connections");
+        self.last = Some(now);
+        self.shed = 0;
+    }
 }
 
 /// The process's open-files limit (the soft one), if it can be read.

@@ -6,7 +6,8 @@
 //! which can destroy what was just written before the peer read it: a 1009
 //! close frame after an oversized message, a 413 after a refused body.
 //! Lingering costs a descriptor for at most the grace, so it is skipped when
-//! the connection was shed to free descriptors.
+//! the connection was shed to free descriptors, and when
+//! `max_pending_connections` sockets linger already.
 
 use std::io;
 use std::pin::Pin;
@@ -23,14 +24,47 @@ use tokio_util::sync::CancellationToken;
 /// it first on any ordinary link).
 const MAX_DRAIN_BYTES: usize = 16 * 1024 * 1024;
 
-/// How many sockets are lingering now (they still hold descriptors).
-#[derive(Debug, Default)]
-pub(crate) struct Lingering(AtomicUsize);
+/// How many sockets are lingering now (they still hold descriptors), and
+/// how many may: a client that makes the server close sockets quickly must
+/// not pile up lingering descriptors.
+#[derive(Debug)]
+pub(crate) struct Lingering {
+    now: AtomicUsize,
+    max: usize,
+}
 
 impl Lingering {
+    /// At most `max` sockets linger at once; more close at once.
+    pub(crate) fn new(max: usize) -> Lingering {
+        Lingering {
+            now: AtomicUsize::new(0),
+            max,
+        }
+    }
+
     /// Sockets lingering now.
     pub(crate) fn count(&self) -> usize {
-        self.0.load(Ordering::Relaxed)
+        self.now.load(Ordering::Relaxed)
+    }
+
+    /// A place to linger in, if one is free.
+    fn enter(self: &Arc<Self>) -> Option<LingerSlot> {
+        self.now
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |now| {
+                (now < self.max).then_some(now + 1)
+            })
+            .ok()
+            .map(|_| LingerSlot(self.clone()))
+    }
+}
+
+/// One lingering socket's place; given back when dropped, however the
+/// lingering task ends.
+struct LingerSlot(Arc<Lingering>);
+
+impl Drop for LingerSlot {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -76,12 +110,13 @@ impl Drop for Linger {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let lingering = self.lingering.clone();
-        lingering.0.fetch_add(1, Ordering::Relaxed);
+        let Some(slot) = self.lingering.enter() else {
+            return;
+        };
         let grace = self.grace;
         runtime.spawn(async move {
             drain(stream, grace).await;
-            lingering.0.fetch_sub(1, Ordering::Relaxed);
+            drop(slot);
         });
     }
 }

@@ -125,6 +125,9 @@ fn attach(
         address,
     };
     let span = tracing::info_span!("client", client, service = %target.service.name());
+    // Held from here, so shutdown also waits for a connection whose upgrade
+    // is still completing (it then gets its 1001 like the others).
+    let in_flight = app.connections.token();
     upgrade
         // tungstenite's default read buffer is 128 KiB per connection, all of
         // it resident: an idle connection cost ~128 KiB of RSS (issue 7).
@@ -155,6 +158,7 @@ fn attach(
                     rooms.client_lost(client).await;
                 }
                 drop(slot);
+                drop(in_flight);
             });
             tracked.instrument(span)
         })

@@ -18,8 +18,18 @@ const MAX_ADDRESSES: usize = 65_536;
 /// Token buckets of room creations, per address.
 pub(crate) struct CreationRate {
     per_minute: f64,
-    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+    buckets: Mutex<Buckets>,
 }
+
+struct Buckets {
+    by_address: HashMap<IpAddr, Bucket>,
+    /// When full buckets were last forgotten: a sweep walks the whole
+    /// table, so it runs at most once per [`PRUNE_EVERY`].
+    pruned: Option<Instant>,
+}
+
+/// How often a full table may be swept for forgettable buckets.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
@@ -33,7 +43,10 @@ impl CreationRate {
     pub(crate) fn new(per_minute: usize) -> CreationRate {
         CreationRate {
             per_minute: per_minute as f64,
-            buckets: Mutex::new(HashMap::new()),
+            buckets: Mutex::new(Buckets {
+                by_address: HashMap::new(),
+                pruned: None,
+            }),
         }
     }
 
@@ -45,14 +58,18 @@ impl CreationRate {
             .buckets
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if !buckets.contains_key(&key) && buckets.len() >= MAX_ADDRESSES {
-            buckets.retain(|_, bucket| self.refilled(*bucket, now) < self.per_minute);
-            if buckets.len() >= MAX_ADDRESSES {
-                tracing::warn!("room creation rate table full; not limiting a new address");
+        let Buckets { by_address, pruned } = &mut *buckets;
+        if !by_address.contains_key(&key) && by_address.len() >= MAX_ADDRESSES {
+            if pruned.is_none_or(|last| now.saturating_duration_since(last) >= PRUNE_EVERY) {
+                *pruned = Some(now);
+                by_address.retain(|_, bucket| self.refilled(*bucket, now) < self.per_minute);
+            }
+            if by_address.len() >= MAX_ADDRESSES {
+                tracing::debug!("room creation rate table full; not limiting a new address");
                 return true;
             }
         }
-        let bucket = buckets.entry(key).or_insert(Bucket {
+        let bucket = by_address.entry(key).or_insert(Bucket {
             tokens: self.per_minute,
             updated: now,
         });
