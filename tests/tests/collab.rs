@@ -24,7 +24,14 @@ const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
 const WAIT_MS: &str = "20000";
 
 /// The checks of `collab.mjs --list`, each covered by one test below.
-const CHECKS: &[&str] = &["convergence", "late-joiner", "awareness", "rooms", "rest"];
+const CHECKS: &[&str] = &[
+    "convergence",
+    "late-joiner",
+    "awareness",
+    "rooms",
+    "large-doc",
+    "rest",
+];
 
 fn node_dir() -> PathBuf {
     workspace_root().join("tests").join("node")
@@ -178,6 +185,14 @@ async fn awareness() {
 #[tokio::test]
 async fn rooms() {
     check("rooms").await;
+}
+
+/// A 5 MB document, built from frames each under the 64 KiB a client may
+/// send, converges and reaches a late joiner with the default limits: what a
+/// plugin sends is not bounded by what a client may send.
+#[tokio::test]
+async fn large_document() {
+    check("large-doc").await;
 }
 
 #[tokio::test]
