@@ -109,9 +109,15 @@ pub(crate) struct LimitArgs {
     /// Frames queued per client before it is closed as a slow consumer (1008) [default: 256].
     #[arg(long, value_name = "N")]
     client_queue: Option<usize>,
-    /// Largest message in bytes; larger ones from a client close it with 1009 [default: 65536].
+    /// Bytes queued per client before it is closed as a slow consumer (1008) [default: 33554432].
+    #[arg(long, value_name = "BYTES")]
+    client_queue_bytes: Option<usize>,
+    /// Largest message a client may send; a larger one closes it with 1009 [default: 65536].
     #[arg(long, value_name = "BYTES")]
     max_frame_bytes: Option<usize>,
+    /// Largest frame a plugin may send; send/broadcast of a larger one fail in the plugin [default: 16777216].
+    #[arg(long, value_name = "BYTES")]
+    max_plugin_frame_bytes: Option<usize>,
     /// CPU time a plugin callback may use before its room is disposed (1011) [default: 100].
     #[arg(long, value_name = "MS")]
     call_deadline_ms: Option<u64>,
@@ -162,8 +168,14 @@ impl LimitArgs {
         if let Some(value) = self.client_queue {
             limits.client_queue = value;
         }
+        if let Some(value) = self.client_queue_bytes {
+            limits.client_queue_bytes = value;
+        }
         if let Some(value) = self.max_frame_bytes {
             limits.max_frame_bytes = value;
+        }
+        if let Some(value) = self.max_plugin_frame_bytes {
+            limits.max_plugin_frame_bytes = value;
         }
         if let Some(value) = self.call_deadline_ms {
             limits.call_deadline = ms(value);
