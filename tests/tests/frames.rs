@@ -21,7 +21,14 @@ async fn misbehave(limits: Limits) -> TestServer {
 /// in the plugin, with the host's reason, and reaches nobody.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plugin_frames_are_bounded_by_their_own_limit_and_fail_in_the_plugin() {
-    let limits = test_limits();
+    let limits = Limits {
+        // Building a 16 MiB frame in wasm and copying it out takes a few
+        // tens of ms, which the host's polled-time clock stretches past the
+        // default 100 ms on a 2-core machine busy compiling. The frame
+        // limits are the default ones.
+        call_deadline: std::time::Duration::from_secs(2),
+        ..test_limits()
+    };
     assert_eq!(limits.max_frame_bytes, 64 * 1024);
     assert_eq!(limits.max_plugin_frame_bytes, 16 * 1024 * 1024);
     let server = misbehave(limits).await;

@@ -131,7 +131,7 @@ fn write_chunk(update: &[u8], parts: &[Part], deletes: &[(u64, Vec<(u32, u32)>)]
     for i in 1..=parts.len() {
         let ends_run = i == parts.len()
             || parts[i].client != parts[start].client
-            || parts[i].clock != parts[i - 1].clock + parts[i - 1].len;
+            || parts[i - 1].clock.checked_add(parts[i - 1].len) != Some(parts[i].clock);
         if ends_run {
             runs.push(&parts[start..i]);
             start = i;
@@ -183,8 +183,31 @@ fn read_parts(
                     let content_at = cursor.next;
                     let kind = info & CONTENT_BITS;
                     match kind {
-                        CONTENT_STRING | CONTENT_ANY => {
-                            let cut = read_cuttable(cursor, kind, budget)?;
+                        CONTENT_STRING => {
+                            let before = cursor.next;
+                            let text = cursor.read_string().map_err(bad)?;
+                            let len = utf16_len(text)?;
+                            // After the string's length prefix.
+                            let text_at = before + var_len(text.len() as u64);
+                            let text_range = text_at..text_at + text.len();
+                            if cursor.next - start > budget {
+                                let head = &update[start..content_at];
+                                let text = &update[text_range.clone()];
+                                let text = std::str::from_utf8(text).map_err(bad)?;
+                                let cut = CutString {
+                                    text,
+                                    at: text_range.start,
+                                };
+                                cut_string(&mut parts, client, clock, info, head, cut, budget)?;
+                                clock = clock
+                                    .checked_add(len)
+                                    .ok_or_else(|| bad("clock out of range"))?;
+                                continue;
+                            }
+                            len
+                        }
+                        CONTENT_ANY => {
+                            let cut = read_values(cursor)?;
                             let struct_bytes = cursor.next - start;
                             if struct_bytes > budget && cut.units.len() > 1 {
                                 let head = &update[start..content_at];
@@ -250,58 +273,101 @@ fn skip_id(cursor: &mut Cursor<'_>) -> Result<(u64, u32), SplitError> {
     Ok((client, clock))
 }
 
-/// The content of a string or a list of values, as units that can go to
-/// either side of a cut: each with its bytes in the update and its length
-/// in clock ticks (UTF-16 code units of a character, or one value).
+/// The values of a list, as units that can go to either side of a cut:
+/// each with its bytes in the update and its length in clock ticks (one).
 struct Cuttable {
     units: Vec<(Range<usize>, u32)>,
 }
 
 impl Cuttable {
     fn total_len(&self) -> u32 {
-        self.units.iter().map(|(_, len)| len).sum()
+        self.units
+            .iter()
+            .fold(0u32, |total, (_, len)| total.saturating_add(*len))
     }
 }
 
-fn read_cuttable(cursor: &mut Cursor<'_>, kind: u8, budget: usize) -> Result<Cuttable, SplitError> {
-    // Units much smaller than a part, so that parts come out full.
-    let group_bytes = (budget / 8).clamp(16, 4096);
+/// The values of a list, one unit each.
+fn read_values(cursor: &mut Cursor<'_>) -> Result<Cuttable, SplitError> {
     let mut units = Vec::new();
-    if kind == CONTENT_STRING {
-        let before = cursor.next;
-        let text = cursor.read_string().map_err(bad)?;
-        // After the string's length prefix.
-        let base = before + var_len(text.len() as u64);
-        // Cut between characters only (never inside a surrogate pair);
-        // runs of characters are grouped to keep the list short.
-        let mut at = 0;
-        let mut group_start = 0;
-        let mut group_len = 0u32;
-        for ch in text.chars() {
-            let next = at + ch.len_utf8();
-            group_len += ch.len_utf16() as u32;
-            at = next;
-            if at - group_start >= group_bytes {
-                units.push((base + group_start..base + at, group_len));
-                group_start = at;
-                group_len = 0;
-            }
-        }
-        if at > group_start {
-            units.push((base + group_start..base + at, group_len));
-        }
-    } else {
-        let count: u32 = cursor.read_var().map_err(bad)?;
-        for _ in 0..count {
-            let start = cursor.next;
-            guard::skip_any(cursor, 0).map_err(|problem| bad(format!("{problem:?}")))?;
-            units.push((start..cursor.next, 1));
-        }
+    let count: u32 = cursor.read_var().map_err(bad)?;
+    for _ in 0..count {
+        let start = cursor.next;
+        guard::skip_any(cursor, 0).map_err(|problem| bad(format!("{problem:?}")))?;
+        units.push((start..cursor.next, 1));
     }
     Ok(Cuttable { units })
 }
 
-/// Cuts one struct at `clock` into parts of at most about `budget` bytes.
+/// A string's length in clock ticks: UTF-16 code units (one per byte for
+/// ASCII, the common case, without walking the characters).
+fn utf16_len(text: &str) -> Result<u32, SplitError> {
+    let len = if text.is_ascii() {
+        text.len()
+    } else {
+        text.encode_utf16().count()
+    };
+    u32::try_from(len).map_err(|_| bad("string too long"))
+}
+
+/// A string to cut, and where its bytes start in the update.
+struct CutString<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+/// Cuts a string struct at `clock` into parts of at most about `budget`
+/// bytes, between characters (never inside a surrogate pair).
+fn cut_string(
+    parts: &mut Vec<Part>,
+    client: u64,
+    clock: u32,
+    info: u8,
+    head: &[u8],
+    cut: CutString<'_>,
+    budget: usize,
+) -> Result<(), SplitError> {
+    let text = cut.text;
+    let mut at = clock;
+    let mut from = 0;
+    while from < text.len() {
+        // The first part keeps the struct's head; the others start after
+        // the previous part (their origin) and keep its right origin.
+        let head = if at == clock {
+            head.to_vec()
+        } else {
+            cut_head(client, at, info, head)?
+        };
+        let room = budget.saturating_sub(head.len() + 10).max(16);
+        let mut to = (from + room).min(text.len());
+        while !text.is_char_boundary(to) {
+            to -= 1;
+        }
+        if to == from {
+            // Never the case with room for a character; step over one.
+            to = from + text[from..].chars().next().map_or(1, char::len_utf8);
+        }
+        let len = utf16_len(&text[from..to])?;
+        parts.push(Part {
+            client,
+            clock: at,
+            len,
+            body: Body::Cut {
+                head,
+                count: to - from,
+                content: cut.at + from..cut.at + to,
+            },
+        });
+        at = at
+            .checked_add(len)
+            .ok_or_else(|| bad("clock out of range"))?;
+        from = to;
+    }
+    Ok(())
+}
+
+/// Cuts a list struct at `clock` into parts of at most about `budget`
+/// bytes, between values.
 fn cut_struct(
     parts: &mut Vec<Part>,
     client: u64,
@@ -328,14 +394,10 @@ fn cut_struct(
         i += 1;
         while i < cut.units.len() && cut.units[i].0.end - start + head.len() + 10 <= budget {
             end = cut.units[i].0.end;
-            len += cut.units[i].1;
+            len = len.saturating_add(cut.units[i].1);
             i += 1;
         }
-        let count = if info & CONTENT_BITS == CONTENT_STRING {
-            end - start
-        } else {
-            i - first
-        };
+        let count = i - first;
         parts.push(Part {
             client,
             clock: at,
