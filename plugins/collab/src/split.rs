@@ -36,6 +36,9 @@ fn bad(err: impl std::fmt::Display) -> SplitError {
     SplitError(err.to_string())
 }
 
+/// A client's deleted ranges: its id and `(clock, len)` pairs.
+type Deletes = (u64, Vec<(u32, u32)>);
+
 /// A part of one struct, written as it is or cut from a longer one.
 #[derive(Debug, Clone)]
 enum Body {
@@ -125,7 +128,7 @@ pub fn split(update: &[u8], max: usize) -> Result<Vec<Vec<u8>>, SplitError> {
 
 /// Writes one update: the parts (consecutive parts of a client form one
 /// run) and the delete ranges `(client, ranges)`.
-fn write_chunk(update: &[u8], parts: &[Part], deletes: &[(u64, Vec<(u32, u32)>)]) -> Vec<u8> {
+fn write_chunk(update: &[u8], parts: &[Part], deletes: &[Deletes]) -> Vec<u8> {
     let mut runs: Vec<&[Part]> = Vec::new();
     let mut start = 0;
     for i in 1..=parts.len() {
@@ -441,7 +444,7 @@ fn cut_head(client: u64, at: u32, info: u8, head: &[u8]) -> Result<Vec<u8>, Spli
     Ok(out)
 }
 
-fn read_delete_set(cursor: &mut Cursor<'_>) -> Result<Vec<(u64, Vec<(u32, u32)>)>, SplitError> {
+fn read_delete_set(cursor: &mut Cursor<'_>) -> Result<Vec<Deletes>, SplitError> {
     let mut deletes = Vec::new();
     let clients: u32 = cursor.read_var().map_err(bad)?;
     for _ in 0..clients {
@@ -460,12 +463,9 @@ fn read_delete_set(cursor: &mut Cursor<'_>) -> Result<Vec<(u64, Vec<(u32, u32)>)
 
 /// Groups the delete set into sets of at most about `budget` bytes (a
 /// range takes at most 10 bytes, a client header 20).
-fn group_deletes(
-    deletes: &[(u64, Vec<(u32, u32)>)],
-    budget: usize,
-) -> Vec<Vec<(u64, Vec<(u32, u32)>)>> {
+fn group_deletes(deletes: &[Deletes], budget: usize) -> Vec<Vec<Deletes>> {
     let mut groups = Vec::new();
-    let mut group: Vec<(u64, Vec<(u32, u32)>)> = Vec::new();
+    let mut group: Vec<Deletes> = Vec::new();
     let mut bytes = 0;
     for (client, ranges) in deletes {
         for &range in ranges {
