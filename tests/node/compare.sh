@@ -16,6 +16,8 @@
 # 3. prints the medians per server and the ratios roomhost / reference
 #    (node bench.mjs --summarize target/collab-bench/*.json).
 #
+# ROOMHOST_CONFIG, when set, is passed to roomhost as --config (collab's configuration), e.g.
+# ROOMHOST_CONFIG='{"max_doc_bytes": 16777216}' for documents above collab's 8 MiB default cap.
 # Extra arguments for bench.mjs go in BENCH_ARGS, e.g. BENCH_ARGS="--providers 2,4 --edits 200",
 # or BENCH_ARGS="--providers 0 --doc-kb 0 --large-mb 1,10" for the large late joiners alone.
 set -euo pipefail
@@ -75,7 +77,7 @@ run() {
         ;;
     roomhost)
         "$roomhost" serve --listen "127.0.0.1:$port" --plugin "collab=$wasm" \
-            >"$out/$name-$n.log" 2>&1 &
+            ${ROOMHOST_CONFIG:+--config "$ROOMHOST_CONFIG"} >"$out/$name-$n.log" 2>&1 &
         url=ws://127.0.0.1:$port/ws
         ;;
     esac

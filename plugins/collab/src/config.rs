@@ -8,13 +8,19 @@ use crate::presence::{Limits, frame_bytes_for_state};
 
 /// How long an empty room keeps its document by default (30 s).
 pub const DEFAULT_KEEP_EMPTY_MS: u64 = 30_000;
-/// The default document size cap: 16 MiB of v1 encoding. Two host limits
-/// decide it. A document takes more than its encoded size in the room's
-/// memory (64 MiB by default, `room_memory_bytes`), and a join encodes it
-/// once more. And a joining client's outbound queue holds the whole
-/// document until its socket takes it (32 MiB by default,
-/// `client_queue_bytes`).
-pub const DEFAULT_MAX_DOC_BYTES: usize = 16 * 1024 * 1024;
+/// The default document size cap: 8 MiB of v1 encoding. The host's limits
+/// decide it, the call deadline first. A join encodes the whole document in
+/// one callback, measured at about 4.3 ms of wasm CPU per MB (release, 2026-12;
+/// 10 MB: 41–45 ms, 16 MB: 64–71 ms), and the host disposes a room whose
+/// callback runs past `call_deadline` (100 ms by default, measured as polled
+/// time, which a busy machine stretches). 8 MiB keeps a join near 36 ms, with
+/// room for that. The room's memory (64 MiB by default) holds the document,
+/// its encoding and the frames cut from it (the 10 MB benchmark document ran
+/// in it), and a joiner's outbound queue (`client_queue_bytes`, 32 MiB) holds
+/// the whole document until its socket takes it. Larger documents need
+/// `--call-deadline-ms`, `--room-memory-mib` and `--client-queue-bytes`
+/// raised with `max_doc_bytes`.
+pub const DEFAULT_MAX_DOC_BYTES: usize = 8 * 1024 * 1024;
 /// The smallest `max_frame_bytes`: a sync message's header (7 bytes at
 /// most), with room to spare for a struct's head when the document is cut
 /// into frames.
@@ -39,7 +45,7 @@ pub const DEFAULT_MAX_FRAME_BYTES: usize = 1024 * 1024;
 
 /// The collab configuration. Every field is optional:
 /// `{"keep_empty_ms": 30000, "max_frame_bytes": 1048576, "max_doc_bytes":
-/// 16777216, "max_awareness_bytes": 16384, "awareness_timeout_ms": 30000,
+/// 8388608, "max_awareness_bytes": 16384, "awareness_timeout_ms": 30000,
 /// "max_awareness_states": 256, "max_awareness_per_connection": 4,
 /// "gc": false}`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
