@@ -125,9 +125,15 @@ pub(crate) struct LimitArgs {
     /// Frames queued per client before it is closed as a slow consumer (1008) [default: 256].
     #[arg(long, value_name = "N")]
     client_queue: Option<usize>,
-    /// Largest message in bytes; larger ones from a client close it with 1009 [default: 65536].
+    /// Bytes queued per client before it is closed as a slow consumer (1008) [default: 33554432].
+    #[arg(long, value_name = "BYTES")]
+    client_queue_bytes: Option<usize>,
+    /// Largest message a client may send; a larger one closes it with 1009 [default: 65536].
     #[arg(long, value_name = "BYTES")]
     max_frame_bytes: Option<usize>,
+    /// Largest frame a plugin may send; send/broadcast of a larger one fail in the plugin [default: 16777216].
+    #[arg(long, value_name = "BYTES")]
+    max_plugin_frame_bytes: Option<usize>,
     /// Output buffered for a client that does not read, beyond one frame; more closes it (1008) [default: 65536].
     #[arg(long, value_name = "BYTES")]
     max_write_buffer_bytes: Option<usize>,
@@ -205,6 +211,9 @@ impl LimitArgs {
         if let Some(value) = self.client_queue {
             limits.client_queue = value;
         }
+        if let Some(value) = self.client_queue_bytes {
+            limits.client_queue_bytes = value;
+        }
         if let Some(value) = self.max_frame_bytes {
             limits.max_frame_bytes = value;
         }
@@ -216,6 +225,9 @@ impl LimitArgs {
         }
         if let Some(value) = self.max_query_bytes {
             limits.max_query_bytes = value;
+        }
+        if let Some(value) = self.max_plugin_frame_bytes {
+            limits.max_plugin_frame_bytes = value;
         }
         if let Some(value) = self.call_deadline_ms {
             limits.call_deadline = ms(value);

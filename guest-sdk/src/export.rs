@@ -174,12 +174,12 @@ fn install_panic_hook() {
 struct WitHost;
 
 impl Backend for WitHost {
-    fn send(&mut self, client: ClientId, msg: Message) {
-        host::send(client, &msg.into());
+    fn send(&mut self, client: ClientId, msg: Message) -> Result<(), String> {
+        host::send(client, &msg.into())
     }
 
-    fn broadcast(&mut self, msg: Message, except: &[ClientId]) {
-        host::broadcast(&msg.into(), except);
+    fn broadcast(&mut self, msg: Message, except: &[ClientId]) -> Result<(), String> {
+        host::broadcast(&msg.into(), except)
     }
 
     fn close(&mut self, client: ClientId, code: u16, reason: &str) {

@@ -16,7 +16,7 @@
 //! - [`testing::TestRoom`], a native harness to unit-test a service with
 //!   plain `cargo test`.
 //!
-//! The crate generates the WIT bindings (`roomhost:room@0.3.0`) itself, so a
+//! The crate generates the WIT bindings (`roomhost:room@0.4.0`) itself, so a
 //! plugin crate depends on `roomhost-sdk` (plus `serde`/`serde_json` if it
 //! uses JSON) and nothing else.
 //!
@@ -147,8 +147,12 @@
 //!   the sending room instead; see below). After `disconnect` the client has
 //!   left the room; unless the reason is `Transferred` it has left the
 //!   service too, and sends to it are ignored. Sending to an unknown client
-//!   is not an error. Frames
-//!   larger than [`limits::MAX_FRAME_BYTES`] are dropped.
+//!   is not an error. A frame
+//!   larger than [`limits::MAX_PLUGIN_FRAME_BYTES`] (16 MiB) is not sent:
+//!   [`Room::try_send`] and [`Room::try_broadcast`] return a [`SendError`],
+//!   [`Room::send`] and [`Room::broadcast`] log it. Clients may send at most
+//!   [`limits::MAX_FRAME_BYTES`] (64 KiB) per frame; the two limits are
+//!   separate, so a room can send state far larger than any client frame.
 //! - **Closing.** [`Room::close`] takes code 1000 or `3000..=4999` (others
 //!   become 1000) and a reason of up to [`limits::MAX_CLOSE_REASON_BYTES`]
 //!   bytes (longer ones are truncated). Frames sent before the close are
@@ -260,7 +264,8 @@ pub use http::{HttpRequest, HttpResponse};
 pub use init::InitInfo;
 pub use message::Message;
 pub use room::{
-    AuthError, InfoError, LogLevel, Room, ServeRootError, TimerError, TimerId, TransferError,
+    AuthError, InfoError, LogLevel, Room, SendError, ServeRootError, TimerError, TimerId,
+    TransferError,
 };
 pub use roomhost_sdk_macros::room_service;
 pub use service::RoomService;

@@ -19,10 +19,18 @@ pub const MAX_TIMER_DELAY: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 /// accepts, in bytes of JSON text (host default).
 pub const MAX_INFO_BYTES: usize = 4 * 1024;
 
-/// The largest frame, in bytes, in either direction (host default). A frame
-/// the service sends beyond it is dropped (and logged by the host); a client
-/// sending more is disconnected.
+/// The largest frame, in bytes, a client may send (host default,
+/// `max_frame_bytes`). A client sending more is disconnected (1009), so no
+/// [`RoomService::message`](crate::RoomService::message) carries more.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+
+/// The largest frame, in bytes, the service may send (host default,
+/// `max_plugin_frame_bytes`). [`Room::try_send`](crate::Room::try_send) and
+/// [`Room::try_broadcast`](crate::Room::try_broadcast) fail with a
+/// [`SendError`](crate::SendError) for a larger frame, and send nothing;
+/// [`Room::send`](crate::Room::send) and [`Room::broadcast`](crate::Room::broadcast)
+/// log that error instead.
+pub const MAX_PLUGIN_FRAME_BYTES: usize = 16 * 1024 * 1024;
 
 /// The longest close reason, in bytes; [`Room::close`](crate::Room::close)
 /// truncates longer reasons (at a character boundary).

@@ -41,13 +41,13 @@ pub enum LogLevel {
 /// never from inside a `Backend` call.
 pub trait Backend {
     /// Queues `msg` for `client`, wherever it is in the service. Silently
-    /// drops a frame to a client that has left the service, and a frame
-    /// larger than the host's frame limit.
-    fn send(&mut self, client: ClientId, msg: Message);
+    /// drops a frame to a client that has left the service. Fails, queuing
+    /// nothing, when the frame is larger than the host's plugin frame limit.
+    fn send(&mut self, client: ClientId, msg: Message) -> Result<(), String>;
     /// Queues `msg` for every member of this room not listed in `except`
-    /// (which may be unsorted or name non-members). Oversized frames are
-    /// dropped as for [`Backend::send`].
-    fn broadcast(&mut self, msg: Message, except: &[ClientId]);
+    /// (which may be unsorted or name non-members). Fails like
+    /// [`Backend::send`], queuing nothing, for an oversized frame.
+    fn broadcast(&mut self, msg: Message, except: &[ClientId]) -> Result<(), String>;
     /// Closes member `client` with `code` (replaced with 1000 unless it is
     /// a valid plugin code) and `reason` (already truncated by [`Room`]).
     /// The client stops being a member at once; non-members are ignored.
@@ -132,16 +132,57 @@ impl<'a> Room<'a> {
     /// room, but any client id works, wherever that client is now (another
     /// room or the lobby). The lobby uses this, for example, to push room
     /// lists to clients it keeps. A client that has left the service is
-    /// silently ignored, and so is a frame larger than
-    /// [`MAX_FRAME_BYTES`](crate::limits::MAX_FRAME_BYTES).
+    /// silently ignored.
+    ///
+    /// A frame larger than the host's plugin frame limit
+    /// ([`MAX_PLUGIN_FRAME_BYTES`](crate::limits::MAX_PLUGIN_FRAME_BYTES), 16 MiB
+    /// by default) is not sent, and the error is logged at warn level. Use
+    /// [`Room::try_send`] to handle it, for frames whose size the service
+    /// does not bound itself.
     pub fn send(&mut self, client: ClientId, msg: impl Into<Message>) {
-        self.backend.send(client, msg.into());
+        if let Err(error) = self.try_send(client, msg) {
+            self.warn(&error.to_string());
+        }
+    }
+
+    /// [`Room::send`], returning the host's error for a frame larger than
+    /// its plugin frame limit instead of logging it. Nothing is sent then.
+    ///
+    /// ```
+    /// # use roomhost_sdk::{ClientId, Room};
+    /// fn send_document(room: &mut Room<'_>, client: ClientId, document: Vec<u8>) {
+    ///     if let Err(error) = room.try_send(client, document) {
+    ///         // Split it, or tell the client it is too large.
+    ///         room.warn(&format!("cannot send the document: {error}"));
+    ///     }
+    /// }
+    /// ```
+    pub fn try_send(&mut self, client: ClientId, msg: impl Into<Message>) -> Result<(), SendError> {
+        self.backend
+            .send(client, msg.into())
+            .map_err(|message| SendError { message })
     }
 
     /// Sends a frame to every connected client of this room except those in
-    /// `except` (pass `&[]` to reach everyone).
+    /// `except` (pass `&[]` to reach everyone). A frame too large to send is
+    /// logged as for [`Room::send`]; [`Room::try_broadcast`] returns the
+    /// error instead.
     pub fn broadcast(&mut self, msg: impl Into<Message>, except: &[ClientId]) {
-        self.backend.broadcast(msg.into(), except);
+        if let Err(error) = self.try_broadcast(msg, except) {
+            self.warn(&error.to_string());
+        }
+    }
+
+    /// [`Room::broadcast`], returning the host's error for a frame larger
+    /// than its plugin frame limit. Nothing is sent to anyone then.
+    pub fn try_broadcast(
+        &mut self,
+        msg: impl Into<Message>,
+        except: &[ClientId],
+    ) -> Result<(), SendError> {
+        self.backend
+            .broadcast(msg.into(), except)
+            .map_err(|message| SendError { message })
     }
 
     /// Closes a client's connection with a WebSocket close `code` and a
@@ -407,6 +448,15 @@ macro_rules! message_error {
         impl Error for $name {}
     };
 }
+
+message_error!(
+    /// [`Room::try_send`] or [`Room::try_broadcast`] failed: the frame is
+    /// larger than the host's plugin frame limit
+    /// ([`MAX_PLUGIN_FRAME_BYTES`](crate::limits::MAX_PLUGIN_FRAME_BYTES) by
+    /// default). Nothing was sent. [`SendError::message`] gives both sizes.
+    SendError,
+    "cannot send frame"
+);
 
 message_error!(
     /// [`Room::set_timer`] failed: the room holds its maximum number of timers.

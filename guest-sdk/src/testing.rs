@@ -68,8 +68,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::limits::{
-    MAX_CLOSE_REASON_BYTES, MAX_FRAME_BYTES, MAX_INFO_BYTES, MAX_ROOM_ID_BYTES, MAX_TIMER_DELAY,
-    MAX_TIMERS, is_valid_close_code,
+    MAX_CLOSE_REASON_BYTES, MAX_INFO_BYTES, MAX_PLUGIN_FRAME_BYTES, MAX_ROOM_ID_BYTES,
+    MAX_TIMER_DELAY, MAX_TIMERS, is_valid_close_code,
 };
 use crate::room::{Backend, duration_to_ms, truncate};
 use crate::{
@@ -1120,20 +1120,16 @@ impl Recorder {
         self.clients.remove(&client)
     }
 
-    /// Whether a frame is small enough to send; an oversized one is dropped
-    /// and noted in the logs, as the host does.
-    fn frame_fits(&mut self, msg: &Message) -> bool {
-        if msg.len() <= MAX_FRAME_BYTES {
-            return true;
+    /// Whether a frame is small enough to send: the host's error for one
+    /// over its plugin frame limit, worded as the host words it.
+    fn frame_fits(msg: &Message) -> Result<(), String> {
+        if msg.len() <= MAX_PLUGIN_FRAME_BYTES {
+            return Ok(());
         }
-        self.logs.push((
-            LogLevel::Warn,
-            format!(
-                "[harness] dropped a {}-byte frame (the limit is {MAX_FRAME_BYTES})",
-                msg.len()
-            ),
-        ));
-        false
+        Err(format!(
+            "frame is {} bytes; the limit is {MAX_PLUGIN_FRAME_BYTES} (max_plugin_frame_bytes)",
+            msg.len()
+        ))
     }
 
     /// The earliest timer due at or before `limit`, as `(id, deadline)`.
@@ -1147,21 +1143,22 @@ impl Recorder {
 }
 
 impl Backend for Recorder {
-    fn send(&mut self, client: ClientId, msg: Message) {
-        if !self.gone.contains(&client) && self.frame_fits(&msg) {
+    fn send(&mut self, client: ClientId, msg: Message) -> Result<(), String> {
+        Self::frame_fits(&msg)?;
+        if !self.gone.contains(&client) {
             self.outbox.push((client, msg));
         }
+        Ok(())
     }
 
-    fn broadcast(&mut self, msg: Message, except: &[ClientId]) {
-        if !self.frame_fits(&msg) {
-            return;
-        }
+    fn broadcast(&mut self, msg: Message, except: &[ClientId]) -> Result<(), String> {
+        Self::frame_fits(&msg)?;
         for &client in &self.clients {
             if !except.contains(&client) {
                 self.outbox.push((client, msg.clone()));
             }
         }
+        Ok(())
     }
 
     fn close(&mut self, client: ClientId, code: u16, reason: &str) {

@@ -266,16 +266,32 @@ fn invalid_close_code_becomes_1000() {
 }
 
 #[test]
-fn oversized_frames_are_dropped() {
+fn oversized_frames_are_not_sent_and_logged() {
     let mut room = TestRoom::<Scripted>::new();
     let a = room.connect();
     room.take_all();
-    let big = "x".repeat(roomhost_sdk::limits::MAX_FRAME_BYTES + 1);
+    let big = "x".repeat(roomhost_sdk::limits::MAX_PLUGIN_FRAME_BYTES + 1);
     room.message(a, format!("all {big}"));
     room.message(a, format!("send 1 {big}"));
     assert!(room.take_all().is_empty());
     assert_eq!(room.logs().len(), 2);
-    assert!(room.logs()[0].1.starts_with("[harness] dropped"));
+    let expected = format!(
+        "cannot send frame: frame is {} bytes; the limit is {} (max_plugin_frame_bytes)",
+        big.len(),
+        roomhost_sdk::limits::MAX_PLUGIN_FRAME_BYTES
+    );
+    assert_eq!(room.logs()[0], (LogLevel::Warn, expected));
+}
+
+#[test]
+fn frames_larger_than_a_client_may_send_are_sent() {
+    let mut room = TestRoom::<Scripted>::new();
+    let a = room.connect();
+    room.take_all();
+    let big = "x".repeat(roomhost_sdk::limits::MAX_FRAME_BYTES * 4);
+    room.message(a, format!("all {big}"));
+    assert_eq!(room.take_all(), [(a, Message::text(big))]);
+    assert!(room.logs().is_empty());
 }
 
 #[test]

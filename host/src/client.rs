@@ -1,10 +1,13 @@
-//! The handle a room uses to write to one client: a bounded frame queue plus a
-//! close signal that cannot be blocked by a full queue.
+//! The handle a room uses to write to one client: a frame queue bounded in
+//! frames and in bytes, plus a close signal that cannot be blocked by a full
+//! queue.
 //!
 //! Rooms never await a client. [`ClientSender::send`] either queues the frame
-//! or, when the queue is full, closes the client as a slow consumer. That keeps
-//! one slow reader from stalling its room or growing the host's memory.
+//! or, when the queue is full (too many frames, or too many bytes), closes the
+//! client as a slow consumer. That keeps one slow reader from stalling its
+//! room or growing the host's memory, whatever the size of the frames.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::ws::Message as WsMessage;
@@ -87,32 +90,86 @@ pub enum SendError {
 pub struct ClientSender {
     id: ClientId,
     queue: mpsc::Sender<Outbound>,
+    /// Bytes of the frames in `queue`, shared with its [`OutboundQueue`].
+    queued_bytes: Arc<AtomicUsize>,
+    max_queued_bytes: usize,
     forced: Arc<ForcedClose>,
     moves: mpsc::Sender<Move>,
 }
 
 /// The receiving ends of a client's channels, owned by its connection.
 pub(crate) struct ClientReceivers {
-    pub(crate) frames: mpsc::Receiver<Outbound>,
+    pub(crate) frames: OutboundQueue,
     pub(crate) moves: mpsc::Receiver<Move>,
     pub(crate) forced: Arc<ForcedClose>,
 }
 
+/// The receiving end of a client's frame queue. Taking a frame out gives
+/// its bytes back to the queue's byte bound.
+#[derive(Debug)]
+pub struct OutboundQueue {
+    frames: mpsc::Receiver<Outbound>,
+    queued_bytes: Arc<AtomicUsize>,
+}
+
+impl OutboundQueue {
+    /// The next frame or close; `None` once every sender is gone.
+    pub async fn recv(&mut self) -> Option<Outbound> {
+        let out = self.frames.recv().await;
+        self.release(out.as_ref());
+        out
+    }
+
+    /// The next frame or close, if one is queued.
+    pub fn try_recv(&mut self) -> Result<Outbound, mpsc::error::TryRecvError> {
+        let out = self.frames.try_recv();
+        self.release(out.as_ref().ok());
+        out
+    }
+
+    fn release(&self, out: Option<&Outbound>) {
+        if let Some(Outbound::Frame(frame)) = out {
+            self.queued_bytes
+                .fetch_sub(frame_len(frame), Ordering::Relaxed);
+        }
+    }
+}
+
+/// The bytes a frame counts for against `client_queue_bytes`: its payload.
+fn frame_len(frame: &WsMessage) -> usize {
+    match frame {
+        WsMessage::Text(text) => text.len(),
+        WsMessage::Binary(bytes) => bytes.len(),
+        WsMessage::Ping(bytes) | WsMessage::Pong(bytes) => bytes.len(),
+        WsMessage::Close(_) => 0,
+    }
+}
+
 impl ClientSender {
-    /// Creates a sender with a queue of `capacity` frames and the receiving end
-    /// the connection's writer drains.
-    pub(crate) fn new(id: ClientId, capacity: usize) -> (ClientSender, ClientReceivers) {
+    /// Creates a sender with a queue of `capacity` frames and `max_bytes`
+    /// bytes, and the receiving end the connection's writer drains.
+    pub(crate) fn new(
+        id: ClientId,
+        capacity: usize,
+        max_bytes: usize,
+    ) -> (ClientSender, ClientReceivers) {
         let (queue, frames) = mpsc::channel(capacity.max(1));
         let (moves, move_orders) = mpsc::channel(MOVE_QUEUE);
         let forced = Arc::new(ForcedClose::default());
+        let queued_bytes = Arc::new(AtomicUsize::new(0));
         let sender = ClientSender {
             id,
             queue,
+            queued_bytes: queued_bytes.clone(),
+            max_queued_bytes: max_bytes,
             forced: forced.clone(),
             moves,
         };
         let receivers = ClientReceivers {
-            frames,
+            frames: OutboundQueue {
+                frames,
+                queued_bytes,
+            },
             moves: move_orders,
             forced,
         };
@@ -121,9 +178,10 @@ impl ClientSender {
 
     /// A sender not attached to a socket: what the room queues arrives on the
     /// returned receiver. For driving a [`crate::wasm::RoomInstance`] directly
-    /// (benchmarks, embedders).
-    pub fn detached(id: ClientId, capacity: usize) -> (ClientSender, mpsc::Receiver<Outbound>) {
-        let (sender, receivers) = ClientSender::new(id, capacity);
+    /// (benchmarks, embedders). The queue holds `capacity` frames and is not
+    /// bounded in bytes.
+    pub fn detached(id: ClientId, capacity: usize) -> (ClientSender, OutboundQueue) {
+        let (sender, receivers) = ClientSender::new(id, capacity, usize::MAX);
         (sender, receivers.frames)
     }
 
@@ -132,16 +190,37 @@ impl ClientSender {
         self.id
     }
 
-    /// Queues a frame, closing the client with 1008 if its queue is full.
+    /// Queues a frame, closing the client with 1008 if its queue is full:
+    /// it holds `client_queue` frames already, or this frame would take it
+    /// beyond `client_queue_bytes`.
     pub fn send(&self, frame: WsMessage) -> Result<(), SendError> {
+        let len = frame_len(&frame);
+        // Reserve the bytes before queuing, so that the writer, which gives
+        // them back when it takes the frame, can never make the count wrap.
+        let before = self.queued_bytes.fetch_add(len, Ordering::Relaxed);
+        if before.saturating_add(len) > self.max_queued_bytes {
+            self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+            self.forced.request(
+                close::POLICY,
+                &format!(
+                    "slow consumer: outbound queue over {} bytes",
+                    self.max_queued_bytes
+                ),
+            );
+            return Err(SendError::SlowConsumer);
+        }
         match self.queue.try_send(Outbound::Frame(frame)) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(_)) => {
+                self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
                 self.forced
                     .request(close::POLICY, "slow consumer: outbound queue full");
                 Err(SendError::SlowConsumer)
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(SendError::Gone),
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+                Err(SendError::Gone)
+            }
         }
     }
 

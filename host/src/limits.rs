@@ -58,9 +58,22 @@ pub struct Limits {
     /// Frames queued for one client. A client whose queue is full is a slow
     /// consumer and is closed with 1008.
     pub client_queue: usize,
-    /// Largest WebSocket message, in either direction. A client sending more is
-    /// closed with 1009; a plugin sending more has the frame dropped and logged.
+    /// Bytes of frames queued for one client (besides the one frame its
+    /// connection is writing). A frame that would take a client beyond it closes that
+    /// client as a slow consumer (1008), like a full `client_queue`: large
+    /// frames cannot make a client that reads slowly hold unbounded memory.
+    /// At least `max_plugin_frame_bytes`, so that a frame a plugin may send
+    /// fits an empty queue.
+    pub client_queue_bytes: usize,
+    /// Largest WebSocket message a client may send. A client sending more is
+    /// closed with 1009. What plugins send is bounded by
+    /// `max_plugin_frame_bytes` instead.
     pub max_frame_bytes: usize,
+    /// Largest frame a plugin may send (`send`, `broadcast`). A larger one is
+    /// not sent, and the call returns an error to the plugin. Separate from
+    /// `max_frame_bytes`, so that a room can send a document far larger than
+    /// any client may send in one frame without letting clients send more.
+    pub max_plugin_frame_bytes: usize,
     /// Output the host buffers for a client beyond the frame being written
     /// (pongs, close frames) while the client does not read. A client whose
     /// unread output passes it is closed with 1008.
@@ -136,7 +149,9 @@ impl Default for Limits {
             http_header_timeout: Duration::from_secs(5),
             room_inbox: 1024,
             client_queue: 256,
+            client_queue_bytes: 32 * 1024 * 1024,
             max_frame_bytes: 64 * 1024,
+            max_plugin_frame_bytes: 16 * 1024 * 1024,
             max_write_buffer_bytes: 64 * 1024,
             max_pings_per_sec: 16,
             max_query_bytes: 4 * 1024,
@@ -173,6 +188,8 @@ impl Limits {
     /// assert!(broken.validate().unwrap_err().contains("client_queue"));
     /// let forever = Limits { ping_interval: std::time::Duration::MAX, ..Limits::default() };
     /// assert!(forever.validate().unwrap_err().contains("ping_interval"));
+    /// let cramped = Limits { client_queue_bytes: 1024, ..Limits::default() };
+    /// assert!(cramped.validate().unwrap_err().contains("client_queue_bytes"));
     /// ```
     pub fn validate(&self) -> Result<(), String> {
         let counts = [
@@ -186,7 +203,9 @@ impl Limits {
             ("max_pending_connections", self.max_pending_connections),
             ("room_inbox", self.room_inbox),
             ("client_queue", self.client_queue),
+            ("client_queue_bytes", self.client_queue_bytes),
             ("max_frame_bytes", self.max_frame_bytes),
+            ("max_plugin_frame_bytes", self.max_plugin_frame_bytes),
             ("max_write_buffer_bytes", self.max_write_buffer_bytes),
             ("max_pings_per_sec", self.max_pings_per_sec),
             ("max_query_bytes", self.max_query_bytes),
@@ -218,6 +237,14 @@ impl Limits {
         }
         if let Some((name, _)) = durations.iter().find(|(_, value)| value.is_zero()) {
             return Err(format!("{name} must be greater than 0"));
+        }
+        // Otherwise a frame within the plugin's limit could never be queued:
+        // every client it is sent to would be closed as a slow consumer.
+        if self.client_queue_bytes < self.max_plugin_frame_bytes {
+            return Err(format!(
+                "client_queue_bytes ({}) must be at least max_plugin_frame_bytes ({})",
+                self.client_queue_bytes, self.max_plugin_frame_bytes
+            ));
         }
         Ok(())
     }

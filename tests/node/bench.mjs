@@ -24,8 +24,15 @@
 // On a small machine the client process is the bottleneck of the edit workload (every provider
 // applies every other's edits), so the server's CPU time is the measure of the server's cost.
 //
-// Options: --providers 2,4,8  --edits 500  --doc-kb 16,256  --joiners 5  --seed 1
-// Documents above 64 KiB need roomhost's --max-frame-bytes raised (sync step 2 is one frame).
+// - large late joiner (--large-mb 1,10; off by default): a writer fills a fresh document with
+//   M MB of text in 48 KiB runs (one transaction, so one frame under the 64 KiB a client may
+//   send, per run), alternately appended and inserted at a random place; then J clients join
+//   one after another, each timed from `new WebsocketProvider` until it holds the whole text.
+//   The server's resident memory is read after the joins. Such a document reaches a joiner as
+//   one frame from the reference server, and as frames of at most 1 MiB from collab.
+//
+// Options: --providers 2,4,8  --edits 500  --doc-kb 16,256  --joiners 5  --seed 1  --large-mb 1,10
+// (`--providers 0 --doc-kb 0` leaves those workloads out.)
 
 import { readFileSync, writeFileSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
@@ -35,13 +42,13 @@ import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
 
 const usage = `usage: node bench.mjs SERVER_URL [--label NAME] [--out FILE] [--providers 2,4,8] [--edits 500]
-                      [--doc-kb 16,256] [--joiners 5] [--seed 1] [--server-pid PID]
+                      [--doc-kb 16,256] [--large-mb 1,10] [--joiners 5] [--seed 1] [--server-pid PID]
        node bench.mjs --summarize FILE...`
 
 const list = value => value.split(',').map(Number).filter(n => Number.isFinite(n) && n > 0)
 
 function parseArgs (argv) {
-  const options = { url: null, label: null, out: null, providers: [2, 4, 8], edits: 500, docKb: [16, 256], joiners: 5, seed: 1, serverPid: null, summarize: null }
+  const options = { url: null, label: null, out: null, providers: [2, 4, 8], edits: 500, docKb: [16, 256], largeMb: [], joiners: 5, seed: 1, serverPid: null, summarize: null }
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]
     if (arg === '--label') options.label = argv[++i]
@@ -49,6 +56,7 @@ function parseArgs (argv) {
     else if (arg === '--providers') options.providers = list(argv[++i])
     else if (arg === '--edits') options.edits = Number(argv[++i])
     else if (arg === '--doc-kb') options.docKb = list(argv[++i])
+    else if (arg === '--large-mb') options.largeMb = list(argv[++i])
     else if (arg === '--joiners') options.joiners = Number(argv[++i])
     else if (arg === '--seed') options.seed = Number(argv[++i])
     else if (arg === '--server-pid') options.serverPid = Number(argv[++i])
@@ -272,6 +280,52 @@ async function lateJoinerRun (url, kb, joiners, seed) {
   }
 }
 
+async function largeJoinerRun (url, mb, joiners, seed) {
+  const room = freshRoom(`large-${mb}m`)
+  const counts = { on: false, frames: 0, bytes: 0, updates: 0, awareness: 0 }
+  const writerDoc = new Y.Doc()
+  const writer = { doc: writerDoc, p: provider(url, room, writerDoc, counts) }
+  await until('the writer to sync', writerDoc, writer.p, () => writer.p.synced)
+  const random = rng(seed * 104729 + mb)
+  const text = writerDoc.getText('text')
+  const run = 48 * 1024
+  const target = mb * 1000 * 1000
+  for (let i = 0; text.length < target; i++) {
+    const body = String.fromCharCode(97 + (i % 26)).repeat(run)
+    writerDoc.transact(() => text.insert(i % 2 === 0 ? text.length : Math.floor(random() * (text.length + 1)), body))
+    if (i % 16 === 0) await turn()
+  }
+  const length = text.length
+  const docBytes = Y.encodeStateAsUpdate(writerDoc).length
+  const checkerDoc = new Y.Doc()
+  const checker = { doc: checkerDoc, p: provider(url, room, checkerDoc, counts) }
+  await until('the server to hold the whole document', checkerDoc, checker.p, () => checker.p.synced && checkerDoc.getText('text').length === length)
+  const times = []
+  const before = serverUsage(SERVER_PID)
+  for (let j = 0; j < joiners; j++) {
+    const doc = new Y.Doc()
+    const started = performance.now()
+    const p = provider(url, room, doc, counts)
+    const done = await until(`late joiner ${j} to get ${mb} MB`, doc, p, () => p.synced && doc.getText('text').length === length)
+    times.push(done - started)
+    if (doc.getText('text').toString() !== text.toString()) throw new Error(`late joiner ${j} holds a different ${mb} MB text`)
+    p.destroy()
+    doc.destroy()
+    await sleep(50)
+  }
+  const after = serverUsage(SERVER_PID)
+  destroyAll([writer, checker])
+  return {
+    doc_mb: mb,
+    doc_bytes: docBytes,
+    joiners,
+    join_ms: round(median(times)),
+    join_ms_all: times.map(round),
+    server_cpu_ms_per_join: SERVER_PID ? round((after.cpu_ms - before.cpu_ms) / joiners) : null,
+    server_rss_kib: after.rss_kib
+  }
+}
+
 async function bench (options) {
   const result = {
     label: options.label || options.url,
@@ -280,7 +334,8 @@ async function bench (options) {
     node: process.version,
     edits_per_provider: options.edits,
     edits: [],
-    late_joiner: []
+    late_joiner: [],
+    large_joiner: []
   }
   for (const n of options.providers) {
     const run = await editsRun(options.url, n, options.edits, options.seed)
@@ -292,6 +347,12 @@ async function bench (options) {
     const run = await lateJoinerRun(options.url, kb, options.joiners, options.seed)
     result.late_joiner.push(run)
     console.error(`  ${result.label}: late joiner, ${kb} KB text (${run.doc_bytes} bytes encoded): ${run.join_ms} ms (median of ${run.joiners})`)
+    await sleep(300)
+  }
+  for (const mb of options.largeMb) {
+    const run = await largeJoinerRun(options.url, mb, options.joiners, options.seed)
+    result.large_joiner.push(run)
+    console.error(`  ${result.label}: late joiner, ${mb} MB text (${run.doc_bytes} bytes encoded): ${run.join_ms} ms (median of ${run.joiners}), server RSS ${run.server_rss_kib} KiB`)
     await sleep(300)
   }
   return result
@@ -322,6 +383,12 @@ function summarize (files) {
   }
   if (first.late_joiner.length && first.late_joiner.at(-1).server_rss_kib !== null) {
     metric('server resident memory at the end', 'KiB', run => run.late_joiner.at(-1).server_rss_kib, 'lower')
+  }
+  for (const { doc_mb: mb, doc_bytes: bytes } of first.large_joiner || []) {
+    const pickLarge = run => run.large_joiner.find(l => l.doc_mb === mb)
+    metric(`late joiner sync, ${mb} MB text (${(bytes / 1048576).toFixed(1)} MiB v1)`, 'ms', run => pickLarge(run).join_ms, 'lower')
+    if (pickLarge(first).server_cpu_ms_per_join !== null) metric(`server CPU per late joiner, ${mb} MB`, 'ms', run => pickLarge(run).server_cpu_ms_per_join, 'lower')
+    if (pickLarge(first).server_rss_kib !== null) metric(`server RSS after the ${mb} MB joins`, 'KiB', run => pickLarge(run).server_rss_kib, 'lower')
   }
   const counts = labels.map(label => `${label}: ${byLabel[label].length} runs`).join(', ')
   const [a, b] = labels
@@ -367,6 +434,7 @@ async function main () {
     if (run.server_cpu_ms !== null) console.log(`| server CPU, ${run.providers} providers | ${run.server_cpu_ms} ms |`)
   }
   for (const run of result.late_joiner) console.log(`| late joiner sync, ${run.doc_kb} KB text | ${run.join_ms} ms |`)
+  for (const run of result.large_joiner) console.log(`| late joiner sync, ${run.doc_mb} MB text | ${run.join_ms} ms |`)
 }
 
 main().then(() => {

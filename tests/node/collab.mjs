@@ -188,6 +188,63 @@ async function checkRoomsAreSeparate (url, roomX, roomY) {
   for (const c of [x, y, x2, y2]) destroy(c)
 }
 
+/** A deterministic PRNG (mulberry32), so a failure can be replayed. */
+function rng (seed) {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6D2B79F5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+// The size of the large-doc check's document, in bytes of text (about its encoded size: the
+// text is inserted in large runs). 5 MB by default: far beyond the 64 KiB that one client frame
+// may carry, so the document can only be built from many frames and only be sent to a late
+// joiner as a frame (or frames) much larger than any client may send.
+const LARGE_DOC_BYTES = Number(process.env.COLLAB_LARGE_DOC_BYTES || 5_000_000)
+
+async function checkLargeDocument (url, room) {
+  const a = await client(url, room, 'big-A')
+  const b = await client(url, room, 'big-B')
+  const random = rng(20)
+  const text = a.doc.getText('text')
+  // One transaction is one update frame: 48 KiB of text stays under the default 64 KiB that a
+  // client may send. Runs alternate between appending (which yrs merges into one long item)
+  // and inserting at a random place (many items); B edits concurrently.
+  const run = 48 * 1024
+  let written = 0
+  for (let i = 0; written < LARGE_DOC_BYTES; i++) {
+    const body = String.fromCharCode(97 + (i % 26)).repeat(run - 8) + `<${String(i).padStart(6, '0')}>`
+    a.doc.transact(() => {
+      const at = i % 2 === 0 ? text.length : Math.floor(random() * (text.length + 1))
+      text.insert(at, body)
+    })
+    written += body.length
+    if (i % 8 === 0) b.doc.getMap('map').set(`b-${i}`, i)
+    if (i % 16 === 0) await sleep(1) // let the sockets drain
+  }
+  const length = text.length
+  await waitFor(`B to hold A's ${length}-character text and A B's map`,
+    () => b.doc.getText('text').length === length && a.doc.getMap('map').size === b.doc.getMap('map').size,
+    TIMEOUT_MS, () => `A has ${length} characters, B ${b.doc.getText('text').length}; maps ${a.doc.getMap('map').size} / ${b.doc.getMap('map').size}`)
+  if (!same(json(a.doc), json(b.doc))) fail('A and B hold different documents')
+  const bytes = Y.encodeStateAsUpdate(a.doc).length
+  if (bytes < LARGE_DOC_BYTES) fail(`the document is only ${bytes} bytes`)
+  const c = await client(url, room, 'big-C')
+  await waitFor(`the late joiner to receive the ${bytes}-byte document`,
+    () => c.doc.getText('text').length === length && c.doc.getMap('map').size === a.doc.getMap('map').size,
+    TIMEOUT_MS, () => `C has ${c.doc.getText('text').length} of ${length} characters`)
+  if (!same(json(c.doc), json(a.doc))) fail('the late joiner holds a different document')
+  // The document stays live: an edit after the join reaches everyone.
+  c.doc.getText('text').insert(0, 'late ')
+  await waitFor('A and B to see the late joiner\'s edit',
+    () => a.doc.getText('text').length === length + 5 && b.doc.getText('text').length === length + 5)
+  for (const x of [a, b, c]) destroy(x)
+}
+
 async function checkRest (url, httpBase, service, room) {
   const a = await client(url, room, 'R')
   a.doc.getText('text').insert(0, 'client text')
@@ -253,6 +310,7 @@ async function main () {
     ['late-joiner', 'a late joiner receives the full state', ['convergence'], async state => checkLateJoiner(options.url, room('doc'), state.a)],
     ['awareness', 'awareness appears, reaches newcomers, and disappears when its client leaves', ['convergence'], async state => checkAwareness(options.url, room('doc'), state.a, state.b)],
     ['rooms', 'two rooms stay separate', [], async () => checkRoomsAreSeparate(options.url, room('x'), room('y'))],
+    ['large-doc', 'a 5 MB document converges and reaches a late joiner', [], async () => checkLargeDocument(options.url, room('large'))],
     ['rest', 'REST reads and edits reach connected clients (--roomhost only)', [], async () => checkRest(options.url, options.http, options.service, room('rest'))]
   ]
   if (options.list) {

@@ -11,15 +11,15 @@
 #    runs `node bench.mjs URL --server-pid PID --out ...`, stops the server;
 #    - reference: `node node_modules/@y/websocket-server/src/server.js` (its `y-websocket`
 #      bin) with HOST and PORT;
-#    - roomhost: `roomhost serve --plugin collab=collab.wasm --max-frame-bytes 1100000
-#      --config '{"max_frame_bytes": 1100000}'`, collab
-#      as the only service, so the server URL is ws://HOST:PORT/ws. The frame limit is raised
-#      because a late joiner gets the whole document in one frame, and the 256 KB workload's
-#      document is about 0.5 MiB (the default limit is 64 KiB);
+#    - roomhost: `roomhost serve --plugin collab=collab.wasm`, its default limits, collab
+#      as the only service, so the server URL is ws://HOST:PORT/ws;
 # 3. prints the medians per server and the ratios roomhost / reference
 #    (node bench.mjs --summarize target/collab-bench/*.json).
 #
-# Extra arguments for bench.mjs go in BENCH_ARGS, e.g. BENCH_ARGS="--providers 2,4 --edits 200".
+# ROOMHOST_CONFIG, when set, is passed to roomhost as --config (collab's configuration), e.g.
+# ROOMHOST_CONFIG='{"max_doc_bytes": 16777216}' for documents above collab's 8 MiB default cap.
+# Extra arguments for bench.mjs go in BENCH_ARGS, e.g. BENCH_ARGS="--providers 2,4 --edits 200",
+# or BENCH_ARGS="--providers 0 --doc-kb 0 --large-mb 1,10" for the large late joiners alone.
 set -euo pipefail
 
 runs=${1:-3}
@@ -76,9 +76,8 @@ run() {
         url=ws://127.0.0.1:$port
         ;;
     roomhost)
-        "$roomhost" serve --listen "127.0.0.1:$port" --max-frame-bytes 1100000 \
-            --plugin "collab=$wasm" --config '{"max_frame_bytes": 1100000}' \
-            >"$out/$name-$n.log" 2>&1 &
+        "$roomhost" serve --listen "127.0.0.1:$port" --plugin "collab=$wasm" \
+            ${ROOMHOST_CONFIG:+--config "$ROOMHOST_CONFIG"} >"$out/$name-$n.log" 2>&1 &
         url=ws://127.0.0.1:$port/ws
         ;;
     esac

@@ -24,7 +24,14 @@ const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
 const WAIT_MS: &str = "20000";
 
 /// The checks of `collab.mjs --list`, each covered by one test below.
-const CHECKS: &[&str] = &["convergence", "late-joiner", "awareness", "rooms", "rest"];
+const CHECKS: &[&str] = &[
+    "convergence",
+    "late-joiner",
+    "awareness",
+    "rooms",
+    "large-doc",
+    "rest",
+];
 
 fn node_dir() -> PathBuf {
     workspace_root().join("tests").join("node")
@@ -135,10 +142,15 @@ async fn run_script(args: &[String]) -> String {
 /// Serves collab as the only service (rooms at `/ws/{room}`) and runs one
 /// check of the script against it.
 async fn check(name: &str) {
+    check_with(name, test_limits()).await;
+}
+
+/// [`check`] under `limits`.
+async fn check_with(name: &str, limits: roomhost_host::Limits) {
     node_ready();
     let server = TestServer::start(
         vec![ServiceSpec::new("collab", plugin("collab")).with_http_creates_rooms(true)],
-        test_limits(),
+        limits,
     )
     .await;
     let addr = server.addr();
@@ -180,6 +192,31 @@ async fn rooms() {
     check("rooms").await;
 }
 
+/// A 5 MB document, built from frames each under the 64 KiB a client may
+/// send, converges and reaches a late joiner with the default frame limits
+/// (`max_frame_bytes`, `max_plugin_frame_bytes`, `client_queue_bytes`) and
+/// collab's default configuration: what a plugin sends is not bounded by
+/// what a client may send.
+#[tokio::test]
+async fn large_document() {
+    check_with("large-doc", large_document_limits()).await;
+}
+
+/// The test limits with one change for the large-doc check: the CPU
+/// deadline of a callback. Answering a joiner of a 5 MB document (one
+/// encode of the whole document) takes tens of milliseconds of wasm, and
+/// the host measures a call's CPU as the time it is polled: on a 2-core
+/// machine shared with compilers that time stretches several times, and it
+/// crossed the default 100 ms (the room was disposed, 1011). The deadline is
+/// not what the check is about, so it gets room to spare; every frame and
+/// queue limit keeps its default.
+fn large_document_limits() -> roomhost_host::Limits {
+    roomhost_host::Limits {
+        call_deadline: std::time::Duration::from_secs(2),
+        ..test_limits()
+    }
+}
+
 #[tokio::test]
 async fn rest() {
     check("rest").await;
@@ -208,7 +245,8 @@ async fn whole_script_beside_another_service() {
             ServiceSpec::new("collab", plugin("collab")).with_http_creates_rooms(true),
             ServiceSpec::new("counter", plugin("counter")),
         ],
-        test_limits(),
+        // The script includes the large-doc check.
+        large_document_limits(),
     )
     .await;
     let addr = server.addr();

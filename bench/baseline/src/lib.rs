@@ -181,12 +181,12 @@ fn entry_of(entry: &guest::RoomEntry) -> RoomEntry {
 struct StateBackend<'a>(&'a mut RoomState);
 
 impl Backend for StateBackend<'_> {
-    fn send(&mut self, client: ClientId, msg: Message) {
-        Host::send(self.0, client, frame(msg));
+    fn send(&mut self, client: ClientId, msg: Message) -> Result<(), String> {
+        Host::send(self.0, client, frame(msg))
     }
 
-    fn broadcast(&mut self, msg: Message, except: &[ClientId]) {
-        Host::broadcast(self.0, frame(msg), except.to_vec());
+    fn broadcast(&mut self, msg: Message, except: &[ClientId]) -> Result<(), String> {
+        Host::broadcast(self.0, frame(msg), except.to_vec())
     }
 
     fn close(&mut self, client: ClientId, code: u16, reason: &str) {

@@ -21,7 +21,9 @@ use tokio_util::sync::CancellationToken;
 
 use tokio::sync::oneshot;
 
-use crate::client::{ClientId, ClientReceivers, ClientSender, ForcedClose, Move, Outbound};
+use crate::client::{
+    ClientId, ClientReceivers, ClientSender, ForcedClose, Move, Outbound, OutboundQueue,
+};
 use crate::close;
 use crate::limits::Limits;
 use crate::room::{ConnectRequest, JoinError, LOBBY, LeaveReason, RoomEvent, RoomHandle, Rooms};
@@ -53,7 +55,8 @@ pub(crate) async fn run(
     shutdown: CancellationToken,
 ) {
     let (sink, stream) = socket.split();
-    let (sender, receivers) = ClientSender::new(client, limits.client_queue);
+    let (sender, receivers) =
+        ClientSender::new(client, limits.client_queue, limits.client_queue_bytes);
     let ClientReceivers {
         frames,
         mut moves,
@@ -316,7 +319,7 @@ impl Reader<'_> {
 
 /// A close the room queued for this client, if any (frames before it are
 /// dropped: the connection is ending).
-fn queued_close(queue: &mut mpsc::Receiver<Outbound>) -> Option<(u16, String)> {
+fn queued_close(queue: &mut OutboundQueue) -> Option<(u16, String)> {
     while let Ok(out) = queue.try_recv() {
         if let Outbound::Close(code, reason) = out {
             return Some((code, reason));
@@ -334,7 +337,7 @@ struct Signals {
 
 async fn write_loop(
     mut sink: SplitSink<WebSocket, WsMessage>,
-    mut queue: mpsc::Receiver<Outbound>,
+    mut queue: OutboundQueue,
     forced: Arc<ForcedClose>,
     signals: Signals,
     limits: &Limits,

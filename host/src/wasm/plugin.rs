@@ -53,7 +53,7 @@ pub enum PluginError {
     },
     /// The component does not fit the `roomhost:room` world.
     #[error(
-        "plugin {path} does not implement the roomhost:room@0.3.0 world (was it built with roomhost-sdk?): {source:#}"
+        "plugin {path} does not implement the roomhost:room@0.4.0 world (was it built with roomhost-sdk?): {source:#}"
     )]
     Link {
         /// The plugin file.

@@ -89,7 +89,7 @@ pub struct RoomState {
     /// The last error-level log line of the current callback (the SDK logs
     /// panics this way), used to explain a trap.
     pub(crate) last_error_log: Option<String>,
-    max_frame_bytes: usize,
+    max_plugin_frame_bytes: usize,
     max_info_bytes: usize,
 }
 
@@ -124,7 +124,7 @@ impl RoomState {
             info: None,
             info_changed: false,
             last_error_log: None,
-            max_frame_bytes: limits.max_frame_bytes,
+            max_plugin_frame_bytes: limits.max_plugin_frame_bytes,
             max_info_bytes: limits.max_info_bytes,
         }
     }
@@ -219,22 +219,24 @@ impl RoomState {
             .ok_or_else(|| "this instance is not attached to a room table".to_owned())
     }
 
-    /// Whether a plugin's frame fits `max_frame_bytes`; one that does not is
-    /// logged and dropped.
-    fn fits(&self, msg: &types::Frame) -> bool {
+    /// Checks a plugin's frame against `max_plugin_frame_bytes`; the error
+    /// is what `send` or `broadcast` returns to the plugin.
+    fn fits(&self, msg: &types::Frame) -> Result<(), String> {
         let len = match msg {
             types::Frame::Text(text) => text.len(),
             types::Frame::Binary(bytes) => bytes.len(),
         };
-        if len > self.max_frame_bytes {
-            tracing::warn!(
-                len,
-                limit = self.max_frame_bytes,
-                "plugin sent a frame larger than max_frame_bytes; dropped"
-            );
+        if len > self.max_plugin_frame_bytes {
+            return Err(frame_too_large(len, self.max_plugin_frame_bytes));
         }
-        len <= self.max_frame_bytes
+        Ok(())
     }
+}
+
+/// The error a plugin gets for a frame over the plugin frame limit. The SDK
+/// harness (`roomhost_sdk::testing`) words it the same way.
+pub(crate) fn frame_too_large(len: usize, limit: usize) -> String {
+    format!("frame is {len} bytes; the limit is {limit} (max_plugin_frame_bytes)")
 }
 
 /// Converts a plugin's frame for the wire.
@@ -257,10 +259,8 @@ impl WasiView for RoomState {
 impl types::Host for RoomState {}
 
 impl host::Host for RoomState {
-    fn send(&mut self, client: ClientId, msg: types::Frame) {
-        if !self.fits(&msg) {
-            return;
-        }
+    fn send(&mut self, client: ClientId, msg: types::Frame) -> Result<(), String> {
+        self.fits(&msg)?;
         self.tap_frame(Some(client), Direction::Out, &msg);
         let frame = into_ws(msg);
         // A slow consumer is closed by `send`; the room goes on.
@@ -271,12 +271,11 @@ impl host::Host for RoomState {
         {
             let _ = other.send(frame);
         }
+        Ok(())
     }
 
-    fn broadcast(&mut self, msg: types::Frame, mut except: Vec<ClientId>) {
-        if !self.fits(&msg) {
-            return;
-        }
+    fn broadcast(&mut self, msg: types::Frame, mut except: Vec<ClientId>) -> Result<(), String> {
+        self.fits(&msg)?;
         self.tap_frame(None, Direction::Broadcast, &msg);
         let frame = into_ws(msg);
         // Sorted, so a long list costs log(n) per member rather than n.
@@ -286,6 +285,7 @@ impl host::Host for RoomState {
                 let _ = member.send(frame.clone());
             }
         }
+        Ok(())
     }
 
     fn close(&mut self, client: ClientId, code: u16, reason: String) {

@@ -282,7 +282,7 @@ fn read_id(cursor: &mut Cursor<'_>) -> Result<Id, Problem> {
 }
 
 /// Reads an item's content as yrs decodes it and returns its length.
-fn read_content(cursor: &mut Cursor<'_>, content: u8) -> Result<u32, Problem> {
+pub(crate) fn read_content(cursor: &mut Cursor<'_>, content: u8) -> Result<u32, Problem> {
     Ok(match content {
         // Deleted
         1 => cursor.read_var().map_err(eof)?,
@@ -357,7 +357,7 @@ fn read_json(cursor: &mut Cursor<'_>) -> Result<(), Problem> {
 }
 
 /// Skips one lib0 `Any` value, refusing nesting beyond [`MAX_DEPTH`].
-fn skip_any(cursor: &mut Cursor<'_>, depth: usize) -> Result<(), Problem> {
+pub(crate) fn skip_any(cursor: &mut Cursor<'_>, depth: usize) -> Result<(), Problem> {
     if depth >= MAX_DEPTH {
         return Err(malformed("values nest too deep"));
     }

@@ -10,15 +10,18 @@
 //! - [`document`] holds the yrs document with its size cap, and [`guard`]
 //!   checks every incoming update before yrs sees it; [`roots`] tells
 //!   the kinds of its root types and renders it as JSON; [`edits`] changes
-//!   it without a Yjs client.
+//!   it without a Yjs client; [`split`] cuts the document into updates of
+//!   bounded size for a joining client.
 //! - [`presence`] is the awareness table and who controls which entry.
 //! - [`http`] is the REST face (`/rooms/collab/{doc}/...`), [`snapshot`]
 //!   what survives a hot reload, [`config`] the configuration.
 //!
-//! Configuration (all optional): see [`config::Config`]. `max_frame_bytes`
-//! must be the host's `--max-frame-bytes` (65536 by default), and the
-//! document must fit in one frame. An invalid configuration makes `init`
-//! panic, so `roomhost serve` refuses to start.
+//! Configuration (all optional): see [`config::Config`]. A joining client
+//! gets the document in frames of at most `max_frame_bytes` (1 MiB), which
+//! must not exceed the host's `--max-plugin-frame-bytes` (16 MiB by
+//! default); what clients may send (`--max-frame-bytes`) does not bound the
+//! document. An invalid configuration makes `init` panic, so `roomhost
+//! serve` refuses to start.
 
 #![warn(missing_docs)]
 
@@ -32,6 +35,7 @@ pub mod presence;
 pub mod protocol;
 pub mod roots;
 pub mod snapshot;
+pub mod split;
 pub mod sync;
 
 #[cfg(test)]

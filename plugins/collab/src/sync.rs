@@ -30,10 +30,12 @@
 //! other clients carry on.
 
 use roomhost_sdk::{ClientId, Message, Room};
+use yrs::StateVector;
 
 use crate::document::DocError;
 use crate::presence;
 use crate::protocol::{self, Incoming};
+use crate::split;
 use crate::{CLOSE_MALFORMED, Collab};
 
 /// How often a connection's dropped frames are logged at most: the first
@@ -73,8 +75,7 @@ impl Collab {
         };
         match incoming {
             Incoming::SyncStep1(state_vector) => {
-                let step2 = protocol::sync_step2(self.doc.diff(&state_vector));
-                room.send(client, Message::binary(step2));
+                self.send_step2(room, client, &state_vector);
             }
             Incoming::SyncStep2(update) | Incoming::Update(update) => {
                 self.apply_update(room, client, &update);
@@ -99,6 +100,41 @@ impl Collab {
             }
             Incoming::Other(tag) => {
                 room.debug(&format!("client {client}: ignoring message type {tag}"));
+            }
+        }
+    }
+
+    /// Answers `client`'s sync step 1 with what it lacks, cut into frames of
+    /// at most `max_frame_bytes`: every part but the last as a sync update,
+    /// the last as sync step 2, so that a y-websocket client counts as
+    /// synced (`provider.synced`) once it holds the whole document.
+    fn send_step2(&mut self, room: &mut Room<'_>, client: ClientId, state_vector: &StateVector) {
+        let update = self.doc.diff(state_vector);
+        // The message header takes at most 7 bytes: tag, kind, length.
+        let max = self.config.max_frame_bytes.saturating_sub(16);
+        let parts = match split::split(&update, max) {
+            Ok(parts) => parts,
+            Err(err) => {
+                // Not for the room's own encoding; one frame still works.
+                room.warn(&format!("client {client}: {err}; sending one frame"));
+                vec![update]
+            }
+        };
+        let last = parts.len().saturating_sub(1);
+        for (i, part) in parts.into_iter().enumerate() {
+            let frame = if i == last {
+                protocol::sync_step2(part)
+            } else {
+                protocol::sync_update(part)
+            };
+            if let Err(err) = room.try_send(client, Message::binary(frame)) {
+                // Only when the host's --max-plugin-frame-bytes is below
+                // max_frame_bytes, or for a struct that cannot be cut.
+                room.warn(&format!(
+                    "client {client}: part of the document does not reach it ({err}); set \
+                     collab's max_frame_bytes to at most the host's --max-plugin-frame-bytes"
+                ));
+                return;
             }
         }
     }

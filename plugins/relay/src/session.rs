@@ -233,13 +233,12 @@ impl Session {
 
     fn answer_from_record(&self, room: &mut Room<'_>, viewer: ClientId) {
         let reply = self.history_from_record();
-        if reply.len() > roomhost_sdk::limits::MAX_FRAME_BYTES {
+        let bytes = reply.len();
+        if let Err(err) = room.try_send(viewer, reply) {
             room.warn(&format!(
-                "the history reply is {} bytes, over the host's default frame limit",
-                reply.len()
+                "the history reply ({bytes} bytes) cannot be sent: {err}"
             ));
         }
-        room.send(viewer, reply);
     }
 
     fn broadcast_to_viewers(&self, room: &mut Room<'_>, text: &str) {

@@ -348,9 +348,9 @@ fn churn_cannot_grow_the_table() {
 
 #[test]
 fn a_newcomer_gets_every_state_in_frames_within_the_limit() {
-    // 8 states of 15 KB: 120 KB, beyond the host's 64 KiB frames, which it
-    // drops. The room splits them into several awareness frames.
-    let mut room = room();
+    // 8 states of 15 KB: 120 KB, beyond a frame limit of 64 KiB. The room
+    // splits them into several awareness frames.
+    let mut room = room_with(json!({"max_frame_bytes": 65536}));
     let big = |n: u64| format!(r#"{{"user":"{n}","pad":"{}"}}"#, "p".repeat(15_000));
     for owner in 0..2 {
         let client = room.connect();
@@ -367,7 +367,7 @@ fn a_newcomer_gets_every_state_in_frames_within_the_limit() {
         "step 1 and at least two awareness frames"
     );
     for frame in &frames {
-        assert!(frame.len() <= roomhost_sdk::limits::MAX_FRAME_BYTES);
+        assert!(frame.len() <= 65536);
     }
     let ids = |frames: &[Incoming]| -> Vec<u64> {
         awareness_entries(frames)
@@ -393,5 +393,5 @@ fn a_newcomer_gets_every_state_in_frames_within_the_limit() {
 #[test]
 #[should_panic(expected = "more than max_frame_bytes")]
 fn an_awareness_cap_beyond_the_frame_limit_refuses_to_start() {
-    room_with(json!({"max_awareness_bytes": 65536}));
+    room_with(json!({"max_awareness_bytes": 65536, "max_frame_bytes": 65536}));
 }

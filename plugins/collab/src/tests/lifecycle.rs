@@ -381,48 +381,66 @@ fn deletions_inside_an_insertion_cannot_pass_the_cap() {
 }
 
 #[test]
-fn the_default_cap_keeps_the_document_within_one_frame() {
-    // A joiner gets the whole document in one frame, and the host drops
-    // frames beyond its --max-frame-bytes (64 KiB by default; the harness
-    // too). The default cap used to be 1 MiB: a document of 80 KB could
-    // never reach a joiner.
+fn the_default_cap_reaches_far_beyond_a_client_frame() {
+    // Clients send at most 64 KiB per frame, but the document is not
+    // bounded by that: 3 MB of it, built from client frames, reaches a
+    // joiner in frames of at most 1 MiB. The default cap used to follow
+    // the client frame limit, 64,512 bytes.
     let mut room = room();
     assert_eq!(
         room.service().document().max_bytes(),
-        roomhost_sdk::limits::MAX_FRAME_BYTES - crate::config::DOC_FRAME_OVERHEAD
+        crate::config::DEFAULT_MAX_DOC_BYTES
     );
     let alice = Peer::new(1);
     let a = join(&mut room, &alice);
-    room.message(a, update_frame(alice.insert("t", 0, &"a".repeat(40_000))));
-    room.message(a, update_frame(alice.insert("t", 0, &"b".repeat(40_000))));
+    for i in 0..75u8 {
+        let run = char::from(b'a' + i % 26).to_string().repeat(40_000);
+        let at = if i % 2 == 0 { 0 } else { u32::from(i) * 1000 };
+        room.message(a, update_frame(alice.insert("t", at, &run)));
+    }
     assert!(room.closed().is_empty());
+    assert!(room.logs().is_empty(), "{:?}", room.logs());
     let size = exact_size(&mut room);
-    assert!(size <= 64_512, "{size}");
+    assert!(size > 3_000_000, "{size}");
     let bob = Peer::new(2);
-    join(&mut room, &bob);
-    assert_eq!(json!(bob.text("t")), doc_json(&mut room)["t"]);
-    assert_eq!(bob.text("t").len(), 40_000);
+    let b = room.connect();
+    let greeting = received(&mut room, b);
+    for reply in bob.handle(&greeting) {
+        room.message(b, reply);
+    }
+    room.message(b, bob.step1());
+    let frames = room.take_sent(b);
+    assert!(frames.len() >= 3, "{} frames", frames.len());
+    assert!(frames.iter().all(|frame| frame.len() <= 1024 * 1024));
+    let decoded: Vec<Incoming> = frames
+        .iter()
+        .map(|frame| protocol::decode(frame.as_bytes()).expect("a frame"))
+        .collect();
+    // Updates, then step 2 last: the client is synced once it has it all.
+    assert!(matches!(decoded.last(), Some(Incoming::SyncStep2(_))));
+    assert!(
+        decoded[..decoded.len() - 1]
+            .iter()
+            .all(|frame| matches!(frame, Incoming::Update(_)))
+    );
+    bob.handle(&decoded);
+    assert_eq!(bob.text("t"), alice.text("t"));
+    assert_eq!(bob.text("t").len(), 3_000_000);
 }
 
 #[test]
-#[should_panic(expected = "does not fit in a frame of max_frame_bytes (65536)")]
-fn a_cap_beyond_the_frame_refuses_to_start() {
-    room_with(json!({"max_doc_bytes": 1_048_576}));
-}
-
-#[test]
-fn larger_documents_need_larger_frames() {
-    let room = room_with(json!({"max_doc_bytes": 1_048_576, "max_frame_bytes": 1_100_000}));
-    assert_eq!(room.service().document().max_bytes(), 1_048_576);
-    // Without max_doc_bytes the cap follows the frames, up to 1 MiB.
+fn the_cap_and_the_frames_are_separate() {
+    let room = room_with(json!({"max_doc_bytes": 40_000_000, "max_frame_bytes": 65_536}));
+    assert_eq!(room.service().document().max_bytes(), 40_000_000);
     let room = room_with(json!({"max_frame_bytes": 500_000}));
-    assert_eq!(room.service().document().max_bytes(), 500_000 - 1024);
-    let room = room_with(json!({"max_frame_bytes": 16_000_000}));
-    assert_eq!(room.service().document().max_bytes(), 1_048_576);
+    assert_eq!(
+        room.service().document().max_bytes(),
+        crate::config::DEFAULT_MAX_DOC_BYTES
+    );
 }
 
 #[test]
-#[should_panic(expected = "max_frame_bytes (1000) must be above 1024")]
+#[should_panic(expected = "max_frame_bytes (1000) must be at least 1024")]
 fn a_tiny_frame_limit_refuses_to_start() {
     room_with(json!({"max_frame_bytes": 1000, "max_awareness_bytes": 10}));
 }

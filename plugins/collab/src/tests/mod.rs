@@ -6,6 +6,7 @@ mod guard;
 mod http;
 mod lifecycle;
 mod malformed;
+mod split;
 mod sync;
 
 use std::collections::HashMap;
