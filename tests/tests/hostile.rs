@@ -104,6 +104,8 @@ async fn unread_output_past_the_write_buffer_cap_is_closed_with_1008() {
         // Pings are allowed here: the cap on unread output is what acts.
         max_pings_per_sec: 1_000_000,
         max_write_buffer_bytes: 1024,
+        // The buffer holds one plugin frame besides the unread output.
+        max_plugin_frame_bytes: 64 * 1024,
         ..test_limits()
     };
     let server = serve(limits).await;

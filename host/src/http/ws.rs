@@ -170,11 +170,12 @@ const READ_BUFFER_BYTES: usize = 4 * 1024;
 /// Largest WebSocket frame header (2 bytes, 8 of length, 4 of mask).
 const FRAME_HEADER_BYTES: usize = 14;
 
-/// The write buffer's cap: the largest frame plus what a client may leave
-/// unread (tungstenite refuses a frame that would pass it).
+/// The write buffer's cap: the largest frame the host writes (a plugin's,
+/// `max_plugin_frame_bytes`) plus what a client may leave unread
+/// (tungstenite refuses a frame that would pass it).
 fn write_buffer_cap(limits: &crate::Limits) -> usize {
     limits
-        .max_frame_bytes
+        .max_plugin_frame_bytes
         .saturating_add(FRAME_HEADER_BYTES)
         .saturating_add(limits.max_write_buffer_bytes)
 }
