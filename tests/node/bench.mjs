@@ -236,65 +236,45 @@ async function editsRun (url, n, k, seed) {
 const round = ms => Math.round(ms * 10) / 10
 
 async function lateJoinerRun (url, kb, joiners, seed) {
-  const room = freshRoom(`late-${kb}k`)
-  const counts = { on: false, frames: 0, bytes: 0, updates: 0, awareness: 0 }
-  const writerDoc = new Y.Doc()
-  const writer = { doc: writerDoc, p: provider(url, room, writerDoc, counts) }
-  await until('the writer to sync', writerDoc, writer.p, () => writer.p.synced)
   const random = rng(seed * 7919 + kb)
-  const text = writerDoc.getText('text')
   const chunk = 'abcdefghijklmnopqrstuvwxyz012345'
-  while (text.length < kb * 1024) {
-    writerDoc.transact(() => {
-      for (let i = 0; i < 32 && text.length < kb * 1024; i++) text.insert(Math.floor(random() * (text.length + 1)), chunk)
-    })
-    await turn()
+  const fill = async (writerDoc, text) => {
+    while (text.length < kb * 1024) {
+      writerDoc.transact(() => {
+        for (let i = 0; i < 32 && text.length < kb * 1024; i++) text.insert(Math.floor(random() * (text.length + 1)), chunk)
+      })
+      await turn()
+    }
   }
-  const length = text.length
-  const docBytes = Y.encodeStateAsUpdate(writerDoc).length
-  const checkerDoc = new Y.Doc()
-  const checker = { doc: checkerDoc, p: provider(url, room, checkerDoc, counts) }
-  await until('the server to hold the whole document', checkerDoc, checker.p, () => checker.p.synced && checkerDoc.getText('text').length === length)
-  const times = []
-  const before = serverUsage(SERVER_PID)
-  for (let j = 0; j < joiners; j++) {
-    const doc = new Y.Doc()
-    const started = performance.now()
-    const p = provider(url, room, doc, counts)
-    const done = await until(`late joiner ${j} to get ${kb} KB`, doc, p, () => p.synced && doc.getText('text').length === length)
-    times.push(done - started)
-    p.destroy()
-    doc.destroy()
-    await sleep(50)
-  }
-  const after = serverUsage(SERVER_PID)
-  destroyAll([writer, checker])
-  return {
-    doc_kb: kb,
-    doc_bytes: docBytes,
-    joiners,
-    join_ms: round(median(times)),
-    join_ms_all: times.map(round),
-    server_cpu_ms_per_join: SERVER_PID ? round((after.cpu_ms - before.cpu_ms) / joiners) : null,
-    server_rss_kib: after.rss_kib
-  }
+  const run = await joinersRun(url, freshRoom(`late-${kb}k`), `${kb} KB`, joiners, fill, false)
+  return { doc_kb: kb, ...run }
 }
 
 async function largeJoinerRun (url, mb, joiners, seed) {
-  const room = freshRoom(`large-${mb}m`)
+  const random = rng(seed * 104729 + mb)
+  const fill = async (writerDoc, text) => {
+    const run = 48 * 1024
+    const target = mb * 1000 * 1000
+    for (let i = 0; text.length < target; i++) {
+      const body = String.fromCharCode(97 + (i % 26)).repeat(run)
+      writerDoc.transact(() => text.insert(i % 2 === 0 ? text.length : Math.floor(random() * (text.length + 1)), body))
+      if (i % 16 === 0) await turn()
+    }
+  }
+  const run = await joinersRun(url, freshRoom(`large-${mb}m`), `${mb} MB`, joiners, fill, true)
+  return { doc_mb: mb, ...run }
+}
+
+// A writer fills `room` with `fill(doc, text)`; once the server holds it all,
+// `joiners` late joiners connect one after another and are timed until they
+// hold the whole text (compared in full when `compare` is set).
+async function joinersRun (url, room, label, joiners, fill, compare) {
   const counts = { on: false, frames: 0, bytes: 0, updates: 0, awareness: 0 }
   const writerDoc = new Y.Doc()
   const writer = { doc: writerDoc, p: provider(url, room, writerDoc, counts) }
   await until('the writer to sync', writerDoc, writer.p, () => writer.p.synced)
-  const random = rng(seed * 104729 + mb)
   const text = writerDoc.getText('text')
-  const run = 48 * 1024
-  const target = mb * 1000 * 1000
-  for (let i = 0; text.length < target; i++) {
-    const body = String.fromCharCode(97 + (i % 26)).repeat(run)
-    writerDoc.transact(() => text.insert(i % 2 === 0 ? text.length : Math.floor(random() * (text.length + 1)), body))
-    if (i % 16 === 0) await turn()
-  }
+  await fill(writerDoc, text)
   const length = text.length
   const docBytes = Y.encodeStateAsUpdate(writerDoc).length
   const checkerDoc = new Y.Doc()
@@ -306,9 +286,9 @@ async function largeJoinerRun (url, mb, joiners, seed) {
     const doc = new Y.Doc()
     const started = performance.now()
     const p = provider(url, room, doc, counts)
-    const done = await until(`late joiner ${j} to get ${mb} MB`, doc, p, () => p.synced && doc.getText('text').length === length)
+    const done = await until(`late joiner ${j} to get ${label}`, doc, p, () => p.synced && doc.getText('text').length === length)
     times.push(done - started)
-    if (doc.getText('text').toString() !== text.toString()) throw new Error(`late joiner ${j} holds a different ${mb} MB text`)
+    if (compare && doc.getText('text').toString() !== text.toString()) throw new Error(`late joiner ${j} holds a different ${label} text`)
     p.destroy()
     doc.destroy()
     await sleep(50)
@@ -316,7 +296,6 @@ async function largeJoinerRun (url, mb, joiners, seed) {
   const after = serverUsage(SERVER_PID)
   destroyAll([writer, checker])
   return {
-    doc_mb: mb,
     doc_bytes: docBytes,
     joiners,
     join_ms: round(median(times)),
