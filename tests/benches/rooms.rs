@@ -15,7 +15,9 @@ use roomhost_host::wasm::{RoomInstance, WasmEngine, guest};
 use roomhost_host::{Limits, Plugin};
 
 fn main() {
+    // Timers on: a call that waits on the host is bounded by a timer.
     let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
         .build()
         .expect("runtime");
     runtime.block_on(run());

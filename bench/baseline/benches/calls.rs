@@ -21,7 +21,9 @@ use roomhost_host::{Limits, Plugin};
 fn main() {
     // Calls are async (time-sliced); the whole run is one task on a
     // current-thread runtime, so the figures are the calls themselves.
+    // Timers on: a call that waits on the host is bounded by a timer.
     let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
         .build()
         .expect("runtime");
     runtime.block_on(run());

@@ -24,6 +24,9 @@ use crate::limits::Limits;
 pub struct GuestError(pub String);
 
 /// A live instance of a plugin for one room.
+///
+/// Its calls are futures: drive them on a tokio runtime with timers enabled
+/// (a call that waits on the host is bounded by a timer).
 pub struct RoomInstance {
     store: Store<RoomState>,
     room: Room,
