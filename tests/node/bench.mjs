@@ -39,6 +39,7 @@ import { randomBytes } from 'node:crypto'
 
 import WebSocket from 'ws'
 import * as Y from 'yjs'
+import { rng } from './rng.mjs'
 import { WebsocketProvider } from 'y-websocket'
 
 const usage = `usage: node bench.mjs SERVER_URL [--label NAME] [--out FILE] [--providers 2,4,8] [--edits 500]
@@ -78,17 +79,6 @@ const median = values => {
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
 }
 
-/** A small deterministic PRNG (mulberry32), so every server gets the same edits. */
-function rng (seed) {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 /** Counts what a client's socket receives, while `counts.on` is set. */
 function countingSocket (counts) {

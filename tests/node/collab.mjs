@@ -17,6 +17,7 @@ import { randomBytes } from 'node:crypto'
 
 import WebSocket, { WebSocketServer } from 'ws'
 import * as Y from 'yjs'
+import { rng } from './rng.mjs'
 import { WebsocketProvider } from 'y-websocket'
 
 const TIMEOUT_MS = Number(process.env.COLLAB_TIMEOUT_MS || 5000)
@@ -188,17 +189,6 @@ async function checkRoomsAreSeparate (url, roomX, roomY) {
   for (const c of [x, y, x2, y2]) destroy(c)
 }
 
-/** A deterministic PRNG (mulberry32), so a failure can be replayed. */
-function rng (seed) {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 // The size of the large-doc check's document, in bytes of text (about its encoded size: the
 // text is inserted in large runs). 5 MB by default: far beyond the 64 KiB that one client frame
