@@ -18,7 +18,7 @@ use super::body::RoomBody;
 use super::directory::{JoinError, RoomMeta, Rooms, lock};
 use super::reload::{RoomReload, reload_room};
 use super::{ConnectRequest, RoomEvent};
-use crate::client::{ClientId, Move};
+use crate::client::{ClientId, ClientSender, Move};
 use crate::close;
 use crate::contain::panic_message;
 use crate::dev::Direction;
@@ -26,7 +26,8 @@ use crate::limits::Limits;
 use crate::service::Service;
 use crate::wasm::{
     DisconnectReason, GuestClientInfo, GuestError, GuestHandoff, GuestInitInfo, GuestMessage,
-    GuestRoomChange, MAX_PLUGIN_TEXT, RoomLink, WasmEngine, bounded,
+    GuestRejection, GuestRoomChange, MAX_PLUGIN_TEXT, PendingTransfer, RoomLink, WasmEngine,
+    bounded,
 };
 
 pub(crate) struct RoomActor {
@@ -107,7 +108,7 @@ impl RoomActor {
         }
         tracing::debug!(lobby = self.meta.is_lobby(), "room started");
         loop {
-            let next_timer = instance.state().timers.next_deadline();
+            let next_timer = instance.state().room.timers.next_deadline();
             let step = tokio::select! {
                 event = self.inbox.recv() => match event {
                     Some(RoomEvent::Reload { plugin, reply }) => {
@@ -165,11 +166,11 @@ impl RoomActor {
     }
 
     fn is_idle(&self, instance: &mut RoomBody) -> bool {
-        let state = instance.state();
+        let room = &instance.state().room;
         !self.meta.is_lobby()
-            && state.members.is_empty()
-            && state.timers.is_empty()
-            && state.departing.is_empty()
+            && room.members.is_empty()
+            && room.timers.is_empty()
+            && room.departing.is_empty()
     }
 
     /// Copies what `/rooms` shows out of the instance, and tells the lobby
@@ -182,14 +183,14 @@ impl RoomActor {
             Ordering::Relaxed,
         );
         let state = instance.state();
-        let clients = state.members.len();
+        let clients = state.room.members.len();
         if self.meta.clients.swap(clients, Ordering::Relaxed) != clients {
             self.unreported = true;
         }
         if state.info_changed {
             state.info_changed = false;
             self.unreported = true;
-            if let (Ok(mut info), Some(value)) = (self.meta.info.lock(), state.info.as_ref()) {
+            if let (Ok(mut info), Some(value)) = (self.meta.info.lock(), state.room.info.as_ref()) {
                 *info = value.clone();
             }
         }
@@ -212,10 +213,10 @@ impl RoomActor {
         self.rooms.remove(&self.meta);
         let mut departing = HashMap::new();
         if let Some(instance) = instance {
-            for member in instance.state().members.values() {
-                member.close(close::ROOM_ERROR, &error.0);
+            for member in instance.state().room.members.values() {
+                member.sender.close(close::ROOM_ERROR, &error.0);
             }
-            departing = std::mem::take(&mut instance.state().departing);
+            departing = std::mem::take(&mut instance.state().room.departing);
         }
         self.drain(Some(&error), departing);
     }
@@ -258,7 +259,7 @@ async fn handle(
     match event {
         RoomEvent::Connect { request, reply } => connect(instance, meta, request, reply).await,
         RoomEvent::Frame { client, message } => {
-            if instance.state().members.contains_key(&client) {
+            if instance.state().is_member(client) {
                 instance
                     .state()
                     .tap_frame(Some(client), Direction::In, &message);
@@ -271,7 +272,7 @@ async fn handle(
         }
         RoomEvent::Disconnect { client, reason } => {
             let state = instance.state();
-            state.departing.remove(&client);
+            state.room.departing.remove(&client);
             if state.remove_member(client).is_some() {
                 let reason = DisconnectReason::from(reason);
                 state.tap_membership(client, Some(leave_reason(reason)));
@@ -283,6 +284,7 @@ async fn handle(
         RoomEvent::Depart { client, reply } => {
             let held = instance
                 .state()
+                .room
                 .departing
                 .remove(&client)
                 .unwrap_or_default();
@@ -337,54 +339,82 @@ async fn connect(
         identity: request.identity,
         handoff: request.handoff,
     };
-    // A member already, so the plugin can greet it from inside `connect`.
-    instance.state().members.insert(id, request.sender);
-    instance.state().connecting = Some(id);
-    let answer = instance.connect(&info).await;
-    instance.state().connecting = None;
-    let answer = match answer {
-        Ok(answer) => after_call(instance, meta).await.map(|()| answer),
-        Err(error) => Err(error),
-    };
-    let answer = match answer {
-        Ok(answer) => {
-            answer.map_err(|reason| JoinError::Rejected(bounded(reason, MAX_PLUGIN_TEXT)))
-        }
+    let offer = match offer(instance, meta, request.sender, &info).await {
+        Ok(offer) => offer,
         Err(error) => {
             let _ = reply.send(Err(JoinError::RoomFailed(error.0.clone())));
             return Err(error);
         }
     };
-    if answer.is_err() {
-        instance.state().remove_member(id);
+    let answer = offer.answer.map_err(|rejection| JoinError::Rejected {
+        code: close::rejection_code(rejection.code),
+        reason: bounded(rejection.reason, MAX_PLUGIN_TEXT),
+    });
+    let accepted = answer.is_ok() && instance.state().is_member(id);
+    if reply.send(answer).is_err() {
+        if accepted && instance.state().remove_member(id).is_some() {
+            // The connection gave up while we decided: it is gone already.
+            let reason = DisconnectReason::Lost;
+            instance
+                .state()
+                .tap_membership(id, Some(leave_reason(reason)));
+            instance.disconnect(id, reason).await?;
+            after_call(instance, meta).await?;
+        }
+        return Ok(());
     }
-    // Accepted, and not closed by the plugin during its own connect.
-    let accepted = answer.is_ok() && instance.state().members.contains_key(&id);
-    if accepted {
-        instance.state().tap_membership(id, None);
-        instance.state().arrivals.insert(
-            id,
-            GuestClientInfo {
-                handoff: None,
-                ..info
-            },
-        );
-    }
-    if reply.send(answer).is_err() && accepted && instance.state().remove_member(id).is_some() {
-        // The connection gave up while we decided: it is gone already.
-        let reason = DisconnectReason::Lost;
-        instance
-            .state()
-            .tap_membership(id, Some(leave_reason(reason)));
-        instance.disconnect(id, reason).await?;
+    // The client knows it is in: a transfer asked for during its connect
+    // can move it now.
+    if accepted && let Some(transfer) = offer.deferred {
+        instance.state().start_transfer(transfer);
         after_call(instance, meta).await?;
     }
     Ok(())
 }
 
+/// What `connect` made of a client.
+pub(super) struct Offer {
+    /// The plugin's accept or reject. On reject the client is no longer a
+    /// member; on accept it is, unless the plugin closed it meanwhile.
+    pub(super) answer: Result<(), GuestRejection>,
+    /// A transfer the plugin asked for during the call, to be started once
+    /// the client knows it was accepted.
+    pub(super) deferred: Option<PendingTransfer>,
+}
+
+/// Makes the client a member (so the plugin can greet it from inside
+/// `connect`), calls `connect` and carries out what the call asked for.
+pub(super) async fn offer(
+    instance: &mut RoomBody,
+    meta: &RoomMeta,
+    sender: ClientSender,
+    info: &GuestClientInfo,
+) -> Result<Offer, GuestError> {
+    let id = info.id;
+    let state = instance.state();
+    state.add_member(sender, info.clone());
+    state.connecting = Some(id);
+    let answer = instance.connect(info).await;
+    let state = instance.state();
+    state.connecting = None;
+    let deferred = state.deferred_transfer.take();
+    let answer = answer?;
+    after_call(instance, meta).await?;
+    let state = instance.state();
+    if answer.is_err() {
+        state.remove_member(id);
+    } else if state.is_member(id) {
+        state.tap_membership(id, None);
+    }
+    Ok(Offer {
+        deferred: deferred.filter(|_| answer.is_ok()),
+        answer,
+    })
+}
+
 async fn fire_due_timers(instance: &mut RoomBody, meta: &RoomMeta) -> Result<(), GuestError> {
     let now = Instant::now();
-    while let Some(id) = instance.state().timers.pop_due(now) {
+    while let Some(id) = instance.state().room.timers.pop_due(now) {
         instance.timer(id).await?;
         after_call(instance, meta).await?;
     }

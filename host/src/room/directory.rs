@@ -33,10 +33,16 @@ const JOIN_ATTEMPTS: usize = 4;
 
 /// Why a client could not join a room.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum JoinError {
-    /// The plugin's `connect` rejected the client with this reason.
-    #[error("{0}")]
-    Rejected(String),
+    /// The plugin's `connect` rejected the client.
+    #[error("{reason}")]
+    Rejected {
+        /// The close code the client gets (`4000..=4999`, or 1008).
+        code: u16,
+        /// The plugin's reason.
+        reason: String,
+    },
     /// The process holds `max_rooms` rooms already, or the service its
     /// share of them.
     #[error("room limit reached ({0} rooms)")]

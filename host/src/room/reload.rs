@@ -16,7 +16,7 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 
 use super::RoomEvent;
-use super::actor::{after_call, leave_reason};
+use super::actor::{after_call, leave_reason, offer};
 use super::body::RoomBody;
 use super::directory::{RoomMeta, Rooms, lock};
 use crate::client::ClientId;
@@ -24,8 +24,8 @@ use crate::close;
 use crate::limits::Limits;
 use crate::service::Service;
 use crate::wasm::{
-    DisconnectReason, GuestClientInfo, GuestError, GuestInitInfo, GuestMessage, MAX_PLUGIN_TEXT,
-    Plugin, RoomLink, WasmEngine, bounded,
+    DisconnectReason, GuestError, GuestInitInfo, GuestMessage, MAX_PLUGIN_TEXT, Plugin, RoomLink,
+    WasmEngine, bounded,
 };
 
 /// What a reload did to one room.
@@ -192,8 +192,9 @@ async fn restore(
 ) -> Result<RoomReload, String> {
     // The old instance keeps its clients until the new one has them: if
     // this task panics meanwhile, disposing the room still closes them.
-    let before = old.state().occupancy();
-    fresh.state().put_occupancy(before.clone());
+    let before = old.state().room.clone();
+    let info_before = before.info.clone();
+    fresh.state().room = before;
     let restored = match fresh.init(init).await {
         Ok(()) => after_call(fresh, meta).await,
         Err(error) => Err(error),
@@ -202,7 +203,7 @@ async fn restore(
         Ok(()) => {
             // Info is published again only if the new version changed it.
             let state = fresh.state();
-            state.info_changed = state.info != before.info;
+            state.info_changed = state.room.info != info_before;
             Ok(RoomReload::Restored)
         }
         Err(error) => Err(format!("the new version failed to restore it: {error}")),
@@ -225,61 +226,52 @@ async fn restart(
     if let Err(error) = started {
         return Err(format!("the new version failed to start: {error}"));
     }
-    let mut clients: Vec<_> = old.state().members.keys().copied().collect();
-    clients.sort_unstable();
-    for client in clients {
-        let Some(sender) = old.state().members.get(&client).cloned() else {
+    for client in old.state().member_ids() {
+        let Some(member) = old.state().room.members.get(&client).cloned() else {
             continue;
         };
-        let info = old
-            .state()
-            .arrivals
-            .get(&client)
-            .cloned()
-            .unwrap_or_else(|| GuestClientInfo {
-                id: client,
-                path: String::new(),
-                query: String::new(),
-                identity: None,
-                handoff: None,
-            });
-        let state = fresh.state();
-        state.members.insert(client, sender.clone());
-        state.connecting = Some(client);
-        let answer = fresh.connect(&info).await;
-        fresh.state().connecting = None;
-        let answer = match answer {
-            Ok(answer) => after_call(fresh, meta).await.map(|()| answer),
-            Err(error) => Err(error),
-        };
-        match answer {
-            Ok(Ok(())) => {
-                // Unless the new version closed it during its own connect.
-                if fresh.state().members.contains_key(&client) {
-                    fresh.state().arrivals.insert(client, info);
-                }
-            }
-            Ok(Err(reason)) => {
-                fresh.state().remove_member(client);
-                sender.close(
-                    close::POLICY,
-                    &format!(
-                        "rejected after reload: {}",
-                        bounded(reason, MAX_PLUGIN_TEXT)
-                    ),
-                );
-            }
+        let offered = offer(fresh, meta, member.sender.clone(), &member.arrival).await;
+        let offered = match offered {
+            Ok(offered) => offered,
             Err(error) => {
                 return Err(format!(
                     "the new version failed while reconnecting client {client}: {error}"
                 ));
             }
+        };
+        match offered.answer {
+            Ok(()) => {
+                // What the plugin attached to the client stays with it,
+                // unless the new version set something else already.
+                if let Some(kept) = fresh.state().room.members.get_mut(&client)
+                    && kept.state.is_empty()
+                {
+                    kept.state = member.state;
+                }
+                if let Some(transfer) = offered.deferred {
+                    fresh.state().start_transfer(transfer);
+                    if let Err(error) = after_call(fresh, meta).await {
+                        return Err(format!(
+                            "the new version failed while reconnecting client {client}: {error}"
+                        ));
+                    }
+                }
+            }
+            Err(rejection) => {
+                member.sender.close(
+                    close::rejection_code(rejection.code),
+                    &format!(
+                        "rejected after reload: {}",
+                        bounded(rejection.reason, MAX_PLUGIN_TEXT)
+                    ),
+                );
+            }
         }
     }
     // Frames held for clients the old version transferred away still follow
     // them, beside those the new version transferred during the replay.
-    let held = std::mem::take(&mut old.state().departing);
-    fresh.state().departing.extend(held);
+    let held = std::mem::take(&mut old.state().room.departing);
+    fresh.state().room.departing.extend(held);
     Ok(RoomReload::Restarted)
 }
 
@@ -296,16 +288,17 @@ async fn forget_moved(
     let pending: Vec<ClientId> = fresh.state().transfers.iter().map(|t| t.client).collect();
     let moved: Vec<(ClientId, Vec<GuestMessage>)> = fresh
         .state()
+        .room
         .departing
         .drain()
         .filter(|(client, _)| {
-            !pending.contains(client) && !old.state().departing.contains_key(client)
+            !pending.contains(client) && !old.state().room.departing.contains_key(client)
         })
         .collect();
     for (client, held) in moved {
         let state = old.state();
         if state.remove_member(client).is_some() {
-            state.departing.insert(client, held);
+            state.room.departing.insert(client, held);
             state.tap_membership(client, Some(leave_reason(DisconnectReason::Transferred)));
             old.disconnect(client, DisconnectReason::Transferred)
                 .await?;

@@ -22,9 +22,9 @@ pub use engine::WasmEngine;
 pub use instance::{GuestError, RoomInstance};
 #[cfg(feature = "native-baseline")]
 pub(crate) use output::PluginLog;
-pub use plugin::{Plugin, PluginError};
+pub use plugin::{CONTRACT_VERSION, Plugin, PluginError};
 pub use state::RoomState;
-pub(crate) use state::{MAX_PLUGIN_TEXT, bounded, unix_millis};
+pub(crate) use state::{MAX_PLUGIN_TEXT, PendingTransfer, bounded, unix_millis};
 
 /// The WIT types as Rust values, for driving a [`RoomInstance`] directly
 /// (benchmarks, embedders).
@@ -33,7 +33,8 @@ pub use bindings::roomhost::room::types as guest;
 pub(crate) use bindings::roomhost::room::types::{
     ClientInfo as GuestClientInfo, DisconnectReason, Frame as GuestMessage,
     Handoff as GuestHandoff, HttpRequest as GuestHttpRequest, HttpResponse as GuestHttpResponse,
-    InitInfo as GuestInitInfo, RoomChange as GuestRoomChange, RoomEntry as GuestRoomEntry,
+    InitInfo as GuestInitInfo, Rejection as GuestRejection, RoomChange as GuestRoomChange,
+    RoomEntry as GuestRoomEntry,
 };
 pub use state::RoomLink;
 

@@ -6,11 +6,13 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::Message as WsMessage;
 use wasmtime::ResourceLimiter;
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
+
+use roomhost_rules::checks::{self, ClientStateRefusal, TransferRefusal, TransferSource};
 
 use super::bindings::roomhost::room::{auth, directory, host, types};
 use super::output::PluginLog;
@@ -45,14 +47,29 @@ pub(crate) struct PendingTransfer {
     pub(crate) create: bool,
 }
 
-/// The part of a room the host owns rather than the plugin: it moves from
-/// the old instance to the new one on a hot reload.
+/// A client of the room, as the host keeps it.
+#[derive(Clone)]
+pub(crate) struct Member {
+    /// Its writing side.
+    pub(crate) sender: ClientSender,
+    /// How it connected, without its hand-off: what `client-details`
+    /// returns, and what a reload without snapshot replays as `connect`.
+    pub(crate) arrival: types::ClientInfo,
+    /// What the plugin attached with `set-client-state`.
+    pub(crate) state: Vec<u8>,
+}
+
+/// The part of a room the host owns rather than the plugin. It is one value
+/// so that a hot reload moves all of it to the new instance: a field added
+/// here cannot be forgotten by the reload.
 #[derive(Clone)]
 pub(crate) struct Occupancy {
-    pub(crate) members: HashMap<ClientId, ClientSender>,
-    pub(crate) arrivals: HashMap<ClientId, types::ClientInfo>,
+    pub(crate) members: HashMap<ClientId, Member>,
     pub(crate) timers: Timers,
+    /// Transferred clients whose connection has not switched yet, with the
+    /// frames that reached this room meanwhile (handed on, in order).
     pub(crate) departing: HashMap<ClientId, Vec<types::Frame>>,
+    /// Listing metadata from `set-info`.
     pub(crate) info: Option<serde_json::Value>,
 }
 
@@ -63,28 +80,25 @@ pub struct RoomState {
     pub(crate) log: PluginLog,
     table: ResourceTable,
     pub(crate) limiter: MemoryLimiter,
-    pub(crate) members: HashMap<ClientId, ClientSender>,
-    /// How each member connected, replayed as `connect` when a reload
-    /// restarts the room without a snapshot.
-    pub(crate) arrivals: HashMap<ClientId, types::ClientInfo>,
-    pub(crate) timers: Timers,
+    /// Clients, timers, held frames and info: what a reload carries over.
+    pub(crate) room: Occupancy,
     /// Clients closed by the plugin during the current callback.
     pub(crate) kicked: Vec<ClientId>,
     /// Clients transferred away during the current callback.
     pub(crate) transfers: Vec<PendingTransfer>,
-    /// Transferred clients whose connection has not switched yet, with the
-    /// frames that reached this room meanwhile (handed on, in order).
-    pub(crate) departing: HashMap<ClientId, Vec<types::Frame>>,
     /// Whether `init` is running (the only time `serve-root` is allowed).
     pub(crate) in_init: bool,
-    /// The client whose `connect` is running: it cannot be transferred
-    /// before it is accepted.
+    /// The client whose `connect` is running. A transfer of it waits in
+    /// `deferred_transfer` until it is accepted.
     pub(crate) connecting: Option<ClientId>,
+    pub(crate) deferred_transfer: Option<PendingTransfer>,
     link: Option<RoomLink>,
+    /// Whether the service declares a lobby (`describe`).
+    service_has_lobby: bool,
     max_room_id_bytes: usize,
     max_departing_frames: usize,
-    /// Listing metadata from `set-info`, and whether it changed.
-    pub(crate) info: Option<serde_json::Value>,
+    max_client_state_bytes: usize,
+    /// Whether the info changed since the actor last published it.
     pub(crate) info_changed: bool,
     /// The last error-level log line of the current callback (the SDK logs
     /// panics this way), used to explain a trap.
@@ -97,7 +111,12 @@ impl RoomState {
     /// Fresh state for a room under `limits`, logging to `log`. WASI gets
     /// an empty context (no directories, no environment, no arguments) with
     /// stdout and stderr going to `log`; see [`super::wasi`].
-    pub(crate) fn new(limits: &Limits, link: Option<RoomLink>, log: PluginLog) -> RoomState {
+    pub(crate) fn new(
+        limits: &Limits,
+        link: Option<RoomLink>,
+        service_has_lobby: bool,
+        log: PluginLog,
+    ) -> RoomState {
         RoomState {
             wasi: WasiCtx::builder()
                 .stdout(log.stdout())
@@ -110,18 +129,22 @@ impl RoomState {
                 used_bytes: 0,
                 exceeded: false,
             },
-            members: HashMap::new(),
-            arrivals: HashMap::new(),
-            timers: Timers::new(limits.max_timers_per_room),
+            room: Occupancy {
+                members: HashMap::new(),
+                timers: Timers::new(limits.max_timers_per_room),
+                departing: HashMap::new(),
+                info: None,
+            },
             kicked: Vec::new(),
             transfers: Vec::new(),
-            departing: HashMap::new(),
             in_init: false,
             connecting: None,
+            deferred_transfer: None,
             link,
+            service_has_lobby,
             max_room_id_bytes: limits.max_room_id_bytes,
             max_departing_frames: limits.room_inbox,
-            info: None,
+            max_client_state_bytes: limits.max_client_state_bytes,
             info_changed: false,
             last_error_log: None,
             max_plugin_frame_bytes: limits.max_plugin_frame_bytes,
@@ -132,41 +155,50 @@ impl RoomState {
     /// Makes `sender` a member of the room without a `connect` call, for
     /// driving an instance directly (benchmarks, embedders).
     pub fn insert_member(&mut self, sender: ClientSender) {
-        self.members.insert(sender.id(), sender);
+        let arrival = types::ClientInfo {
+            id: sender.id(),
+            path: String::new(),
+            query: String::new(),
+            identity: None,
+            handoff: None,
+        };
+        self.add_member(sender, arrival);
     }
 
-    /// Removes a member and what the host remembers of how it connected.
+    /// Makes a client a member, remembering how it arrived (without its
+    /// hand-off) and with no state.
+    pub(crate) fn add_member(&mut self, sender: ClientSender, mut arrival: types::ClientInfo) {
+        arrival.handoff = None;
+        let member = Member {
+            sender,
+            arrival,
+            state: Vec::new(),
+        };
+        self.room.members.insert(member.sender.id(), member);
+    }
+
+    /// Whether `client` is a member.
+    pub(crate) fn is_member(&self, client: ClientId) -> bool {
+        self.room.members.contains_key(&client)
+    }
+
+    /// The members' ids, ascending.
+    pub(crate) fn member_ids(&self) -> Vec<ClientId> {
+        let mut ids: Vec<ClientId> = self.room.members.keys().copied().collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Removes a member; its writing side, if it was one.
     pub(crate) fn remove_member(&mut self, client: ClientId) -> Option<ClientSender> {
-        self.arrivals.remove(&client);
-        self.members.remove(&client)
-    }
-
-    /// A copy of what the host keeps for the room across a reload (clients,
-    /// timers, held frames, info).
-    pub(crate) fn occupancy(&self) -> Occupancy {
-        Occupancy {
-            members: self.members.clone(),
-            arrivals: self.arrivals.clone(),
-            timers: self.timers.clone(),
-            departing: self.departing.clone(),
-            info: self.info.clone(),
-        }
-    }
-
-    /// Installs an occupancy taken from another instance of the room.
-    pub(crate) fn put_occupancy(&mut self, occupancy: Occupancy) {
-        self.members = occupancy.members;
-        self.arrivals = occupancy.arrivals;
-        self.timers = occupancy.timers;
-        self.departing = occupancy.departing;
-        self.info = occupancy.info;
+        self.room.members.remove(&client).map(|member| member.sender)
     }
 
     /// Keeps a frame that reached this room after its sender was transferred
     /// away; returns false when the client is not departing.
     pub(crate) fn hold_for_departing(&mut self, client: ClientId, frame: types::Frame) -> bool {
         let limit = self.max_departing_frames;
-        match self.departing.get_mut(&client) {
+        match self.room.departing.get_mut(&client) {
             Some(held) if held.len() < limit => {
                 held.push(frame);
                 true
@@ -212,13 +244,6 @@ impl RoomState {
         }
     }
 
-    /// The directory link, or the error a plugin sees without one.
-    fn link(&self) -> Result<&RoomLink, String> {
-        self.link
-            .as_ref()
-            .ok_or_else(|| "this instance is not attached to a room table".to_owned())
-    }
-
     /// Checks a plugin's frame against `max_plugin_frame_bytes`; the error
     /// is what `send` or `broadcast` returns to the plugin.
     fn fits(&self, msg: &types::Frame) -> Result<(), String> {
@@ -226,17 +251,8 @@ impl RoomState {
             types::Frame::Text(text) => text.len(),
             types::Frame::Binary(bytes) => bytes.len(),
         };
-        if len > self.max_plugin_frame_bytes {
-            return Err(frame_too_large(len, self.max_plugin_frame_bytes));
-        }
-        Ok(())
+        checks::frame_fits(len, self.max_plugin_frame_bytes).map_err(|error| error.to_string())
     }
-}
-
-/// The error a plugin gets for a frame over the plugin frame limit. The SDK
-/// harness (`roomhost_sdk::testing`) words it the same way.
-pub(crate) fn frame_too_large(len: usize, limit: usize) -> String {
-    format!("frame is {len} bytes; the limit is {limit} (max_plugin_frame_bytes)")
 }
 
 /// Converts a plugin's frame for the wire.
@@ -264,8 +280,8 @@ impl host::Host for RoomState {
         self.tap_frame(Some(client), Direction::Out, &msg);
         let frame = into_ws(msg);
         // A slow consumer is closed by `send`; the room goes on.
-        if let Some(member) = self.members.get(&client) {
-            let _ = member.send(frame);
+        if let Some(member) = self.room.members.get(&client) {
+            let _ = member.sender.send(frame);
         } else if let Some(link) = &self.link
             && let Some(other) = link.rooms.client(&link.key.service, client)
         {
@@ -280,9 +296,9 @@ impl host::Host for RoomState {
         let frame = into_ws(msg);
         // Sorted, so a long list costs log(n) per member rather than n.
         except.sort_unstable();
-        for (id, member) in &self.members {
+        for (id, member) in &self.room.members {
             if except.binary_search(id).is_err() {
-                let _ = member.send(frame.clone());
+                let _ = member.sender.send(frame.clone());
             }
         }
         Ok(())
@@ -292,7 +308,7 @@ impl host::Host for RoomState {
         let Some(member) = self.remove_member(client) else {
             return;
         };
-        let code = if close::is_plugin_code(code) {
+        let code = if roomhost_rules::close::is_plugin_code(code) {
             code
         } else {
             tracing::warn!(
@@ -306,13 +322,14 @@ impl host::Host for RoomState {
     }
 
     fn set_timer(&mut self, id: u64, delay_ms: u64) -> Result<(), String> {
-        self.timers
-            .set(id, Duration::from_millis(delay_ms))
+        self.room
+            .timers
+            .set(id, checks::timer_delay(delay_ms))
             .map_err(|error| error.to_string())
     }
 
     fn cancel_timer(&mut self, id: u64) {
-        self.timers.cancel(id);
+        self.room.timers.cancel(id);
     }
 
     fn now_ms(&mut self) -> u64 {
@@ -334,19 +351,52 @@ impl host::Host for RoomState {
     }
 
     fn set_info(&mut self, info: String) -> Result<(), String> {
-        if info.len() > self.max_info_bytes {
-            return Err(format!(
-                "info is {} bytes; the limit is {}",
-                info.len(),
-                self.max_info_bytes
-            ));
-        }
-        let value = serde_json::from_str(&info)
-            .map_err(|error| format!("info is not valid JSON: {error}"))?;
+        checks::info_fits(info.len(), self.max_info_bytes).map_err(|error| error.to_string())?;
+        let value = serde_json::from_str(&info).map_err(|error| {
+            checks::InfoRefusal::NotJson(error.to_string()).to_string()
+        })?;
         // Re-publishing the same info is not a change the lobby hears about.
-        if self.info.as_ref() != Some(&value) {
-            self.info = Some(value);
+        if self.room.info.as_ref() != Some(&value) {
+            self.room.info = Some(value);
             self.info_changed = true;
+        }
+        Ok(())
+    }
+
+    fn clients(&mut self) -> Vec<ClientId> {
+        self.member_ids()
+    }
+
+    fn client_details(&mut self, client: ClientId) -> Option<types::ClientInfo> {
+        self.room
+            .members
+            .get(&client)
+            .map(|member| member.arrival.clone())
+    }
+
+    fn client_state(&mut self, client: ClientId) -> Option<Vec<u8>> {
+        self.room
+            .members
+            .get(&client)
+            .map(|member| member.state.clone())
+    }
+
+    fn set_client_state(
+        &mut self,
+        client: ClientId,
+        state: Vec<u8>,
+    ) -> Result<(), types::ClientStateError> {
+        let limit = self.max_client_state_bytes;
+        checks::client_state_fits(self.is_member(client), state.len(), limit).map_err(
+            |refusal| match refusal {
+                ClientStateRefusal::TooLarge { limit, .. } => {
+                    types::ClientStateError::TooLarge(u32::try_from(limit).unwrap_or(u32::MAX))
+                }
+                _ => types::ClientStateError::NotAMember,
+            },
+        )?;
+        if let Some(member) = self.room.members.get_mut(&client) {
+            member.state = state;
         }
         Ok(())
     }
@@ -359,42 +409,40 @@ impl directory::Host for RoomState {
         room: Option<String>,
         data: Vec<u8>,
         create: bool,
-    ) -> Result<(), String> {
-        let link = self.link()?;
-        if !self.members.contains_key(&client) {
-            return Err(format!("client {client} is not in this room"));
-        }
-        if self.connecting == Some(client) {
-            return Err("a client cannot be transferred during its own connect; accept it, then transfer it".into());
-        }
-        match &room {
-            None if link.is_lobby() => return Err("the client is already in the lobby".into()),
-            None => {}
-            Some(id) if id.is_empty() || id.len() > self.max_room_id_bytes => {
-                return Err(format!(
-                    "a room id must be 1 to {} bytes",
-                    self.max_room_id_bytes
-                ));
-            }
-            Some(id) if **id == *link.key.room => {
-                return Err("the client is already in this room".into());
-            }
-            Some(id) if !create && !link.rooms.is_live(&link.key.service, id) => {
-                return Err(format!("no room named {id:?}"));
-            }
-            Some(_) => {}
-        }
-        let Some(sender) = self.remove_member(client) else {
-            return Err(format!("client {client} is not in this room"));
+    ) -> Result<(), types::TransferError> {
+        let Some(link) = &self.link else {
+            return Err(types::TransferError::Unavailable);
         };
-        self.departing.insert(client, Vec::new());
-        self.transfers.push(PendingTransfer {
+        let source = TransferSource {
+            room_id: &link.key.room,
+            lobby: link.is_lobby(),
+            service_has_lobby: self.service_has_lobby,
+            max_room_id_bytes: self.max_room_id_bytes,
+        };
+        checks::transfer(
+            source,
+            self.is_member(client),
+            room.as_deref(),
+            create,
+            |id| link.rooms.is_live(&link.key.service, id),
+        )
+        .map_err(into_wit)?;
+        let Some(member) = self.room.members.get(&client) else {
+            return Err(types::TransferError::NotAMember);
+        };
+        let transfer = PendingTransfer {
             client,
-            sender,
+            sender: member.sender.clone(),
             to: room,
             data,
             create,
-        });
+        };
+        if self.connecting == Some(client) {
+            // Carried out once `connect` accepts the client (see the actor).
+            self.deferred_transfer = Some(transfer);
+        } else {
+            self.start_transfer(transfer);
+        }
         Ok(())
     }
 
@@ -406,11 +454,37 @@ impl directory::Host for RoomState {
     }
 
     fn serve_root(&mut self) -> Result<(), String> {
-        let link = self.link()?;
-        if !link.is_lobby() || !self.in_init {
-            return Err("only the lobby may claim the root, during init".into());
-        }
+        let Some(link) = &self.link else {
+            return Err(TransferRefusal::Unavailable.to_string());
+        };
+        checks::may_serve_root(link.is_lobby(), self.in_init)
+            .map_err(|refusal| refusal.to_string())?;
         link.rooms.claim_root(&link.key.service)
+    }
+}
+
+impl RoomState {
+    /// Takes the client out of the room and queues its move: the actor
+    /// sends it on its way after the current callback.
+    pub(crate) fn start_transfer(&mut self, transfer: PendingTransfer) {
+        if self.remove_member(transfer.client).is_some() {
+            self.room.departing.insert(transfer.client, Vec::new());
+            self.transfers.push(transfer);
+        }
+    }
+}
+
+/// The rules' refusal as the contract's `transfer-error`.
+fn into_wit(refusal: TransferRefusal) -> types::TransferError {
+    match refusal {
+        TransferRefusal::NotAMember => types::TransferError::NotAMember,
+        TransferRefusal::SameRoom => types::TransferError::SameRoom,
+        TransferRefusal::InvalidRoomId { max } => {
+            types::TransferError::InvalidRoomId(u32::try_from(max).unwrap_or(u32::MAX))
+        }
+        TransferRefusal::NoSuchRoom => types::TransferError::NoSuchRoom,
+        TransferRefusal::NoLobby => types::TransferError::NoLobby,
+        _ => types::TransferError::Unavailable,
     }
 }
 
