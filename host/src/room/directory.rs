@@ -54,8 +54,10 @@ pub enum JoinError {
     /// The room failed while starting or while handling the connect.
     #[error("{0}")]
     RoomFailed(String),
-    /// The room does not exist and the join may not create it.
-    #[error("no room named {0:?}")]
+    /// The room does not exist and the join may not create it. Worded as
+    /// the rules' transfer refusal, since a client coming back from such a
+    /// join is told this reason.
+    #[error("{}", roomhost_rules::checks::TransferRefusal::NoSuchRoom)]
     NoSuchRoom(String),
 }
 
