@@ -22,4 +22,6 @@ pub const ROOM_ERROR: u16 = 1011;
 /// A limit (rooms, connections) is reached; try again later.
 pub const TRY_AGAIN_LATER: u16 = 1013;
 
-pub use roomhost_rules::close::{MAX_REASON_BYTES, is_plugin_code, rejection_code, truncate_reason};
+pub use roomhost_rules::close::{
+    MAX_REASON_BYTES, is_plugin_code, rejection_code, truncate_reason,
+};

@@ -21,8 +21,7 @@ use std::time::{Duration, Instant};
 use crate::client::ClientId;
 use crate::limits::Limits;
 use crate::wasm::guest::{
-    ClientInfo, DisconnectReason, Frame, HttpRequest, HttpResponse, InitInfo, Rejection,
-    RoomChange,
+    ClientInfo, DisconnectReason, Frame, HttpRequest, HttpResponse, InitInfo, Rejection, RoomChange,
 };
 use crate::wasm::{GuestError, PluginLog, RoomLink, RoomState};
 

@@ -166,7 +166,10 @@ impl Server {
         let limits = Arc::new(limits);
         let rooms = Rooms::new(engine, limits.clone(), auth, dev_tap.clone());
         rooms.set_rooms_per_service(limits.rooms_per_service(services.len()));
-        for service in services.values().filter(|service| service.plugin().has_lobby()) {
+        for service in services
+            .values()
+            .filter(|service| service.plugin().has_lobby())
+        {
             rooms
                 .start_lobby(service)
                 .await
@@ -299,8 +302,7 @@ impl ServerHandle {
         };
         let engine = self.app.rooms.engine();
         let plugin =
-            Plugin::load_described(engine, path, self.app.cache.as_ref(), &self.app.limits)
-                .await?;
+            Plugin::load_described(engine, path, self.app.cache.as_ref(), &self.app.limits).await?;
         let lobby = plugin.has_lobby();
         let report = self.app.rooms.reload(&target, plugin).await;
         // A version that gains a lobby starts it now, as `serve` does.

@@ -167,11 +167,18 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
             #reloadable
         }
 
+        // The generated ABI glue is unsafe; the module keeps the plugin
+        // crate's own `unsafe_code` lint (denied or not) for its own code.
         #[cfg(target_arch = "wasm32")]
-        ::roomhost_sdk::__private::export!(
-            __roomhost_only_one_room_service_per_crate
-            with_types_in ::roomhost_sdk::bindings
-        );
+        #[doc(hidden)]
+        #[allow(unsafe_code)]
+        mod __roomhost_export {
+            use super::__roomhost_only_one_room_service_per_crate;
+            ::roomhost_sdk::__private::export!(
+                __roomhost_only_one_room_service_per_crate
+                with_types_in ::roomhost_sdk::bindings
+            );
+        }
     })
 }
 
@@ -204,15 +211,20 @@ fn parse_options(attr: TokenStream2) -> syn::Result<Options> {
         return Ok(options);
     }
     let span = attr.span();
-    let parser = syn::punctuated::Punctuated::<syn::MetaNameValue, syn::Token![,]>::parse_terminated;
-    let metas = syn::parse::Parser::parse2(parser, attr).map_err(|_| syn::Error::new(span, USAGE))?;
+    let parser =
+        syn::punctuated::Punctuated::<syn::MetaNameValue, syn::Token![,]>::parse_terminated;
+    let metas =
+        syn::parse::Parser::parse2(parser, attr).map_err(|_| syn::Error::new(span, USAGE))?;
     let mut seen_snapshot = false;
     for meta in metas {
         if meta.path.is_ident("snapshot") && !seen_snapshot {
             let is_serde =
                 matches!(&meta.value, syn::Expr::Path(path) if path.path.is_ident("serde"));
             if !is_serde {
-                return Err(syn::Error::new(meta.value.span(), "`snapshot` takes `serde`"));
+                return Err(syn::Error::new(
+                    meta.value.span(),
+                    "`snapshot` takes `serde`",
+                ));
             }
             seen_snapshot = true;
             options.snapshot = SnapshotKind::Serde;

@@ -9,8 +9,7 @@ use std::time::Duration;
 use crate::client::ClientId;
 use crate::limits::Limits;
 use crate::wasm::guest::{
-    ClientInfo, DisconnectReason, Frame, HttpRequest, HttpResponse, InitInfo, Rejection,
-    RoomChange,
+    ClientInfo, DisconnectReason, Frame, HttpRequest, HttpResponse, InitInfo, Rejection, RoomChange,
 };
 use crate::wasm::{GuestError, Plugin, RoomInstance, RoomLink, RoomState, WasmEngine};
 

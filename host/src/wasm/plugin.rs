@@ -181,7 +181,8 @@ impl Plugin {
         cache: Option<&CompileCache>,
         limits: &Limits,
     ) -> Result<Plugin, PluginError> {
-        let (load_engine, load_path, load_cache) = (engine.clone(), path.to_owned(), cache.cloned());
+        let (load_engine, load_path, load_cache) =
+            (engine.clone(), path.to_owned(), cache.cloned());
         let plugin = tokio::task::spawn_blocking(move || {
             Plugin::load(&load_engine, &load_path, load_cache.as_ref())
         })
@@ -195,7 +196,11 @@ impl Plugin {
 
     /// Calls the plugin's `describe` on a throwaway instance and records the
     /// answer (whether the service has a lobby).
-    pub async fn describe(mut self, engine: &WasmEngine, limits: &Limits) -> Result<Plugin, PluginError> {
+    pub async fn describe(
+        mut self,
+        engine: &WasmEngine,
+        limits: &Limits,
+    ) -> Result<Plugin, PluginError> {
         if self.pre().is_none() {
             return Ok(self);
         }

@@ -191,7 +191,10 @@ impl RoomState {
 
     /// Removes a member; its writing side, if it was one.
     pub(crate) fn remove_member(&mut self, client: ClientId) -> Option<ClientSender> {
-        self.room.members.remove(&client).map(|member| member.sender)
+        self.room
+            .members
+            .remove(&client)
+            .map(|member| member.sender)
     }
 
     /// Keeps a frame that reached this room after its sender was transferred
@@ -352,9 +355,8 @@ impl host::Host for RoomState {
 
     fn set_info(&mut self, info: String) -> Result<(), String> {
         checks::info_fits(info.len(), self.max_info_bytes).map_err(|error| error.to_string())?;
-        let value = serde_json::from_str(&info).map_err(|error| {
-            checks::InfoRefusal::NotJson(error.to_string()).to_string()
-        })?;
+        let value = serde_json::from_str(&info)
+            .map_err(|error| checks::InfoRefusal::NotJson(error.to_string()).to_string())?;
         // Re-publishing the same info is not a change the lobby hears about.
         if self.room.info.as_ref() != Some(&value) {
             self.room.info = Some(value);

@@ -7,9 +7,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use roomhost_sdk::{Rejection, 
-    ClientId, ClientInfo, DisconnectReason, InitInfo, Message, Room, RoomService, TimerId,
-    room_service,
+use roomhost_sdk::{
+    ClientId, ClientInfo, DisconnectReason, InitInfo, Message, Rejection, Room, RoomService,
+    TimerId, room_service,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};

@@ -44,9 +44,9 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use roomhost_sdk::{Rejection, 
-    ClientId, ClientInfo, DisconnectReason, HttpRequest, HttpResponse, InitInfo, Message, Room,
-    RoomService, TimerId, room_service,
+use roomhost_sdk::{
+    ClientId, ClientInfo, DisconnectReason, HttpRequest, HttpResponse, InitInfo, Message,
+    Rejection, Room, RoomService, TimerId, room_service,
 };
 
 use crate::config::Config;

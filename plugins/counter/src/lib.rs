@@ -8,7 +8,9 @@
 //! Configuration: `{"start": i64}` (default 0). The room's listing metadata
 //! is `{"count": n}`. The count saturates at the `i64` bounds.
 
-use roomhost_sdk::{Rejection, ClientId, ClientInfo, InitInfo, Message, Room, RoomService, room_service};
+use roomhost_sdk::{
+    ClientId, ClientInfo, InitInfo, Message, Rejection, Room, RoomService, room_service,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 

@@ -60,8 +60,8 @@ use roomhost_sdk::{
 use serde_json::json;
 
 use crate::config::Config;
-use crate::lobby::Lobby;
 use crate::errors;
+use crate::lobby::Lobby;
 use crate::wire::{
     CLIENT_DISCONNECTS, CLIENT_DISCONNECTS_SELF, CLIENT_GETS_KICKED, DELTA_UPDATE, FULL_UPDATE,
     JoinRequest, NEW_CLIENT, RESET, SERVER_DISCONNECTS, SERVER_RPC, error_frame, handshake_reply,

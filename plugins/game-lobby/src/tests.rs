@@ -318,7 +318,10 @@ fn a_client_rejected_by_its_room_gets_the_reason() {
     lobby.message(client, request(TTT, "r1", false, None).encode());
     let transfer = lobby.take_transfers().remove(0);
     assert_eq!(
-        lobby.bounce_back(&transfer, &roomhost_sdk::TransferError::NoSuchRoom.to_string()),
+        lobby.bounce_back(
+            &transfer,
+            &roomhost_sdk::TransferError::NoSuchRoom.to_string()
+        ),
         Ok(())
     );
     assert_eq!(
@@ -482,11 +485,7 @@ fn a_cap_of_zero_is_unlimited() {
 fn ids_run_out_after_65435() {
     let mut room = game_room("r1#open");
     let (host, _) = create_in(&mut room, "open");
-    if let Some(game) = room
-        .service_mut()
-        .room_mut()
-        .and_then(|r| r.game_mut())
-    {
+    if let Some(game) = room.service_mut().room_mut().and_then(|r| r.game_mut()) {
         game.next_id = MAX_PLAYER_ID;
     }
     let (_, id, _) = join_in(&mut room, "open", host);

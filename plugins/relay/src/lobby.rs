@@ -130,36 +130,6 @@ fn join(room: &mut Room<'_>, client: ClientId, code: Option<&Value>) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn codes_avoid_live_rooms_and_reservations() {
-        let mut lobby = Lobby::default();
-        lobby.pending.insert("00000A".to_owned(), 1_000);
-        let live: HashSet<String> = ["00000B".to_owned()].into();
-        let mut draws = [0x0A, 0x0B, 0xFF00_0000_00AB_CDEF].into_iter();
-        let code = lobby.pick_code(2_000, &live, || draws.next().unwrap_or(0));
-        assert_eq!(code.as_deref(), Some("ABCDEF"));
-    }
-
-    #[test]
-    fn reservations_expire() {
-        let mut lobby = Lobby::default();
-        lobby.pending.insert("00000A".to_owned(), 1_000);
-        let code = lobby.pick_code(1_000 + PENDING_CODE_TTL_MS, &HashSet::new(), || 0x0A);
-        assert_eq!(code.as_deref(), Some("00000A"));
-    }
-
-    #[test]
-    fn gives_up_when_every_draw_is_taken() {
-        let mut lobby = Lobby::default();
-        let live: HashSet<String> = ["000001".to_owned()].into();
-        assert_eq!(lobby.pick_code(0, &live, || 1), None);
-    }
-}
-
 impl RoomService for Lobby {
     /// Claims the server root, so `ws://HOST:PORT/` reaches the lobby; the
     /// configuration is checked here too, so a bad one stops the server.
@@ -214,5 +184,35 @@ impl RoomService for Lobby {
         if let RoomChange::Closed(code) = change {
             self.pending.remove(&code);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_avoid_live_rooms_and_reservations() {
+        let mut lobby = Lobby::default();
+        lobby.pending.insert("00000A".to_owned(), 1_000);
+        let live: HashSet<String> = ["00000B".to_owned()].into();
+        let mut draws = [0x0A, 0x0B, 0xFF00_0000_00AB_CDEF].into_iter();
+        let code = lobby.pick_code(2_000, &live, || draws.next().unwrap_or(0));
+        assert_eq!(code.as_deref(), Some("ABCDEF"));
+    }
+
+    #[test]
+    fn reservations_expire() {
+        let mut lobby = Lobby::default();
+        lobby.pending.insert("00000A".to_owned(), 1_000);
+        let code = lobby.pick_code(1_000 + PENDING_CODE_TTL_MS, &HashSet::new(), || 0x0A);
+        assert_eq!(code.as_deref(), Some("00000A"));
+    }
+
+    #[test]
+    fn gives_up_when_every_draw_is_taken() {
+        let mut lobby = Lobby::default();
+        let live: HashSet<String> = ["000001".to_owned()].into();
+        assert_eq!(lobby.pick_code(0, &live, || 1), None);
     }
 }

@@ -31,11 +31,9 @@ use roomhost_sdk::{
 };
 use serde_json::Value;
 
-use crate::record::{Kind, Record};
 use crate::lobby::Lobby;
-use crate::{
-    Config, Frame, HANDOFF_CLOSED, HANDOFF_HOST, Out, UNKNOWN_ROOM_CODE, is_room_code,
-};
+use crate::record::{Kind, Record};
+use crate::{Config, Frame, HANDOFF_CLOSED, HANDOFF_HOST, Out, UNKNOWN_ROOM_CODE, is_room_code};
 
 /// The `closed` reason after the host's `close`.
 pub const REASON_HOST_CLOSED: &str = "Host closed the session";
@@ -126,7 +124,6 @@ impl Session {
             self.history_request(room, client, &frame.text);
         }
     }
-
 
     /// The `history` frame the room sends when answering from its record:
     /// `{"type":"history","commands":[...]}` with

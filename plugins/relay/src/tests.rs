@@ -514,10 +514,7 @@ fn the_record_is_bounded_by_bytes() {
     room.message(v, REQUEST);
     room.advance(Duration::from_secs(2));
     assert_eq!(room.take_sent_json(v), [history(json!(["c3", "c4"]))]);
-    assert_eq!(
-        room.service().room().map(|s| s.record().bytes()),
-        Some(8)
-    );
+    assert_eq!(room.service().room().map(|s| s.record().bytes()), Some(8));
 }
 
 #[test]

@@ -43,11 +43,11 @@ use serde_json::{Value, json};
 use crate::common::{self, TIMER_SWEEP};
 use crate::config::Config;
 use crate::directory::{PartyInfo, parties_of, room_list};
-use crate::lobby::Lobby;
 use crate::envelope::{
     AUTH_REQUIRED, Incoming, Out, PlayState, REASON_HOST_LEFT, REASON_NEW_ROOM, ROOM_FULL,
     client_id, is_valid_chat, valid_position, with_field,
 };
+use crate::lobby::Lobby;
 use crate::profile::{CreateRequest, Intent, Profile, Transit};
 use crate::sync::{PendingPlay, Sync};
 

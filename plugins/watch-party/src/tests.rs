@@ -940,10 +940,7 @@ fn pause_seek_and_buffering_go_to_everyone_but_the_host_at_now_plus_300() {
                 "{payload}"
             );
         }
-        let state = party
-            .service()
-            .room()
-            .map(|p| p.sync().play_state.as_str());
+        let state = party.service().room().map(|p| p.sync().play_state.as_str());
         assert_eq!(state, Some(play_state), "{payload}");
     }
 }
