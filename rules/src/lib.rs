@@ -27,3 +27,8 @@
 pub mod checks;
 pub mod close;
 pub mod limits;
+
+/// The room id of a service's lobby. Room ids in URLs are never empty, so
+/// no client reaches the lobby by id, and `init-info.room-id` is empty for
+/// the lobby.
+pub const LOBBY_ROOM_ID: &str = "";

@@ -87,11 +87,13 @@ async fn a_service_without_a_lobby_answers_404_at_its_root() {
         test_limits(),
     )
     .await;
-    let response = http_request(server.addr(), "GET", "/ws/counter", b"")
-        .await
-        .expect("request");
-    assert_eq!(response.status, 404, "{}", response.head);
-    let body = String::from_utf8_lossy(&response.body);
+    let url = format!("ws://{}/ws/counter", server.addr());
+    let refused = tokio_tungstenite::connect_async(&url).await.err();
+    let Some(tokio_tungstenite::tungstenite::Error::Http(response)) = refused else {
+        panic!("the upgrade was not refused with an HTTP error: {refused:?}");
+    };
+    assert_eq!(response.status(), 404);
+    let body = String::from_utf8_lossy(response.body().as_deref().unwrap_or_default());
     assert!(body.contains("has no lobby"), "{body}");
     // No lobby instance was started for it: only misbehave's is running.
     assert_eq!(server.handle().rooms().len(), 1, "only misbehave's lobby");

@@ -17,6 +17,7 @@ use super::api::error;
 use super::body::{self, BodyError};
 use super::peer::Peer;
 use crate::room::JoinError;
+use crate::wasm::ServiceDirectory as _;
 use crate::wasm::{GuestHttpRequest, GuestHttpResponse};
 
 /// Headers the host sets itself; a plugin's values for them are ignored.

@@ -15,23 +15,26 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep_until};
 
 use super::body::RoomBody;
-use super::directory::{JoinError, RoomMeta, Rooms, lock};
+use super::callbacks::{after_call, leave_reason, offer};
+use super::meta::{RoomMeta, lock};
 use super::reload::{RoomReload, reload_room};
-use super::{ConnectRequest, RoomEvent};
-use crate::client::{ClientId, ClientSender, Move};
+use super::table::RoomTable;
+use super::{ConnectRequest, JoinError, RoomEvent};
+use crate::client::ClientId;
 use crate::close;
 use crate::contain::panic_message;
 use crate::dev::Direction;
 use crate::limits::Limits;
 use crate::service::Service;
 use crate::wasm::{
-    DisconnectReason, GuestClientInfo, GuestError, GuestHandoff, GuestInitInfo, GuestMessage,
-    GuestRejection, GuestRoomChange, MAX_PLUGIN_TEXT, PendingTransfer, RoomLink, WasmEngine,
-    bounded,
+    DisconnectReason, GuestClientInfo, GuestError, GuestInitInfo, GuestMessage, GuestRoomChange,
+    MAX_PLUGIN_TEXT, RoomLink, ServiceDirectory, WasmEngine, bounded,
 };
 
 pub(crate) struct RoomActor {
-    rooms: Arc<Rooms>,
+    table: Arc<RoomTable>,
+    /// What the room's instance may ask of its service.
+    directory: Arc<dyn ServiceDirectory>,
     service: Arc<Service>,
     meta: Arc<RoomMeta>,
     inbox: mpsc::Receiver<RoomEvent>,
@@ -42,13 +45,15 @@ pub(crate) struct RoomActor {
 
 impl RoomActor {
     pub(crate) fn new(
-        rooms: Arc<Rooms>,
+        table: Arc<RoomTable>,
+        directory: Arc<dyn ServiceDirectory>,
         service: Arc<Service>,
         meta: Arc<RoomMeta>,
         inbox: mpsc::Receiver<RoomEvent>,
     ) -> RoomActor {
         RoomActor {
-            rooms,
+            table,
+            directory,
             service,
             meta,
             inbox,
@@ -87,8 +92,9 @@ impl RoomActor {
             restored: None,
         };
         let link = RoomLink {
-            rooms: self.rooms.clone(),
-            key: self.meta.key.clone(),
+            directory: self.directory.clone(),
+            service: self.meta.key.service.clone(),
+            room: self.meta.key.room.clone(),
         };
         // The version this room runs is the one it starts with, even if a
         // reload swapped the service's plugin since the room was listed.
@@ -145,7 +151,7 @@ impl RoomActor {
                 return self.dispose(Some(instance), error);
             }
             self.publish(instance);
-            if self.is_idle(instance) && self.rooms.retire(&self.meta, &self.inbox) {
+            if self.is_idle(instance) && self.table.retire(&self.meta, &self.inbox) {
                 tracing::debug!("room ended: no clients and no timers");
                 self.drain(None, HashMap::new());
                 return;
@@ -158,7 +164,7 @@ impl RoomActor {
         if !self.meta.is_lobby() {
             return Ok(());
         }
-        for change in self.rooms.take_lobby_notices(&self.meta.key.service) {
+        for change in self.table.take_lobby_notices(&self.meta.key.service) {
             instance.room_changed(&change).await?;
             after_call(instance, &self.meta).await?;
         }
@@ -196,7 +202,7 @@ impl RoomActor {
         }
         if self.unreported && !self.meta.is_lobby() {
             self.unreported = false;
-            self.rooms.notify_lobby(
+            self.table.notify_lobby(
                 &self.meta.key.service,
                 GuestRoomChange::Updated(self.meta.entry()),
             );
@@ -210,7 +216,7 @@ impl RoomActor {
         if let Ok(mut failure) = self.meta.failure.lock() {
             *failure = Some(error.0.clone());
         }
-        self.rooms.remove(&self.meta);
+        self.table.remove(&self.meta);
         let mut departing = HashMap::new();
         if let Some(instance) = instance {
             for member in instance.state().room.members.values() {
@@ -372,46 +378,6 @@ async fn connect(
     Ok(())
 }
 
-/// What `connect` made of a client.
-pub(super) struct Offer {
-    /// The plugin's accept or reject. On reject the client is no longer a
-    /// member; on accept it is, unless the plugin closed it meanwhile.
-    pub(super) answer: Result<(), GuestRejection>,
-    /// A transfer the plugin asked for during the call, to be started once
-    /// the client knows it was accepted.
-    pub(super) deferred: Option<PendingTransfer>,
-}
-
-/// Makes the client a member (so the plugin can greet it from inside
-/// `connect`), calls `connect` and carries out what the call asked for.
-pub(super) async fn offer(
-    instance: &mut RoomBody,
-    meta: &RoomMeta,
-    sender: ClientSender,
-    info: &GuestClientInfo,
-) -> Result<Offer, GuestError> {
-    let id = info.id;
-    let state = instance.state();
-    state.add_member(sender, info.clone());
-    state.connecting = Some(id);
-    let answer = instance.connect(info).await;
-    let state = instance.state();
-    state.connecting = None;
-    let deferred = state.deferred_transfer.take();
-    let answer = answer?;
-    after_call(instance, meta).await?;
-    let state = instance.state();
-    if answer.is_err() {
-        state.remove_member(id);
-    } else if state.is_member(id) {
-        state.tap_membership(id, None);
-    }
-    Ok(Offer {
-        deferred: deferred.filter(|_| answer.is_ok()),
-        answer,
-    })
-}
-
 async fn fire_due_timers(instance: &mut RoomBody, meta: &RoomMeta) -> Result<(), GuestError> {
     let now = Instant::now();
     while let Some(id) = instance.state().room.timers.pop_due(now) {
@@ -419,57 +385,6 @@ async fn fire_due_timers(instance: &mut RoomBody, meta: &RoomMeta) -> Result<(),
         after_call(instance, meta).await?;
     }
     Ok(())
-}
-
-/// Carries out what the last callback asked for beyond frames: clients it
-/// closed get `disconnect(kicked)`, clients it transferred are sent on their
-/// way and get `disconnect(transferred)`. Those callbacks may ask for more.
-pub(super) async fn after_call(instance: &mut RoomBody, meta: &RoomMeta) -> Result<(), GuestError> {
-    loop {
-        let state = instance.state();
-        let kicked = std::mem::take(&mut state.kicked);
-        let transfers = std::mem::take(&mut state.transfers);
-        if kicked.is_empty() && transfers.is_empty() {
-            return Ok(());
-        }
-        for client in kicked {
-            instance
-                .state()
-                .tap_membership(client, Some(leave_reason(DisconnectReason::Kicked)));
-            instance
-                .disconnect(client, DisconnectReason::Kicked)
-                .await?;
-        }
-        for transfer in transfers {
-            instance.state().tap_membership(
-                transfer.client,
-                Some(leave_reason(DisconnectReason::Transferred)),
-            );
-            // Sent before the callback so the client moves even if it fails.
-            transfer.sender.relocate(Move {
-                to: transfer.to,
-                handoff: GuestHandoff {
-                    from_room: (!meta.is_lobby()).then(|| meta.key.room.to_string()),
-                    data: transfer.data,
-                    rejected: None,
-                },
-                create: transfer.create,
-            });
-            instance
-                .disconnect(transfer.client, DisconnectReason::Transferred)
-                .await?;
-        }
-    }
-}
-
-/// How the dev tap names a disconnect reason.
-pub(super) fn leave_reason(reason: DisconnectReason) -> &'static str {
-    match reason {
-        DisconnectReason::Closed => "closed",
-        DisconnectReason::Lost => "lost",
-        DisconnectReason::Kicked => "kicked",
-        DisconnectReason::Transferred => "transferred",
-    }
 }
 
 async fn wait_until(deadline: Option<Instant>) {

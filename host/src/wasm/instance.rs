@@ -16,6 +16,7 @@ use super::output::PluginLog;
 use super::plugin::Plugin;
 use super::slice::{CallClock, WaitedTooLong};
 use super::state::{RoomLink, RoomState};
+use super::text::{MAX_PLUGIN_TEXT, bounded};
 use crate::client::ClientId;
 use crate::limits::Limits;
 
@@ -113,7 +114,7 @@ impl RoomInstance {
         let result = call!(self, call_init(info));
         self.state().in_init = false;
         result?.map_err(|reason| {
-            let reason = super::state::bounded(reason, super::state::MAX_PLUGIN_TEXT);
+            let reason = bounded(reason, MAX_PLUGIN_TEXT);
             GuestError(if info.restored.is_some() {
                 format!("the plugin could not restore the room's snapshot: {reason}")
             } else {
@@ -191,6 +192,6 @@ impl RoomInstance {
         } else {
             format!("plugin failed: {error}")
         };
-        GuestError(super::state::bounded(reason, super::state::MAX_PLUGIN_TEXT))
+        GuestError(bounded(reason, MAX_PLUGIN_TEXT))
     }
 }

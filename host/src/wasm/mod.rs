@@ -9,12 +9,15 @@
 
 mod bindings;
 mod cache;
+mod describe;
 mod engine;
 mod instance;
 mod output;
 mod plugin;
 mod slice;
 mod state;
+mod text;
+mod timers;
 mod wasi;
 
 pub use cache::CompileCache;
@@ -24,7 +27,10 @@ pub use instance::{GuestError, RoomInstance};
 pub(crate) use output::PluginLog;
 pub use plugin::{CONTRACT_VERSION, Plugin, PluginError};
 pub use state::RoomState;
-pub(crate) use state::{MAX_PLUGIN_TEXT, PendingTransfer, bounded, unix_millis};
+pub(crate) use state::{PendingTransfer, unix_millis};
+pub use state::{RoomLink, ServiceDirectory};
+pub(crate) use text::{MAX_PLUGIN_TEXT, bounded};
+pub use timers::{TimerId, Timers, TooManyTimers};
 
 /// The WIT types as Rust values, for driving a [`RoomInstance`] directly
 /// (benchmarks, embedders).
@@ -36,7 +42,6 @@ pub(crate) use bindings::roomhost::room::types::{
     InitInfo as GuestInitInfo, Rejection as GuestRejection, RoomChange as GuestRoomChange,
     RoomEntry as GuestRoomEntry,
 };
-pub use state::RoomLink;
 
 /// The host imports as Rust traits, all implemented by [`RoomState`]. A
 /// native room (feature `native-baseline`) calls these where a plugin calls

@@ -8,10 +8,8 @@ use wasmtime::component::{HasSelf, Linker};
 use super::bindings::{Room, RoomPre};
 use super::cache::CompileCache;
 use super::engine::WasmEngine;
-use super::instance::{GuestError, RoomInstance};
 use super::state::RoomState;
 use super::wasi;
-use crate::limits::Limits;
 
 /// Why a plugin could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -173,47 +171,10 @@ impl Plugin {
         })
     }
 
-    /// Loads the component at `path` (see [`Plugin::load`]) on a blocking
-    /// thread, then asks it what it is ([`Plugin::describe`]).
-    pub async fn load_described(
-        engine: &WasmEngine,
-        path: &Path,
-        cache: Option<&CompileCache>,
-        limits: &Limits,
-    ) -> Result<Plugin, PluginError> {
-        let (load_engine, load_path, load_cache) =
-            (engine.clone(), path.to_owned(), cache.cloned());
-        let plugin = tokio::task::spawn_blocking(move || {
-            Plugin::load(&load_engine, &load_path, load_cache.as_ref())
-        })
-        .await
-        .map_err(|join| PluginError::Describe {
-            path: path.to_owned(),
-            reason: format!("the loading task failed: {join}"),
-        })??;
-        plugin.describe(engine, limits).await
-    }
-
-    /// Calls the plugin's `describe` on a throwaway instance and records the
-    /// answer (whether the service has a lobby).
-    pub async fn describe(
-        mut self,
-        engine: &WasmEngine,
-        limits: &Limits,
-    ) -> Result<Plugin, PluginError> {
-        if self.pre().is_none() {
-            return Ok(self);
-        }
-        let failed = |error: GuestError| PluginError::Describe {
-            path: self.path.clone(),
-            reason: error.0,
-        };
-        let mut instance = RoomInstance::instantiate(engine, &self, limits, None)
-            .await
-            .map_err(failed)?;
-        let description = instance.describe_service().await.map_err(failed)?;
-        self.lobby = description.lobby;
-        Ok(self)
+    /// Records what the plugin's `describe` said (see `describe`).
+    pub(super) fn with_lobby(mut self, lobby: bool) -> Plugin {
+        self.lobby = lobby;
+        self
     }
 
     /// Whether the service has a lobby (its `describe` said so).

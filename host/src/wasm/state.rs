@@ -16,25 +16,47 @@ use roomhost_rules::checks::{self, ClientStateRefusal, TransferRefusal, Transfer
 
 use super::bindings::roomhost::room::{auth, directory, host, types};
 use super::output::PluginLog;
+use super::text::{MAX_PLUGIN_TEXT, bounded};
+use super::timers::Timers;
+use crate::auth::AuthConfig;
 use crate::client::{ClientId, ClientSender};
 use crate::close;
-use crate::dev::{Direction, Payload};
+use crate::dev::{DevTap, Direction, Payload};
 use crate::limits::Limits;
-use crate::room::timers::Timers;
-use crate::room::{LOBBY, RoomKey, Rooms};
 
-/// Where a room instance sits in the host: the room table and its own key.
-/// An instance driven without one (a benchmark) has no directory: `transfer`,
-/// `rooms` and `serve-root` fail, and `send` reaches only its members.
+/// What a room instance may ask of the rest of the host: the other clients
+/// of its service, the service's rooms, the server root, the token key and
+/// the dev tap. The room table implements it; keeping it a trait lets this
+/// module know nothing of the table.
+pub trait ServiceDirectory: Send + Sync {
+    /// A client of `service`, wherever it is.
+    fn client(&self, service: &str, client: ClientId) -> Option<ClientSender>;
+    /// Whether room `room` of `service` is live.
+    fn is_live(&self, service: &str, room: &str) -> bool;
+    /// The live rooms of `service`, the lobby excluded, sorted by id.
+    fn entries(&self, service: &str) -> Vec<types::RoomEntry>;
+    /// Lets `service`'s lobby serve `/`; fails when another service has it.
+    fn claim_root(&self, service: &Arc<str>) -> Result<(), String>;
+    /// How tokens are verified (`None`: no key configured).
+    fn auth(&self) -> Option<&AuthConfig>;
+    /// The dev event stream, in dev mode.
+    fn tap(&self) -> Option<&DevTap>;
+}
+
+/// Where a room instance sits in the host: its service's directory and its
+/// own name. An instance driven without one (a benchmark) has no directory:
+/// `transfer`, `rooms` and `serve-root` fail, and `send` reaches only its
+/// members.
 #[derive(Clone)]
 pub struct RoomLink {
-    pub(crate) rooms: Arc<Rooms>,
-    pub(crate) key: RoomKey,
+    pub(crate) directory: Arc<dyn ServiceDirectory>,
+    pub(crate) service: Arc<str>,
+    pub(crate) room: Arc<str>,
 }
 
 impl RoomLink {
     fn is_lobby(&self) -> bool {
-        &*self.key.room == LOBBY
+        *self.room == *roomhost_rules::LOBBY_ROOM_ID
     }
 }
 
@@ -222,28 +244,22 @@ impl RoomState {
         msg: &types::Frame,
     ) {
         if let Some(link) = &self.link
-            && let Some(tap) = link.rooms.tap()
+            && let Some(tap) = link.directory.tap()
         {
             let payload = match msg {
                 types::Frame::Text(text) => Payload::Text(text),
                 types::Frame::Binary(bytes) => Payload::Binary(bytes),
             };
-            tap.frame(
-                &link.key.service,
-                &link.key.room,
-                client,
-                direction,
-                payload,
-            );
+            tap.frame(&link.service, &link.room, client, direction, payload);
         }
     }
 
     /// Reports a join (`reason: None`) or a leave to the dev tap.
     pub(crate) fn tap_membership(&self, client: ClientId, reason: Option<&str>) {
         if let Some(link) = &self.link
-            && let Some(tap) = link.rooms.tap()
+            && let Some(tap) = link.directory.tap()
         {
-            tap.membership(&link.key.service, &link.key.room, client, reason);
+            tap.membership(&link.service, &link.room, client, reason);
         }
     }
 
@@ -286,7 +302,7 @@ impl host::Host for RoomState {
         if let Some(member) = self.room.members.get(&client) {
             let _ = member.sender.send(frame);
         } else if let Some(link) = &self.link
-            && let Some(other) = link.rooms.client(&link.key.service, client)
+            && let Some(other) = link.directory.client(&link.service, client)
         {
             let _ = other.send(frame);
         }
@@ -416,7 +432,7 @@ impl directory::Host for RoomState {
             return Err(types::TransferError::Unavailable);
         };
         let source = TransferSource {
-            room_id: &link.key.room,
+            room_id: &link.room,
             lobby: link.is_lobby(),
             service_has_lobby: self.service_has_lobby,
             max_room_id_bytes: self.max_room_id_bytes,
@@ -426,7 +442,7 @@ impl directory::Host for RoomState {
             self.is_member(client),
             room.as_deref(),
             create,
-            |id| link.rooms.is_live(&link.key.service, id),
+            |id| link.directory.is_live(&link.service, id),
         )
         .map_err(into_wit)?;
         let Some(member) = self.room.members.get(&client) else {
@@ -450,7 +466,7 @@ impl directory::Host for RoomState {
 
     fn rooms(&mut self) -> Vec<types::RoomEntry> {
         match &self.link {
-            Some(link) => link.rooms.entries(&link.key.service),
+            Some(link) => link.directory.entries(&link.service),
             None => Vec::new(),
         }
     }
@@ -461,7 +477,7 @@ impl directory::Host for RoomState {
         };
         checks::may_serve_root(link.is_lobby(), self.in_init)
             .map_err(|refusal| refusal.to_string())?;
-        link.rooms.claim_root(&link.key.service)
+        link.directory.claim_root(&link.service)
     }
 }
 
@@ -494,14 +510,14 @@ impl auth::Host for RoomState {
     fn enabled(&mut self) -> bool {
         self.link
             .as_ref()
-            .is_some_and(|link| link.rooms.auth().is_some())
+            .is_some_and(|link| link.directory.auth().is_some())
     }
 
     fn verify_token(&mut self, token: String) -> Result<String, String> {
         let auth = self
             .link
             .as_ref()
-            .and_then(|link| link.rooms.auth())
+            .and_then(|link| link.directory.auth())
             .ok_or_else(|| "no token key configured".to_owned())?;
         auth.verify(&token, SystemTime::now())
             .map(|claims| claims.to_string())
@@ -519,24 +535,6 @@ fn bounded_table() -> ResourceTable {
     table.set_max_capacity(MAX_WASI_RESOURCES);
     table
 }
-
-/// Cuts a plugin-supplied text to `max` bytes on a character boundary, so a
-/// plugin cannot make the host log or copy megabytes.
-pub(crate) fn bounded(mut text: String, max: usize) -> String {
-    if text.len() > max {
-        let mut end = max;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-        text.push('…');
-    }
-    text
-}
-
-/// Longest plugin-supplied text (log line, reject reason, failure reason)
-/// the host keeps.
-pub(crate) const MAX_PLUGIN_TEXT: usize = 4096;
 
 /// Milliseconds since the Unix epoch (0 for times before it).
 pub(crate) fn unix_millis(time: SystemTime) -> u64 {
