@@ -58,6 +58,7 @@ impl ServerConfig {
 
 /// Why a server could not start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ServerError {
     /// No service was given.
     #[error("no service to serve: give at least one plugin")]
@@ -260,6 +261,7 @@ impl Server {
 
 /// Why a hot reload did not happen. Rooms keep their old version.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ReloadError {
     /// No service has that name.
     #[error("no service named {0:?}")]

@@ -96,6 +96,7 @@ impl ConnectRequest {
 
 /// Why a client left, as the host saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LeaveReason {
     /// The client sent a close frame or ended the connection cleanly.
     Closed,

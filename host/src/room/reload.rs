@@ -25,6 +25,7 @@ use crate::wasm::{
 /// What a reload did to one room.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", content = "reason", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum RoomReload {
     /// The new version restored the room's snapshot; clients were
     /// re-attached silently.
@@ -117,7 +118,9 @@ async fn restore(
             state.info_changed = state.room.info != info_before;
             Ok(RoomReload::Restored)
         }
-        Err(error) => Err(format!("the new version failed to restore it: {error}")),
+        Err(error) => Err(format!(
+            "the new version failed to restore the room: {error}"
+        )),
     }
 }
 

@@ -116,7 +116,7 @@ impl RoomInstance {
         result?.map_err(|reason| {
             let reason = bounded(reason, MAX_PLUGIN_TEXT);
             GuestError(if info.restored.is_some() {
-                format!("the plugin could not restore the room's snapshot: {reason}")
+                format!("it refused the snapshot: {reason}")
             } else {
                 format!("the plugin refused to start the room: {reason}")
             })

@@ -13,6 +13,7 @@ use super::wasi;
 
 /// Why a plugin could not be loaded.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PluginError {
     /// The file could not be read.
     #[error("cannot read plugin {path}: {source}")]
