@@ -158,6 +158,9 @@ pub(crate) struct LimitArgs {
     /// Size of a room's set-info JSON [default: 4096].
     #[arg(long, value_name = "BYTES")]
     max_info_bytes: Option<usize>,
+    /// State a plugin may attach to one client (set-client-state) [default: 4096].
+    #[arg(long, value_name = "BYTES")]
+    max_client_state_bytes: Option<usize>,
     /// Largest HTTP request or response body of a room's REST face (413 beyond) [default: 1048576].
     #[arg(long, value_name = "BYTES")]
     max_http_body_bytes: Option<usize>,
@@ -243,6 +246,9 @@ impl LimitArgs {
         }
         if let Some(value) = self.max_info_bytes {
             limits.max_info_bytes = value;
+        }
+        if let Some(value) = self.max_client_state_bytes {
+            limits.max_client_state_bytes = value;
         }
         if let Some(value) = self.max_http_body_bytes {
             limits.max_http_body_bytes = value;

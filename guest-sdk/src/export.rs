@@ -10,10 +10,10 @@ use std::sync::Once;
 
 use crate::bindings::exports::roomhost::room::service::Guest;
 use crate::bindings::roomhost::room::{auth, directory, host, types as wit};
-use crate::room::Backend;
+use crate::room::{Backend, ClientStateRefusal};
 use crate::{
     ClientId, ClientInfo, DisconnectReason, Handoff, HttpRequest, HttpResponse, InitInfo, LogLevel,
-    Message, Reloadable, Room, RoomChange, RoomEntry, RoomService, TimerId,
+    Message, Reloadable, Room, RoomChange, RoomEntry, RoomService, TimerId, TransferError,
 };
 
 /// The type `#[room_service]` exports: implements the generated `Guest`
@@ -26,14 +26,22 @@ pub struct Export<S>(PhantomData<fn() -> S>);
 pub const fn assert_room_service<S: RoomService>() {}
 
 impl<S: Reloadable> Guest for Export<S> {
-    fn init(info: wit::InitInfo) {
-        init::<S>(info.into());
+    fn describe() -> wit::ServiceDescription {
+        wit::ServiceDescription { lobby: S::LOBBY }
     }
 
-    fn connect(client: wit::ClientInfo) -> Result<(), String> {
+    fn init(info: wit::InitInfo) -> Result<(), String> {
+        init::<S>(info.into())
+    }
+
+    fn connect(client: wit::ClientInfo) -> Result<(), wit::Rejection> {
         let client = ClientInfo::from(client);
         dispatch::<S, _>("connect", |service, room| service.connect(room, &client))
-            .unwrap_or_else(|| Err("the room is not available".to_owned()))
+            .unwrap_or_else(|| Err("the room is not available".into()))
+            .map_err(|rejection| wit::Rejection {
+                code: rejection.requested_code(),
+                reason: rejection.reason().to_owned(),
+            })
     }
 
     fn message(client: wit::ClientId, msg: wit::Frame) {
@@ -86,28 +94,27 @@ thread_local! {
     static INSTANCE: RefCell<Option<Instance>> = const { RefCell::new(None) };
 }
 
-fn init<S: Reloadable>(info: InitInfo) {
+/// Starts the instance's service; an error is the service's reason for
+/// refusing to start (or to restore), which the host reports.
+fn init<S: Reloadable>(info: InitInfo) -> Result<(), String> {
     install_panic_hook();
     INSTANCE.with(|cell| {
         let Ok(mut slot) = cell.try_borrow_mut() else {
-            WitHost.log(LogLevel::Error, "init called re-entrantly; ignored");
-            return;
+            return Err("init called re-entrantly".to_owned());
         };
         if slot.is_some() {
-            WitHost.log(LogLevel::Error, "init called twice; ignored");
-            return;
+            return Err("init called twice".to_owned());
         }
         let mut backend = WitHost;
         let mut room = Room::new(&info.room_id, info.lobby, &mut backend);
-        // A failed restore traps, so the host keeps the old version.
-        let service =
-            crate::snapshot::start::<S>(&mut room, &info).unwrap_or_else(|error| panic!("{error}"));
+        let service = crate::snapshot::start::<S>(&mut room, &info)?;
         *slot = Some(Instance {
             room_id: info.room_id,
             lobby: info.lobby,
             service: Box::new(service),
         });
-    });
+        Ok(())
+    })
 }
 
 /// Runs `callback` against the instance's service, or logs why it cannot
@@ -216,8 +223,35 @@ impl Backend for WitHost {
         to: Option<&str>,
         data: &[u8],
         create: bool,
-    ) -> Result<(), String> {
-        directory::transfer(client, to, data, create)
+    ) -> Result<(), TransferError> {
+        directory::transfer(client, to, data, create).map_err(TransferError::from_wit)
+    }
+
+    fn clients(&mut self) -> Vec<ClientId> {
+        host::clients()
+    }
+
+    fn client_info(&mut self, client: ClientId) -> Option<ClientInfo> {
+        host::client_details(client).map(ClientInfo::from)
+    }
+
+    fn client_state(&mut self, client: ClientId) -> Option<Vec<u8>> {
+        host::client_state(client)
+    }
+
+    fn set_client_state(
+        &mut self,
+        client: ClientId,
+        state: Vec<u8>,
+    ) -> Result<(), ClientStateRefusal> {
+        let len = state.len();
+        host::set_client_state(client, &state).map_err(|error| match error {
+            wit::ClientStateError::NotAMember => ClientStateRefusal::NotAMember,
+            wit::ClientStateError::TooLarge(limit) => ClientStateRefusal::TooLarge {
+                len,
+                limit: usize::try_from(limit).unwrap_or(usize::MAX),
+            },
+        })
     }
 
     fn rooms(&mut self) -> Vec<RoomEntry> {
@@ -237,6 +271,26 @@ impl Backend for WitHost {
 
     fn verify_token(&mut self, token: &str) -> Result<String, String> {
         auth::verify_token(token)
+    }
+}
+
+/// The contract's `transfer-error` as the SDK's [`TransferError`].
+trait FromWit {
+    fn from_wit(error: wit::TransferError) -> Self;
+}
+
+impl FromWit for TransferError {
+    fn from_wit(error: wit::TransferError) -> Self {
+        match error {
+            wit::TransferError::NotAMember => Self::NotAMember,
+            wit::TransferError::SameRoom => Self::SameRoom,
+            wit::TransferError::InvalidRoomId(max) => Self::InvalidRoomId {
+                max: usize::try_from(max).unwrap_or(usize::MAX),
+            },
+            wit::TransferError::NoSuchRoom => Self::NoSuchRoom,
+            wit::TransferError::NoLobby => Self::NoLobby,
+            wit::TransferError::Unavailable => Self::Unavailable,
+        }
     }
 }
 

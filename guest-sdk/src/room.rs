@@ -5,8 +5,25 @@ use std::fmt;
 use std::time::Duration;
 
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
-use crate::{ClientId, Message, RoomEntry};
+use crate::{ClientId, ClientInfo, Message, RoomEntry};
+
+pub use roomhost_rules::checks::ClientStateRefusal;
+/// Why [`Room::transfer`] refused to move a client; nothing happened. Match
+/// on it rather than on its message.
+///
+/// ```
+/// # use roomhost_sdk::{ClientId, Room, TransferError};
+/// fn join_game(room: &mut Room<'_>, player: ClientId, game: &str) -> &'static str {
+///     match room.transfer(player, Some(game), b"", false) {
+///         Ok(()) => "joining",
+///         Err(TransferError::NoSuchRoom) => "no such game",
+///         Err(_) => "cannot join",
+///     }
+/// }
+/// ```
+pub use roomhost_rules::checks::TransferRefusal as TransferError;
 
 /// Identifies a timer. Ids are chosen by the service; setting an id that is
 /// already pending replaces that timer.
@@ -70,17 +87,30 @@ pub trait Backend {
     fn set_info(&mut self, json: &str) -> Result<(), String>;
     /// Moves member `client` to room `to` (`None`: the lobby) with hand-off
     /// `data`, creating the room if `create`. On success the client stops
-    /// being a member at once. Fails, in the host's order of checks, when
-    /// the client is not a member, is the one whose `connect` is running,
-    /// the target is this room or not a valid room id, or (without
-    /// `create`) the target does not exist.
+    /// being a member at once, unless its `connect` is running: then the
+    /// move waits for it to be accepted. Fails as
+    /// `roomhost_rules::checks::transfer` decides.
     fn transfer(
         &mut self,
         client: ClientId,
         to: Option<&str>,
         data: &[u8],
         create: bool,
-    ) -> Result<(), String>;
+    ) -> Result<(), TransferError>;
+    /// This room's members, in ascending id order.
+    fn clients(&mut self) -> Vec<ClientId>;
+    /// How member `client` connected; `None` for non-members.
+    fn client_info(&mut self, client: ClientId) -> Option<ClientInfo>;
+    /// The state attached to member `client` (empty until set); `None` for
+    /// non-members.
+    fn client_state(&mut self, client: ClientId) -> Option<Vec<u8>>;
+    /// Attaches `state` to member `client`. Fails as
+    /// `roomhost_rules::checks::client_state_fits` decides.
+    fn set_client_state(
+        &mut self,
+        client: ClientId,
+        state: Vec<u8>,
+    ) -> Result<(), ClientStateRefusal>;
     /// The service's live rooms, the lobby excluded, in no particular order.
     fn rooms(&mut self) -> Vec<RoomEntry>;
     /// Claims the server root for this service. Fails unless this is the
@@ -294,13 +324,19 @@ impl<'a> Room<'a> {
     /// through `connect`, with `handoff.rejected` set to the reason,
     /// `from_room` naming the target and the original `data`.
     ///
-    /// Fails, and nothing happens, when `client` is not in this room, the
-    /// target is this room (including the lobby transferring to the lobby),
-    /// `to` is not a valid room id (empty or longer than
-    /// [`MAX_ROOM_ID_BYTES`](crate::limits::MAX_ROOM_ID_BYTES)), `create`
-    /// is false and the room does not exist, or `client` is the one whose
-    /// [`connect`](crate::RoomService::connect) is running: accept it first,
-    /// then move it from a later callback (a zero-delay timer, say).
+    /// Fails with a [`TransferError`], and nothing happens, when `client`
+    /// is not in this room, the target is this room (including the lobby
+    /// transferring to the lobby), `to` is not a valid room id (empty or
+    /// longer than [`MAX_ROOM_ID_BYTES`](crate::limits::MAX_ROOM_ID_BYTES)),
+    /// `create` is false and the room does not exist, or `to` is `None` and
+    /// the service has no lobby.
+    ///
+    /// Called during the client's own
+    /// [`connect`](crate::RoomService::connect), the transfer waits: it runs
+    /// once `connect` accepts the client (this room then gets `connect`'s
+    /// result first, and `disconnect(client, Transferred)` after), and is
+    /// dropped if `connect` rejects it. A lobby that routes clients by their
+    /// URL can so move them without an extra round trip.
     ///
     /// ```
     /// # use roomhost_sdk::{ClientId, Room, TransferError};
@@ -315,9 +351,7 @@ impl<'a> Room<'a> {
         data: &[u8],
         create: bool,
     ) -> Result<(), TransferError> {
-        self.backend
-            .transfer(client, to, data, create)
-            .map_err(|message| TransferError { message })
+        self.backend.transfer(client, to, data, create)
     }
 
     /// [`Room::transfer`] to room `to`, creating it if `create`.
@@ -347,6 +381,94 @@ impl<'a> Room<'a> {
     /// when `transfer` returns.
     pub fn rooms(&mut self) -> Vec<RoomEntry> {
         self.backend.rooms()
+    }
+
+    /// This room's clients, in ascending id order (ids grow with each new
+    /// connection to the host); the client whose
+    /// [`connect`](crate::RoomService::connect) is running is included.
+    ///
+    /// ```
+    /// # use roomhost_sdk::{Room, Message};
+    /// fn roll_call(room: &mut Room<'_>) {
+    ///     let names: Vec<String> = room
+    ///         .clients()
+    ///         .into_iter()
+    ///         .filter_map(|client| room.client_state::<String>(client))
+    ///         .collect();
+    ///     room.broadcast(Message::json(&names), &[]);
+    /// }
+    /// ```
+    pub fn clients(&mut self) -> Vec<ClientId> {
+        self.backend.clients()
+    }
+
+    /// How a client of this room connected (path, query, identity; the
+    /// hand-off it arrived with is only in `connect`'s [`ClientInfo`]);
+    /// `None` when it is not a member. The host
+    /// keeps it for the client's whole stay, across hot reloads.
+    pub fn client(&mut self, client: ClientId) -> Option<ClientInfo> {
+        self.backend.client_info(client)
+    }
+
+    /// The state attached to a client of this room with
+    /// [`Room::set_client_state`], deserialized from JSON. `None` when the
+    /// client is not a member, has no state, or its state is not a `T`.
+    pub fn client_state<T: DeserializeOwned>(&mut self, client: ClientId) -> Option<T> {
+        let bytes = self.backend.client_state(client)?;
+        if bytes.is_empty() {
+            return None;
+        }
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Attaches `state` (serialized as JSON) to a client of this room,
+    /// replacing what was there: per-client data the host keeps for the
+    /// service (like PartyKit's `connection.setState`), so the service need
+    /// not mirror its members in a map of its own. It survives hot reloads
+    /// and is dropped when the client leaves the room.
+    ///
+    /// Fails when the client is not a member or the JSON is larger than
+    /// [`MAX_CLIENT_STATE_BYTES`](crate::limits::MAX_CLIENT_STATE_BYTES)
+    /// (4 KiB by default); nothing changes then.
+    ///
+    /// ```
+    /// # use roomhost_sdk::{ClientInfo, Rejection, Room};
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct Player {
+    ///     name: String,
+    ///     score: u32,
+    /// }
+    ///
+    /// fn on_connect(room: &mut Room<'_>, client: &ClientInfo) -> Result<(), Rejection> {
+    ///     let name = client.query_param("name").ok_or("a name is required")?;
+    ///     room.set_client_state(client.id, &Player { name, score: 0 })
+    ///         .map_err(|error| error.to_string().into())
+    /// }
+    /// ```
+    pub fn set_client_state<T: Serialize + ?Sized>(
+        &mut self,
+        client: ClientId,
+        state: &T,
+    ) -> Result<(), ClientStateError> {
+        let bytes = serde_json::to_vec(state).map_err(ClientStateError::Serialize)?;
+        self.set_client_state_bytes(client, bytes)
+    }
+
+    /// The raw bytes attached to a client (empty until set); `None` when it
+    /// is not a member.
+    pub fn client_state_bytes(&mut self, client: ClientId) -> Option<Vec<u8>> {
+        self.backend.client_state(client)
+    }
+
+    /// [`Room::set_client_state`] with bytes of the service's own encoding.
+    pub fn set_client_state_bytes(
+        &mut self,
+        client: ClientId,
+        state: Vec<u8>,
+    ) -> Result<(), ClientStateError> {
+        self.backend
+            .set_client_state(client, state)
+            .map_err(ClientStateError::Rejected)
     }
 
     /// Claims the server root (`/`) for this service's lobby, so that
@@ -465,14 +587,6 @@ message_error!(
 );
 
 message_error!(
-    /// [`Room::transfer`] failed: the client is not in this room, the target
-    /// is this room or not a valid room id, or (without `create`) the target
-    /// does not exist. Nothing happened.
-    TransferError,
-    "cannot transfer client"
-);
-
-message_error!(
     /// [`Room::serve_root`] failed: this is not the lobby, it is not during
     /// `init`, or another service holds the root.
     ServeRootError,
@@ -486,6 +600,35 @@ message_error!(
     AuthError,
     "token refused"
 );
+
+/// [`Room::set_client_state`] failed; the client's state is unchanged.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ClientStateError {
+    /// The value could not be serialized to JSON.
+    Serialize(serde_json::Error),
+    /// The host refused it: the client is not a member, or the state is
+    /// too large.
+    Rejected(ClientStateRefusal),
+}
+
+impl fmt::Display for ClientStateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Serialize(err) => write!(f, "cannot serialize client state: {err}"),
+            Self::Rejected(refusal) => write!(f, "client state refused: {refusal}"),
+        }
+    }
+}
+
+impl Error for ClientStateError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            Self::Serialize(err) => Some(err),
+            Self::Rejected(refusal) => Some(refusal),
+        }
+    }
+}
 
 /// [`Room::set_info`] failed.
 #[derive(Debug)]

@@ -1,8 +1,8 @@
 //! The trait a room plugin implements: [`RoomService`].
 
 use crate::{
-    ClientId, ClientInfo, DisconnectReason, HttpRequest, HttpResponse, InitInfo, Message, Room,
-    RoomChange, TimerId,
+    ClientId, ClientInfo, DisconnectReason, HttpRequest, HttpResponse, InitInfo, Message,
+    Rejection, Room, RoomChange, TimerId,
 };
 
 /// The behaviour of one room.
@@ -34,25 +34,76 @@ use crate::{
 /// }
 /// ```
 pub trait RoomService: Default + 'static {
+    /// Whether the service has a lobby: an instance, initialised with
+    /// [`InitInfo::lobby`] set, that receives the clients connecting to the
+    /// service root (`/ws/{service}`). Without one (the default), the root
+    /// answers 404 and every client names its room in the URL.
+    /// [`LobbyAndRooms`](crate::LobbyAndRooms) gives the lobby and the rooms
+    /// their own types; a service that handles both in one type sets this
+    /// to `true` and checks [`InitInfo::lobby`].
+    const LOBBY: bool = false;
+
     /// Called once, before any other callback, when the room is created.
-    fn init(&mut self, room: &mut Room<'_>, info: &InitInfo) {
+    ///
+    /// Returning `Err(reason)` refuses to start: the room is disposed and
+    /// the client whose arrival created it is closed with code 1011 and the
+    /// reason. For the lobby, which starts with the server, `roomhost
+    /// serve` exits with the reason. Use it for a configuration the service
+    /// cannot run with:
+    ///
+    /// ```
+    /// use roomhost_sdk::{InitInfo, Room, RoomService, room_service};
+    ///
+    /// #[derive(Default, serde::Deserialize)]
+    /// #[serde(default, deny_unknown_fields)]
+    /// struct Config {
+    ///     max_players: u32,
+    /// }
+    ///
+    /// #[derive(Default)]
+    /// #[room_service]
+    /// struct Game {
+    ///     config: Config,
+    /// }
+    ///
+    /// impl RoomService for Game {
+    ///     fn init(&mut self, _room: &mut Room<'_>, info: &InitInfo) -> Result<(), String> {
+    ///         self.config = info.config().map_err(|error| format!("bad config: {error}"))?;
+    ///         if self.config.max_players == 0 {
+    ///             return Err("max_players must be at least 1".into());
+    ///         }
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// use roomhost_sdk::testing::TestRoom;
+    /// let started = TestRoom::<Game>::builder()
+    ///     .config(&serde_json::json!({ "max_players": 0 }))
+    ///     .try_build();
+    /// assert_eq!(started.err().as_deref(), Some("max_players must be at least 1"));
+    /// ```
+    fn init(&mut self, room: &mut Room<'_>, info: &InitInfo) -> Result<(), String> {
         let _ = (room, info);
+        Ok(())
     }
 
-    /// A client wants to join. Returning `Err(reason)` rejects it: the host
-    /// closes the connection with code 1008 and `reason`.
+    /// A client wants to join. Returning `Err(rejection)` refuses it: the
+    /// host closes the connection with the [`Rejection`]'s close code (1008
+    /// unless it names one in `4000..=4999`) and reason. A string converts
+    /// into a rejection: `Err("room is full".into())`.
     ///
     /// A client arriving by [transfer](Room::transfer) has
     /// [`handoff`](ClientInfo::handoff) set. Rejecting such a client does
     /// not close it: it goes back to the room that sent it, which receives
     /// `connect` again with [`Handoff::rejected`](crate::Handoff::rejected)
-    /// set to `reason`.
+    /// set to the reason.
     ///
     /// The client counts as connected while this runs, so the service can
     /// already [`send`](Room::send) to it (a broadcast reaches it too unless
     /// excluded); if the client is rejected, those frames are delivered before
-    /// the 1008 close.
-    fn connect(&mut self, room: &mut Room<'_>, client: &ClientInfo) -> Result<(), String> {
+    /// the close. A [transfer](Room::transfer) of the client asked for here
+    /// waits until it is accepted, and is dropped if it is rejected.
+    fn connect(&mut self, room: &mut Room<'_>, client: &ClientInfo) -> Result<(), Rejection> {
         let _ = (room, client);
         Ok(())
     }
@@ -87,7 +138,7 @@ pub trait RoomService: Default + 'static {
     }
 
     /// An HTTP request addressed to this room
-    /// (`GET|POST|DELETE /rooms/{service}/{room}/{path...}`). The default
+    /// (`GET|POST|PUT|PATCH|DELETE /rooms/{service}/{room}/{path...}`). The default
     /// answers 404. The call may use the [`Room`] like any other callback,
     /// e.g. to broadcast a change made over HTTP to the room's clients.
     ///

@@ -13,6 +13,51 @@
 //!   [`RoomService::restore`] decide. Their defaults say "not supported",
 //!   and the host then reloads the room by starting the new version fresh
 //!   and replaying `connect` for each client.
+//!
+//! # Changing the shape of the state
+//!
+//! A snapshot is taken by the old version and read by the new one, so the
+//! new version must read what the old one wrote. With `snapshot = serde`
+//! (JSON), most changes are safe when written with serde's attributes:
+//!
+//! - **Adding a field**: give it `#[serde(default)]` (or put
+//!   `#[serde(default)]` on the struct), so a snapshot without it loads
+//!   with the field's `Default`.
+//! - **Renaming a field**: `#[serde(alias = "old_name")]` reads both names.
+//! - **Removing a field**: just remove it; unknown fields are ignored
+//!   (unless the type has `#[serde(deny_unknown_fields)]`).
+//! - **Changing a field's type**: add a new field (with a default) and
+//!   stop using the old one, or deserialize with
+//!   `#[serde(deserialize_with = ...)]` from either form.
+//!
+//! ```
+//! use roomhost_sdk::{RoomService, room_service};
+//! use serde::{Deserialize, Serialize};
+//!
+//! // Version 2 of a service whose version 1 was `struct Board { cells: Vec<u8> }`.
+//! #[derive(Default, Serialize, Deserialize)]
+//! #[room_service(snapshot = serde)]
+//! struct Board {
+//!     #[serde(alias = "cells")]
+//!     squares: Vec<u8>,
+//!     #[serde(default)]
+//!     moves: u32,
+//! }
+//!
+//! impl RoomService for Board {}
+//!
+//! // A version-1 snapshot loads into version 2.
+//! let old = br#"{"cells":[0,1,2]}"#;
+//! let board: Board = serde_json::from_slice(old).unwrap();
+//! assert_eq!((board.squares.len(), board.moves), (3, 0));
+//! ```
+//!
+//! When the new version cannot read a snapshot, the room stays on the old
+//! version, and `roomhost dev` reports it with the reason: for serde,
+//! `cannot restore the room's state: missing field ...` naming the field.
+//! Test a change with [`TestRoom::reload`](crate::testing::TestRoom::reload)
+//! or by restoring an old snapshot with
+//! [`TestRoomBuilder::restored`](crate::testing::TestRoomBuilder::restored).
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -34,17 +79,17 @@ pub trait Reloadable: RoomService {
 
 /// Creates a room's service value the way the host starts an instance: from
 /// the snapshot in `info.restored` when there is one, else `Default` plus
-/// `init`. Shared by the wasm export and native drivers; a restore error is
-/// theirs to report (the wasm export traps, so the host keeps the old
-/// version).
+/// `init`. Shared by the wasm export and native drivers. The error is the
+/// service's own reason: `init`'s, or for a restore, the snapshot's
+/// (`cannot restore the room's state: ...`); the host reports it (a failed
+/// restore keeps the room on the old version).
 #[doc(hidden)]
 pub fn start<S: Reloadable>(room: &mut Room<'_>, info: &InitInfo) -> Result<S, String> {
     match &info.restored {
-        Some(snapshot) => S::load(room, info, snapshot)
-            .map_err(|error| format!("restoring the room's state failed: {error}")),
+        Some(snapshot) => S::load(room, info, snapshot),
         None => {
             let mut service = S::default();
-            service.init(room, info);
+            service.init(room, info)?;
             Ok(service)
         }
     }

@@ -30,8 +30,8 @@
 //! struct Ticker;
 //!
 //! impl RoomService for Ticker {
-//!     fn connect(&mut self, room: &mut Room<'_>, _: &roomhost_sdk::ClientInfo) -> Result<(), String> {
-//!         room.set_timer(0, Duration::from_secs(1)).map_err(|e| e.to_string())
+//!     fn connect(&mut self, room: &mut Room<'_>, _: &roomhost_sdk::ClientInfo) -> Result<(), roomhost_sdk::Rejection> {
+//!         room.set_timer(0, Duration::from_secs(1)).map_err(|e| e.to_string().into())
 //!     }
 //!
 //!     fn timer(&mut self, room: &mut Room<'_>, _: TimerId) {
@@ -67,14 +67,18 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
+use roomhost_rules::checks::{self, ClientStateRefusal, InfoRefusal, TransferSource};
+use roomhost_rules::close;
+
 use crate::limits::{
-    MAX_CLOSE_REASON_BYTES, MAX_INFO_BYTES, MAX_PLUGIN_FRAME_BYTES, MAX_ROOM_ID_BYTES,
-    MAX_TIMER_DELAY, MAX_TIMERS, is_valid_close_code,
+    MAX_CLIENT_STATE_BYTES, MAX_CLOSE_REASON_BYTES, MAX_INFO_BYTES, MAX_PLUGIN_FRAME_BYTES,
+    MAX_ROOM_ID_BYTES, MAX_TIMERS,
 };
 use crate::room::{Backend, duration_to_ms, truncate};
 use crate::{
     ClientId, ClientInfo, DisconnectReason, Handoff, HttpRequest, HttpResponse, InitInfo, LogLevel,
-    Message, Reloadable, Room, RoomChange, RoomEntry, RoomService, TimerId,
+    Message, Rejection, Reloadable, Room, RoomChange, RoomEntry, RoomService, TimerId,
+    TransferError,
 };
 
 /// Where the fake clock of a new [`TestRoom`] starts, in milliseconds since
@@ -174,7 +178,7 @@ impl<S: RoomService> TestRoom<S> {
 
     /// Asks the service to accept a client with `query` (without the leading
     /// `?`): its id, or the service's reason for rejecting it.
-    pub fn try_connect(&mut self, query: &str) -> Result<ClientId, String> {
+    pub fn try_connect(&mut self, query: &str) -> Result<ClientId, Rejection> {
         self.try_connect_with(|client| client.query = query.to_owned())
     }
 
@@ -191,21 +195,21 @@ impl<S: RoomService> TestRoom<S> {
     /// # use roomhost_sdk::{ClientInfo, Room, RoomService, room_service};
     /// # #[derive(Default)] #[room_service] struct Members;
     /// # impl RoomService for Members {
-    /// #     fn connect(&mut self, _: &mut Room<'_>, c: &ClientInfo) -> Result<(), String> {
-    /// #         c.identity.as_ref().map(|_| ()).ok_or_else(|| "sign in first".to_owned())
+    /// #     fn connect(&mut self, _: &mut Room<'_>, c: &ClientInfo) -> Result<(), roomhost_sdk::Rejection> {
+    /// #         c.identity.as_ref().map(|_| ()).ok_or_else(|| "sign in first".into())
     /// #     }
     /// # }
     /// use roomhost_sdk::testing::TestRoom;
     ///
     /// let mut room = TestRoom::<Members>::new();
-    /// assert_eq!(room.try_connect(""), Err("sign in first".to_owned()));
+    /// assert_eq!(room.try_connect("").unwrap_err(), "sign in first");
     /// let alice = room.try_connect_with(|c| c.identity = Some("alice".into()));
     /// assert!(alice.is_ok());
     /// ```
     pub fn try_connect_with(
         &mut self,
         customize: impl FnOnce(&mut ClientInfo),
-    ) -> Result<ClientId, String> {
+    ) -> Result<ClientId, Rejection> {
         let id = self.recorder.next_client;
         self.recorder.next_client += 1;
         self.connect_as(id, customize)
@@ -219,10 +223,10 @@ impl<S: RoomService> TestRoom<S> {
     /// # use roomhost_sdk::{ClientInfo, Room, RoomService, room_service};
     /// # #[derive(Default)] #[room_service] struct Game;
     /// # impl RoomService for Game {
-    /// #     fn connect(&mut self, _: &mut Room<'_>, c: &ClientInfo) -> Result<(), String> {
+    /// #     fn connect(&mut self, _: &mut Room<'_>, c: &ClientInfo) -> Result<(), roomhost_sdk::Rejection> {
     /// #         match &c.handoff {
     /// #             Some(h) if h.data == b"player" => Ok(()),
-    /// #             _ => Err("join from the lobby".to_owned()),
+    /// #             _ => Err("join from the lobby".into()),
     /// #         }
     /// #     }
     /// # }
@@ -233,7 +237,7 @@ impl<S: RoomService> TestRoom<S> {
     /// assert!(room.connect_with_handoff(Handoff::from_lobby("player")).is_ok());
     /// assert!(room.connect_with_handoff(Handoff::from_lobby("spy")).is_err());
     /// ```
-    pub fn connect_with_handoff(&mut self, handoff: Handoff) -> Result<ClientId, String> {
+    pub fn connect_with_handoff(&mut self, handoff: Handoff) -> Result<ClientId, Rejection> {
         self.try_connect_with(|client| client.handoff = Some(handoff))
     }
 
@@ -248,7 +252,7 @@ impl<S: RoomService> TestRoom<S> {
     ///
     /// Panics if the client is connected here or has left the service.
     #[track_caller]
-    pub fn bounce_back(&mut self, transfer: &Transfer, reason: &str) -> Result<(), String> {
+    pub fn bounce_back(&mut self, transfer: &Transfer, reason: &str) -> Result<(), Rejection> {
         let client = transfer.client;
         assert!(
             !self.is_connected(client) && !self.recorder.gone.contains(&client),
@@ -268,7 +272,7 @@ impl<S: RoomService> TestRoom<S> {
         &mut self,
         id: ClientId,
         customize: impl FnOnce(&mut ClientInfo),
-    ) -> Result<ClientId, String> {
+    ) -> Result<ClientId, Rejection> {
         let mut client = client_info(id, "");
         client.path = if self.recorder.lobby {
             "/ws/test".to_owned()
@@ -279,23 +283,32 @@ impl<S: RoomService> TestRoom<S> {
         client.id = id;
 
         self.recorder.clients.insert(id);
+        // Known while its connect runs (`Room::client`), as on the host,
+        // without the hand-off (a reload's replay is not a transfer).
+        let arrived_with = client.handoff.take();
+        self.recorder.client_infos.insert(id, client.clone());
+        client.handoff = arrived_with;
         self.recorder.connecting = Some(id);
         let result = self.run(|service, room| service.connect(room, &client));
         self.recorder.connecting = None;
+        let deferred = self.recorder.deferred_transfer.take();
         if result.is_err() {
             // Frames already sent to it stay: the host delivers them before
-            // the 1008 close (or before returning it to its previous room).
+            // the close (or before returning it to its previous room). A
+            // transfer asked for during its connect is dropped.
             self.recorder.remove_client(id);
             self.recorder.departures.retain(|(left, _)| *left != id);
-            self.recorder.transfers.retain(|moved| moved.client != id);
             if client.handoff.is_none() {
                 self.recorder.gone.insert(id);
             }
-        } else if self.recorder.clients.contains(&id) {
-            // Accepted and not closed during its own connect: remembered
-            // for a reload's replay, as the host remembers it.
-            client.handoff = None;
-            self.recorder.client_infos.insert(id, client);
+        } else if let Some(transfer) = deferred
+            && self.recorder.remove_client(id)
+        {
+            // Accepted: the transfer asked for during connect runs now.
+            self.recorder
+                .departures
+                .push_back((id, DisconnectReason::Transferred));
+            self.recorder.transfers.push(transfer);
         }
         self.flush_departures();
         result.map(|()| id)
@@ -656,6 +669,7 @@ impl<S: Reloadable> TestRoom<S> {
     fn restore(&mut self, info: &InitInfo) -> Result<Reload, String> {
         let clients = self.recorder.clients.clone();
         let client_infos = self.recorder.client_infos.clone();
+        let client_states = self.recorder.client_states.clone();
         let timers = self.recorder.timers.clone();
         let room_info = self.recorder.info.clone();
         let transfers = self.recorder.transfers.len();
@@ -668,6 +682,7 @@ impl<S: Reloadable> TestRoom<S> {
             Err(reason) => {
                 self.recorder.clients = clients;
                 self.recorder.client_infos = client_infos;
+                self.recorder.client_states = client_states;
                 self.recorder.timers = timers;
                 self.recorder.info = room_info;
                 self.recorder.transfers.truncate(transfers);
@@ -713,9 +728,10 @@ impl<S: Reloadable> TestRoom<S> {
             // the client sees instead.
             let closed_already = self.recorder.closed.iter().any(|(id, ..)| *id == client);
             if !closed_already {
+                let code = reason.code();
                 let reason = format!("rejected after reload: {reason}");
                 let reason = truncate(&reason, MAX_CLOSE_REASON_BYTES).to_owned();
-                self.recorder.closed.push((client, 1008, reason));
+                self.recorder.closed.push((client, code, reason));
             }
         }
         Ok(Reload::Restarted)
@@ -784,8 +800,10 @@ impl<S: RoomService> TestRoomBuilder<S> {
     /// # use roomhost_sdk::{InitInfo, Room, RoomService, room_service};
     /// # #[derive(Default)] #[room_service] struct Relay;
     /// # impl RoomService for Relay {
-    /// #     fn init(&mut self, room: &mut Room<'_>, info: &InitInfo) {
+    /// #     const LOBBY: bool = true;
+    /// #     fn init(&mut self, room: &mut Room<'_>, info: &InitInfo) -> Result<(), String> {
     /// #         if info.lobby { let _ = room.serve_root(); }
+    /// #         Ok(())
     /// #     }
     /// # }
     /// use roomhost_sdk::testing::TestRoom;
@@ -854,7 +872,23 @@ impl<S: RoomService> TestRoomBuilder<S> {
     }
 
     /// Creates the service with `Default` and calls its `init`.
+    ///
+    /// # Panics
+    ///
+    /// Panics with the service's reason if `init` fails; use
+    /// [`TestRoomBuilder::try_build`] to test that.
+    #[track_caller]
     pub fn build(self) -> TestRoom<S> {
+        match self.try_build() {
+            Ok(room) => room,
+            Err(reason) => panic!("the service's init failed: {reason}"),
+        }
+    }
+
+    /// Creates the service with `Default` and calls its `init`: the room, or
+    /// the reason `init` gave for refusing to start (the host would dispose
+    /// the room and close its first client with 1011 and that reason).
+    pub fn try_build(self) -> Result<TestRoom<S>, String> {
         let room_id = self
             .room_id
             .unwrap_or_else(|| if self.lobby { "" } else { "test" }.to_owned());
@@ -866,6 +900,7 @@ impl<S: RoomService> TestRoomBuilder<S> {
         };
         let mut recorder = Recorder::new(room_id, self.lobby, self.start_ms, self.seed);
         recorder.root_taken = self.root_taken;
+        recorder.service_has_lobby = S::LOBBY;
         recorder.auth = self.auth;
         recorder.config = info.config.clone();
         let mut room = TestRoom {
@@ -873,10 +908,11 @@ impl<S: RoomService> TestRoomBuilder<S> {
             recorder,
         };
         room.recorder.in_init = true;
-        room.run(|service, ctx| service.init(ctx, &info));
+        let started = room.run(|service, ctx| service.init(ctx, &info));
         room.recorder.in_init = false;
+        started?;
         room.flush_departures();
-        room
+        Ok(room)
     }
 }
 
@@ -1064,10 +1100,14 @@ struct Recorder {
     transfers: Vec<Transfer>,
     directory: Vec<RoomEntry>,
     in_init: bool,
-    /// The client whose `connect` is running: it cannot be transferred.
+    /// The client whose `connect` is running: a transfer of it waits in
+    /// `deferred_transfer` until it is accepted.
     connecting: Option<ClientId>,
+    deferred_transfer: Option<Transfer>,
     root_taken: bool,
     served_root: bool,
+    /// Whether the service declares a lobby (`RoomService::LOBBY`).
+    service_has_lobby: bool,
     /// Pending timers: id -> (deadline, order set).
     timers: HashMap<TimerId, (u64, u64)>,
     next_timer_seq: u64,
@@ -1081,6 +1121,8 @@ struct Recorder {
     /// without snapshot replays it). Kept in step with `clients`: see
     /// [`Recorder::remove_client`].
     client_infos: HashMap<ClientId, ClientInfo>,
+    /// State the service attached to its clients (`Room::set_client_state`).
+    client_states: HashMap<ClientId, Vec<u8>>,
 }
 
 impl Recorder {
@@ -1100,8 +1142,10 @@ impl Recorder {
             directory: Vec::new(),
             in_init: false,
             connecting: None,
+            deferred_transfer: None,
             root_taken: false,
             served_root: false,
+            service_has_lobby: false,
             timers: HashMap::new(),
             next_timer_seq: 0,
             info: None,
@@ -1110,6 +1154,7 @@ impl Recorder {
             verified_tokens: Vec::new(),
             config: "null".to_owned(),
             client_infos: HashMap::new(),
+            client_states: HashMap::new(),
         }
     }
 
@@ -1117,19 +1162,13 @@ impl Recorder {
     /// how it connected; whether it was in the room.
     fn remove_client(&mut self, client: ClientId) -> bool {
         self.client_infos.remove(&client);
+        self.client_states.remove(&client);
         self.clients.remove(&client)
     }
 
-    /// Whether a frame is small enough to send: the host's error for one
-    /// over its plugin frame limit, worded as the host words it.
+    /// Whether a frame is small enough to send, as the host decides.
     fn frame_fits(msg: &Message) -> Result<(), String> {
-        if msg.len() <= MAX_PLUGIN_FRAME_BYTES {
-            return Ok(());
-        }
-        Err(format!(
-            "frame is {} bytes; the limit is {MAX_PLUGIN_FRAME_BYTES} (max_plugin_frame_bytes)",
-            msg.len()
-        ))
+        checks::frame_fits(msg.len(), MAX_PLUGIN_FRAME_BYTES).map_err(|error| error.to_string())
     }
 
     /// The earliest timer due at or before `limit`, as `(id, deadline)`.
@@ -1162,10 +1201,10 @@ impl Backend for Recorder {
     }
 
     fn close(&mut self, client: ClientId, code: u16, reason: &str) {
-        let code = if is_valid_close_code(code) {
+        let code = if close::is_plugin_code(code) {
             code
         } else {
-            1000
+            close::NORMAL
         };
         if self.remove_client(client) {
             self.closed.push((client, code, reason.to_owned()));
@@ -1176,12 +1215,9 @@ impl Backend for Recorder {
     }
 
     fn set_timer(&mut self, id: TimerId, delay_ms: u64) -> Result<(), String> {
-        if !self.timers.contains_key(&id) && self.timers.len() >= MAX_TIMERS {
-            return Err(format!(
-                "too many pending timers (the limit is {MAX_TIMERS} per room)"
-            ));
-        }
-        let delay_ms = delay_ms.min(duration_to_ms(MAX_TIMER_DELAY));
+        checks::timer_fits(self.timers.contains_key(&id), self.timers.len(), MAX_TIMERS)
+            .map_err(|error| error.to_string())?;
+        let delay_ms = u64::try_from(checks::timer_delay(delay_ms).as_millis()).unwrap_or(u64::MAX);
         let seq = self.next_timer_seq;
         self.next_timer_seq += 1;
         self.timers
@@ -1211,14 +1247,9 @@ impl Backend for Recorder {
     }
 
     fn set_info(&mut self, json: &str) -> Result<(), String> {
-        if json.len() > MAX_INFO_BYTES {
-            return Err(format!(
-                "info is {} bytes; the limit is {MAX_INFO_BYTES}",
-                json.len()
-            ));
-        }
-        let value =
-            serde_json::from_str(json).map_err(|err| format!("info is not valid JSON: {err}"))?;
+        checks::info_fits(json.len(), MAX_INFO_BYTES).map_err(|error| error.to_string())?;
+        let value = serde_json::from_str(json)
+            .map_err(|err| InfoRefusal::NotJson(err.to_string()).to_string())?;
         self.info = Some(value);
         Ok(())
     }
@@ -1229,39 +1260,59 @@ impl Backend for Recorder {
         to: Option<&str>,
         data: &[u8],
         create: bool,
-    ) -> Result<(), String> {
-        // The host's checks and messages, in the host's order.
-        if !self.clients.contains(&client) {
-            return Err(format!("client {client} is not in this room"));
-        }
-        if self.connecting == Some(client) {
-            return Err("a client cannot be transferred during its own connect; \
-                 accept it, then transfer it"
-                .to_owned());
-        }
-        match to {
-            None if self.lobby => return Err("the client is already in the lobby".to_owned()),
-            None => {}
-            Some(id) if id.is_empty() || id.len() > MAX_ROOM_ID_BYTES => {
-                return Err(format!("a room id must be 1 to {MAX_ROOM_ID_BYTES} bytes"));
-            }
-            Some(id) if !self.lobby && id == self.room_id => {
-                return Err("the client is already in this room".to_owned());
-            }
-            Some(id) if !create && !self.directory.iter().any(|room| room.room_id == id) => {
-                return Err(format!("no room named {id:?}"));
-            }
-            Some(_) => {}
-        }
-        self.remove_client(client);
-        self.departures
-            .push_back((client, DisconnectReason::Transferred));
-        self.transfers.push(Transfer {
+    ) -> Result<(), TransferError> {
+        let source = TransferSource {
+            room_id: &self.room_id,
+            lobby: self.lobby,
+            service_has_lobby: self.service_has_lobby,
+            max_room_id_bytes: MAX_ROOM_ID_BYTES,
+        };
+        let directory = &self.directory;
+        checks::transfer(source, self.clients.contains(&client), to, create, |id| {
+            directory.iter().any(|room| room.room_id == id)
+        })?;
+        let transfer = Transfer {
             client,
             to: to.map(str::to_owned),
             data: data.to_vec(),
             create,
-        });
+        };
+        if self.connecting == Some(client) {
+            self.deferred_transfer = Some(transfer);
+            return Ok(());
+        }
+        self.remove_client(client);
+        self.departures
+            .push_back((client, DisconnectReason::Transferred));
+        self.transfers.push(transfer);
+        Ok(())
+    }
+
+    fn clients(&mut self) -> Vec<ClientId> {
+        self.clients.iter().copied().collect()
+    }
+
+    fn client_info(&mut self, client: ClientId) -> Option<ClientInfo> {
+        self.client_infos.get(&client).cloned()
+    }
+
+    fn client_state(&mut self, client: ClientId) -> Option<Vec<u8>> {
+        self.clients
+            .contains(&client)
+            .then(|| self.client_states.get(&client).cloned().unwrap_or_default())
+    }
+
+    fn set_client_state(
+        &mut self,
+        client: ClientId,
+        state: Vec<u8>,
+    ) -> Result<(), ClientStateRefusal> {
+        checks::client_state_fits(
+            self.clients.contains(&client),
+            state.len(),
+            MAX_CLIENT_STATE_BYTES,
+        )?;
+        self.client_states.insert(client, state);
         Ok(())
     }
 
@@ -1270,11 +1321,9 @@ impl Backend for Recorder {
     }
 
     fn serve_root(&mut self) -> Result<(), String> {
-        if !self.lobby || !self.in_init {
-            return Err("only the lobby may claim the root, during init".to_owned());
-        }
+        checks::may_serve_root(self.lobby, self.in_init).map_err(|error| error.to_string())?;
         if self.root_taken {
-            return Err("another service already serves the root".to_owned());
+            return Err(checks::ServeRootRefusal::Taken.to_string());
         }
         self.served_root = true;
         Ok(())
@@ -1325,12 +1374,13 @@ mod tests {
     }
 
     impl RoomService for Fresh {
-        fn init(&mut self, room: &mut Room<'_>, _: &InitInfo) {
+        fn init(&mut self, room: &mut Room<'_>, _: &InitInfo) -> Result<(), String> {
             self.events.push("init".to_owned());
             room.broadcast("init", &[]);
+            Ok(())
         }
 
-        fn connect(&mut self, room: &mut Room<'_>, client: &ClientInfo) -> Result<(), String> {
+        fn connect(&mut self, room: &mut Room<'_>, client: &ClientInfo) -> Result<(), Rejection> {
             self.events.push(format!("connect {}", client.id));
             room.broadcast(format!("{} joined", client.id), &[client.id]);
             if client.query_param("kick").is_some() {
@@ -1340,11 +1390,11 @@ mod tests {
                 return Ok(());
             }
             match client.query_param("replay").as_deref() {
-                Some("reject") => Err("not anymore".to_owned()),
-                Some("reject-long") => Err("é".repeat(100)),
+                Some("reject") => Err("not anymore".into()),
+                Some("reject-long") => Err("é".repeat(100).into()),
                 Some("close-reject") => {
                     room.close(client.id, 4000, "bye");
-                    Err("closed".to_owned())
+                    Err("closed".into())
                 }
                 Some("transfer") => {
                     let moved = room.transfer(client.id, Some("elsewhere"), b"", true);
@@ -1455,11 +1505,15 @@ mod tests {
         NEW_VERSION.set(true);
 
         assert_eq!(room.reload(), Ok(Reload::Restarted));
-        // The host refuses to transfer a client during its own connect.
-        assert_eq!(room.take_sent(alice), ["transferred: false"]);
-        assert_eq!(room.take_transfers(), []);
-        assert_eq!(room.clients(), [alice]);
-        assert_eq!(room.service().events, ["init", "connect 1"]);
+        // A transfer during the client's own connect waits for the accept,
+        // then runs.
+        assert_eq!(room.take_sent(alice), ["transferred: true"]);
+        assert_eq!(room.take_transfers().len(), 1);
+        assert!(room.clients().is_empty());
+        assert_eq!(
+            room.service().events,
+            ["init", "connect 1", "disconnect 1 Transferred"]
+        );
     }
 
     #[test]
@@ -1508,8 +1562,8 @@ mod tests {
         // The same as a client connecting to the new version.
         let mut direct = TestRoom::<Fresh>::new();
         assert_eq!(
-            direct.try_connect("replay=close-reject"),
-            Err("closed".to_owned())
+            direct.try_connect("replay=close-reject").unwrap_err(),
+            "closed"
         );
         assert_eq!(direct.closed(), [(1, 4000, "bye".to_owned())]);
         assert_eq!(direct.service().events, ["init", "connect 1"]);
@@ -1592,10 +1646,7 @@ mod tests {
         room.message(alice, "timer");
         ON_LOAD.set(vec!["info", "timer", "transfer 2", "close 3", "fail"]);
 
-        assert_eq!(
-            room.reload(),
-            Err("restoring the room's state failed: bad snapshot".to_owned())
-        );
+        assert_eq!(room.reload(), Err("bad snapshot".to_owned()));
         assert_eq!(room.service().count, 1);
         assert_eq!(room.info(), Some(json!({ "v": 1 })));
         assert_eq!(room.pending_timers(), [(1, Duration::from_secs(1))]);

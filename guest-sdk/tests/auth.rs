@@ -1,7 +1,7 @@
 //! Token verification through the harness: `TestAuth`.
 
 use roomhost_sdk::testing::TestRoom;
-use roomhost_sdk::{ClientId, ClientInfo, Message, Room, RoomService, room_service};
+use roomhost_sdk::{ClientId, ClientInfo, Message, Rejection, Room, RoomService, room_service};
 use serde_json::json;
 
 /// Verifies every text frame as a token and reports the outcome.
@@ -10,7 +10,7 @@ struct TokenGate;
 
 #[room_service]
 impl RoomService for TokenGate {
-    fn connect(&mut self, room: &mut Room<'_>, client: &ClientInfo) -> Result<(), String> {
+    fn connect(&mut self, room: &mut Room<'_>, client: &ClientInfo) -> Result<(), Rejection> {
         let enabled = room.auth_enabled();
         room.send(client.id, format!("auth {enabled}"));
         Ok(())

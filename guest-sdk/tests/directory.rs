@@ -3,8 +3,8 @@
 
 use roomhost_sdk::testing::{TestRoom, Transfer};
 use roomhost_sdk::{
-    ClientId, ClientInfo, DisconnectReason, Handoff, InitInfo, Message, Room, RoomChange,
-    RoomEntry, RoomService, TransferError, room_service,
+    ClientId, ClientInfo, DisconnectReason, Handoff, InitInfo, Message, Rejection, Room,
+    RoomChange, RoomEntry, RoomService, TransferError, room_service,
 };
 use serde_json::json;
 
@@ -18,21 +18,28 @@ struct Mover {
 
 #[room_service]
 impl RoomService for Mover {
-    fn init(&mut self, room: &mut Room<'_>, info: &InitInfo) {
+    const LOBBY: bool = true;
+
+    fn init(&mut self, room: &mut Room<'_>, info: &InitInfo) -> Result<(), String> {
         self.lobby = info.lobby;
         assert_eq!(room.is_lobby(), info.lobby);
         if info.config.contains("serve_root") {
             self.serve_root = Some(room.serve_root().map_err(|err| err.to_string()));
         }
+        Ok(())
     }
 
-    fn connect(&mut self, room: &mut Room<'_>, client: &ClientInfo) -> Result<(), String> {
+    fn connect(&mut self, room: &mut Room<'_>, client: &ClientInfo) -> Result<(), Rejection> {
         self.events
             .push(format!("connect {} {:?}", client.id, client.handoff));
         if let Some(handoff) = &client.handoff
-            && handoff.data == b"no"
+            && handoff.data.starts_with(b"no")
         {
-            return Err("not today".to_owned());
+            if handoff.data == b"no-but-move" {
+                let result = room.transfer_to_room(client.id, "elsewhere", b"", true);
+                self.events.push(outcome(result));
+            }
+            return Err("not today".into());
         }
         if client.query_param("move").is_some() {
             let result = room.transfer_to_room(client.id, "elsewhere", b"", true);
@@ -84,7 +91,7 @@ impl RoomService for Mover {
 fn outcome(result: Result<(), TransferError>) -> String {
     match result {
         Ok(()) => "ok".to_owned(),
-        Err(err) => format!("error: {}", err.message()),
+        Err(err) => format!("error: {err}"),
     }
 }
 
@@ -165,8 +172,8 @@ fn transfer_errors_match_the_host() {
     assert_eq!(
         room.take_sent(a),
         [
-            "error: the client is already in this room",
-            "error: no room named \"R2\"",
+            "error: the client is already in that room",
+            "error: no such room",
             "error: a room id must be 1 to 128 bytes",
         ]
     );
@@ -189,7 +196,7 @@ fn transfer_errors_match_the_host() {
     lobby.message(c, "lobby");
     assert_eq!(
         lobby.take_sent(c),
-        ["error: the client is already in the lobby"]
+        ["error: the client is already in that room"]
     );
 }
 
@@ -218,7 +225,7 @@ fn handoffs_and_bounces() {
     );
     // A rejected hand-off goes back to its room: still reachable.
     let rejected = room.connect_with_handoff(Handoff::from_lobby("no"));
-    assert_eq!(rejected, Err("not today".to_owned()));
+    assert_eq!(rejected.unwrap_err(), "not today");
 
     room.message(a, "lobby");
     let transfer = room.take_transfers().remove(0);
@@ -251,18 +258,37 @@ fn room_changed_needs_the_lobby() {
 }
 
 #[test]
-fn a_client_cannot_be_transferred_during_its_own_connect() {
+fn a_transfer_during_connect_waits_for_the_accept() {
     let mut room = TestRoom::<Mover>::builder().room_id("R1").build();
     let a = room.connect_with_query("move");
-    assert_eq!(
-        room.service().events.last().map(String::as_str),
-        Some(
-            "error: a client cannot be transferred during its own connect; accept it, then transfer it"
-        )
-    );
+    let events = &room.service().events;
+    assert_eq!(events[events.len() - 2], "ok");
+    assert_eq!(events[events.len() - 1], "disconnect 1 Transferred");
+    assert_eq!(room.take_transfers()[0].to.as_deref(), Some("elsewhere"));
+    assert!(!room.is_connected(a));
+}
+
+#[test]
+fn a_transfer_during_a_rejected_connect_is_dropped() {
+    let mut room = TestRoom::<Mover>::builder().room_id("R1").build();
+    let rejected = room.connect_with_handoff(Handoff::from_lobby("no-but-move"));
+    assert_eq!(rejected.unwrap_err(), "not today");
     assert!(room.take_transfers().is_empty());
-    assert!(room.is_connected(a));
-    // Once accepted, it can be moved.
-    room.message(a, "go elsewhere create");
-    assert_eq!(room.take_transfers().len(), 1);
+}
+
+#[test]
+fn a_service_without_a_lobby_cannot_send_clients_there() {
+    #[derive(Default)]
+    struct Rooms;
+    impl RoomService for Rooms {
+        fn message(&mut self, room: &mut Room<'_>, client: ClientId, _: Message) {
+            let error = room.transfer_to_lobby(client, b"").unwrap_err();
+            assert_eq!(error, roomhost_sdk::TransferError::NoLobby);
+            room.send(client, error.to_string());
+        }
+    }
+    let mut room = TestRoom::<Rooms>::new();
+    let a = room.connect();
+    room.message(a, "go");
+    assert_eq!(room.take_sent(a), ["the service has no lobby"]);
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use roomhost_sdk::testing::{DEFAULT_START_MS, TestRoom};
 use roomhost_sdk::{
-    ClientId, ClientInfo, DisconnectReason, Handoff, InitInfo, LogLevel, Message, Room,
+    ClientId, ClientInfo, DisconnectReason, Handoff, InitInfo, LogLevel, Message, Rejection, Room,
     RoomService, TimerId, room_service,
 };
 use serde_json::json;
@@ -19,18 +19,19 @@ struct Scripted {
 
 #[room_service]
 impl RoomService for Scripted {
-    fn init(&mut self, room: &mut Room<'_>, info: &InitInfo) {
+    fn init(&mut self, room: &mut Room<'_>, info: &InitInfo) -> Result<(), String> {
         self.events.push(format!("init {}", room.room_id()));
         self.config = info.config.clone();
         self.restored = info.restored.clone();
+        Ok(())
     }
 
-    fn connect(&mut self, room: &mut Room<'_>, client: &ClientInfo) -> Result<(), String> {
+    fn connect(&mut self, room: &mut Room<'_>, client: &ClientInfo) -> Result<(), Rejection> {
         self.events.push(format!("connect {}", client.id));
         room.send(client.id, "welcome");
         room.broadcast("someone joined", &[client.id]);
         if let Some(reason) = client.query_param("reject") {
-            return Err(reason);
+            return Err(reason.into());
         }
         if client.query_param("kick").is_some() {
             room.close(client.id, 4000, "kicked on arrival");
@@ -173,7 +174,7 @@ fn try_connect_with_customises_client_info() {
     #[derive(Default)]
     struct Who(Vec<ClientInfo>);
     impl RoomService for Who {
-        fn connect(&mut self, _: &mut Room<'_>, client: &ClientInfo) -> Result<(), String> {
+        fn connect(&mut self, _: &mut Room<'_>, client: &ClientInfo) -> Result<(), Rejection> {
             self.0.push(client.clone());
             Ok(())
         }
@@ -461,7 +462,7 @@ fn take_sent_json_parses_frames() {
     #[derive(Default)]
     struct Hello;
     impl RoomService for Hello {
-        fn connect(&mut self, room: &mut Room<'_>, c: &ClientInfo) -> Result<(), String> {
+        fn connect(&mut self, room: &mut Room<'_>, c: &ClientInfo) -> Result<(), Rejection> {
             room.send(c.id, Message::json(&json!({"hello": c.id})));
             Ok(())
         }

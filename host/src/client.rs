@@ -22,6 +22,7 @@ pub type ClientId = u64;
 
 /// What a connection's writer receives from its room.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Outbound {
     /// A data frame to write.
     Frame(WsMessage),
@@ -76,6 +77,7 @@ impl ForcedClose {
 
 /// Why a frame could not be queued for a client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SendError {
     /// The client's queue was full; it is being closed as a slow consumer.
     #[error("client is too slow to read and is being closed")]

@@ -22,30 +22,6 @@ pub const ROOM_ERROR: u16 = 1011;
 /// A limit (rooms, connections) is reached; try again later.
 pub const TRY_AGAIN_LATER: u16 = 1013;
 
-/// Longest close reason the WebSocket protocol allows, in bytes.
-pub const MAX_REASON_BYTES: usize = 123;
-
-/// Cuts `reason` to at most [`MAX_REASON_BYTES`] on a character boundary.
-///
-/// ```
-/// let long = "é".repeat(100);
-/// let cut = roomhost_host::close::truncate_reason(&long);
-/// assert!(cut.len() <= 123);
-/// assert!(cut.chars().all(|c| c == 'é'));
-/// ```
-pub fn truncate_reason(reason: &str) -> &str {
-    if reason.len() <= MAX_REASON_BYTES {
-        return reason;
-    }
-    let mut end = MAX_REASON_BYTES;
-    while !reason.is_char_boundary(end) {
-        end -= 1;
-    }
-    &reason[..end]
-}
-
-/// Whether a plugin may close a client with `code`: 1000, or the
-/// application range 3000..=4999 (1001..=2999 belong to the protocol and host).
-pub fn is_plugin_code(code: u16) -> bool {
-    code == NORMAL || (3000..=4999).contains(&code)
-}
+pub use roomhost_rules::close::{
+    MAX_REASON_BYTES, is_plugin_code, rejection_code, truncate_reason,
+};

@@ -30,6 +30,7 @@ const PREVIEW_BYTES: usize = 200;
 /// Which way a frame went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Direction {
     /// From a client to its room.
     In,
@@ -42,6 +43,7 @@ pub enum Direction {
 /// Where the dev loop's build stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum BuildState {
     /// A build started.
     Building,
@@ -54,6 +56,7 @@ pub enum BuildState {
 /// One event of the dev stream, serialized as JSON with a `type` tag.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum DevEvent {
     /// A frame.
     Frame {

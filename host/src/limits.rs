@@ -5,6 +5,7 @@
 //! a clear result: a WebSocket close code with a reason, an HTTP error, or an
 //! error returned to the plugin; never unbounded growth.
 
+use roomhost_rules::limits as rules;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -101,6 +102,9 @@ pub struct Limits {
     pub max_timers_per_room: usize,
     /// Size of the JSON a room may publish with `set-info`.
     pub max_info_bytes: usize,
+    /// State a plugin may attach to one client (`set-client-state`); more
+    /// is refused with an error the plugin sees.
+    pub max_client_state_bytes: usize,
     /// Length of a room id in a URL.
     pub max_room_id_bytes: usize,
     /// Largest body of an HTTP request to a room
@@ -150,17 +154,18 @@ impl Default for Limits {
             room_inbox: 1024,
             client_queue: 256,
             client_queue_bytes: 32 * 1024 * 1024,
-            max_frame_bytes: 64 * 1024,
-            max_plugin_frame_bytes: 16 * 1024 * 1024,
+            max_frame_bytes: rules::MAX_FRAME_BYTES,
+            max_plugin_frame_bytes: rules::MAX_PLUGIN_FRAME_BYTES,
             max_write_buffer_bytes: 64 * 1024,
             max_pings_per_sec: 16,
             max_query_bytes: 4 * 1024,
             call_deadline: Duration::from_millis(100),
             plugin_log_lines: 100,
             room_memory_bytes: 64 * 1024 * 1024,
-            max_timers_per_room: 1024,
-            max_info_bytes: 4 * 1024,
-            max_room_id_bytes: 128,
+            max_timers_per_room: rules::MAX_TIMERS,
+            max_info_bytes: rules::MAX_INFO_BYTES,
+            max_client_state_bytes: rules::MAX_CLIENT_STATE_BYTES,
+            max_room_id_bytes: rules::MAX_ROOM_ID_BYTES,
             max_http_body_bytes: 1024 * 1024,
             max_http_requests: 256,
             max_http_headers: 100,
@@ -211,6 +216,7 @@ impl Limits {
             ("max_query_bytes", self.max_query_bytes),
             ("room_memory_bytes", self.room_memory_bytes),
             ("max_room_id_bytes", self.max_room_id_bytes),
+            ("max_client_state_bytes", self.max_client_state_bytes),
             ("max_http_body_bytes", self.max_http_body_bytes),
             ("max_http_requests", self.max_http_requests),
             ("max_http_headers", self.max_http_headers),

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use crate::client::ClientId;
 use crate::limits::Limits;
 use crate::wasm::guest::{
-    ClientInfo, DisconnectReason, Frame, HttpRequest, HttpResponse, InitInfo, RoomChange,
+    ClientInfo, DisconnectReason, Frame, HttpRequest, HttpResponse, InitInfo, Rejection, RoomChange,
 };
 use crate::wasm::{GuestError, PluginLog, RoomLink, RoomState};
 
@@ -29,10 +29,10 @@ use crate::wasm::{GuestError, PluginLog, RoomLink, RoomState};
 /// room's [`RoomState`] where a plugin would call its imports. The methods
 /// mirror the WIT `service` exports.
 pub trait NativeService: Send + 'static {
-    /// `init`: called once, before anything else.
-    fn init(&mut self, state: &mut RoomState, info: &InitInfo);
-    /// `connect`: accept (`Ok`) or reject with a reason.
-    fn connect(&mut self, state: &mut RoomState, client: &ClientInfo) -> Result<(), String>;
+    /// `init`: called once, before anything else; `Err` refuses to start.
+    fn init(&mut self, state: &mut RoomState, info: &InitInfo) -> Result<(), String>;
+    /// `connect`: accept (`Ok`) or reject.
+    fn connect(&mut self, state: &mut RoomState, client: &ClientInfo) -> Result<(), Rejection>;
     /// `message`: a frame from a member.
     fn message(&mut self, state: &mut RoomState, client: ClientId, frame: &Frame);
     /// `disconnect`: a member left.
@@ -76,7 +76,7 @@ impl NativeRoom {
     /// A fresh room of `factory`'s service. Does not call `init`.
     pub fn new(factory: &NativeFactory, limits: &Limits, link: Option<RoomLink>) -> NativeRoom {
         NativeRoom {
-            state: RoomState::new(limits, link, PluginLog::new(limits.plugin_log_lines)),
+            state: RoomState::new(limits, link, false, PluginLog::new(limits.plugin_log_lines)),
             service: factory(),
             cpu: Duration::ZERO,
         }
@@ -92,7 +92,7 @@ impl NativeRoom {
         self.state.in_init = true;
         let result = self.call(|service, state| service.init(state, info));
         self.state.in_init = false;
-        result
+        result?.map_err(|reason| GuestError(format!("the room refused to start: {reason}")))
     }
 
     /// Calls `room-changed`.
@@ -101,7 +101,10 @@ impl NativeRoom {
     }
 
     /// Calls `connect`; the inner result is the service's accept or reject.
-    pub async fn connect(&mut self, client: &ClientInfo) -> Result<Result<(), String>, GuestError> {
+    pub async fn connect(
+        &mut self,
+        client: &ClientInfo,
+    ) -> Result<Result<(), Rejection>, GuestError> {
         self.call(|service, state| service.connect(state, client))
     }
 

@@ -58,6 +58,7 @@ impl ServerConfig {
 
 /// Why a server could not start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ServerError {
     /// No service was given.
     #[error("no service to serve: give at least one plugin")]
@@ -143,26 +144,19 @@ impl Server {
             }
         }
         let engine = WasmEngine::new(&limits).map_err(ServerError::Engine)?;
-        let load_engine = engine.clone();
-        let load_cache = cache.clone();
-        let services = tokio::task::spawn_blocking(move || {
-            specs
-                .iter()
-                .map(|spec| {
-                    let service = Service::load(&load_engine, spec, load_cache.as_ref())?;
-                    tracing::info!(
-                        service = spec.name,
-                        plugin = %spec.plugin.display(),
-                        version = service.plugin().version(),
-                        cached = service.plugin().from_cache(),
-                        "loaded plugin"
-                    );
-                    Ok((spec.name.clone(), Arc::new(service)))
-                })
-                .collect::<Result<BTreeMap<_, _>, PluginError>>()
-        })
-        .await
-        .map_err(|join| ServerError::Serve(std::io::Error::other(join)))??;
+        let mut services = BTreeMap::new();
+        for spec in &specs {
+            let service = Service::load(&engine, spec, cache.as_ref(), &limits).await?;
+            tracing::info!(
+                service = spec.name,
+                plugin = %spec.plugin.display(),
+                version = service.plugin().version(),
+                cached = service.plugin().from_cache(),
+                lobby = service.plugin().has_lobby(),
+                "loaded plugin"
+            );
+            services.insert(spec.name.clone(), Arc::new(service));
+        }
 
         let listener = TcpListener::bind(listen)
             .await
@@ -173,7 +167,10 @@ impl Server {
         let limits = Arc::new(limits);
         let rooms = Rooms::new(engine, limits.clone(), auth, dev_tap.clone());
         rooms.set_rooms_per_service(limits.rooms_per_service(services.len()));
-        for service in services.values() {
+        for service in services
+            .values()
+            .filter(|service| service.plugin().has_lobby())
+        {
             rooms
                 .start_lobby(service)
                 .await
@@ -264,6 +261,7 @@ impl Server {
 
 /// Why a hot reload did not happen. Rooms keep their old version.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ReloadError {
     /// No service has that name.
     #[error("no service named {0:?}")]
@@ -271,9 +269,6 @@ pub enum ReloadError {
     /// The new plugin failed to load.
     #[error(transparent)]
     Plugin(#[from] PluginError),
-    /// The loading task failed.
-    #[error("loading the plugin failed: {0}")]
-    Task(String),
 }
 
 /// A handle to a running [`Server`]: hot-reloads services while it serves.
@@ -307,14 +302,15 @@ impl ServerHandle {
         let Some(target) = self.app.services.get(service).cloned() else {
             return Err(ReloadError::NoSuchService(service.to_owned()));
         };
-        let engine = self.app.rooms.engine().clone();
-        let cache = self.app.cache.clone();
-        let path = path.to_owned();
+        let engine = self.app.rooms.engine();
         let plugin =
-            tokio::task::spawn_blocking(move || Plugin::load(&engine, &path, cache.as_ref()))
-                .await
-                .map_err(|join| ReloadError::Task(join.to_string()))??;
+            Plugin::load_described(engine, path, self.app.cache.as_ref(), &self.app.limits).await?;
+        let lobby = plugin.has_lobby();
         let report = self.app.rooms.reload(&target, plugin).await;
+        // A version that gains a lobby starts it now, as `serve` does.
+        if lobby && let Err(error) = self.app.rooms.start_lobby(&target).await {
+            tracing::error!(service, %error, "the reloaded service's lobby failed to start");
+        }
         if let Some(tap) = &self.app.dev_tap {
             tap.publish(DevEvent::reload(report.clone()));
         }

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock};
 
+use crate::limits::Limits;
 use crate::wasm::{CompileCache, Plugin, PluginError, WasmEngine};
 
 /// What to load: a service name, its plugin file and its configuration.
@@ -94,11 +95,13 @@ pub struct Service {
 }
 
 impl Service {
-    /// Loads `spec`'s plugin.
-    pub fn load(
+    /// Loads `spec`'s plugin (compiling it on a blocking thread) and asks
+    /// it what it is.
+    pub async fn load(
         engine: &WasmEngine,
         spec: &ServiceSpec,
         cache: Option<&CompileCache>,
+        limits: &Limits,
     ) -> Result<Service, PluginError> {
         #[cfg(feature = "native-baseline")]
         if let Some(native) = &spec.native {
@@ -112,7 +115,9 @@ impl Service {
         }
         Ok(Service {
             name: spec.name.as_str().into(),
-            plugin: RwLock::new(Arc::new(Plugin::load(engine, &spec.plugin, cache)?)),
+            plugin: RwLock::new(Arc::new(
+                Plugin::load_described(engine, &spec.plugin, cache, limits).await?,
+            )),
             config: spec.config.to_string(),
             http_creates_rooms: spec.http_creates_rooms,
             reload: tokio::sync::Mutex::new(()),

@@ -36,6 +36,7 @@ const PLUGIN_CRATES: &[&str] = &[
     "chat",
     "misbehave",
     "netplug",
+    "old-contract",
     "relay",
     "watch-party",
     "game-lobby",

@@ -118,7 +118,7 @@ async fn bad_requests_and_answers_get_clear_errors() {
     .await
     .unwrap();
     assert_eq!(response.status, 400);
-    let response = http_request(addr, "PUT", "/rooms/misbehave/r/notes", b"")
+    let response = http_request(addr, "TRACE", "/rooms/misbehave/r/notes", b"")
         .await
         .unwrap();
     assert_eq!(response.status, 405);
@@ -167,6 +167,9 @@ async fn header_and_concurrency_limits_answer_clearly() {
     let mut busy = server.connect("/ws/busy").await;
     let _live = server.connect("/ws/r").await;
     busy.send_text("loop").await;
+    // The frame and the request race to the room's inbox over two
+    // connections: let the frame arrive first.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let holder = tokio::spawn(http_request(
         addr,
         "GET",

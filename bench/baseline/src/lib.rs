@@ -24,8 +24,8 @@ use roomhost_sdk::__private::{Backend, room};
 // The SDK's own WIT types: its conversions from them are what wasm uses.
 use roomhost_sdk::bindings::roomhost::room::types as wit;
 use roomhost_sdk::{
-    ClientInfo, DisconnectReason, HttpRequest, HttpResponse, InitInfo, LogLevel, Message,
-    Reloadable, RoomChange, RoomEntry, TimerId,
+    ClientInfo, ClientStateRefusal, DisconnectReason, HttpRequest, HttpResponse, InitInfo,
+    LogLevel, Message, Rejection, Reloadable, RoomChange, RoomEntry, TimerId, TransferError,
 };
 
 /// The services `roomhost-baseline --service NAME` knows.
@@ -78,7 +78,7 @@ impl<S: Reloadable + Send + 'static> SdkRoom<S> {
 }
 
 impl<S: Reloadable + Send + 'static> NativeService for SdkRoom<S> {
-    fn init(&mut self, state: &mut RoomState, info: &guest::InitInfo) {
+    fn init(&mut self, state: &mut RoomState, info: &guest::InitInfo) -> Result<(), String> {
         let info = InitInfo::from(wit::InitInfo {
             room_id: info.room_id.clone(),
             lobby: info.lobby,
@@ -88,27 +88,25 @@ impl<S: Reloadable + Send + 'static> NativeService for SdkRoom<S> {
         let mut backend = StateBackend(state);
         let mut room = room(&info.room_id, info.lobby, &mut backend);
         // Native rooms never reload, so a snapshot is never handed in.
-        let service = roomhost_sdk::__private::start::<S>(&mut room, &info)
-            .unwrap_or_else(|error| panic!("{error}"));
+        let service = roomhost_sdk::__private::start::<S>(&mut room, &info)?;
         self.service = Some(service);
         self.room_id = info.room_id;
         self.lobby = info.lobby;
+        Ok(())
     }
 
-    fn connect(&mut self, state: &mut RoomState, client: &guest::ClientInfo) -> Result<(), String> {
-        let client = ClientInfo::from(wit::ClientInfo {
-            id: client.id,
-            path: client.path.clone(),
-            query: client.query.clone(),
-            identity: client.identity.clone(),
-            handoff: client.handoff.as_ref().map(|handoff| wit::Handoff {
-                from_room: handoff.from_room.clone(),
-                data: handoff.data.clone(),
-                rejected: handoff.rejected.clone(),
-            }),
-        });
+    fn connect(
+        &mut self,
+        state: &mut RoomState,
+        client: &guest::ClientInfo,
+    ) -> Result<(), guest::Rejection> {
+        let client = client_info(client);
         self.with(state, |service, room| service.connect(room, &client))
-            .unwrap_or_else(|| Err("the room is not available".to_owned()))
+            .unwrap_or_else(|| Err("the room is not available".into()))
+            .map_err(|rejection: Rejection| guest::Rejection {
+                code: rejection.requested_code(),
+                reason: rejection.reason().to_owned(),
+            })
     }
 
     fn message(&mut self, state: &mut RoomState, client: ClientId, frame: &guest::Frame) {
@@ -169,6 +167,21 @@ impl<S: Reloadable + Send + 'static> NativeService for SdkRoom<S> {
             body: response.body,
         }
     }
+}
+
+/// The host's client info as the SDK's, through the SDK's own conversion.
+fn client_info(client: &guest::ClientInfo) -> ClientInfo {
+    ClientInfo::from(wit::ClientInfo {
+        id: client.id,
+        path: client.path.clone(),
+        query: client.query.clone(),
+        identity: client.identity.clone(),
+        handoff: client.handoff.as_ref().map(|handoff| wit::Handoff {
+            from_room: handoff.from_room.clone(),
+            data: handoff.data.clone(),
+            rejected: handoff.rejected.clone(),
+        }),
+    })
 }
 
 fn entry_of(entry: &guest::RoomEntry) -> RoomEntry {
@@ -234,8 +247,46 @@ impl Backend for StateBackend<'_> {
         to: Option<&str>,
         data: &[u8],
         create: bool,
-    ) -> Result<(), String> {
-        Directory::transfer(self.0, client, to.map(str::to_owned), data.to_vec(), create)
+    ) -> Result<(), TransferError> {
+        Directory::transfer(self.0, client, to.map(str::to_owned), data.to_vec(), create).map_err(
+            |error| match error {
+                guest::TransferError::NotAMember => TransferError::NotAMember,
+                guest::TransferError::SameRoom => TransferError::SameRoom,
+                guest::TransferError::InvalidRoomId(max) => TransferError::InvalidRoomId {
+                    max: usize::try_from(max).unwrap_or(usize::MAX),
+                },
+                guest::TransferError::NoSuchRoom => TransferError::NoSuchRoom,
+                guest::TransferError::NoLobby => TransferError::NoLobby,
+                guest::TransferError::Unavailable => TransferError::Unavailable,
+            },
+        )
+    }
+
+    fn clients(&mut self) -> Vec<ClientId> {
+        Host::clients(self.0)
+    }
+
+    fn client_info(&mut self, client: ClientId) -> Option<ClientInfo> {
+        Host::client_details(self.0, client).map(|info| client_info(&info))
+    }
+
+    fn client_state(&mut self, client: ClientId) -> Option<Vec<u8>> {
+        Host::client_state(self.0, client)
+    }
+
+    fn set_client_state(
+        &mut self,
+        client: ClientId,
+        state: Vec<u8>,
+    ) -> Result<(), ClientStateRefusal> {
+        let len = state.len();
+        Host::set_client_state(self.0, client, state).map_err(|error| match error {
+            guest::ClientStateError::NotAMember => ClientStateRefusal::NotAMember,
+            guest::ClientStateError::TooLarge(limit) => ClientStateRefusal::TooLarge {
+                len,
+                limit: usize::try_from(limit).unwrap_or(usize::MAX),
+            },
+        })
     }
 
     fn rooms(&mut self) -> Vec<RoomEntry> {

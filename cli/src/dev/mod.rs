@@ -201,16 +201,33 @@ fn reload_line(report: &ReloadReport) -> String {
             report.version
         );
     }
-    let unchanged = match report.unchanged {
-        0 => String::new(),
-        n => format!(", unchanged {n}"),
-    };
+    let moved = report.restored + report.restarted;
+    let kept = report.kept_old.len();
+    let failed = report.failed.len();
+    let mut counts = vec![
+        format!("restored {}", report.restored),
+        format!("restarted {}", report.restarted),
+    ];
+    for (count, what) in [
+        (report.unchanged, "unchanged"),
+        (kept, "kept the old version"),
+        (failed, "disposed"),
+    ] {
+        if count > 0 {
+            counts.push(format!("{what} {count}"));
+        }
+    }
+    let elapsed = report.elapsed.as_secs_f64() * 1000.0;
+    let counts = counts.join(", ");
+    if moved == 0 && kept + failed > 0 {
+        return format!(
+            "✗ no room reloaded in {elapsed:.1} ms ({counts}); new rooms get version {}",
+            report.version
+        );
+    }
     format!(
-        "↻ reloaded {} rooms in {:.1} ms (restored {}, restarted {}{unchanged}) → version {}",
+        "↻ reloaded {moved} of {} rooms in {elapsed:.1} ms ({counts}) → version {}",
         report.rooms(),
-        report.elapsed.as_secs_f64() * 1000.0,
-        report.restored,
-        report.restarted,
         report.version,
     )
 }
@@ -253,7 +270,7 @@ mod tests {
             "= plugin unchanged; rooms untouched (version abc123)"
         );
         let line = reload_line(&report(2, 1, 0));
-        assert!(line.starts_with("↻ reloaded 3 rooms"), "{line}");
+        assert!(line.starts_with("↻ reloaded 3 of 3 rooms"), "{line}");
         assert!(line.contains("(restored 2, restarted 1)"), "{line}");
         assert!(line.ends_with("→ version abc123"), "{line}");
         let mixed = reload_line(&report(1, 0, 1));
@@ -262,6 +279,21 @@ mod tests {
             "{mixed}"
         );
         // No rooms at all: a reload, not an unchanged plugin.
-        assert!(reload_line(&report(0, 0, 0)).starts_with("↻ reloaded 0 rooms"));
+        assert!(reload_line(&report(0, 0, 0)).starts_with("↻ reloaded 0 of 0 rooms"));
+    }
+
+    #[test]
+    fn rooms_kept_on_the_old_version_are_counted() {
+        let mut all_kept = report(0, 0, 0);
+        all_kept.kept_old = vec![("a".into(), "bad snapshot".into()); 2];
+        let line = reload_line(&all_kept);
+        assert!(line.starts_with("✗ no room reloaded"), "{line}");
+        assert!(line.contains("kept the old version 2"), "{line}");
+
+        let mut some_kept = report(1, 0, 0);
+        some_kept.kept_old = vec![("a".into(), "bad snapshot".into())];
+        let line = reload_line(&some_kept);
+        assert!(line.starts_with("↻ reloaded 1 of 2 rooms"), "{line}");
+        assert!(line.contains("kept the old version 1"), "{line}");
     }
 }

@@ -56,6 +56,26 @@ use syn::{Generics, Item, Type};
 /// Without it, `RoomService::snapshot` and `RoomService::restore` decide
 /// (their defaults opt out: the room is restarted and `connect` replayed).
 ///
+/// For a service with a lobby of its own type (see `LobbyAndRooms`), name
+/// the lobby's type with `lobby = Type` on the room type: the component then
+/// exports `LobbyAndRooms<Lobby, Room>`. Both arguments may be combined.
+///
+/// ```
+/// use roomhost_sdk::{RoomService, room_service};
+///
+/// #[derive(Default)]
+/// struct Hall;
+/// impl RoomService for Hall {}
+///
+/// #[derive(Default, serde::Serialize, serde::Deserialize)]
+/// #[room_service(lobby = Hall, snapshot = serde)]
+/// struct Table {
+///     seats: Vec<u64>,
+/// }
+///
+/// impl RoomService for Table {}
+/// ```
+///
 /// On the impl block instead:
 ///
 /// ```
@@ -82,7 +102,7 @@ pub fn room_service(attr: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
-    let snapshot = parse_snapshot_kind(attr)?;
+    let Options { snapshot, lobby } = parse_options(attr)?;
     let parsed: Item = syn::parse2(item.clone())?;
     let service = service_type(&parsed)?;
     let reloadable = match snapshot {
@@ -115,6 +135,18 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     let assert_service = quote_spanned! {service.span()=>
         ::roomhost_sdk::__private::assert_room_service::<#service>()
     };
+    // With a lobby type, the component exports the pair; the room type
+    // keeps its own snapshot choice.
+    let (exported, assert_lobby) = match &lobby {
+        Some(lobby) => (
+            quote!(::roomhost_sdk::LobbyAndRooms<#lobby, #service>),
+            quote_spanned! {lobby.span()=>
+                #[doc(hidden)]
+                const _: () = ::roomhost_sdk::__private::assert_room_service::<#lobby>();
+            },
+        ),
+        None => (quote!(#service), quote!()),
+    };
 
     Ok(quote! {
         #item
@@ -125,20 +157,28 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
         #[doc(hidden)]
         #[allow(non_camel_case_types, dead_code)]
         type __roomhost_only_one_room_service_per_crate =
-            ::roomhost_sdk::__private::Export<#service>;
+            ::roomhost_sdk::__private::Export<#exported>;
 
         #[doc(hidden)]
         const _: () = #assert_service;
+        #assert_lobby
 
         impl ::roomhost_sdk::Reloadable for #service {
             #reloadable
         }
 
+        // The generated ABI glue is unsafe; the module keeps the plugin
+        // crate's own `unsafe_code` lint (denied or not) for its own code.
         #[cfg(target_arch = "wasm32")]
-        ::roomhost_sdk::__private::export!(
-            __roomhost_only_one_room_service_per_crate
-            with_types_in ::roomhost_sdk::bindings
-        );
+        #[doc(hidden)]
+        #[allow(unsafe_code)]
+        mod __roomhost_export {
+            use super::__roomhost_only_one_room_service_per_crate;
+            ::roomhost_sdk::__private::export!(
+                __roomhost_only_one_room_service_per_crate
+                with_types_in ::roomhost_sdk::bindings
+            );
+        }
     })
 }
 
@@ -150,27 +190,60 @@ enum SnapshotKind {
     Serde,
 }
 
-/// Parses the attribute's arguments: nothing, or `snapshot = serde`.
-fn parse_snapshot_kind(attr: TokenStream2) -> syn::Result<SnapshotKind> {
+/// The attribute's arguments.
+struct Options {
+    snapshot: SnapshotKind,
+    /// `lobby = Type`: the type of the service's lobby.
+    lobby: Option<Type>,
+}
+
+const USAGE: &str = "expected `#[room_service]`, or arguments among `snapshot = serde` and \
+                     `lobby = LobbyType`, e.g. `#[room_service(lobby = Lobby, snapshot = serde)]`";
+
+/// Parses the attribute's arguments: `snapshot = serde` and `lobby = Type`,
+/// each at most once, in any order.
+fn parse_options(attr: TokenStream2) -> syn::Result<Options> {
+    let mut options = Options {
+        snapshot: SnapshotKind::ByHand,
+        lobby: None,
+    };
     if attr.is_empty() {
-        return Ok(SnapshotKind::ByHand);
+        return Ok(options);
     }
     let span = attr.span();
-    let meta: syn::MetaNameValue = syn::parse2(attr).map_err(|_| {
-        syn::Error::new(
-            span,
-            "expected `#[room_service]` or `#[room_service(snapshot = serde)]`",
-        )
-    })?;
-    let is_serde = matches!(&meta.value, syn::Expr::Path(path) if path.path.is_ident("serde"));
-    if meta.path.is_ident("snapshot") && is_serde {
-        Ok(SnapshotKind::Serde)
-    } else {
-        Err(syn::Error::new(
-            span,
-            "expected `#[room_service]` or `#[room_service(snapshot = serde)]`",
-        ))
+    let parser =
+        syn::punctuated::Punctuated::<syn::MetaNameValue, syn::Token![,]>::parse_terminated;
+    let metas =
+        syn::parse::Parser::parse2(parser, attr).map_err(|_| syn::Error::new(span, USAGE))?;
+    let mut seen_snapshot = false;
+    for meta in metas {
+        if meta.path.is_ident("snapshot") && !seen_snapshot {
+            let is_serde =
+                matches!(&meta.value, syn::Expr::Path(path) if path.path.is_ident("serde"));
+            if !is_serde {
+                return Err(syn::Error::new(
+                    meta.value.span(),
+                    "`snapshot` takes `serde`",
+                ));
+            }
+            seen_snapshot = true;
+            options.snapshot = SnapshotKind::Serde;
+        } else if meta.path.is_ident("lobby") && options.lobby.is_none() {
+            let syn::Expr::Path(path) = &meta.value else {
+                return Err(syn::Error::new(
+                    meta.value.span(),
+                    "`lobby` takes the lobby's type, e.g. `lobby = Lobby`",
+                ));
+            };
+            options.lobby = Some(Type::Path(syn::TypePath {
+                qself: path.qself.clone(),
+                path: path.path.clone(),
+            }));
+        } else {
+            return Err(syn::Error::new(meta.path.span(), USAGE));
+        }
     }
+    Ok(options)
 }
 
 /// The service type named by the annotated item.

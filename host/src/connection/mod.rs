@@ -125,7 +125,7 @@ pub(crate) async fn run(
 
 fn join_error_code(error: &JoinError) -> u16 {
     match error {
-        JoinError::Rejected(_) => close::POLICY,
+        JoinError::Rejected { code, .. } => *code,
         JoinError::RoomLimit(_) | JoinError::CreationRate(_) => close::TRY_AGAIN_LATER,
         JoinError::RoomFailed(_) | JoinError::NoSuchRoom(_) => close::ROOM_ERROR,
     }

@@ -300,6 +300,7 @@ fn open_files_limit() -> Option<usize> {
         rlim_max: 0,
     };
     // SAFETY: getrlimit only writes the struct it is given.
+    #[allow(unsafe_code)]
     let read = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
     if read != 0 || limit.rlim_cur == libc::RLIM_INFINITY {
         return None;

@@ -11,7 +11,7 @@
 //! | `GET /rooms/{service}/{room}` | one live room (404 if it is not live) |
 //! | `GET /` (dev mode, without an upgrade) | the dev dashboard |
 //! | `GET /_dev/events`, `/_dev/history` (dev mode) | the dev event stream (SSE) and its recent build/reload events |
-//! | `GET\|POST\|DELETE /rooms/{service}/{room}/{path...}` | the room's own REST face (its `request` export) |
+//! | `GET\|POST\|PUT\|PATCH\|DELETE /rooms/{service}/{room}/{path...}` | the room's own REST face (its `request` export) |
 
 mod accept;
 mod api;
@@ -139,6 +139,8 @@ pub(crate) fn router(app: Arc<App>) -> Router {
             "/rooms/{service}/{room}/{*path}",
             get(rest::room_request)
                 .post(rest::room_request)
+                .put(rest::room_request)
+                .patch(rest::room_request)
                 .delete(rest::room_request),
         );
     let router = if app.dev_tap.is_some() {

@@ -1,4 +1,4 @@
-//! Rooms' REST face: `GET|POST|DELETE /rooms/{service}/{room}/{path...}` is
+//! Rooms' REST face: `GET|POST|PUT|PATCH|DELETE /rooms/{service}/{room}/{path...}` is
 //! handed to the room's `request` export and its answer sent back. Bodies
 //! are bounded by `max_http_body_bytes` and `http_body_timeout`, queries by
 //! `max_query_bytes`, headers by `max_http_headers`, requests in flight by
@@ -17,6 +17,7 @@ use super::api::error;
 use super::body::{self, BodyError};
 use super::peer::Peer;
 use crate::room::JoinError;
+use crate::wasm::ServiceDirectory as _;
 use crate::wasm::{GuestHttpRequest, GuestHttpResponse};
 
 /// Headers the host sets itself; a plugin's values for them are ignored.

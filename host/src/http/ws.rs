@@ -104,6 +104,16 @@ fn attach(
     (uri, Peer(address)): (axum::http::Uri, Peer),
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    if room == LOBBY && !service.plugin().has_lobby() {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "service {:?} has no lobby: connect to a room, /ws/{}/{{room}}",
+                service.name(),
+                service.name()
+            ),
+        );
+    }
     if let Some(refused) = app.refuse_long_room_id(&room) {
         return refused;
     }

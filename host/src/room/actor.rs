@@ -15,22 +15,26 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep_until};
 
 use super::body::RoomBody;
-use super::directory::{JoinError, RoomMeta, Rooms, lock};
+use super::callbacks::{after_call, leave_reason, offer};
+use super::meta::{RoomMeta, lock};
 use super::reload::{RoomReload, reload_room};
-use super::{ConnectRequest, RoomEvent};
-use crate::client::{ClientId, Move};
+use super::table::RoomTable;
+use super::{ConnectRequest, JoinError, RoomEvent};
+use crate::client::ClientId;
 use crate::close;
 use crate::contain::panic_message;
 use crate::dev::Direction;
 use crate::limits::Limits;
 use crate::service::Service;
 use crate::wasm::{
-    DisconnectReason, GuestClientInfo, GuestError, GuestHandoff, GuestInitInfo, GuestMessage,
-    GuestRoomChange, MAX_PLUGIN_TEXT, RoomLink, WasmEngine, bounded,
+    DisconnectReason, GuestClientInfo, GuestError, GuestInitInfo, GuestMessage, GuestRoomChange,
+    MAX_PLUGIN_TEXT, RoomLink, ServiceDirectory, WasmEngine, bounded,
 };
 
 pub(crate) struct RoomActor {
-    rooms: Arc<Rooms>,
+    table: Arc<RoomTable>,
+    /// What the room's instance may ask of its service.
+    directory: Arc<dyn ServiceDirectory>,
     service: Arc<Service>,
     meta: Arc<RoomMeta>,
     inbox: mpsc::Receiver<RoomEvent>,
@@ -41,13 +45,15 @@ pub(crate) struct RoomActor {
 
 impl RoomActor {
     pub(crate) fn new(
-        rooms: Arc<Rooms>,
+        table: Arc<RoomTable>,
+        directory: Arc<dyn ServiceDirectory>,
         service: Arc<Service>,
         meta: Arc<RoomMeta>,
         inbox: mpsc::Receiver<RoomEvent>,
     ) -> RoomActor {
         RoomActor {
-            rooms,
+            table,
+            directory,
             service,
             meta,
             inbox,
@@ -86,8 +92,9 @@ impl RoomActor {
             restored: None,
         };
         let link = RoomLink {
-            rooms: self.rooms.clone(),
-            key: self.meta.key.clone(),
+            directory: self.directory.clone(),
+            service: self.meta.key.service.clone(),
+            room: self.meta.key.room.clone(),
         };
         // The version this room runs is the one it starts with, even if a
         // reload swapped the service's plugin since the room was listed.
@@ -107,7 +114,7 @@ impl RoomActor {
         }
         tracing::debug!(lobby = self.meta.is_lobby(), "room started");
         loop {
-            let next_timer = instance.state().timers.next_deadline();
+            let next_timer = instance.state().room.timers.next_deadline();
             let step = tokio::select! {
                 event = self.inbox.recv() => match event {
                     Some(RoomEvent::Reload { plugin, reply }) => {
@@ -144,7 +151,7 @@ impl RoomActor {
                 return self.dispose(Some(instance), error);
             }
             self.publish(instance);
-            if self.is_idle(instance) && self.rooms.retire(&self.meta, &self.inbox) {
+            if self.is_idle(instance) && self.table.retire(&self.meta, &self.inbox) {
                 tracing::debug!("room ended: no clients and no timers");
                 self.drain(None, HashMap::new());
                 return;
@@ -157,7 +164,7 @@ impl RoomActor {
         if !self.meta.is_lobby() {
             return Ok(());
         }
-        for change in self.rooms.take_lobby_notices(&self.meta.key.service) {
+        for change in self.table.take_lobby_notices(&self.meta.key.service) {
             instance.room_changed(&change).await?;
             after_call(instance, &self.meta).await?;
         }
@@ -165,11 +172,11 @@ impl RoomActor {
     }
 
     fn is_idle(&self, instance: &mut RoomBody) -> bool {
-        let state = instance.state();
+        let room = &instance.state().room;
         !self.meta.is_lobby()
-            && state.members.is_empty()
-            && state.timers.is_empty()
-            && state.departing.is_empty()
+            && room.members.is_empty()
+            && room.timers.is_empty()
+            && room.departing.is_empty()
     }
 
     /// Copies what `/rooms` shows out of the instance, and tells the lobby
@@ -182,20 +189,20 @@ impl RoomActor {
             Ordering::Relaxed,
         );
         let state = instance.state();
-        let clients = state.members.len();
+        let clients = state.room.members.len();
         if self.meta.clients.swap(clients, Ordering::Relaxed) != clients {
             self.unreported = true;
         }
         if state.info_changed {
             state.info_changed = false;
             self.unreported = true;
-            if let (Ok(mut info), Some(value)) = (self.meta.info.lock(), state.info.as_ref()) {
+            if let (Ok(mut info), Some(value)) = (self.meta.info.lock(), state.room.info.as_ref()) {
                 *info = value.clone();
             }
         }
         if self.unreported && !self.meta.is_lobby() {
             self.unreported = false;
-            self.rooms.notify_lobby(
+            self.table.notify_lobby(
                 &self.meta.key.service,
                 GuestRoomChange::Updated(self.meta.entry()),
             );
@@ -209,13 +216,13 @@ impl RoomActor {
         if let Ok(mut failure) = self.meta.failure.lock() {
             *failure = Some(error.0.clone());
         }
-        self.rooms.remove(&self.meta);
+        self.table.remove(&self.meta);
         let mut departing = HashMap::new();
         if let Some(instance) = instance {
-            for member in instance.state().members.values() {
-                member.close(close::ROOM_ERROR, &error.0);
+            for member in instance.state().room.members.values() {
+                member.sender.close(close::ROOM_ERROR, &error.0);
             }
-            departing = std::mem::take(&mut instance.state().departing);
+            departing = std::mem::take(&mut instance.state().room.departing);
         }
         self.drain(Some(&error), departing);
     }
@@ -258,7 +265,7 @@ async fn handle(
     match event {
         RoomEvent::Connect { request, reply } => connect(instance, meta, request, reply).await,
         RoomEvent::Frame { client, message } => {
-            if instance.state().members.contains_key(&client) {
+            if instance.state().is_member(client) {
                 instance
                     .state()
                     .tap_frame(Some(client), Direction::In, &message);
@@ -271,7 +278,7 @@ async fn handle(
         }
         RoomEvent::Disconnect { client, reason } => {
             let state = instance.state();
-            state.departing.remove(&client);
+            state.room.departing.remove(&client);
             if state.remove_member(client).is_some() {
                 let reason = DisconnectReason::from(reason);
                 state.tap_membership(client, Some(leave_reason(reason)));
@@ -283,6 +290,7 @@ async fn handle(
         RoomEvent::Depart { client, reply } => {
             let held = instance
                 .state()
+                .room
                 .departing
                 .remove(&client)
                 .unwrap_or_default();
@@ -337,46 +345,34 @@ async fn connect(
         identity: request.identity,
         handoff: request.handoff,
     };
-    // A member already, so the plugin can greet it from inside `connect`.
-    instance.state().members.insert(id, request.sender);
-    instance.state().connecting = Some(id);
-    let answer = instance.connect(&info).await;
-    instance.state().connecting = None;
-    let answer = match answer {
-        Ok(answer) => after_call(instance, meta).await.map(|()| answer),
-        Err(error) => Err(error),
-    };
-    let answer = match answer {
-        Ok(answer) => {
-            answer.map_err(|reason| JoinError::Rejected(bounded(reason, MAX_PLUGIN_TEXT)))
-        }
+    let offer = match offer(instance, meta, request.sender, &info).await {
+        Ok(offer) => offer,
         Err(error) => {
             let _ = reply.send(Err(JoinError::RoomFailed(error.0.clone())));
             return Err(error);
         }
     };
-    if answer.is_err() {
-        instance.state().remove_member(id);
+    let answer = offer.answer.map_err(|rejection| JoinError::Rejected {
+        code: close::rejection_code(rejection.code),
+        reason: bounded(rejection.reason, MAX_PLUGIN_TEXT),
+    });
+    let accepted = answer.is_ok() && instance.state().is_member(id);
+    if reply.send(answer).is_err() {
+        if accepted && instance.state().remove_member(id).is_some() {
+            // The connection gave up while we decided: it is gone already.
+            let reason = DisconnectReason::Lost;
+            instance
+                .state()
+                .tap_membership(id, Some(leave_reason(reason)));
+            instance.disconnect(id, reason).await?;
+            after_call(instance, meta).await?;
+        }
+        return Ok(());
     }
-    // Accepted, and not closed by the plugin during its own connect.
-    let accepted = answer.is_ok() && instance.state().members.contains_key(&id);
-    if accepted {
-        instance.state().tap_membership(id, None);
-        instance.state().arrivals.insert(
-            id,
-            GuestClientInfo {
-                handoff: None,
-                ..info
-            },
-        );
-    }
-    if reply.send(answer).is_err() && accepted && instance.state().remove_member(id).is_some() {
-        // The connection gave up while we decided: it is gone already.
-        let reason = DisconnectReason::Lost;
-        instance
-            .state()
-            .tap_membership(id, Some(leave_reason(reason)));
-        instance.disconnect(id, reason).await?;
+    // The client knows it is in: a transfer asked for during its connect
+    // can move it now.
+    if accepted && let Some(transfer) = offer.deferred {
+        instance.state().start_transfer(transfer);
         after_call(instance, meta).await?;
     }
     Ok(())
@@ -384,62 +380,11 @@ async fn connect(
 
 async fn fire_due_timers(instance: &mut RoomBody, meta: &RoomMeta) -> Result<(), GuestError> {
     let now = Instant::now();
-    while let Some(id) = instance.state().timers.pop_due(now) {
+    while let Some(id) = instance.state().room.timers.pop_due(now) {
         instance.timer(id).await?;
         after_call(instance, meta).await?;
     }
     Ok(())
-}
-
-/// Carries out what the last callback asked for beyond frames: clients it
-/// closed get `disconnect(kicked)`, clients it transferred are sent on their
-/// way and get `disconnect(transferred)`. Those callbacks may ask for more.
-pub(super) async fn after_call(instance: &mut RoomBody, meta: &RoomMeta) -> Result<(), GuestError> {
-    loop {
-        let state = instance.state();
-        let kicked = std::mem::take(&mut state.kicked);
-        let transfers = std::mem::take(&mut state.transfers);
-        if kicked.is_empty() && transfers.is_empty() {
-            return Ok(());
-        }
-        for client in kicked {
-            instance
-                .state()
-                .tap_membership(client, Some(leave_reason(DisconnectReason::Kicked)));
-            instance
-                .disconnect(client, DisconnectReason::Kicked)
-                .await?;
-        }
-        for transfer in transfers {
-            instance.state().tap_membership(
-                transfer.client,
-                Some(leave_reason(DisconnectReason::Transferred)),
-            );
-            // Sent before the callback so the client moves even if it fails.
-            transfer.sender.relocate(Move {
-                to: transfer.to,
-                handoff: GuestHandoff {
-                    from_room: (!meta.is_lobby()).then(|| meta.key.room.to_string()),
-                    data: transfer.data,
-                    rejected: None,
-                },
-                create: transfer.create,
-            });
-            instance
-                .disconnect(transfer.client, DisconnectReason::Transferred)
-                .await?;
-        }
-    }
-}
-
-/// How the dev tap names a disconnect reason.
-pub(super) fn leave_reason(reason: DisconnectReason) -> &'static str {
-    match reason {
-        DisconnectReason::Closed => "closed",
-        DisconnectReason::Lost => "lost",
-        DisconnectReason::Kicked => "kicked",
-        DisconnectReason::Transferred => "transferred",
-    }
 }
 
 async fn wait_until(deadline: Option<Instant>) {

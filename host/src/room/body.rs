@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::client::ClientId;
 use crate::limits::Limits;
 use crate::wasm::guest::{
-    ClientInfo, DisconnectReason, Frame, HttpRequest, HttpResponse, InitInfo, RoomChange,
+    ClientInfo, DisconnectReason, Frame, HttpRequest, HttpResponse, InitInfo, Rejection, RoomChange,
 };
 use crate::wasm::{GuestError, Plugin, RoomInstance, RoomLink, RoomState, WasmEngine};
 
@@ -74,7 +74,7 @@ impl RoomBody {
     pub(crate) async fn connect(
         &mut self,
         client: &ClientInfo,
-    ) -> Result<Result<(), String>, GuestError> {
+    ) -> Result<Result<(), Rejection>, GuestError> {
         each!(self, room => room.connect(client).await)
     }
 

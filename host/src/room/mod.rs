@@ -4,18 +4,28 @@
 //! wasmtime store and drains a bounded inbox of events. Connections talk to a
 //! room only through that inbox; the room talks to them only through their
 //! bounded outbound queues.
+//!
+//! Dependencies run one way: `directory` (what the rest of the host calls)
+//! starts `actor`s; an actor drives its `body` through `callbacks` and
+//! `reload`, and reports to the `table`; `rollout` drives reloads through
+//! the directory. `meta`, `notices` and `creation_rate` are leaves.
 
 mod actor;
 mod body;
+mod callbacks;
 mod creation_rate;
 mod directory;
+mod meta;
 mod notices;
 mod reload;
-pub mod timers;
+mod rollout;
+mod table;
 
-pub use directory::{JoinError, RoomListing, Rooms};
-pub(crate) use directory::{RoomHandle, RoomKey};
-pub use reload::{ReloadReport, RoomReload};
+pub use directory::Rooms;
+pub(crate) use meta::RoomHandle;
+pub use meta::RoomListing;
+pub use reload::RoomReload;
+pub use rollout::ReloadReport;
 
 use std::sync::Arc;
 
@@ -26,9 +36,38 @@ use crate::wasm::{
     DisconnectReason, GuestHandoff, GuestHttpRequest, GuestHttpResponse, GuestMessage, Plugin,
 };
 
-/// The room id of a service's lobby. URL room ids are never empty, so no
-/// client can reach the lobby by id.
-pub(crate) const LOBBY: &str = "";
+/// The room id of a service's lobby (see `roomhost_rules::LOBBY_ROOM_ID`).
+pub(crate) const LOBBY: &str = roomhost_rules::LOBBY_ROOM_ID;
+
+/// Why a client could not join a room.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JoinError {
+    /// The plugin's `connect` rejected the client.
+    #[error("{reason}")]
+    Rejected {
+        /// The close code the client gets (`4000..=4999`, or 1008).
+        code: u16,
+        /// The plugin's reason.
+        reason: String,
+    },
+    /// The process holds `max_rooms` rooms already, or the service its
+    /// share of them.
+    #[error("room limit reached ({0} rooms)")]
+    RoomLimit(usize),
+    /// The client's address created `room_creations_per_minute` rooms in
+    /// the last minute.
+    #[error("room creation rate limit reached ({0} per minute per address)")]
+    CreationRate(usize),
+    /// The room failed while starting or while handling the connect.
+    #[error("{0}")]
+    RoomFailed(String),
+    /// The room does not exist and the join may not create it. Worded as
+    /// the rules' transfer refusal, since a client coming back from such a
+    /// join is told this reason.
+    #[error("{}", roomhost_rules::checks::TransferRefusal::NoSuchRoom)]
+    NoSuchRoom(String),
+}
 
 /// A client asking to join a room.
 #[derive(Debug, Clone)]
@@ -57,6 +96,7 @@ impl ConnectRequest {
 
 /// Why a client left, as the host saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LeaveReason {
     /// The client sent a close frame or ended the connection cleanly.
     Closed,

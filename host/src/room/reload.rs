@@ -1,7 +1,7 @@
-//! Hot reload: moves every live room of a service onto a new plugin version
-//! without closing a socket.
+//! Hot reload of one room: moves it onto a new plugin version without closing
+//! a socket (`rollout` does it for every room of a service).
 //!
-//! Each room does it inside its own actor, between two events, so no frame is
+//! The room does it inside its own actor, between two events, so no frame is
 //! lost or reordered: frames that arrive meanwhile wait in the inbox. The old
 //! instance is asked for a `snapshot`; the new one starts from it and takes
 //! over the clients, timers, held frames and info the host keeps for the
@@ -9,28 +9,23 @@
 //! each client. Whatever fails, the room stays on the old version and says
 //! why.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
 use serde::Serialize;
-use tokio::sync::oneshot;
 
-use super::RoomEvent;
-use super::actor::{after_call, leave_reason};
 use super::body::RoomBody;
-use super::directory::{RoomMeta, Rooms, lock};
+use super::callbacks::{after_call, leave_reason, offer};
+use super::meta::{RoomMeta, lock};
 use crate::client::ClientId;
 use crate::close;
 use crate::limits::Limits;
-use crate::service::Service;
 use crate::wasm::{
-    DisconnectReason, GuestClientInfo, GuestError, GuestInitInfo, GuestMessage, MAX_PLUGIN_TEXT,
-    Plugin, RoomLink, WasmEngine, bounded,
+    DisconnectReason, GuestError, GuestInitInfo, GuestMessage, MAX_PLUGIN_TEXT, Plugin, RoomLink,
+    WasmEngine, bounded,
 };
 
 /// What a reload did to one room.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", content = "reason", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum RoomReload {
     /// The new version restored the room's snapshot; clients were
     /// re-attached silently.
@@ -45,89 +40,6 @@ pub enum RoomReload {
     /// The old instance failed while being snapshotted: the room was
     /// disposed (its clients got 1011), as after any plugin failure.
     Failed(String),
-}
-
-/// What reloading a service did.
-#[derive(Debug, Clone, Serialize)]
-pub struct ReloadReport {
-    /// The service.
-    pub service: String,
-    /// The plugin version rooms run now (new rooms always do).
-    pub version: String,
-    /// Rooms reloaded from a snapshot.
-    pub restored: usize,
-    /// Rooms restarted with `connect` replayed.
-    pub restarted: usize,
-    /// Rooms that already ran this version (a rebuild that changed nothing).
-    pub unchanged: usize,
-    /// Rooms left on the old version, with the reason.
-    pub kept_old: Vec<(String, String)>,
-    /// Rooms disposed because their snapshot call failed.
-    pub failed: Vec<(String, String)>,
-    /// Wall time from the plugin swap to the last room's answer.
-    #[serde(serialize_with = "as_millis")]
-    pub elapsed: Duration,
-}
-
-impl ReloadReport {
-    /// Rooms the reload reached (the lobby counts as one).
-    pub fn rooms(&self) -> usize {
-        self.restored + self.restarted + self.unchanged + self.kept_old.len() + self.failed.len()
-    }
-}
-
-fn as_millis<S: serde::Serializer>(elapsed: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_f64(elapsed.as_secs_f64() * 1000.0)
-}
-
-impl Rooms {
-    /// Makes `plugin` the version of `service`'s new rooms, then moves every
-    /// live room of the service (lobby included) onto it and reports how
-    /// each fared.
-    ///
-    /// Reloads of one service run one at a time, so every room ends on the
-    /// version the last reload brought.
-    pub async fn reload(&self, service: &Arc<Service>, plugin: Plugin) -> ReloadReport {
-        let _one_at_a_time = service.reloading().await;
-        let started = Instant::now();
-        let plugin = Arc::new(plugin);
-        service.replace_plugin(plugin.clone());
-        let mut answers = Vec::new();
-        for handle in self.handles(service.name()) {
-            let (reply, answer) = oneshot::channel();
-            let event = RoomEvent::Reload {
-                plugin: plugin.clone(),
-                reply,
-            };
-            // A room that ended meanwhile has nothing to reload.
-            if handle.inbox.send(event).await.is_ok() {
-                answers.push((handle.meta.key.room.to_string(), answer));
-            }
-        }
-        let mut report = ReloadReport {
-            service: service.name().to_owned(),
-            version: plugin.version().to_owned(),
-            restored: 0,
-            restarted: 0,
-            unchanged: 0,
-            kept_old: Vec::new(),
-            failed: Vec::new(),
-            elapsed: Duration::ZERO,
-        };
-        for (room, answer) in answers {
-            match answer.await {
-                Ok(RoomReload::Restored) => report.restored += 1,
-                Ok(RoomReload::Restarted) => report.restarted += 1,
-                Ok(RoomReload::Unchanged) => report.unchanged += 1,
-                Ok(RoomReload::KeptOld(reason)) => report.kept_old.push((room, reason)),
-                Ok(RoomReload::Failed(reason)) => report.failed.push((room, reason)),
-                // The room ended before it got to the event.
-                Err(_) => {}
-            }
-        }
-        report.elapsed = started.elapsed();
-        report
-    }
 }
 
 /// Moves one room onto `plugin`. An `Err` means an instance failed in a way
@@ -192,8 +104,9 @@ async fn restore(
 ) -> Result<RoomReload, String> {
     // The old instance keeps its clients until the new one has them: if
     // this task panics meanwhile, disposing the room still closes them.
-    let before = old.state().occupancy();
-    fresh.state().put_occupancy(before.clone());
+    let before = old.state().room.clone();
+    let info_before = before.info.clone();
+    fresh.state().room = before;
     let restored = match fresh.init(init).await {
         Ok(()) => after_call(fresh, meta).await,
         Err(error) => Err(error),
@@ -202,10 +115,12 @@ async fn restore(
         Ok(()) => {
             // Info is published again only if the new version changed it.
             let state = fresh.state();
-            state.info_changed = state.info != before.info;
+            state.info_changed = state.room.info != info_before;
             Ok(RoomReload::Restored)
         }
-        Err(error) => Err(format!("the new version failed to restore it: {error}")),
+        Err(error) => Err(format!(
+            "the new version failed to restore the room: {error}"
+        )),
     }
 }
 
@@ -225,61 +140,52 @@ async fn restart(
     if let Err(error) = started {
         return Err(format!("the new version failed to start: {error}"));
     }
-    let mut clients: Vec<_> = old.state().members.keys().copied().collect();
-    clients.sort_unstable();
-    for client in clients {
-        let Some(sender) = old.state().members.get(&client).cloned() else {
+    for client in old.state().member_ids() {
+        let Some(member) = old.state().room.members.get(&client).cloned() else {
             continue;
         };
-        let info = old
-            .state()
-            .arrivals
-            .get(&client)
-            .cloned()
-            .unwrap_or_else(|| GuestClientInfo {
-                id: client,
-                path: String::new(),
-                query: String::new(),
-                identity: None,
-                handoff: None,
-            });
-        let state = fresh.state();
-        state.members.insert(client, sender.clone());
-        state.connecting = Some(client);
-        let answer = fresh.connect(&info).await;
-        fresh.state().connecting = None;
-        let answer = match answer {
-            Ok(answer) => after_call(fresh, meta).await.map(|()| answer),
-            Err(error) => Err(error),
-        };
-        match answer {
-            Ok(Ok(())) => {
-                // Unless the new version closed it during its own connect.
-                if fresh.state().members.contains_key(&client) {
-                    fresh.state().arrivals.insert(client, info);
-                }
-            }
-            Ok(Err(reason)) => {
-                fresh.state().remove_member(client);
-                sender.close(
-                    close::POLICY,
-                    &format!(
-                        "rejected after reload: {}",
-                        bounded(reason, MAX_PLUGIN_TEXT)
-                    ),
-                );
-            }
+        let offered = offer(fresh, meta, member.sender.clone(), &member.arrival).await;
+        let offered = match offered {
+            Ok(offered) => offered,
             Err(error) => {
                 return Err(format!(
                     "the new version failed while reconnecting client {client}: {error}"
                 ));
             }
+        };
+        match offered.answer {
+            Ok(()) => {
+                // What the plugin attached to the client stays with it,
+                // unless the new version set something else already.
+                if let Some(kept) = fresh.state().room.members.get_mut(&client)
+                    && kept.state.is_empty()
+                {
+                    kept.state = member.state;
+                }
+                if let Some(transfer) = offered.deferred {
+                    fresh.state().start_transfer(transfer);
+                    if let Err(error) = after_call(fresh, meta).await {
+                        return Err(format!(
+                            "the new version failed while reconnecting client {client}: {error}"
+                        ));
+                    }
+                }
+            }
+            Err(rejection) => {
+                member.sender.close(
+                    close::rejection_code(rejection.code),
+                    &format!(
+                        "rejected after reload: {}",
+                        bounded(rejection.reason, MAX_PLUGIN_TEXT)
+                    ),
+                );
+            }
         }
     }
     // Frames held for clients the old version transferred away still follow
     // them, beside those the new version transferred during the replay.
-    let held = std::mem::take(&mut old.state().departing);
-    fresh.state().departing.extend(held);
+    let held = std::mem::take(&mut old.state().room.departing);
+    fresh.state().room.departing.extend(held);
     Ok(RoomReload::Restarted)
 }
 
@@ -296,16 +202,17 @@ async fn forget_moved(
     let pending: Vec<ClientId> = fresh.state().transfers.iter().map(|t| t.client).collect();
     let moved: Vec<(ClientId, Vec<GuestMessage>)> = fresh
         .state()
+        .room
         .departing
         .drain()
         .filter(|(client, _)| {
-            !pending.contains(client) && !old.state().departing.contains_key(client)
+            !pending.contains(client) && !old.state().room.departing.contains_key(client)
         })
         .collect();
     for (client, held) in moved {
         let state = old.state();
         if state.remove_member(client).is_some() {
-            state.departing.insert(client, held);
+            state.room.departing.insert(client, held);
             state.tap_membership(client, Some(leave_reason(DisconnectReason::Transferred)));
             old.disconnect(client, DisconnectReason::Transferred)
                 .await?;

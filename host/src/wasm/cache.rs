@@ -53,6 +53,7 @@ impl CompileCache {
             // `Component::serialize` output, under a key that includes the
             // engine's compatibility hash. The cache directory must be trusted
             // like the plugin files themselves.
+            #[allow(unsafe_code)]
             match unsafe { Component::deserialize_file(engine, &path) } {
                 Ok(component) => return Ok((component, true)),
                 Err(error) => {

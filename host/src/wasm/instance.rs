@@ -8,13 +8,15 @@ use wasmtime::{Store, Trap};
 
 use super::bindings::Room;
 use super::bindings::roomhost::room::types::{
-    ClientInfo, DisconnectReason, Frame, HttpRequest, HttpResponse, InitInfo, RoomChange,
+    ClientInfo, DisconnectReason, Frame, HttpRequest, HttpResponse, InitInfo, Rejection,
+    RoomChange, ServiceDescription,
 };
 use super::engine::WasmEngine;
 use super::output::PluginLog;
 use super::plugin::Plugin;
 use super::slice::{CallClock, WaitedTooLong};
 use super::state::{RoomLink, RoomState};
+use super::text::{MAX_PLUGIN_TEXT, bounded};
 use crate::client::ClientId;
 use crate::limits::Limits;
 
@@ -64,7 +66,8 @@ impl RoomInstance {
         link: Option<RoomLink>,
     ) -> Result<RoomInstance, GuestError> {
         let log = PluginLog::new(engine.plugin_log_lines());
-        let mut store = Store::new(engine.engine(), RoomState::new(limits, link, log));
+        let state = RoomState::new(limits, link, plugin.has_lobby(), log);
+        let mut store = Store::new(engine.engine(), state);
         store.limiter(|state| &mut state.limiter);
         let clock = CallClock::new(engine.call_deadline());
         let (ticking, lanes) = (clock.clone(), engine.lanes().clone());
@@ -98,12 +101,26 @@ impl RoomInstance {
         self.clock.total()
     }
 
-    /// Calls `init`.
+    /// Calls `describe`: what the service is.
+    pub async fn describe_service(&mut self) -> Result<ServiceDescription, GuestError> {
+        call!(self, call_describe())
+    }
+
+    /// Calls `init`. A plugin that refuses to start (or to restore
+    /// `info.restored`) fails the call with its reason, like a trap: either
+    /// way the instance is unusable.
     pub async fn init(&mut self, info: &InitInfo) -> Result<(), GuestError> {
         self.state().in_init = true;
         let result = call!(self, call_init(info));
         self.state().in_init = false;
-        result
+        result?.map_err(|reason| {
+            let reason = bounded(reason, MAX_PLUGIN_TEXT);
+            GuestError(if info.restored.is_some() {
+                format!("it refused the snapshot: {reason}")
+            } else {
+                format!("the plugin refused to start the room: {reason}")
+            })
+        })
     }
 
     /// Calls `room-changed` (lobby only).
@@ -112,7 +129,10 @@ impl RoomInstance {
     }
 
     /// Calls `connect`; the inner result is the plugin's accept or reject.
-    pub async fn connect(&mut self, client: &ClientInfo) -> Result<Result<(), String>, GuestError> {
+    pub async fn connect(
+        &mut self,
+        client: &ClientInfo,
+    ) -> Result<Result<(), Rejection>, GuestError> {
         call!(self, call_connect(client))
     }
 
@@ -172,6 +192,6 @@ impl RoomInstance {
         } else {
             format!("plugin failed: {error}")
         };
-        GuestError(super::state::bounded(reason, super::state::MAX_PLUGIN_TEXT))
+        GuestError(bounded(reason, MAX_PLUGIN_TEXT))
     }
 }

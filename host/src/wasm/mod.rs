@@ -9,12 +9,15 @@
 
 mod bindings;
 mod cache;
+mod describe;
 mod engine;
 mod instance;
 mod output;
 mod plugin;
 mod slice;
 mod state;
+mod text;
+mod timers;
 mod wasi;
 
 pub use cache::CompileCache;
@@ -22,9 +25,12 @@ pub use engine::WasmEngine;
 pub use instance::{GuestError, RoomInstance};
 #[cfg(feature = "native-baseline")]
 pub(crate) use output::PluginLog;
-pub use plugin::{Plugin, PluginError};
+pub use plugin::{CONTRACT_VERSION, Plugin, PluginError};
 pub use state::RoomState;
-pub(crate) use state::{MAX_PLUGIN_TEXT, bounded, unix_millis};
+pub(crate) use state::{PendingTransfer, unix_millis};
+pub use state::{RoomLink, ServiceDirectory};
+pub(crate) use text::{MAX_PLUGIN_TEXT, bounded};
+pub use timers::{TimerId, Timers, TooManyTimers};
 
 /// The WIT types as Rust values, for driving a [`RoomInstance`] directly
 /// (benchmarks, embedders).
@@ -33,9 +39,9 @@ pub use bindings::roomhost::room::types as guest;
 pub(crate) use bindings::roomhost::room::types::{
     ClientInfo as GuestClientInfo, DisconnectReason, Frame as GuestMessage,
     Handoff as GuestHandoff, HttpRequest as GuestHttpRequest, HttpResponse as GuestHttpResponse,
-    InitInfo as GuestInitInfo, RoomChange as GuestRoomChange, RoomEntry as GuestRoomEntry,
+    InitInfo as GuestInitInfo, Rejection as GuestRejection, RoomChange as GuestRoomChange,
+    RoomEntry as GuestRoomEntry,
 };
-pub use state::RoomLink;
 
 /// The host imports as Rust traits, all implemented by [`RoomState`]. A
 /// native room (feature `native-baseline`) calls these where a plugin calls

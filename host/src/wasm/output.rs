@@ -20,7 +20,7 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
 use super::bindings::roomhost::room::types::LogLevel as Level;
-use super::state::{MAX_PLUGIN_TEXT, bounded};
+use super::text::{MAX_PLUGIN_TEXT, bounded};
 
 /// How often the "lines dropped" summary may be logged.
 const SUMMARY_EVERY: Duration = Duration::from_secs(1);

@@ -13,6 +13,7 @@ use super::wasi;
 
 /// Why a plugin could not be loaded.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PluginError {
     /// The file could not be read.
     #[error("cannot read plugin {path}: {source}")]
@@ -51,6 +52,26 @@ pub enum PluginError {
         /// What plugins may import.
         provided: String,
     },
+    /// The component was built for an older version of the contract.
+    #[error(
+        "plugin {path} was built for roomhost:room@{version}, and this host speaks roomhost:room@{current}: rebuild it with the current roomhost-sdk (`roomhost build`)"
+    )]
+    OldContract {
+        /// The plugin file.
+        path: PathBuf,
+        /// The contract version the component imports.
+        version: String,
+        /// The contract version this host implements.
+        current: &'static str,
+    },
+    /// The plugin's `describe` failed (it trapped or ran out of time).
+    #[error("plugin {path} failed to describe itself: {reason}")]
+    Describe {
+        /// The plugin file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// The component does not fit the `roomhost:room` world.
     #[error(
         "plugin {path} does not implement the roomhost:room@0.4.0 world (was it built with roomhost-sdk?): {source:#}"
@@ -69,7 +90,12 @@ pub struct Plugin {
     version: String,
     path: PathBuf,
     from_cache: bool,
+    /// Whether the service has a lobby, as its `describe` said.
+    lobby: bool,
 }
+
+/// The contract version this host implements (`guest-sdk/wit/room.wit`).
+pub const CONTRACT_VERSION: &str = "0.4.0";
 
 impl Plugin {
     /// Loads the component at `path`, compiling it (or reusing `cache`) and
@@ -120,6 +146,13 @@ impl Plugin {
                 provided: wasi::provided(),
             });
         }
+        if let Some(version) = older_contract(engine.engine(), &component) {
+            return Err(PluginError::OldContract {
+                path: path.to_owned(),
+                version,
+                current: CONTRACT_VERSION,
+            });
+        }
         let link_error = |source| PluginError::Link {
             path: path.to_owned(),
             source,
@@ -135,7 +168,19 @@ impl Plugin {
             version: hex::encode(&Sha256::digest(wasm)[..6]),
             path: path.to_owned(),
             from_cache,
+            lobby: false,
         })
+    }
+
+    /// Records what the plugin's `describe` said (see `describe`).
+    pub(super) fn with_lobby(mut self, lobby: bool) -> Plugin {
+        self.lobby = lobby;
+        self
+    }
+
+    /// Whether the service has a lobby (its `describe` said so).
+    pub fn has_lobby(&self) -> bool {
+        self.lobby
     }
 
     /// A short content hash of the component: the plugin version shown in
@@ -172,6 +217,7 @@ impl Plugin {
             version: "native".to_owned(),
             path: PathBuf::from(format!("native:{name}")),
             from_cache: false,
+            lobby: false,
         }
     }
 
@@ -197,4 +243,19 @@ enum Code {
 /// has layer 1.
 fn is_core_module(wasm: &[u8]) -> bool {
     wasm.len() >= 8 && wasm[..4] == *b"\0asm" && wasm[4..8] == [1, 0, 0, 0]
+}
+
+/// The version of the `roomhost:room` contract the component imports, when
+/// it is not [`CONTRACT_VERSION`] (a plugin built with an older SDK).
+fn older_contract(
+    engine: &wasmtime::Engine,
+    component: &wasmtime::component::Component,
+) -> Option<String> {
+    component
+        .component_type()
+        .imports(engine)
+        .find_map(|(name, _)| {
+            let version = name.strip_prefix("roomhost:room/")?.split_once('@')?.1;
+            (version != CONTRACT_VERSION).then(|| version.to_owned())
+        })
 }

@@ -6,33 +6,57 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::Message as WsMessage;
 use wasmtime::ResourceLimiter;
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
 
+use roomhost_rules::checks::{self, ClientStateRefusal, TransferRefusal, TransferSource};
+
 use super::bindings::roomhost::room::{auth, directory, host, types};
 use super::output::PluginLog;
+use super::text::{MAX_PLUGIN_TEXT, bounded};
+use super::timers::Timers;
+use crate::auth::AuthConfig;
 use crate::client::{ClientId, ClientSender};
 use crate::close;
-use crate::dev::{Direction, Payload};
+use crate::dev::{DevTap, Direction, Payload};
 use crate::limits::Limits;
-use crate::room::timers::Timers;
-use crate::room::{LOBBY, RoomKey, Rooms};
 
-/// Where a room instance sits in the host: the room table and its own key.
-/// An instance driven without one (a benchmark) has no directory: `transfer`,
-/// `rooms` and `serve-root` fail, and `send` reaches only its members.
+/// What a room instance may ask of the rest of the host: the other clients
+/// of its service, the service's rooms, the server root, the token key and
+/// the dev tap. The room table implements it; keeping it a trait lets this
+/// module know nothing of the table.
+pub trait ServiceDirectory: Send + Sync {
+    /// A client of `service`, wherever it is.
+    fn client(&self, service: &str, client: ClientId) -> Option<ClientSender>;
+    /// Whether room `room` of `service` is live.
+    fn is_live(&self, service: &str, room: &str) -> bool;
+    /// The live rooms of `service`, the lobby excluded, sorted by id.
+    fn entries(&self, service: &str) -> Vec<types::RoomEntry>;
+    /// Lets `service`'s lobby serve `/`; fails when another service has it.
+    fn claim_root(&self, service: &Arc<str>) -> Result<(), String>;
+    /// How tokens are verified (`None`: no key configured).
+    fn auth(&self) -> Option<&AuthConfig>;
+    /// The dev event stream, in dev mode.
+    fn tap(&self) -> Option<&DevTap>;
+}
+
+/// Where a room instance sits in the host: its service's directory and its
+/// own name. An instance driven without one (a benchmark) has no directory:
+/// `transfer`, `rooms` and `serve-root` fail, and `send` reaches only its
+/// members.
 #[derive(Clone)]
 pub struct RoomLink {
-    pub(crate) rooms: Arc<Rooms>,
-    pub(crate) key: RoomKey,
+    pub(crate) directory: Arc<dyn ServiceDirectory>,
+    pub(crate) service: Arc<str>,
+    pub(crate) room: Arc<str>,
 }
 
 impl RoomLink {
     fn is_lobby(&self) -> bool {
-        &*self.key.room == LOBBY
+        *self.room == *roomhost_rules::LOBBY_ROOM_ID
     }
 }
 
@@ -45,14 +69,29 @@ pub(crate) struct PendingTransfer {
     pub(crate) create: bool,
 }
 
-/// The part of a room the host owns rather than the plugin: it moves from
-/// the old instance to the new one on a hot reload.
+/// A client of the room, as the host keeps it.
+#[derive(Clone)]
+pub(crate) struct Member {
+    /// Its writing side.
+    pub(crate) sender: ClientSender,
+    /// How it connected, without its hand-off: what `client-details`
+    /// returns, and what a reload without snapshot replays as `connect`.
+    pub(crate) arrival: types::ClientInfo,
+    /// What the plugin attached with `set-client-state`.
+    pub(crate) state: Vec<u8>,
+}
+
+/// The part of a room the host owns rather than the plugin. It is one value
+/// so that a hot reload moves all of it to the new instance: a field added
+/// here cannot be forgotten by the reload.
 #[derive(Clone)]
 pub(crate) struct Occupancy {
-    pub(crate) members: HashMap<ClientId, ClientSender>,
-    pub(crate) arrivals: HashMap<ClientId, types::ClientInfo>,
+    pub(crate) members: HashMap<ClientId, Member>,
     pub(crate) timers: Timers,
+    /// Transferred clients whose connection has not switched yet, with the
+    /// frames that reached this room meanwhile (handed on, in order).
     pub(crate) departing: HashMap<ClientId, Vec<types::Frame>>,
+    /// Listing metadata from `set-info`.
     pub(crate) info: Option<serde_json::Value>,
 }
 
@@ -63,28 +102,25 @@ pub struct RoomState {
     pub(crate) log: PluginLog,
     table: ResourceTable,
     pub(crate) limiter: MemoryLimiter,
-    pub(crate) members: HashMap<ClientId, ClientSender>,
-    /// How each member connected, replayed as `connect` when a reload
-    /// restarts the room without a snapshot.
-    pub(crate) arrivals: HashMap<ClientId, types::ClientInfo>,
-    pub(crate) timers: Timers,
+    /// Clients, timers, held frames and info: what a reload carries over.
+    pub(crate) room: Occupancy,
     /// Clients closed by the plugin during the current callback.
     pub(crate) kicked: Vec<ClientId>,
     /// Clients transferred away during the current callback.
     pub(crate) transfers: Vec<PendingTransfer>,
-    /// Transferred clients whose connection has not switched yet, with the
-    /// frames that reached this room meanwhile (handed on, in order).
-    pub(crate) departing: HashMap<ClientId, Vec<types::Frame>>,
     /// Whether `init` is running (the only time `serve-root` is allowed).
     pub(crate) in_init: bool,
-    /// The client whose `connect` is running: it cannot be transferred
-    /// before it is accepted.
+    /// The client whose `connect` is running. A transfer of it waits in
+    /// `deferred_transfer` until it is accepted.
     pub(crate) connecting: Option<ClientId>,
+    pub(crate) deferred_transfer: Option<PendingTransfer>,
     link: Option<RoomLink>,
+    /// Whether the service declares a lobby (`describe`).
+    service_has_lobby: bool,
     max_room_id_bytes: usize,
     max_departing_frames: usize,
-    /// Listing metadata from `set-info`, and whether it changed.
-    pub(crate) info: Option<serde_json::Value>,
+    max_client_state_bytes: usize,
+    /// Whether the info changed since the actor last published it.
     pub(crate) info_changed: bool,
     /// The last error-level log line of the current callback (the SDK logs
     /// panics this way), used to explain a trap.
@@ -97,7 +133,12 @@ impl RoomState {
     /// Fresh state for a room under `limits`, logging to `log`. WASI gets
     /// an empty context (no directories, no environment, no arguments) with
     /// stdout and stderr going to `log`; see [`super::wasi`].
-    pub(crate) fn new(limits: &Limits, link: Option<RoomLink>, log: PluginLog) -> RoomState {
+    pub(crate) fn new(
+        limits: &Limits,
+        link: Option<RoomLink>,
+        service_has_lobby: bool,
+        log: PluginLog,
+    ) -> RoomState {
         RoomState {
             wasi: WasiCtx::builder()
                 .stdout(log.stdout())
@@ -110,18 +151,22 @@ impl RoomState {
                 used_bytes: 0,
                 exceeded: false,
             },
-            members: HashMap::new(),
-            arrivals: HashMap::new(),
-            timers: Timers::new(limits.max_timers_per_room),
+            room: Occupancy {
+                members: HashMap::new(),
+                timers: Timers::new(limits.max_timers_per_room),
+                departing: HashMap::new(),
+                info: None,
+            },
             kicked: Vec::new(),
             transfers: Vec::new(),
-            departing: HashMap::new(),
             in_init: false,
             connecting: None,
+            deferred_transfer: None,
             link,
+            service_has_lobby,
             max_room_id_bytes: limits.max_room_id_bytes,
             max_departing_frames: limits.room_inbox,
-            info: None,
+            max_client_state_bytes: limits.max_client_state_bytes,
             info_changed: false,
             last_error_log: None,
             max_plugin_frame_bytes: limits.max_plugin_frame_bytes,
@@ -132,41 +177,53 @@ impl RoomState {
     /// Makes `sender` a member of the room without a `connect` call, for
     /// driving an instance directly (benchmarks, embedders).
     pub fn insert_member(&mut self, sender: ClientSender) {
-        self.members.insert(sender.id(), sender);
+        let arrival = types::ClientInfo {
+            id: sender.id(),
+            path: String::new(),
+            query: String::new(),
+            identity: None,
+            handoff: None,
+        };
+        self.add_member(sender, arrival);
     }
 
-    /// Removes a member and what the host remembers of how it connected.
+    /// Makes a client a member, remembering how it arrived (without its
+    /// hand-off) and with no state.
+    pub(crate) fn add_member(&mut self, sender: ClientSender, mut arrival: types::ClientInfo) {
+        arrival.handoff = None;
+        let member = Member {
+            sender,
+            arrival,
+            state: Vec::new(),
+        };
+        self.room.members.insert(member.sender.id(), member);
+    }
+
+    /// Whether `client` is a member.
+    pub(crate) fn is_member(&self, client: ClientId) -> bool {
+        self.room.members.contains_key(&client)
+    }
+
+    /// The members' ids, ascending.
+    pub(crate) fn member_ids(&self) -> Vec<ClientId> {
+        let mut ids: Vec<ClientId> = self.room.members.keys().copied().collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Removes a member; its writing side, if it was one.
     pub(crate) fn remove_member(&mut self, client: ClientId) -> Option<ClientSender> {
-        self.arrivals.remove(&client);
-        self.members.remove(&client)
-    }
-
-    /// A copy of what the host keeps for the room across a reload (clients,
-    /// timers, held frames, info).
-    pub(crate) fn occupancy(&self) -> Occupancy {
-        Occupancy {
-            members: self.members.clone(),
-            arrivals: self.arrivals.clone(),
-            timers: self.timers.clone(),
-            departing: self.departing.clone(),
-            info: self.info.clone(),
-        }
-    }
-
-    /// Installs an occupancy taken from another instance of the room.
-    pub(crate) fn put_occupancy(&mut self, occupancy: Occupancy) {
-        self.members = occupancy.members;
-        self.arrivals = occupancy.arrivals;
-        self.timers = occupancy.timers;
-        self.departing = occupancy.departing;
-        self.info = occupancy.info;
+        self.room
+            .members
+            .remove(&client)
+            .map(|member| member.sender)
     }
 
     /// Keeps a frame that reached this room after its sender was transferred
     /// away; returns false when the client is not departing.
     pub(crate) fn hold_for_departing(&mut self, client: ClientId, frame: types::Frame) -> bool {
         let limit = self.max_departing_frames;
-        match self.departing.get_mut(&client) {
+        match self.room.departing.get_mut(&client) {
             Some(held) if held.len() < limit => {
                 held.push(frame);
                 true
@@ -187,36 +244,23 @@ impl RoomState {
         msg: &types::Frame,
     ) {
         if let Some(link) = &self.link
-            && let Some(tap) = link.rooms.tap()
+            && let Some(tap) = link.directory.tap()
         {
             let payload = match msg {
                 types::Frame::Text(text) => Payload::Text(text),
                 types::Frame::Binary(bytes) => Payload::Binary(bytes),
             };
-            tap.frame(
-                &link.key.service,
-                &link.key.room,
-                client,
-                direction,
-                payload,
-            );
+            tap.frame(&link.service, &link.room, client, direction, payload);
         }
     }
 
     /// Reports a join (`reason: None`) or a leave to the dev tap.
     pub(crate) fn tap_membership(&self, client: ClientId, reason: Option<&str>) {
         if let Some(link) = &self.link
-            && let Some(tap) = link.rooms.tap()
+            && let Some(tap) = link.directory.tap()
         {
-            tap.membership(&link.key.service, &link.key.room, client, reason);
+            tap.membership(&link.service, &link.room, client, reason);
         }
-    }
-
-    /// The directory link, or the error a plugin sees without one.
-    fn link(&self) -> Result<&RoomLink, String> {
-        self.link
-            .as_ref()
-            .ok_or_else(|| "this instance is not attached to a room table".to_owned())
     }
 
     /// Checks a plugin's frame against `max_plugin_frame_bytes`; the error
@@ -226,17 +270,8 @@ impl RoomState {
             types::Frame::Text(text) => text.len(),
             types::Frame::Binary(bytes) => bytes.len(),
         };
-        if len > self.max_plugin_frame_bytes {
-            return Err(frame_too_large(len, self.max_plugin_frame_bytes));
-        }
-        Ok(())
+        checks::frame_fits(len, self.max_plugin_frame_bytes).map_err(|error| error.to_string())
     }
-}
-
-/// The error a plugin gets for a frame over the plugin frame limit. The SDK
-/// harness (`roomhost_sdk::testing`) words it the same way.
-pub(crate) fn frame_too_large(len: usize, limit: usize) -> String {
-    format!("frame is {len} bytes; the limit is {limit} (max_plugin_frame_bytes)")
 }
 
 /// Converts a plugin's frame for the wire.
@@ -264,10 +299,10 @@ impl host::Host for RoomState {
         self.tap_frame(Some(client), Direction::Out, &msg);
         let frame = into_ws(msg);
         // A slow consumer is closed by `send`; the room goes on.
-        if let Some(member) = self.members.get(&client) {
-            let _ = member.send(frame);
+        if let Some(member) = self.room.members.get(&client) {
+            let _ = member.sender.send(frame);
         } else if let Some(link) = &self.link
-            && let Some(other) = link.rooms.client(&link.key.service, client)
+            && let Some(other) = link.directory.client(&link.service, client)
         {
             let _ = other.send(frame);
         }
@@ -280,9 +315,9 @@ impl host::Host for RoomState {
         let frame = into_ws(msg);
         // Sorted, so a long list costs log(n) per member rather than n.
         except.sort_unstable();
-        for (id, member) in &self.members {
+        for (id, member) in &self.room.members {
             if except.binary_search(id).is_err() {
-                let _ = member.send(frame.clone());
+                let _ = member.sender.send(frame.clone());
             }
         }
         Ok(())
@@ -292,7 +327,7 @@ impl host::Host for RoomState {
         let Some(member) = self.remove_member(client) else {
             return;
         };
-        let code = if close::is_plugin_code(code) {
+        let code = if roomhost_rules::close::is_plugin_code(code) {
             code
         } else {
             tracing::warn!(
@@ -306,13 +341,14 @@ impl host::Host for RoomState {
     }
 
     fn set_timer(&mut self, id: u64, delay_ms: u64) -> Result<(), String> {
-        self.timers
-            .set(id, Duration::from_millis(delay_ms))
+        self.room
+            .timers
+            .set(id, checks::timer_delay(delay_ms))
             .map_err(|error| error.to_string())
     }
 
     fn cancel_timer(&mut self, id: u64) {
-        self.timers.cancel(id);
+        self.room.timers.cancel(id);
     }
 
     fn now_ms(&mut self) -> u64 {
@@ -334,19 +370,51 @@ impl host::Host for RoomState {
     }
 
     fn set_info(&mut self, info: String) -> Result<(), String> {
-        if info.len() > self.max_info_bytes {
-            return Err(format!(
-                "info is {} bytes; the limit is {}",
-                info.len(),
-                self.max_info_bytes
-            ));
-        }
+        checks::info_fits(info.len(), self.max_info_bytes).map_err(|error| error.to_string())?;
         let value = serde_json::from_str(&info)
-            .map_err(|error| format!("info is not valid JSON: {error}"))?;
+            .map_err(|error| checks::InfoRefusal::NotJson(error.to_string()).to_string())?;
         // Re-publishing the same info is not a change the lobby hears about.
-        if self.info.as_ref() != Some(&value) {
-            self.info = Some(value);
+        if self.room.info.as_ref() != Some(&value) {
+            self.room.info = Some(value);
             self.info_changed = true;
+        }
+        Ok(())
+    }
+
+    fn clients(&mut self) -> Vec<ClientId> {
+        self.member_ids()
+    }
+
+    fn client_details(&mut self, client: ClientId) -> Option<types::ClientInfo> {
+        self.room
+            .members
+            .get(&client)
+            .map(|member| member.arrival.clone())
+    }
+
+    fn client_state(&mut self, client: ClientId) -> Option<Vec<u8>> {
+        self.room
+            .members
+            .get(&client)
+            .map(|member| member.state.clone())
+    }
+
+    fn set_client_state(
+        &mut self,
+        client: ClientId,
+        state: Vec<u8>,
+    ) -> Result<(), types::ClientStateError> {
+        let limit = self.max_client_state_bytes;
+        checks::client_state_fits(self.is_member(client), state.len(), limit).map_err(
+            |refusal| match refusal {
+                ClientStateRefusal::TooLarge { limit, .. } => {
+                    types::ClientStateError::TooLarge(u32::try_from(limit).unwrap_or(u32::MAX))
+                }
+                _ => types::ClientStateError::NotAMember,
+            },
+        )?;
+        if let Some(member) = self.room.members.get_mut(&client) {
+            member.state = state;
         }
         Ok(())
     }
@@ -359,58 +427,82 @@ impl directory::Host for RoomState {
         room: Option<String>,
         data: Vec<u8>,
         create: bool,
-    ) -> Result<(), String> {
-        let link = self.link()?;
-        if !self.members.contains_key(&client) {
-            return Err(format!("client {client} is not in this room"));
-        }
-        if self.connecting == Some(client) {
-            return Err("a client cannot be transferred during its own connect; accept it, then transfer it".into());
-        }
-        match &room {
-            None if link.is_lobby() => return Err("the client is already in the lobby".into()),
-            None => {}
-            Some(id) if id.is_empty() || id.len() > self.max_room_id_bytes => {
-                return Err(format!(
-                    "a room id must be 1 to {} bytes",
-                    self.max_room_id_bytes
-                ));
-            }
-            Some(id) if **id == *link.key.room => {
-                return Err("the client is already in this room".into());
-            }
-            Some(id) if !create && !link.rooms.is_live(&link.key.service, id) => {
-                return Err(format!("no room named {id:?}"));
-            }
-            Some(_) => {}
-        }
-        let Some(sender) = self.remove_member(client) else {
-            return Err(format!("client {client} is not in this room"));
+    ) -> Result<(), types::TransferError> {
+        let Some(link) = &self.link else {
+            return Err(types::TransferError::Unavailable);
         };
-        self.departing.insert(client, Vec::new());
-        self.transfers.push(PendingTransfer {
+        let source = TransferSource {
+            room_id: &link.room,
+            lobby: link.is_lobby(),
+            service_has_lobby: self.service_has_lobby,
+            max_room_id_bytes: self.max_room_id_bytes,
+        };
+        checks::transfer(
+            source,
+            self.is_member(client),
+            room.as_deref(),
+            create,
+            |id| link.directory.is_live(&link.service, id),
+        )
+        .map_err(into_wit)?;
+        let Some(member) = self.room.members.get(&client) else {
+            return Err(types::TransferError::NotAMember);
+        };
+        let transfer = PendingTransfer {
             client,
-            sender,
+            sender: member.sender.clone(),
             to: room,
             data,
             create,
-        });
+        };
+        if self.connecting == Some(client) {
+            // Carried out once `connect` accepts the client (see the actor).
+            self.deferred_transfer = Some(transfer);
+        } else {
+            self.start_transfer(transfer);
+        }
         Ok(())
     }
 
     fn rooms(&mut self) -> Vec<types::RoomEntry> {
         match &self.link {
-            Some(link) => link.rooms.entries(&link.key.service),
+            Some(link) => link.directory.entries(&link.service),
             None => Vec::new(),
         }
     }
 
     fn serve_root(&mut self) -> Result<(), String> {
-        let link = self.link()?;
-        if !link.is_lobby() || !self.in_init {
-            return Err("only the lobby may claim the root, during init".into());
+        let Some(link) = &self.link else {
+            return Err(TransferRefusal::Unavailable.to_string());
+        };
+        checks::may_serve_root(link.is_lobby(), self.in_init)
+            .map_err(|refusal| refusal.to_string())?;
+        link.directory.claim_root(&link.service)
+    }
+}
+
+impl RoomState {
+    /// Takes the client out of the room and queues its move: the actor
+    /// sends it on its way after the current callback.
+    pub(crate) fn start_transfer(&mut self, transfer: PendingTransfer) {
+        if self.remove_member(transfer.client).is_some() {
+            self.room.departing.insert(transfer.client, Vec::new());
+            self.transfers.push(transfer);
         }
-        link.rooms.claim_root(&link.key.service)
+    }
+}
+
+/// The rules' refusal as the contract's `transfer-error`.
+fn into_wit(refusal: TransferRefusal) -> types::TransferError {
+    match refusal {
+        TransferRefusal::NotAMember => types::TransferError::NotAMember,
+        TransferRefusal::SameRoom => types::TransferError::SameRoom,
+        TransferRefusal::InvalidRoomId { max } => {
+            types::TransferError::InvalidRoomId(u32::try_from(max).unwrap_or(u32::MAX))
+        }
+        TransferRefusal::NoSuchRoom => types::TransferError::NoSuchRoom,
+        TransferRefusal::NoLobby => types::TransferError::NoLobby,
+        _ => types::TransferError::Unavailable,
     }
 }
 
@@ -418,14 +510,14 @@ impl auth::Host for RoomState {
     fn enabled(&mut self) -> bool {
         self.link
             .as_ref()
-            .is_some_and(|link| link.rooms.auth().is_some())
+            .is_some_and(|link| link.directory.auth().is_some())
     }
 
     fn verify_token(&mut self, token: String) -> Result<String, String> {
         let auth = self
             .link
             .as_ref()
-            .and_then(|link| link.rooms.auth())
+            .and_then(|link| link.directory.auth())
             .ok_or_else(|| "no token key configured".to_owned())?;
         auth.verify(&token, SystemTime::now())
             .map(|claims| claims.to_string())
@@ -443,24 +535,6 @@ fn bounded_table() -> ResourceTable {
     table.set_max_capacity(MAX_WASI_RESOURCES);
     table
 }
-
-/// Cuts a plugin-supplied text to `max` bytes on a character boundary, so a
-/// plugin cannot make the host log or copy megabytes.
-pub(crate) fn bounded(mut text: String, max: usize) -> String {
-    if text.len() > max {
-        let mut end = max;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-        text.push('…');
-    }
-    text
-}
-
-/// Longest plugin-supplied text (log line, reject reason, failure reason)
-/// the host keeps.
-pub(crate) const MAX_PLUGIN_TEXT: usize = 4096;
 
 /// Milliseconds since the Unix epoch (0 for times before it).
 pub(crate) fn unix_millis(time: SystemTime) -> u64 {

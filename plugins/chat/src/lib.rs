@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use roomhost_sdk::{
-    ClientId, ClientInfo, DisconnectReason, InitInfo, Message, Room, RoomService, TimerId,
-    room_service,
+    ClientId, ClientInfo, DisconnectReason, InitInfo, Message, Rejection, Room, RoomService,
+    TimerId, room_service,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -214,16 +214,17 @@ fn error(room: &mut Room<'_>, client: ClientId, message: &str) {
 }
 
 impl RoomService for Chat {
-    fn init(&mut self, room: &mut Room<'_>, info: &InitInfo) {
+    fn init(&mut self, room: &mut Room<'_>, info: &InitInfo) -> Result<(), String> {
         let (config, warnings) = Config::parse(&info.config);
         for warning in warnings {
             room.warn(&warning);
         }
         self.config = config;
         self.update_info(room);
+        Ok(())
     }
 
-    fn connect(&mut self, room: &mut Room<'_>, client: &ClientInfo) -> Result<(), String> {
+    fn connect(&mut self, room: &mut Room<'_>, client: &ClientInfo) -> Result<(), Rejection> {
         let name = self.requested_name(client)?;
         let mut members = self.names();
         members.push(&name);
@@ -311,8 +312,9 @@ mod tests {
     fn invalid_names_are_rejected() {
         let mut room = TestRoom::<Chat>::new();
         join(&mut room, "alice");
-        let reject =
-            |room: &mut TestRoom<Chat>, query: &str| room.try_connect(query).expect_err(query);
+        let reject = |room: &mut TestRoom<Chat>, query: &str| {
+            room.try_connect(query).expect_err(query).to_string()
+        };
         assert!(reject(&mut room, "").contains("name is required"));
         assert!(reject(&mut room, "name=").contains("1 to 32"));
         assert!(reject(&mut room, "name=+++").contains("1 to 32"));

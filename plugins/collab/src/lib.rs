@@ -45,8 +45,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use roomhost_sdk::{
-    ClientId, ClientInfo, DisconnectReason, HttpRequest, HttpResponse, InitInfo, Message, Room,
-    RoomService, TimerId, room_service,
+    ClientId, ClientInfo, DisconnectReason, HttpRequest, HttpResponse, InitInfo, Message,
+    Rejection, Room, RoomService, TimerId, room_service,
 };
 
 use crate::config::Config;
@@ -65,14 +65,10 @@ pub const AWARENESS_TIMER: TimerId = 2;
 /// (see [`sync`]).
 pub const CLOSE_MALFORMED: u16 = 4400;
 
-/// The reason the lobby gives clients that connect to the service root.
-pub const LOBBY_REASON: &str = "connect to /ws/collab/{document}: each document is a room";
-
 /// The collab service: one shared document per room.
 #[derive(Debug, Default)]
 #[room_service]
 pub struct Collab {
-    lobby: bool,
     config: Config,
     doc: Document,
     presence: Presence,
@@ -152,19 +148,16 @@ impl Collab {
 }
 
 impl RoomService for Collab {
-    fn init(&mut self, room: &mut Room<'_>, info: &InitInfo) {
-        self.config = Config::from_init(info).unwrap_or_else(|err| panic!("{err}"));
-        self.lobby = info.lobby;
+    fn init(&mut self, room: &mut Room<'_>, info: &InitInfo) -> Result<(), String> {
+        self.config = Config::from_init(info)?;
         // Yjs client ids are random 32-bit numbers.
         let client_id = room.random_u64() & u64::from(u32::MAX);
         self.doc = Document::new(self.config.doc_settings(client_id));
         self.presence = Presence::new(self.config.presence_limits());
+        Ok(())
     }
 
-    fn connect(&mut self, room: &mut Room<'_>, client: &ClientInfo) -> Result<(), String> {
-        if self.lobby {
-            return Err(LOBBY_REASON.to_owned());
-        }
+    fn connect(&mut self, room: &mut Room<'_>, client: &ClientInfo) -> Result<(), Rejection> {
         self.clients.insert(client.id);
         room.cancel_timer(KEEP_EMPTY_TIMER);
         let step1 = protocol::sync_step1(self.doc.state_vector());
@@ -209,16 +202,10 @@ impl RoomService for Collab {
     }
 
     fn request(&mut self, room: &mut Room<'_>, request: HttpRequest) -> HttpResponse {
-        if self.lobby {
-            return http::error(404, LOBBY_REASON);
-        }
         self.on_request(room, request)
     }
 
     fn snapshot(&self) -> Result<Option<Vec<u8>>, String> {
-        if self.lobby {
-            return Ok(None);
-        }
         let txn = yrs::Transact::transact(self.doc.doc());
         let snapshot = Snapshot {
             client_id: self.doc.client_id(),
@@ -247,7 +234,6 @@ impl RoomService for Collab {
         let presence =
             Presence::from_parts(snapshot.presence, snapshot.owners, config.presence_limits());
         Ok(Self {
-            lobby: info.lobby,
             config,
             doc,
             presence,

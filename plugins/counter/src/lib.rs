@@ -8,7 +8,9 @@
 //! Configuration: `{"start": i64}` (default 0). The room's listing metadata
 //! is `{"count": n}`. The count saturates at the `i64` bounds.
 
-use roomhost_sdk::{ClientId, ClientInfo, InitInfo, Message, Room, RoomService, room_service};
+use roomhost_sdk::{
+    ClientId, ClientInfo, InitInfo, Message, Rejection, Room, RoomService, room_service,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -84,16 +86,17 @@ impl Counter {
 }
 
 impl RoomService for Counter {
-    fn init(&mut self, room: &mut Room<'_>, info: &InitInfo) {
+    fn init(&mut self, room: &mut Room<'_>, info: &InitInfo) -> Result<(), String> {
         let config = info.config::<Config>().unwrap_or_else(|err| {
             room.warn(&format!("invalid config, starting at 0: {err}"));
             Config::default()
         });
         self.count = config.start;
         self.update_info(room);
+        Ok(())
     }
 
-    fn connect(&mut self, room: &mut Room<'_>, client: &ClientInfo) -> Result<(), String> {
+    fn connect(&mut self, room: &mut Room<'_>, client: &ClientInfo) -> Result<(), Rejection> {
         room.send(client.id, Message::json(&json!({ "count": self.count })));
         Ok(())
     }

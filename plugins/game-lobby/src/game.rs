@@ -53,11 +53,15 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use roomhost_sdk::{ClientId, ClientInfo, DisconnectReason, Message, Room, TimerId};
+use roomhost_sdk::{
+    ClientId, ClientInfo, DisconnectReason, InitInfo, Message, Rejection, Room, RoomService,
+    TimerId, room_service,
+};
 use serde_json::json;
 
 use crate::config::Config;
 use crate::errors;
+use crate::lobby::Lobby;
 use crate::wire::{
     CLIENT_DISCONNECTS, CLIENT_DISCONNECTS_SELF, CLIENT_GETS_KICKED, DELTA_UPDATE, FULL_UPDATE,
     JoinRequest, NEW_CLIENT, RESET, SERVER_DISCONNECTS, SERVER_RPC, error_frame, handshake_reply,
@@ -165,7 +169,8 @@ impl Game {
 
 /// A game room instance: empty until a creator arrives, then a [`Game`]
 /// until the host ends it or stays away too long.
-#[derive(Debug)]
+#[derive(Debug, Default)]
+#[room_service(lobby = Lobby)]
 pub struct GameRoom {
     config: Config,
     key: String,
@@ -191,33 +196,6 @@ impl GameRoom {
     #[cfg(test)]
     pub(crate) fn game_mut(&mut self) -> Option<&mut Game> {
         self.game.as_mut()
-    }
-
-    /// A client arrives from the lobby with its request as hand-off data.
-    pub fn connect(&mut self, room: &mut Room<'_>, client: &ClientInfo) -> Result<(), String> {
-        let Some(handoff) = client.handoff.as_ref().filter(|h| !h.is_rejected()) else {
-            // By URL: nobody sends it back to a lobby, so say it here too.
-            room.send(client.id, error_frame(errors::JOIN_THROUGH_LOBBY));
-            return Err(errors::JOIN_THROUGH_LOBBY.to_owned());
-        };
-        let request = JoinRequest::decode(&handoff.data)
-            .ok()
-            .filter(|request| request.room_key() == self.key)
-            .ok_or_else(|| errors::PARSE_FAILED.to_owned())?;
-        let Some(max_players) = self
-            .config
-            .game(&request.game_id)
-            .map(|game| game.max_players)
-        else {
-            return Err(errors::unknown_game(&request.game_id));
-        };
-        if let Some(token) = request.reconnect_token {
-            self.reconnect(room, client.id, &request, token)
-        } else if request.create_room {
-            self.create(room, client.id, &request, max_players)
-        } else {
-            self.join(room, client.id, &request)
-        }
     }
 
     fn create(
@@ -344,21 +322,6 @@ impl GameRoom {
         Ok(())
     }
 
-    /// A frame from a connected client or the host.
-    pub fn message(&mut self, room: &mut Room<'_>, client: ClientId, message: Message) {
-        let Message::Binary(bytes) = message else {
-            return;
-        };
-        let Some(game) = &mut self.game else {
-            return;
-        };
-        if game.host == Some(client) {
-            self.host_frame(room, client, bytes);
-        } else if let Some(&id) = game.conns.get(&client) {
-            client_frame(game, room, client, id, &bytes);
-        }
-    }
-
     fn host_frame(&mut self, room: &mut Room<'_>, host: ClientId, bytes: Vec<u8>) {
         let Some(game) = &mut self.game else {
             return;
@@ -379,48 +342,6 @@ impl GameRoom {
                 room.debug(&format!("illegal frame from the host: {:?}", bytes.first()));
                 crate::lobby::fail(room, host, errors::ILLEGAL_HOST);
             }
-        }
-    }
-
-    /// A connection left the room.
-    pub fn disconnect(&mut self, room: &mut Room<'_>, client: ClientId, reason: DisconnectReason) {
-        let Some(game) = &mut self.game else {
-            return;
-        };
-        if game.host == Some(client) {
-            game.host = None;
-            room.info(&format!("the host left ({reason:?})"));
-            let grace = self.config.host_grace();
-            if grace.is_zero() {
-                self.end(room);
-                return;
-            }
-            if let Err(err) = room.set_timer(GRACE_TIMER, grace) {
-                room.warn(&format!("{err}; ending the game now"));
-                self.end(room);
-                return;
-            }
-        } else if let Some(id) = game.conns.remove(&client) {
-            if let Some(player) = game.players.get_mut(&id) {
-                player.conn = None;
-                player.synced = false;
-            }
-            if game.host.is_some() {
-                game.send_to_host(room, id_frame(CLIENT_DISCONNECTS, id));
-            } else {
-                game.left_while_away.insert(id);
-            }
-        } else {
-            return;
-        }
-        self.publish(room);
-    }
-
-    /// A timer fired: the grace period is over.
-    pub fn timer(&mut self, room: &mut Room<'_>, timer: TimerId) {
-        if timer == GRACE_TIMER && self.game.as_ref().is_some_and(|g| g.host.is_none()) {
-            room.info("the host did not come back in time");
-            self.end(room);
         }
     }
 
@@ -528,6 +449,100 @@ fn relay(game: &mut Game, room: &mut Room<'_>, kind: u8, bytes: &[u8]) {
         if deliver {
             player.synced = true;
             room.send(conn, bytes.to_vec());
+        }
+    }
+}
+
+impl RoomService for GameRoom {
+    /// Reads the configuration; an invalid one refuses to start the room.
+    fn init(&mut self, _room: &mut Room<'_>, info: &InitInfo) -> Result<(), String> {
+        let config = Config::parse(&info.config).map_err(|err| err.to_string())?;
+        *self = GameRoom::new(config, &info.room_id);
+        Ok(())
+    }
+
+    /// A client arrives from the lobby with its request as hand-off data.
+    fn connect(&mut self, room: &mut Room<'_>, client: &ClientInfo) -> Result<(), Rejection> {
+        let Some(handoff) = client.handoff.as_ref().filter(|h| !h.is_rejected()) else {
+            // By URL: nobody sends it back to a lobby, so say it here too.
+            room.send(client.id, error_frame(errors::JOIN_THROUGH_LOBBY));
+            return Err(errors::JOIN_THROUGH_LOBBY.to_owned().into());
+        };
+        let request = JoinRequest::decode(&handoff.data)
+            .ok()
+            .filter(|request| request.room_key() == self.key)
+            .ok_or_else(|| errors::PARSE_FAILED.to_owned())?;
+        let Some(max_players) = self
+            .config
+            .game(&request.game_id)
+            .map(|game| game.max_players)
+        else {
+            return Err(errors::unknown_game(&request.game_id).into());
+        };
+        let joined = if let Some(token) = request.reconnect_token {
+            self.reconnect(room, client.id, &request, token)
+        } else if request.create_room {
+            self.create(room, client.id, &request, max_players)
+        } else {
+            self.join(room, client.id, &request)
+        };
+        joined.map_err(Rejection::from)
+    }
+
+    /// A frame from a connected client or the host.
+    fn message(&mut self, room: &mut Room<'_>, client: ClientId, message: Message) {
+        let Message::Binary(bytes) = message else {
+            return;
+        };
+        let Some(game) = &mut self.game else {
+            return;
+        };
+        if game.host == Some(client) {
+            self.host_frame(room, client, bytes);
+        } else if let Some(&id) = game.conns.get(&client) {
+            client_frame(game, room, client, id, &bytes);
+        }
+    }
+
+    /// A connection left the room.
+    fn disconnect(&mut self, room: &mut Room<'_>, client: ClientId, reason: DisconnectReason) {
+        let Some(game) = &mut self.game else {
+            return;
+        };
+        if game.host == Some(client) {
+            game.host = None;
+            room.info(&format!("the host left ({reason:?})"));
+            let grace = self.config.host_grace();
+            if grace.is_zero() {
+                self.end(room);
+                return;
+            }
+            if let Err(err) = room.set_timer(GRACE_TIMER, grace) {
+                room.warn(&format!("{err}; ending the game now"));
+                self.end(room);
+                return;
+            }
+        } else if let Some(id) = game.conns.remove(&client) {
+            if let Some(player) = game.players.get_mut(&id) {
+                player.conn = None;
+                player.synced = false;
+            }
+            if game.host.is_some() {
+                game.send_to_host(room, id_frame(CLIENT_DISCONNECTS, id));
+            } else {
+                game.left_while_away.insert(id);
+            }
+        } else {
+            return;
+        }
+        self.publish(room);
+    }
+
+    /// A timer fired: the grace period is over.
+    fn timer(&mut self, room: &mut Room<'_>, timer: TimerId) {
+        if timer == GRACE_TIMER && self.game.as_ref().is_some_and(|g| g.host.is_none()) {
+            room.info("the host did not come back in time");
+            self.end(room);
         }
     }
 }

@@ -24,7 +24,10 @@
 //! by transfer or by close.
 
 use roomhost_sdk::limits::MAX_ROOM_ID_BYTES;
-use roomhost_sdk::{ClientId, ClientInfo, Handoff, Message, Room, RoomEntry};
+use roomhost_sdk::{
+    ClientId, ClientInfo, Handoff, InitInfo, Message, Rejection, Room, RoomEntry, RoomService,
+    TransferError,
+};
 use serde_json::Value;
 
 use crate::config::Config;
@@ -32,7 +35,7 @@ use crate::errors;
 use crate::wire::{JoinRequest, error_frame};
 
 /// The lobby's state: only the configuration.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Lobby {
     config: Config,
 }
@@ -46,32 +49,6 @@ impl Lobby {
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.config
-    }
-
-    /// A client arrived: by URL (it will send its request), or bounced back
-    /// by the game room it was sent to (it gets the reason and is closed).
-    pub fn connect(&mut self, room: &mut Room<'_>, client: &ClientInfo) {
-        let Some(handoff) = &client.handoff else {
-            return;
-        };
-        let Some(reason) = &handoff.rejected else {
-            return;
-        };
-        room.debug(&format!(
-            "client {} came back from {:?}: {reason}",
-            client.id, handoff.from_room
-        ));
-        fail(room, client.id, &bounce_text(handoff, reason));
-    }
-
-    /// A frame from a client in the lobby: the join request, if binary.
-    pub fn message(&mut self, room: &mut Room<'_>, client: ClientId, message: Message) {
-        let Message::Binary(bytes) = message else {
-            return;
-        };
-        if let Err(text) = self.route(room, client, &bytes) {
-            fail(room, client, &text);
-        }
     }
 
     /// Sends the client where its request says, or explains why not.
@@ -97,15 +74,12 @@ impl Lobby {
                 return Err(errors::room_exists(room_id, game_id));
             }
             room.transfer_to_room(client, &key, &data, true)
-                .map_err(|err| errors::cannot_create(room_id, game_id, err.message()))
+                .map_err(|err| errors::cannot_create(room_id, game_id, &err.to_string()))
         } else {
             room.transfer_to_room(client, &key, &data, false)
-                .map_err(|err| {
-                    if is_no_such_room(err.message(), &key) {
-                        missing_text(&request)
-                    } else {
-                        errors::cannot_join(room_id, game_id, err.message())
-                    }
+                .map_err(|err| match err {
+                    TransferError::NoSuchRoom => missing_text(&request),
+                    other => errors::cannot_join(room_id, game_id, &other.to_string()),
                 })
         }
     }
@@ -127,10 +101,11 @@ fn is_live_game(rooms: &[RoomEntry], key: &str) -> bool {
         .any(|entry| entry.room_id == key && entry.info.get("ended") != Some(&Value::Bool(true)))
 }
 
-/// Whether `reason` is the host's "no such room" for `key`, from a refused
-/// transfer or a bounce (the room ended during the transfer).
-fn is_no_such_room(reason: &str, key: &str) -> bool {
-    reason == format!("no room named {key:?}")
+/// Whether a bounce's `reason` is the host's "no such room": the room
+/// ended while the client was on its way. The host words it as the rules'
+/// [`TransferError::NoSuchRoom`], the one text both share.
+fn is_no_such_room(reason: &str) -> bool {
+    reason == TransferError::NoSuchRoom.to_string()
 }
 
 /// The protocol's text for a missing room: join and reconnect differ.
@@ -146,7 +121,48 @@ fn missing_text(request: &JoinRequest) -> String {
 /// room text when the host reports that the room no longer exists.
 fn bounce_text(handoff: &Handoff, reason: &str) -> String {
     match JoinRequest::decode(&handoff.data) {
-        Ok(request) if is_no_such_room(reason, &request.room_key()) => missing_text(&request),
+        Ok(request) if is_no_such_room(reason) => missing_text(&request),
         _ => reason.to_owned(),
+    }
+}
+
+impl RoomService for Lobby {
+    /// Reads the configuration; an invalid one refuses to start the
+    /// lobby, so the server does not start.
+    fn init(&mut self, room: &mut Room<'_>, info: &InitInfo) -> Result<(), String> {
+        self.config = Config::parse(&info.config).map_err(|err| err.to_string())?;
+        let games: Vec<&str> = self.config.games.iter().map(|g| g.name.as_str()).collect();
+        room.info(&format!(
+            "serving {games:?}, host grace {} ms",
+            self.config.host_grace_ms
+        ));
+        Ok(())
+    }
+
+    /// A client arrived: by URL (it will send its request), or bounced back
+    /// by the game room it was sent to (it gets the reason and is closed).
+    fn connect(&mut self, room: &mut Room<'_>, client: &ClientInfo) -> Result<(), Rejection> {
+        let Some(handoff) = &client.handoff else {
+            return Ok(());
+        };
+        let Some(reason) = &handoff.rejected else {
+            return Ok(());
+        };
+        room.debug(&format!(
+            "client {} came back from {:?}: {reason}",
+            client.id, handoff.from_room
+        ));
+        fail(room, client.id, &bounce_text(handoff, reason));
+        Ok(())
+    }
+
+    /// A frame from a client in the lobby: the join request, if binary.
+    fn message(&mut self, room: &mut Room<'_>, client: ClientId, message: Message) {
+        let Message::Binary(bytes) = message else {
+            return;
+        };
+        if let Err(text) = self.route(room, client, &bytes) {
+            fail(room, client, &text);
+        }
     }
 }

@@ -24,15 +24,12 @@ pub mod lobby;
 pub mod record;
 pub mod session;
 
-use roomhost_sdk::{
-    ClientId, ClientInfo, DisconnectReason, InitInfo, Message, Room, RoomChange, RoomService,
-    TimerId, room_service,
-};
+use roomhost_sdk::{InitInfo, LobbyAndRooms, Message};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::lobby::Lobby;
-use crate::session::Session;
+pub use crate::lobby::Lobby;
+pub use crate::session::Session;
 
 /// Hand-off data of a client sent by the lobby to create a room.
 pub const HANDOFF_HOST: &[u8] = b"host";
@@ -67,104 +64,42 @@ impl Default for Config {
     }
 }
 
-/// The relay service: the lobby or one session, decided in `init`.
-#[derive(Debug, Default)]
-#[room_service]
-pub struct Relay {
-    role: Role,
-}
+/// The relay service: the lobby ([`Lobby`]) and one room per session
+/// ([`Session`]).
+pub type Relay = LobbyAndRooms<Lobby, Session>;
 
-/// What this instance is.
-#[derive(Debug, Default)]
-enum Role {
-    /// Before `init` (never seen by clients).
-    #[default]
-    Starting,
-    /// The service's lobby.
-    Lobby(Lobby),
-    /// One share session.
-    Session(Box<Session>),
-}
-
-impl Relay {
-    /// The lobby state, if this instance is the lobby.
-    pub fn lobby(&self) -> Option<&Lobby> {
-        match &self.role {
-            Role::Lobby(lobby) => Some(lobby),
-            _ => None,
-        }
-    }
-
-    /// The session state, if this instance is a session.
-    pub fn session(&self) -> Option<&Session> {
-        match &self.role {
-            Role::Session(session) => Some(session),
-            _ => None,
-        }
+impl Config {
+    /// The service's configuration; a bad one refuses to start the room
+    /// (for the lobby, the server) with the reason.
+    pub fn from_init(info: &InitInfo) -> Result<Self, String> {
+        info.config()
+            .map_err(|err| format!("invalid relay config: {err}"))
     }
 }
 
-impl RoomService for Relay {
-    fn init(&mut self, room: &mut Room<'_>, info: &InitInfo) {
-        let config = info.config::<Config>().unwrap_or_else(|err| {
-            room.warn(&format!("invalid config ({err}); using the defaults"));
-            Config::default()
-        });
-        self.role = if info.lobby {
-            if let Err(err) = room.serve_root() {
-                room.warn(&format!(
-                    "{err}; clients must connect to the service's own root"
-                ));
-            }
-            Role::Lobby(Lobby::default())
-        } else {
-            Role::Session(Box::new(Session::new(room, &config)))
-        };
-    }
+/// A protocol frame: JSON text with a `type`. Anything else is ignored.
+pub(crate) struct Frame {
+    /// The `type` field (empty when missing).
+    pub(crate) kind: String,
+    /// The whole frame, parsed.
+    pub(crate) value: Value,
+    /// The frame as received.
+    pub(crate) text: String,
+}
 
-    fn connect(&mut self, room: &mut Room<'_>, client: &ClientInfo) -> Result<(), String> {
-        match &mut self.role {
-            Role::Starting => Err("the relay is starting".to_owned()),
-            Role::Lobby(lobby) => {
-                lobby.connect(room, client);
-                Ok(())
-            }
-            Role::Session(session) => session.connect(room, client),
-        }
-    }
-
-    fn message(&mut self, room: &mut Room<'_>, client: ClientId, message: Message) {
-        // The protocol is JSON text; anything else is ignored.
+impl Frame {
+    /// Parses `message`; `None` for binary frames and non-JSON text.
+    pub(crate) fn parse(message: Message) -> Option<Frame> {
         let Message::Text(text) = message else {
-            return;
+            return None;
         };
-        let Ok(value) = serde_json::from_str::<Value>(&text) else {
-            return;
-        };
-        let kind = value.get("type").and_then(Value::as_str).unwrap_or("");
-        match &mut self.role {
-            Role::Starting => {}
-            Role::Lobby(lobby) => lobby.message(room, client, kind, &value),
-            Role::Session(session) => session.message(room, client, kind, &value, &text),
-        }
-    }
-
-    fn disconnect(&mut self, room: &mut Room<'_>, client: ClientId, reason: DisconnectReason) {
-        if let Role::Session(session) = &mut self.role {
-            session.disconnect(room, client, reason);
-        }
-    }
-
-    fn timer(&mut self, room: &mut Room<'_>, timer: TimerId) {
-        if let Role::Session(session) = &mut self.role {
-            session.timer(room, timer);
-        }
-    }
-
-    fn room_changed(&mut self, _room: &mut Room<'_>, change: RoomChange) {
-        if let Role::Lobby(lobby) = &mut self.role {
-            lobby.room_changed(&change);
-        }
+        let value = serde_json::from_str::<Value>(&text).ok()?;
+        let kind = value
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        Some(Frame { kind, value, text })
     }
 }
 

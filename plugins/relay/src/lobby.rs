@@ -20,10 +20,12 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use roomhost_sdk::{ClientId, ClientInfo, Room, RoomChange};
+use roomhost_sdk::{
+    ClientId, ClientInfo, InitInfo, Message, Rejection, Room, RoomChange, RoomService,
+};
 use serde_json::Value;
 
-use crate::{HANDOFF_HOST, HANDOFF_VIEWER, Out, UNKNOWN_ROOM_CODE, is_room_code};
+use crate::{Config, Frame, HANDOFF_HOST, HANDOFF_VIEWER, Out, UNKNOWN_ROOM_CODE, is_room_code};
 
 /// The error text when no room could be created.
 pub const CREATE_FAILED: &str = "Could not create a room";
@@ -49,45 +51,6 @@ impl Lobby {
     /// closed.
     pub fn pending_codes(&self) -> impl Iterator<Item = &str> {
         self.pending.keys().map(String::as_str)
-    }
-
-    /// A client arrived: by URL (nothing to say yet), a host back from its
-    /// closed room (nothing either), or bounced by a room.
-    pub fn connect(&mut self, room: &mut Room<'_>, client: &ClientInfo) {
-        let Some(handoff) = &client.handoff else {
-            return;
-        };
-        let Some(reason) = &handoff.rejected else {
-            return;
-        };
-        let from = handoff.from_room.as_deref().unwrap_or("");
-        room.debug(&format!(
-            "client {} came back from {from}: {reason}",
-            client.id
-        ));
-        let message = if handoff.data == HANDOFF_HOST {
-            self.pending.remove(from);
-            CREATE_FAILED
-        } else {
-            UNKNOWN_ROOM_CODE
-        };
-        room.send(client.id, Out::Error { message }.to_message());
-    }
-
-    /// A frame of type `kind` (parsed as `value`) from `client`.
-    pub fn message(&mut self, room: &mut Room<'_>, client: ClientId, kind: &str, value: &Value) {
-        match kind {
-            "create" => self.create(room, client),
-            "join" => join(room, client, value.get("code")),
-            _ => {}
-        }
-    }
-
-    /// A room changed: a closed room's code is free again.
-    pub fn room_changed(&mut self, change: &RoomChange) {
-        if let RoomChange::Closed(code) = change {
-            self.pending.remove(code);
-        }
     }
 
     fn create(&mut self, room: &mut Room<'_>, client: ClientId) {
@@ -164,6 +127,63 @@ fn join(room: &mut Room<'_>, client: ClientId, code: Option<&Value>) {
             }
             .to_message(),
         );
+    }
+}
+
+impl RoomService for Lobby {
+    /// Claims the server root, so `ws://HOST:PORT/` reaches the lobby; the
+    /// configuration is checked here too, so a bad one stops the server.
+    fn init(&mut self, room: &mut Room<'_>, info: &InitInfo) -> Result<(), String> {
+        Config::from_init(info)?;
+        if let Err(err) = room.serve_root() {
+            room.warn(&format!(
+                "{err}; clients must connect to the service's own root"
+            ));
+        }
+        Ok(())
+    }
+
+    /// A client arrived: by URL (nothing to say yet), a host back from its
+    /// closed room (nothing either), or bounced by a room.
+    fn connect(&mut self, room: &mut Room<'_>, client: &ClientInfo) -> Result<(), Rejection> {
+        let Some(handoff) = &client.handoff else {
+            return Ok(());
+        };
+        let Some(reason) = &handoff.rejected else {
+            return Ok(());
+        };
+        let from = handoff.from_room.as_deref().unwrap_or("");
+        room.debug(&format!(
+            "client {} came back from {from}: {reason}",
+            client.id
+        ));
+        let message = if handoff.data == HANDOFF_HOST {
+            self.pending.remove(from);
+            CREATE_FAILED
+        } else {
+            UNKNOWN_ROOM_CODE
+        };
+        room.send(client.id, Out::Error { message }.to_message());
+        Ok(())
+    }
+
+    /// `create` and `join` frames; anything else is ignored.
+    fn message(&mut self, room: &mut Room<'_>, client: ClientId, message: Message) {
+        let Some(frame) = Frame::parse(message) else {
+            return;
+        };
+        match frame.kind.as_str() {
+            "create" => self.create(room, client),
+            "join" => join(room, client, frame.value.get("code")),
+            _ => {}
+        }
+    }
+
+    /// A room changed: a closed room's code is free again.
+    fn room_changed(&mut self, _room: &mut Room<'_>, change: RoomChange) {
+        if let RoomChange::Closed(code) = change {
+            self.pending.remove(&code);
+        }
     }
 }
 

@@ -25,11 +25,15 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
 
-use roomhost_sdk::{ClientId, ClientInfo, DisconnectReason, Message, Room, TimerId};
+use roomhost_sdk::{
+    ClientId, ClientInfo, DisconnectReason, InitInfo, Message, Rejection, Room, RoomService,
+    TimerId, room_service,
+};
 use serde_json::Value;
 
+use crate::lobby::Lobby;
 use crate::record::{Kind, Record};
-use crate::{Config, HANDOFF_CLOSED, HANDOFF_HOST, Out, UNKNOWN_ROOM_CODE, is_room_code};
+use crate::{Config, Frame, HANDOFF_CLOSED, HANDOFF_HOST, Out, UNKNOWN_ROOM_CODE, is_room_code};
 
 /// The `closed` reason after the host's `close`.
 pub const REASON_HOST_CLOSED: &str = "Host closed the session";
@@ -44,8 +48,10 @@ struct Waiting {
     timer: TimerId,
 }
 
-/// The state of one session.
+/// The state of one session: the service's rooms (its lobby is a
+/// [`Lobby`]).
 #[derive(Debug)]
+#[room_service(lobby = Lobby)]
 pub struct Session {
     code: String,
     history_timeout: Duration,
@@ -62,8 +68,14 @@ pub struct Session {
 impl Session {
     /// A session for the room `room` runs in.
     pub fn new(room: &mut Room<'_>, config: &Config) -> Self {
-        let session = Self {
-            code: room.room_id().to_owned(),
+        let session = Self::with_config(room.room_id().to_owned(), config);
+        session.update_info(room);
+        session
+    }
+
+    fn with_config(code: String, config: &Config) -> Self {
+        Self {
+            code,
             history_timeout: Duration::from_millis(config.history_timeout_ms),
             host: None,
             viewers: BTreeSet::new(),
@@ -71,9 +83,7 @@ impl Session {
             next_timer: 0,
             record: Record::new(config.max_record_entries, config.max_record_bytes),
             ended: false,
-        };
-        session.update_info(room);
-        session
+        }
     }
 
     /// The room code.
@@ -106,70 +116,12 @@ impl Session {
         self.ended
     }
 
-    /// A client wants in: the host (hand-off `host`) or a viewer.
-    pub fn connect(&mut self, room: &mut Room<'_>, client: &ClientInfo) -> Result<(), String> {
-        if self.ended || !is_room_code(&self.code) {
-            return Err(UNKNOWN_ROOM_CODE.to_owned());
-        }
-        let as_host = client
-            .handoff
-            .as_ref()
-            .is_some_and(|handoff| handoff.data == HANDOFF_HOST && !handoff.is_rejected());
-        if as_host {
-            if self.host.is_some() {
-                return Err("this session already has a host".to_owned());
-            }
-            self.host = Some(client.id);
-            room.send(client.id, Out::Created { code: &self.code }.to_message());
-        } else {
-            self.viewers.insert(client.id);
-            room.send(client.id, Out::Joined { code: &self.code }.to_message());
-            self.update_info(room);
-        }
-        Ok(())
-    }
-
     /// A frame of type `kind` (parsed as `value`, received as `text`).
-    pub fn message(
-        &mut self,
-        room: &mut Room<'_>,
-        client: ClientId,
-        kind: &str,
-        value: &Value,
-        text: &str,
-    ) {
+    fn on_frame(&mut self, room: &mut Room<'_>, client: ClientId, frame: &Frame) {
         if self.host == Some(client) {
-            self.host_frame(room, kind, value, text);
-        } else if self.viewers.contains(&client) && kind == "history_request" {
-            self.history_request(room, client, text);
-        }
-    }
-
-    /// A client left.
-    pub fn disconnect(&mut self, room: &mut Room<'_>, client: ClientId, reason: DisconnectReason) {
-        if self.host == Some(client) {
-            self.host = None;
-            room.debug(&format!("host left ({reason:?})"));
-            self.end(room, REASON_HOST_LEFT);
-        } else if self.viewers.remove(&client) {
-            self.waiting.retain(|waiting| {
-                if waiting.viewer == client {
-                    room.cancel_timer(waiting.timer);
-                }
-                waiting.viewer != client
-            });
-            self.update_info(room);
-        }
-    }
-
-    /// A history timer fired: its viewer, if still waiting, is answered
-    /// from the record.
-    pub fn timer(&mut self, room: &mut Room<'_>, timer: TimerId) {
-        let Some(index) = self.waiting.iter().position(|w| w.timer == timer) else {
-            return;
-        };
-        if let Some(waiting) = self.waiting.remove(index) {
-            self.answer_from_record(room, waiting.viewer);
+            self.host_frame(room, &frame.kind, &frame.value, &frame.text);
+        } else if self.viewers.contains(&client) && frame.kind == "history_request" {
+            self.history_request(room, client, &frame.text);
         }
     }
 
@@ -266,6 +218,77 @@ impl Session {
         let info = serde_json::json!({ "viewers": self.viewers.len() });
         if let Err(err) = room.set_info(&info) {
             room.warn(&err.to_string());
+        }
+    }
+}
+
+impl Default for Session {
+    /// A session before `init` (no code: it accepts nobody).
+    fn default() -> Self {
+        Self::with_config(String::new(), &Config::default())
+    }
+}
+
+impl RoomService for Session {
+    fn init(&mut self, room: &mut Room<'_>, info: &InitInfo) -> Result<(), String> {
+        *self = Session::new(room, &Config::from_init(info)?);
+        Ok(())
+    }
+
+    /// A client wants in: the host (hand-off `host`) or a viewer.
+    fn connect(&mut self, room: &mut Room<'_>, client: &ClientInfo) -> Result<(), Rejection> {
+        if self.ended || !is_room_code(&self.code) {
+            return Err(UNKNOWN_ROOM_CODE.into());
+        }
+        let as_host = client
+            .handoff
+            .as_ref()
+            .is_some_and(|handoff| handoff.data == HANDOFF_HOST && !handoff.is_rejected());
+        if as_host {
+            if self.host.is_some() {
+                return Err("this session already has a host".into());
+            }
+            self.host = Some(client.id);
+            room.send(client.id, Out::Created { code: &self.code }.to_message());
+        } else {
+            self.viewers.insert(client.id);
+            room.send(client.id, Out::Joined { code: &self.code }.to_message());
+            self.update_info(room);
+        }
+        Ok(())
+    }
+
+    fn message(&mut self, room: &mut Room<'_>, client: ClientId, message: Message) {
+        if let Some(frame) = Frame::parse(message) {
+            self.on_frame(room, client, &frame);
+        }
+    }
+
+    /// A client left.
+    fn disconnect(&mut self, room: &mut Room<'_>, client: ClientId, reason: DisconnectReason) {
+        if self.host == Some(client) {
+            self.host = None;
+            room.debug(&format!("host left ({reason:?})"));
+            self.end(room, REASON_HOST_LEFT);
+        } else if self.viewers.remove(&client) {
+            self.waiting.retain(|waiting| {
+                if waiting.viewer == client {
+                    room.cancel_timer(waiting.timer);
+                }
+                waiting.viewer != client
+            });
+            self.update_info(room);
+        }
+    }
+
+    /// A history timer fired: its viewer, if still waiting, is answered
+    /// from the record.
+    fn timer(&mut self, room: &mut Room<'_>, timer: TimerId) {
+        let Some(index) = self.waiting.iter().position(|w| w.timer == timer) else {
+            return;
+        };
+        if let Some(waiting) = self.waiting.remove(index) {
+            self.answer_from_record(room, waiting.viewer);
         }
     }
 }

@@ -271,7 +271,7 @@ fn host_and_viewers_are_greeted() {
     assert_eq!(room.info(), Some(json!({"viewers": 2})));
     let session = room
         .service()
-        .session()
+        .room()
         .map(|s| (s.host(), s.viewers().collect::<Vec<_>>()));
     assert_eq!(session, Some((Some(h), vec![v, w])));
 }
@@ -289,7 +289,7 @@ fn a_second_host_is_rejected() {
 #[test]
 fn a_room_that_is_not_a_code_rejects_everyone() {
     let mut room = TestRoom::<Relay>::builder().room_id("lowercase").build();
-    assert_eq!(room.try_connect(""), Err(UNKNOWN_ROOM_CODE.to_owned()));
+    assert_eq!(room.try_connect("").unwrap_err(), UNKNOWN_ROOM_CODE);
     assert!(
         room.connect_with_handoff(Handoff::from_lobby("host"))
             .is_err()
@@ -307,7 +307,7 @@ fn commands_and_activations_reach_every_viewer_unchanged() {
         assert_eq!(room.take_sent(v), [command, activate]);
     }
     assert!(room.take_sent(h).is_empty());
-    assert_eq!(room.service().session().map(|s| s.record().len()), Some(2));
+    assert_eq!(room.service().room().map(|s| s.record().len()), Some(2));
 }
 
 #[test]
@@ -425,7 +425,7 @@ fn viewer_frames_other_than_history_requests_are_ignored() {
     room.message(v1, "garbage");
     room.message(v1, vec![0u8]);
     assert!(room.take_all().is_empty());
-    assert_eq!(room.service().session().map(|s| s.record().len()), Some(0));
+    assert_eq!(room.service().room().map(|s| s.record().len()), Some(0));
     assert!(room.is_connected(h) && room.is_connected(v2));
 }
 
@@ -459,7 +459,7 @@ fn host_close_ends_the_session() {
     assert!(room.clients().is_empty());
     assert!(room.pending_timers().is_empty());
     assert_eq!(room.info(), Some(json!({"viewers": 0})));
-    assert_eq!(room.service().session().map(|s| s.has_ended()), Some(true));
+    assert_eq!(room.service().room().map(|s| s.has_ended()), Some(true));
     assert!(room.try_connect("").is_err());
 }
 
@@ -514,10 +514,7 @@ fn the_record_is_bounded_by_bytes() {
     room.message(v, REQUEST);
     room.advance(Duration::from_secs(2));
     assert_eq!(room.take_sent_json(v), [history(json!(["c3", "c4"]))]);
-    assert_eq!(
-        room.service().session().map(|s| s.record().bytes()),
-        Some(8)
-    );
+    assert_eq!(room.service().room().map(|s| s.record().bytes()), Some(8));
 }
 
 #[test]
@@ -527,26 +524,21 @@ fn default_bounds_are_the_protocols() {
     for i in 0..10_005 {
         room.message(h, format!(r#"{{"type":"command","data":"{i}"}}"#));
     }
-    let record = room.service().session().map(|s| s.record().len());
+    let record = room.service().room().map(|s| s.record().len());
     assert_eq!(record, Some(10_000));
 }
 
 #[test]
-fn invalid_config_falls_back_to_defaults() {
-    let mut room = TestRoom::<Relay>::builder()
-        .room_id(CODE)
-        .raw_config(r#"{"history_timeout_ms": "soon"}"#)
-        .build();
-    assert!(
-        room.logs()
-            .iter()
-            .any(|(_, l)| l.contains("invalid config"))
-    );
-    let h = host(&mut room);
-    let v = viewer(&mut room);
-    room.message(v, REQUEST);
-    room.take_sent(h);
-    assert_eq!(room.pending_timers(), [(0, Duration::from_secs(2))]);
+fn an_invalid_config_refuses_to_start() {
+    for lobby in [false, true] {
+        let started = TestRoom::<Relay>::builder()
+            .lobby(lobby)
+            .room_id(CODE)
+            .raw_config(r#"{"history_timeout_ms": "soon"}"#)
+            .try_build();
+        let reason = started.err().unwrap_or_default();
+        assert!(reason.starts_with("invalid relay config"), "{reason}");
+    }
 }
 
 /// The whole codemol flow across the lobby and a session.

@@ -40,105 +40,25 @@ pub mod party;
 pub mod profile;
 pub mod sync;
 
-use roomhost_sdk::{
-    ClientId, ClientInfo, DisconnectReason, InitInfo, Message, Room, RoomChange, RoomService,
-    TimerId, room_service,
-};
+use roomhost_sdk::{InitInfo, LobbyAndRooms, Room};
 
 use crate::config::Config;
-use crate::lobby::Lobby;
-use crate::party::Party;
+pub use crate::lobby::Lobby;
+pub use crate::party::Party;
 
-/// The watch-party service: the lobby or one party, decided in `init`.
-#[derive(Debug, Default)]
-#[room_service]
-pub struct WatchParty {
-    role: Role,
-}
+/// The watch-party service: the lobby ([`Lobby`]) and one room per party
+/// ([`Party`]).
+pub type WatchParty = LobbyAndRooms<Lobby, Party>;
 
-/// What this instance is.
-#[derive(Debug, Default)]
-enum Role {
-    /// Before `init` (never seen by clients).
-    #[default]
-    Starting,
-    /// The service's lobby.
-    Lobby(Box<Lobby>),
-    /// One party.
-    Party(Box<Party>),
-}
-
-impl WatchParty {
-    /// The lobby state, if this instance is the lobby.
-    pub fn lobby(&self) -> Option<&Lobby> {
-        match &self.role {
-            Role::Lobby(lobby) => Some(lobby),
-            _ => None,
-        }
+/// The service's configuration. Fields with invalid values fall back to the
+/// protocol's defaults, with a warning: the OpenWatchParty values are the
+/// right ones for most deployments.
+pub(crate) fn config_from(room: &mut Room<'_>, info: &InitInfo) -> Config {
+    let (config, warning) = Config::parse(&info.config);
+    if let Some(warning) = warning {
+        room.warn(&warning);
     }
-
-    /// The party state, if this instance is a party.
-    pub fn party(&self) -> Option<&Party> {
-        match &self.role {
-            Role::Party(party) => Some(party),
-            _ => None,
-        }
-    }
-}
-
-impl RoomService for WatchParty {
-    fn init(&mut self, room: &mut Room<'_>, info: &InitInfo) {
-        let (config, warning) = Config::parse(&info.config);
-        if let Some(warning) = warning {
-            room.warn(&warning);
-        }
-        self.role = if info.lobby {
-            Role::Lobby(Box::new(Lobby::new(room, config)))
-        } else {
-            Role::Party(Box::new(Party::new(room, config)))
-        };
-    }
-
-    fn connect(&mut self, room: &mut Room<'_>, client: &ClientInfo) -> Result<(), String> {
-        match &mut self.role {
-            Role::Starting => Err("the service is starting".to_owned()),
-            Role::Lobby(lobby) => {
-                lobby.connect(room, client);
-                Ok(())
-            }
-            Role::Party(party) => party.connect(room, client),
-        }
-    }
-
-    fn message(&mut self, room: &mut Room<'_>, client: ClientId, message: Message) {
-        match &mut self.role {
-            Role::Starting => {}
-            Role::Lobby(lobby) => lobby.message(room, client, message),
-            Role::Party(party) => party.message(room, client, message),
-        }
-    }
-
-    fn disconnect(&mut self, room: &mut Room<'_>, client: ClientId, reason: DisconnectReason) {
-        match &mut self.role {
-            Role::Starting => {}
-            Role::Lobby(lobby) => lobby.disconnect(room, client, reason),
-            Role::Party(party) => party.disconnect(room, client, reason),
-        }
-    }
-
-    fn timer(&mut self, room: &mut Room<'_>, timer: TimerId) {
-        match &mut self.role {
-            Role::Starting => {}
-            Role::Lobby(lobby) => lobby.timer(room, timer),
-            Role::Party(party) => party.timer(room, timer),
-        }
-    }
-
-    fn room_changed(&mut self, room: &mut Room<'_>, change: RoomChange) {
-        if let Role::Lobby(lobby) = &mut self.role {
-            lobby.room_changed(room, change);
-        }
-    }
+    config
 }
 
 #[cfg(test)]

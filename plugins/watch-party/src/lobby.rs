@@ -5,9 +5,8 @@
 //!   `payload.client_id`: its id as a string) and then `room_list`. A
 //!   client coming back from a party (it left, or the party closed) gets
 //!   `room_list`; one sent by a party to create or join carries on with
-//!   that request right after its `connect` (the host forbids transferring
-//!   a client during its own `connect`, so the request waits for a
-//!   zero-delay timer, [`TIMER_ARRIVALS`]).
+//!   that request from its `connect` (the host moves it once it is
+//!   accepted).
 //! - **Messages.** `ping`, `auth` and `client_log` as everywhere (see
 //!   [`crate::common`]); `list_rooms` → `room_list`;
 //!   `create_room` → a new party (id: a UUID v4 from the host's random
@@ -26,10 +25,12 @@
 //!   client of the service (its own and every party's members) whenever
 //!   the list changes: a party created, closed, or its count changed.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::time::Duration;
+use std::collections::{BTreeMap, BTreeSet};
 
-use roomhost_sdk::{ClientId, ClientInfo, DisconnectReason, Message, Room, RoomChange, TimerId};
+use roomhost_sdk::{
+    ClientId, ClientInfo, DisconnectReason, InitInfo, Message, Rejection, Room, RoomChange,
+    RoomService, TimerId,
+};
 use serde_json::{Value, json};
 
 use crate::common::{self, TIMER_SWEEP};
@@ -38,13 +39,8 @@ use crate::directory::{PartyInfo, parties_of, room_list};
 use crate::envelope::{AUTH_REQUIRED, CREATE_FAILED, Out, ROOM_FULL, client_id, uuid_v4};
 use crate::profile::{CreateRequest, Intent, Profile, Transit};
 
-/// The timer that carries out the requests of clients that arrived to
-/// create or join (a client cannot be transferred during its own
-/// `connect`).
-pub const TIMER_ARRIVALS: TimerId = 3;
-
 /// The lobby's state.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Lobby {
     config: Config,
     /// The clients here, with their state.
@@ -53,9 +49,6 @@ pub struct Lobby {
     parties: BTreeMap<String, PartyInfo>,
     /// The `room_list` payload last pushed.
     pushed: Option<Value>,
-    /// Clients that arrived to create or join, with their request, waiting
-    /// for [`TIMER_ARRIVALS`].
-    arrivals: VecDeque<(ClientId, Intent)>,
     sweep_armed: bool,
 }
 
@@ -68,7 +61,6 @@ impl Lobby {
             clients: BTreeMap::new(),
             parties,
             pushed: None,
-            arrivals: VecDeque::new(),
             sweep_armed: false,
         }
     }
@@ -91,143 +83,6 @@ impl Lobby {
     /// The current `room_list` payload.
     pub fn room_list(&self) -> Value {
         room_list(self.parties.values())
-    }
-
-    /// A client arrives: see the module docs. The lobby accepts everyone.
-    pub fn connect(&mut self, room: &mut Room<'_>, info: &ClientInfo) {
-        let client = info.id;
-        let now = room.now_ms();
-        let Some(handoff) = &info.handoff else {
-            let mut profile = Profile::new(now);
-            if let Some(identity) = &info.identity {
-                profile.authenticated = true;
-                profile.user_id = Some(identity.clone());
-            }
-            self.clients.insert(client, profile);
-            common::arm_sweep(room, &mut self.sweep_armed, &self.config);
-            let id = client_id(client);
-            let hello = Out::new("client_hello", now)
-                .with_client(id.clone())
-                .with_payload(json!({ "client_id": id }));
-            room.send(client, hello.to_message());
-            self.send_room_list(room, client);
-            return;
-        };
-        let transit = Transit::decode(&handoff.data);
-        let profile = transit
-            .as_ref()
-            .map_or_else(|| Profile::new(now), |transit| transit.profile.clone());
-        self.clients.insert(client, profile);
-        common::arm_sweep(room, &mut self.sweep_armed, &self.config);
-
-        if let Some(reason) = &handoff.rejected {
-            // Turned away by the party it was sent to.
-            let party = handoff.from_room.as_deref().unwrap_or("");
-            room.debug(&format!("client {client} turned away by {party}: {reason}"));
-            if reason == ROOM_FULL {
-                common::send_error(room, client, ROOM_FULL, Some(party));
-            } else if matches!(transit.map(|t| t.intent), Some(Intent::Create { .. })) {
-                common::send_error(room, client, CREATE_FAILED, None);
-            }
-            // Otherwise the party ended meanwhile: a join to an unknown
-            // party is ignored.
-            return;
-        }
-        match transit.map(|transit| transit.intent) {
-            Some(intent @ (Intent::Create { .. } | Intent::Join { .. })) => {
-                self.arrivals.push_back((client, intent));
-                if let Err(err) = room.set_timer(TIMER_ARRIVALS, Duration::ZERO) {
-                    // Only when the room is out of timers: carry on at the
-                    // next sweep or arrival rather than never.
-                    room.warn(&format!("cannot schedule an arrival: {err}"));
-                }
-            }
-            Some(Intent::Return) | None => self.send_room_list(room, client),
-        }
-    }
-
-    /// A frame from a client in the lobby.
-    pub fn message(&mut self, room: &mut Room<'_>, client: ClientId, message: Message) {
-        let Some(profile) = self.clients.get_mut(&client) else {
-            return;
-        };
-        let Some(incoming) = common::receive(room, client, profile, message, &self.config, None)
-        else {
-            return;
-        };
-        match incoming.kind.as_str() {
-            "list_rooms" => self.send_room_list(room, client),
-            "create_room" => {
-                profile.offer_name(incoming.field("user_name"));
-                let request = CreateRequest::from_payload(incoming.payload.as_ref());
-                self.create(room, client, request);
-            }
-            "join_room" => {
-                profile.offer_name(incoming.field("user_name"));
-                self.join(room, client, incoming.target_room());
-            }
-            // `ready`, `leave_room`, `player_event`, `state_update`,
-            // `chat_message`: only meaningful in a party.
-            _ => {}
-        }
-    }
-
-    /// A client left the lobby (for a party, or the service).
-    pub fn disconnect(&mut self, room: &mut Room<'_>, client: ClientId, _reason: DisconnectReason) {
-        self.clients.remove(&client);
-        if self.clients.is_empty() {
-            common::disarm_sweep(room, &mut self.sweep_armed);
-        }
-    }
-
-    /// The silence sweep, or the arrivals' requests.
-    pub fn timer(&mut self, room: &mut Room<'_>, timer: TimerId) {
-        if timer == TIMER_ARRIVALS {
-            return self.carry_on(room);
-        }
-        if timer != TIMER_SWEEP {
-            return;
-        }
-        self.carry_on(room);
-        self.sweep_armed = false;
-        common::close_silent(room, &self.clients, &self.config);
-        if !self.clients.is_empty() {
-            common::arm_sweep(room, &mut self.sweep_armed, &self.config);
-        }
-    }
-
-    /// A party was created, changed or ended: update the list and push it
-    /// if it changed.
-    pub fn room_changed(&mut self, room: &mut Room<'_>, change: RoomChange) {
-        match change {
-            RoomChange::Updated(entry) => match PartyInfo::from_entry(&entry) {
-                Some(info) => {
-                    self.parties.insert(entry.room_id, info);
-                }
-                None => {
-                    self.parties.remove(&entry.room_id);
-                }
-            },
-            RoomChange::Closed(id) => {
-                self.parties.remove(&id);
-            }
-        }
-        self.push_room_list(room);
-    }
-
-    /// Carries out the requests of the clients that arrived to create or
-    /// join (and are still here).
-    fn carry_on(&mut self, room: &mut Room<'_>) {
-        while let Some((client, intent)) = self.arrivals.pop_front() {
-            if !self.clients.contains_key(&client) {
-                continue;
-            }
-            match intent {
-                Intent::Create { request } => self.create(room, client, request),
-                Intent::Join { room: party } => self.join(room, client, Some(&party)),
-                Intent::Return => {}
-            }
-        }
     }
 
     /// Sends `room_list` to every client of the service if it changed since
@@ -323,5 +178,129 @@ impl Lobby {
         if let Err(err) = room.transfer(client, Some(party), &transit.encode(), false) {
             room.debug(&format!("client {client}: cannot join {party}: {err}"));
         }
+    }
+}
+
+impl RoomService for Lobby {
+    /// The lobby, with the parties already live (after a lobby restart).
+    fn init(&mut self, room: &mut Room<'_>, info: &InitInfo) -> Result<(), String> {
+        let config = crate::config_from(room, info);
+        *self = Lobby::new(room, config);
+        Ok(())
+    }
+
+    /// A client arrives: see the module docs. The lobby accepts everyone.
+    fn connect(&mut self, room: &mut Room<'_>, info: &ClientInfo) -> Result<(), Rejection> {
+        let client = info.id;
+        let now = room.now_ms();
+        let Some(handoff) = &info.handoff else {
+            let mut profile = Profile::new(now);
+            if let Some(identity) = &info.identity {
+                profile.authenticated = true;
+                profile.user_id = Some(identity.clone());
+            }
+            self.clients.insert(client, profile);
+            common::arm_sweep(room, &mut self.sweep_armed, &self.config);
+            let id = client_id(client);
+            let hello = Out::new("client_hello", now)
+                .with_client(id.clone())
+                .with_payload(json!({ "client_id": id }));
+            room.send(client, hello.to_message());
+            self.send_room_list(room, client);
+            return Ok(());
+        };
+        let transit = Transit::decode(&handoff.data);
+        let profile = transit
+            .as_ref()
+            .map_or_else(|| Profile::new(now), |transit| transit.profile.clone());
+        self.clients.insert(client, profile);
+        common::arm_sweep(room, &mut self.sweep_armed, &self.config);
+
+        if let Some(reason) = &handoff.rejected {
+            // Turned away by the party it was sent to.
+            let party = handoff.from_room.as_deref().unwrap_or("");
+            room.debug(&format!("client {client} turned away by {party}: {reason}"));
+            if reason == ROOM_FULL {
+                common::send_error(room, client, ROOM_FULL, Some(party));
+            } else if matches!(transit.map(|t| t.intent), Some(Intent::Create { .. })) {
+                common::send_error(room, client, CREATE_FAILED, None);
+            }
+            // Otherwise the party ended meanwhile: a join to an unknown
+            // party is ignored.
+            return Ok(());
+        }
+        // The request carries on at once: the host moves the client once
+        // this `connect` has accepted it.
+        match transit.map(|transit| transit.intent) {
+            Some(Intent::Create { request }) => self.create(room, client, request),
+            Some(Intent::Join { room: party }) => self.join(room, client, Some(&party)),
+            Some(Intent::Return) | None => self.send_room_list(room, client),
+        }
+        Ok(())
+    }
+
+    /// A frame from a client in the lobby.
+    fn message(&mut self, room: &mut Room<'_>, client: ClientId, message: Message) {
+        let Some(profile) = self.clients.get_mut(&client) else {
+            return;
+        };
+        let Some(incoming) = common::receive(room, client, profile, message, &self.config, None)
+        else {
+            return;
+        };
+        match incoming.kind.as_str() {
+            "list_rooms" => self.send_room_list(room, client),
+            "create_room" => {
+                profile.offer_name(incoming.field("user_name"));
+                let request = CreateRequest::from_payload(incoming.payload.as_ref());
+                self.create(room, client, request);
+            }
+            "join_room" => {
+                profile.offer_name(incoming.field("user_name"));
+                self.join(room, client, incoming.target_room());
+            }
+            // `ready`, `leave_room`, `player_event`, `state_update`,
+            // `chat_message`: only meaningful in a party.
+            _ => {}
+        }
+    }
+
+    /// A client left the lobby (for a party, or the service).
+    fn disconnect(&mut self, room: &mut Room<'_>, client: ClientId, _reason: DisconnectReason) {
+        self.clients.remove(&client);
+        if self.clients.is_empty() {
+            common::disarm_sweep(room, &mut self.sweep_armed);
+        }
+    }
+
+    /// The silence sweep.
+    fn timer(&mut self, room: &mut Room<'_>, timer: TimerId) {
+        if timer != TIMER_SWEEP {
+            return;
+        }
+        self.sweep_armed = false;
+        common::close_silent(room, &self.clients, &self.config);
+        if !self.clients.is_empty() {
+            common::arm_sweep(room, &mut self.sweep_armed, &self.config);
+        }
+    }
+
+    /// A party was created, changed or ended: update the list and push it
+    /// if it changed.
+    fn room_changed(&mut self, room: &mut Room<'_>, change: RoomChange) {
+        match change {
+            RoomChange::Updated(entry) => match PartyInfo::from_entry(&entry) {
+                Some(info) => {
+                    self.parties.insert(entry.room_id, info);
+                }
+                None => {
+                    self.parties.remove(&entry.room_id);
+                }
+            },
+            RoomChange::Closed(id) => {
+                self.parties.remove(&id);
+            }
+        }
+        self.push_room_list(room);
     }
 }

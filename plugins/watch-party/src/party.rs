@@ -34,7 +34,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use roomhost_sdk::{ClientId, ClientInfo, DisconnectReason, Message, Room, TimerId};
+use roomhost_sdk::{
+    ClientId, ClientInfo, DisconnectReason, InitInfo, Message, Rejection, Room, RoomService,
+    TimerId, room_service,
+};
 use serde_json::{Value, json};
 
 use crate::common::{self, TIMER_SWEEP};
@@ -44,6 +47,7 @@ use crate::envelope::{
     AUTH_REQUIRED, Incoming, Out, PlayState, REASON_HOST_LEFT, REASON_NEW_ROOM, ROOM_FULL,
     client_id, is_valid_chat, valid_position, with_field,
 };
+use crate::lobby::Lobby;
 use crate::profile::{CreateRequest, Intent, Profile, Transit};
 use crate::sync::{PendingPlay, Sync};
 
@@ -54,8 +58,10 @@ pub const TIMER_PENDING_PLAY: TimerId = 2;
 /// not come through the lobby.
 pub const NOT_JOINABLE: &str = "No such party";
 
-/// The state of one party.
+/// The state of one party: the service's rooms (its lobby is a
+/// [`Lobby`]).
 #[derive(Debug)]
+#[room_service(lobby = Lobby)]
 pub struct Party {
     id: String,
     config: Config,
@@ -120,105 +126,6 @@ impl Party {
     /// Whether the party has closed.
     pub fn is_closed(&self) -> bool {
         self.closed
-    }
-
-    /// A client handed over by the lobby: see the module docs.
-    pub fn connect(&mut self, room: &mut Room<'_>, info: &ClientInfo) -> Result<(), String> {
-        if self.closed {
-            return Err(NOT_JOINABLE.to_owned());
-        }
-        let transit = info
-            .handoff
-            .as_ref()
-            .filter(|handoff| !handoff.is_rejected())
-            .and_then(|handoff| Transit::decode(&handoff.data))
-            .ok_or_else(|| NOT_JOINABLE.to_owned())?;
-        match transit.intent {
-            Intent::Create { request } if self.host.is_none() && self.members.is_empty() => {
-                self.start(room, info.id, transit.profile, request);
-                Ok(())
-            }
-            Intent::Join { .. } if self.host.is_some() => {
-                if self.members.len() >= self.config.max_clients_per_room {
-                    return Err(ROOM_FULL.to_owned());
-                }
-                self.admit(room, info.id, transit.profile);
-                Ok(())
-            }
-            _ => Err(NOT_JOINABLE.to_owned()),
-        }
-    }
-
-    /// A frame from a member.
-    pub fn message(&mut self, room: &mut Room<'_>, client: ClientId, message: Message) {
-        let Some(profile) = self.members.get_mut(&client) else {
-            return;
-        };
-        let Some(incoming) =
-            common::receive(room, client, profile, message, &self.config, Some(&self.id))
-        else {
-            return;
-        };
-        match incoming.kind.as_str() {
-            "list_rooms" => {
-                let parties = parties_of(&room.rooms());
-                let list = room_list(parties.values());
-                let frame = Out::new("room_list", room.now_ms()).with_payload(list);
-                room.send(client, frame.to_message());
-            }
-            "create_room" => self.create_room(room, client, &incoming),
-            "join_room" => self.join_room(room, client, &incoming),
-            _ if incoming
-                .target_room()
-                .is_some_and(|target| target != self.id) =>
-            {
-                room.debug(&format!(
-                    "client {client}: {} for another party ignored",
-                    incoming.kind
-                ));
-            }
-            "leave_room" => self.leave(room, client),
-            "ready" => self.ready(room, client),
-            "player_event" => self.player_event(room, client, incoming),
-            "state_update" => self.state_update(room, client, incoming),
-            "chat_message" => self.chat(room, client, &incoming),
-            _ => {}
-        }
-    }
-
-    /// A member left (closed, lost or kicked; transfers were handled when
-    /// they were made).
-    pub fn disconnect(&mut self, room: &mut Room<'_>, client: ClientId, reason: DisconnectReason) {
-        if reason == DisconnectReason::Transferred && !self.members.contains_key(&client) {
-            return;
-        }
-        if self.host == Some(client) {
-            room.debug(&format!("host {client} left ({reason:?})"));
-            self.members.remove(&client);
-            self.close(room, REASON_HOST_LEFT, false);
-        } else if self.members.contains_key(&client) {
-            self.remove_member(room, client);
-        }
-    }
-
-    /// The pending play's deadline, or the silence sweep.
-    pub fn timer(&mut self, room: &mut Room<'_>, timer: TimerId) {
-        match timer {
-            TIMER_PENDING_PLAY => {
-                if let Some(pending) = self.sync.pending.take() {
-                    room.debug("not everyone is ready; starting the pending play anyway");
-                    self.start_play(room, pending.position);
-                }
-            }
-            TIMER_SWEEP => {
-                self.sweep_armed = false;
-                common::close_silent(room, &self.members, &self.config);
-                if !self.members.is_empty() && !self.closed {
-                    common::arm_sweep(room, &mut self.sweep_armed, &self.config);
-                }
-            }
-            _ => {}
-        }
     }
 
     /// The host arrives with its create request.
@@ -604,6 +511,132 @@ impl Party {
         };
         if let Err(err) = room.set_info(&info) {
             room.warn(&format!("cannot publish the party's listing: {err}"));
+        }
+    }
+}
+
+impl Default for Party {
+    /// A party before `init` (no id, default configuration).
+    fn default() -> Self {
+        Self {
+            id: String::new(),
+            config: Config::default(),
+            name: String::new(),
+            host: None,
+            members: BTreeMap::new(),
+            media_id: None,
+            sync: Sync::new(0.0),
+            created_at: 0,
+            closed: false,
+            sweep_armed: false,
+        }
+    }
+}
+
+impl RoomService for Party {
+    /// An empty party, waiting for its host.
+    fn init(&mut self, room: &mut Room<'_>, info: &InitInfo) -> Result<(), String> {
+        let config = crate::config_from(room, info);
+        *self = Party::new(room, config);
+        Ok(())
+    }
+
+    /// A client handed over by the lobby: see the module docs.
+    fn connect(&mut self, room: &mut Room<'_>, info: &ClientInfo) -> Result<(), Rejection> {
+        if self.closed {
+            return Err(NOT_JOINABLE.into());
+        }
+        let transit = info
+            .handoff
+            .as_ref()
+            .filter(|handoff| !handoff.is_rejected())
+            .and_then(|handoff| Transit::decode(&handoff.data))
+            .ok_or_else(|| NOT_JOINABLE.to_owned())?;
+        match transit.intent {
+            Intent::Create { request } if self.host.is_none() && self.members.is_empty() => {
+                self.start(room, info.id, transit.profile, request);
+                Ok(())
+            }
+            Intent::Join { .. } if self.host.is_some() => {
+                if self.members.len() >= self.config.max_clients_per_room {
+                    return Err(ROOM_FULL.into());
+                }
+                self.admit(room, info.id, transit.profile);
+                Ok(())
+            }
+            _ => Err(NOT_JOINABLE.into()),
+        }
+    }
+
+    /// A frame from a member.
+    fn message(&mut self, room: &mut Room<'_>, client: ClientId, message: Message) {
+        let Some(profile) = self.members.get_mut(&client) else {
+            return;
+        };
+        let Some(incoming) =
+            common::receive(room, client, profile, message, &self.config, Some(&self.id))
+        else {
+            return;
+        };
+        match incoming.kind.as_str() {
+            "list_rooms" => {
+                let parties = parties_of(&room.rooms());
+                let list = room_list(parties.values());
+                let frame = Out::new("room_list", room.now_ms()).with_payload(list);
+                room.send(client, frame.to_message());
+            }
+            "create_room" => self.create_room(room, client, &incoming),
+            "join_room" => self.join_room(room, client, &incoming),
+            _ if incoming
+                .target_room()
+                .is_some_and(|target| target != self.id) =>
+            {
+                room.debug(&format!(
+                    "client {client}: {} for another party ignored",
+                    incoming.kind
+                ));
+            }
+            "leave_room" => self.leave(room, client),
+            "ready" => self.ready(room, client),
+            "player_event" => self.player_event(room, client, incoming),
+            "state_update" => self.state_update(room, client, incoming),
+            "chat_message" => self.chat(room, client, &incoming),
+            _ => {}
+        }
+    }
+
+    /// A member left (closed, lost or kicked; transfers were handled when
+    /// they were made).
+    fn disconnect(&mut self, room: &mut Room<'_>, client: ClientId, reason: DisconnectReason) {
+        if reason == DisconnectReason::Transferred && !self.members.contains_key(&client) {
+            return;
+        }
+        if self.host == Some(client) {
+            room.debug(&format!("host {client} left ({reason:?})"));
+            self.members.remove(&client);
+            self.close(room, REASON_HOST_LEFT, false);
+        } else if self.members.contains_key(&client) {
+            self.remove_member(room, client);
+        }
+    }
+
+    /// The pending play's deadline, or the silence sweep.
+    fn timer(&mut self, room: &mut Room<'_>, timer: TimerId) {
+        match timer {
+            TIMER_PENDING_PLAY => {
+                if let Some(pending) = self.sync.pending.take() {
+                    room.debug("not everyone is ready; starting the pending play anyway");
+                    self.start_play(room, pending.position);
+                }
+            }
+            TIMER_SWEEP => {
+                self.sweep_armed = false;
+                common::close_silent(room, &self.members, &self.config);
+                if !self.members.is_empty() && !self.closed {
+                    common::arm_sweep(room, &mut self.sweep_armed, &self.config);
+                }
+            }
+            _ => {}
         }
     }
 }

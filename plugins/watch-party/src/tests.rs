@@ -15,7 +15,6 @@ use crate::envelope::{
     AUTH_FAILED, AUTH_REQUIRED, INVALID_FORMAT, RATE_LIMITED, REASON_HOST_LEFT, REASON_NEW_ROOM,
     ROOM_FULL, TOO_LARGE, UNKNOWN_TYPE,
 };
-use crate::lobby::TIMER_ARRIVALS;
 use crate::party::TIMER_PENDING_PLAY;
 use crate::profile::{CreateRequest, Intent, Profile, Transit};
 
@@ -524,13 +523,8 @@ fn clients_coming_back_from_a_party_carry_on() {
     let eve = lobby
         .connect_with_handoff(Handoff::from_room(PARTY, create.encode()))
         .unwrap_or_default();
-    // Not during its connect (the host forbids it), right after.
-    assert!(lobby.take_transfers().is_empty());
-    assert_eq!(
-        lobby.pending_timers().first(),
-        Some(&(TIMER_ARRIVALS, Duration::ZERO))
-    );
-    lobby.advance(Duration::ZERO);
+    // From its connect: the host moves it once accepted, no timer needed.
+    assert!(lobby.pending_timers().iter().all(|(_, due)| !due.is_zero()));
     let transfers = lobby.take_transfers();
     assert_eq!(transfers.len(), 1);
     assert_eq!(transfers[0].client, eve);
@@ -545,7 +539,6 @@ fn clients_coming_back_from_a_party_carry_on() {
     let fay = lobby
         .connect_with_handoff(Handoff::from_room(PARTY, join.encode()))
         .unwrap_or_default();
-    lobby.advance(Duration::ZERO);
     let transfers = lobby.take_transfers();
     assert_eq!(transfers[0].client, fay);
     assert_eq!(transfers[0].to.as_deref(), Some(OTHER));
@@ -762,7 +755,7 @@ fn joiners_get_room_state_and_the_others_participants_update() {
     assert!(
         !party
             .service()
-            .party()
+            .room()
             .is_some_and(|p| p.sync().ready.contains(&bob))
     );
 }
@@ -811,7 +804,7 @@ fn play_with_everyone_ready_goes_to_everyone_at_now_plus_1500() {
             json!({"action": "play", "position": 30.0, "target_server_ts": target})
         );
     }
-    let sync = party.service().party().map(|p| p.sync().clone());
+    let sync = party.service().room().map(|p| p.sync().clone());
     assert!(sync.is_some_and(|s| s.pending.is_none() && s.position == 30.0));
 }
 
@@ -947,10 +940,7 @@ fn pause_seek_and_buffering_go_to_everyone_but_the_host_at_now_plus_300() {
                 "{payload}"
             );
         }
-        let state = party
-            .service()
-            .party()
-            .map(|p| p.sync().play_state.as_str());
+        let state = party.service().room().map(|p| p.sync().play_state.as_str());
         assert_eq!(state, Some(play_state), "{payload}");
     }
 }
@@ -1006,7 +996,7 @@ fn invalid_or_foreign_control_is_ignored() {
     party.message(member, frame("leave_room", Some(OTHER), json!({})));
     assert!(party.take_all().is_empty());
     assert!(party.take_transfers().is_empty());
-    let sync = party.service().party().map(|p| p.sync().clone());
+    let sync = party.service().room().map(|p| p.sync().clone());
     assert!(sync.is_some_and(|s| s.position == 12.5 && s.last_command.is_none()));
 }
 
@@ -1274,7 +1264,7 @@ fn a_member_creating_leaves_the_party() {
         Intent::Create { .. }
     ));
     assert_eq!(types(&party.take_sent_json(host)), ["client_left"]);
-    assert!(!party.service().party().is_some_and(|p| p.is_closed()));
+    assert!(!party.service().room().is_some_and(|p| p.is_closed()));
 }
 
 #[test]
@@ -1302,7 +1292,7 @@ fn joining_another_party_from_a_party() {
     assert!(
         !party
             .service()
-            .party()
+            .room()
             .is_some_and(|p| p.sync().ready.contains(&bob))
     );
 

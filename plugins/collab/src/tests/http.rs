@@ -274,13 +274,6 @@ fn an_edit_to_an_empty_room_keeps_it_alive() {
     room.disconnect(a, DisconnectReason::Closed);
 }
 
-#[test]
-fn the_lobby_answers_404() {
-    let mut lobby = TestRoom::<Collab>::builder().lobby(true).build();
-    assert_eq!(lobby.request(HttpRequest::new("GET", "/doc")).status, 404);
-    assert_eq!(lobby.try_connect(""), Err(crate::LOBBY_REASON.to_owned()));
-}
-
 /// The exact size of the room's document.
 fn exact_size(room: &mut TestRoom<Collab>) -> usize {
     room.request(HttpRequest::new("GET", "/update")).body.len()

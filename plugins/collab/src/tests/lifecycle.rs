@@ -170,9 +170,12 @@ fn a_zero_cap_refuses_to_start() {
 }
 
 #[test]
-fn the_lobby_rejects_clients() {
-    let mut lobby = TestRoom::<Collab>::builder().lobby(true).build();
-    assert_eq!(lobby.try_connect(""), Err(crate::LOBBY_REASON.to_owned()));
+fn a_bad_config_refuses_to_start() {
+    let started = TestRoom::<Collab>::builder()
+        .config(&serde_json::json!({ "max_doc_bytes": 0 }))
+        .try_build();
+    let reason = started.err().unwrap_or_default();
+    assert!(reason.contains("max_doc_bytes"), "{reason}");
 }
 
 #[test]

@@ -3,22 +3,15 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
+use roomhost_rules::checks;
 use tokio::time::Instant;
 
 /// A timer id chosen by the plugin.
 pub type TimerId = u64;
 
-/// Longest delay a plugin may ask for; longer requests are clamped to it so a
-/// deadline can never overflow.
-const MAX_DELAY: Duration = Duration::from_secs(365 * 24 * 60 * 60);
-
-/// Why a timer could not be set.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("too many pending timers (the limit is {limit} per room)")]
-pub struct TooManyTimers {
-    /// The room's timer limit.
-    pub limit: usize,
-}
+/// Why a timer could not be set (the rules' error, shared with the SDK's
+/// harness).
+pub use roomhost_rules::checks::TooManyTimers;
 
 /// The pending timers of one room, bounded in number.
 #[derive(Debug, Clone)]
@@ -40,11 +33,13 @@ impl Timers {
 
     /// Sets timer `id` to fire `delay` from now, replacing a pending one.
     pub fn set(&mut self, id: TimerId, delay: Duration) -> Result<(), TooManyTimers> {
-        if !self.deadlines.contains_key(&id) && self.deadlines.len() >= self.limit {
-            return Err(TooManyTimers { limit: self.limit });
-        }
+        checks::timer_fits(
+            self.deadlines.contains_key(&id),
+            self.deadlines.len(),
+            self.limit,
+        )?;
         self.cancel(id);
-        let deadline = Instant::now() + delay.min(MAX_DELAY);
+        let deadline = Instant::now() + delay.min(roomhost_rules::limits::MAX_TIMER_DELAY);
         self.deadlines.insert(id, deadline);
         self.queue.insert((deadline, id));
         Ok(())

@@ -1,0 +1,102 @@
+//! What follows a callback: the host carries out what the plugin asked for
+//! beyond frames (closes, transfers), and the steps of offering a client to
+//! a room. Shared by the actor and the hot-reload path.
+
+use crate::client::{ClientSender, Move};
+use crate::wasm::{
+    DisconnectReason, GuestClientInfo, GuestError, GuestHandoff, GuestRejection, PendingTransfer,
+};
+
+use super::body::RoomBody;
+use super::meta::RoomMeta;
+
+/// What `connect` made of a client.
+pub(super) struct Offer {
+    /// The plugin's accept or reject. On reject the client is no longer a
+    /// member; on accept it is, unless the plugin closed it meanwhile.
+    pub(super) answer: Result<(), GuestRejection>,
+    /// A transfer the plugin asked for during the call, to be started once
+    /// the client knows it was accepted.
+    pub(super) deferred: Option<PendingTransfer>,
+}
+
+/// Makes the client a member (so the plugin can greet it from inside
+/// `connect`), calls `connect` and carries out what the call asked for.
+pub(super) async fn offer(
+    instance: &mut RoomBody,
+    meta: &RoomMeta,
+    sender: ClientSender,
+    info: &GuestClientInfo,
+) -> Result<Offer, GuestError> {
+    let id = info.id;
+    let state = instance.state();
+    state.add_member(sender, info.clone());
+    state.connecting = Some(id);
+    let answer = instance.connect(info).await;
+    let state = instance.state();
+    state.connecting = None;
+    let deferred = state.deferred_transfer.take();
+    let answer = answer?;
+    after_call(instance, meta).await?;
+    let state = instance.state();
+    if answer.is_err() {
+        state.remove_member(id);
+    } else if state.is_member(id) {
+        state.tap_membership(id, None);
+    }
+    Ok(Offer {
+        deferred: deferred.filter(|_| answer.is_ok()),
+        answer,
+    })
+}
+
+/// Carries out what the last callback asked for beyond frames: clients it
+/// closed get `disconnect(kicked)`, clients it transferred are sent on their
+/// way and get `disconnect(transferred)`. Those callbacks may ask for more.
+pub(super) async fn after_call(instance: &mut RoomBody, meta: &RoomMeta) -> Result<(), GuestError> {
+    loop {
+        let state = instance.state();
+        let kicked = std::mem::take(&mut state.kicked);
+        let transfers = std::mem::take(&mut state.transfers);
+        if kicked.is_empty() && transfers.is_empty() {
+            return Ok(());
+        }
+        for client in kicked {
+            instance
+                .state()
+                .tap_membership(client, Some(leave_reason(DisconnectReason::Kicked)));
+            instance
+                .disconnect(client, DisconnectReason::Kicked)
+                .await?;
+        }
+        for transfer in transfers {
+            instance.state().tap_membership(
+                transfer.client,
+                Some(leave_reason(DisconnectReason::Transferred)),
+            );
+            // Sent before the callback so the client moves even if it fails.
+            transfer.sender.relocate(Move {
+                to: transfer.to,
+                handoff: GuestHandoff {
+                    from_room: (!meta.is_lobby()).then(|| meta.key.room.to_string()),
+                    data: transfer.data,
+                    rejected: None,
+                },
+                create: transfer.create,
+            });
+            instance
+                .disconnect(transfer.client, DisconnectReason::Transferred)
+                .await?;
+        }
+    }
+}
+
+/// How the dev tap names a disconnect reason.
+pub(super) fn leave_reason(reason: DisconnectReason) -> &'static str {
+    match reason {
+        DisconnectReason::Closed => "closed",
+        DisconnectReason::Lost => "lost",
+        DisconnectReason::Kicked => "kicked",
+        DisconnectReason::Transferred => "transferred",
+    }
+}
