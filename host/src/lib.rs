@@ -42,6 +42,7 @@ mod contain;
 pub mod dev;
 mod http;
 pub mod limits;
+pub mod metrics;
 #[cfg(feature = "native-baseline")]
 pub mod native;
 pub mod room;

@@ -23,7 +23,7 @@ use crate::limits::Limits;
 use crate::wasm::guest::{
     ClientInfo, DisconnectReason, Frame, HttpRequest, HttpResponse, InitInfo, Rejection, RoomChange,
 };
-use crate::wasm::{GuestError, PluginLog, RoomLink, RoomState};
+use crate::wasm::{Failure, GuestError, PluginLog, RoomLink, RoomState};
 
 /// A room service compiled natively: one value per room, called with the
 /// room's [`RoomState`] where a plugin would call its imports. The methods
@@ -92,7 +92,12 @@ impl NativeRoom {
         self.state.in_init = true;
         let result = self.call(|service, state| service.init(state, info));
         self.state.in_init = false;
-        result?.map_err(|reason| GuestError(format!("the room refused to start: {reason}")))
+        result?.map_err(|reason| {
+            GuestError(
+                format!("the room refused to start: {reason}"),
+                Failure::Refused,
+            )
+        })
     }
 
     /// Calls `room-changed`.
@@ -151,10 +156,13 @@ impl NativeRoom {
         let result = catch_unwind(AssertUnwindSafe(|| f(service.as_mut(), state)));
         *cpu += started.elapsed();
         result.map_err(|panic| {
-            GuestError(format!(
-                "native room panicked: {}",
-                crate::contain::panic_message(panic.as_ref())
-            ))
+            GuestError(
+                format!(
+                    "native room panicked: {}",
+                    crate::contain::panic_message(panic.as_ref())
+                ),
+                Failure::Trap,
+            )
         })
     }
 }

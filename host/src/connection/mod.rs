@@ -26,6 +26,7 @@ use crate::client::{
 };
 use crate::close;
 use crate::limits::Limits;
+use crate::metrics::Metrics;
 use crate::room::{ConnectRequest, JoinError, LOBBY, LeaveReason, RoomEvent, RoomHandle, Rooms};
 use crate::service::Service;
 use crate::wasm::{GuestHandoff, GuestMessage};
@@ -65,6 +66,7 @@ pub(crate) async fn run(
     let writer_done = CancellationToken::new();
     let reader_done = CancellationToken::new();
     rooms.register_client(&target.service.name_arc(), sender.clone());
+    rooms.metrics().connection_accepted();
 
     let writer = write_loop(
         sink,
@@ -91,6 +93,7 @@ pub(crate) async fn run(
             forced: &forced,
             writer_done: &writer_done,
             limits: &limits,
+            metrics: rooms.metrics(),
             pings: PingRate::new(limits.max_pings_per_sec),
         };
         match rooms
@@ -113,6 +116,7 @@ pub(crate) async fn run(
             }
             Err(error) => {
                 tracing::debug!(%error, "join refused");
+                rooms.metrics().connection_refused(join_error_label(&error));
                 sender.close(join_error_code(&error), &error.to_string());
                 reader.drain().await;
             }
@@ -121,6 +125,17 @@ pub(crate) async fn run(
     };
     tokio::join!(reader, writer);
     rooms.unregister_client(client);
+}
+
+/// How metrics name a refused join.
+fn join_error_label(error: &JoinError) -> &'static str {
+    match error {
+        JoinError::Rejected { .. } => "rejected",
+        JoinError::RoomLimit(_) => "room_limit",
+        JoinError::CreationRate(_) => "creation_rate",
+        JoinError::RoomFailed(_) => "room_failed",
+        JoinError::NoSuchRoom(_) => "no_such_room",
+    }
 }
 
 fn join_error_code(error: &JoinError) -> u16 {
@@ -202,6 +217,7 @@ struct Reader<'a> {
     forced: &'a ForcedClose,
     writer_done: &'a CancellationToken,
     limits: &'a Limits,
+    metrics: &'a Metrics,
     pings: PingRate,
 }
 
@@ -248,8 +264,14 @@ impl Reader<'_> {
                 Some(Err(error)) => return (self.failed(error), room),
             };
             let message = match message {
-                WsMessage::Text(text) => GuestMessage::Text(text.as_str().to_owned()),
-                WsMessage::Binary(bytes) => GuestMessage::Binary(bytes.to_vec()),
+                WsMessage::Text(text) => {
+                    self.metrics.frame_in(text.len());
+                    GuestMessage::Text(text.as_str().to_owned())
+                }
+                WsMessage::Binary(bytes) => {
+                    self.metrics.frame_in(bytes.len());
+                    GuestMessage::Binary(bytes.to_vec())
+                }
                 // The protocol layer answers pings and close frames itself;
                 // each pong is output the client has to read, so pings are
                 // rate-limited.

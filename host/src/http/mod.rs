@@ -7,6 +7,9 @@
 //! | `GET /ws/{room}` | join `room` of the only service; with several services, the lobby of service `{room}` |
 //! | `GET /ws/{service}/{room}` | join `room` of `service` |
 //! | `GET /status` | version, uptime, services, room and connection counts |
+//! | `GET /healthz` | 200 while the process is up |
+//! | `GET /readyz` | 200 while plugins are loaded and connections accepted; 503 when shutting down |
+//! | `GET /metrics` | Prometheus metrics (text format) |
 //! | `GET /rooms` | every live room |
 //! | `GET /rooms/{service}/{room}` | one live room (404 if it is not live) |
 //! | `GET /` (dev mode, without an upgrade) | the dev dashboard |
@@ -17,6 +20,7 @@ mod accept;
 mod api;
 mod body;
 mod dashboard;
+mod health;
 mod linger;
 mod peer;
 mod rest;
@@ -133,6 +137,9 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/ws/{room}", get(ws::single_service))
         .route("/ws/{service}/{room}", get(ws::named_service))
         .route("/status", get(api::status))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
         .route("/rooms", get(api::rooms))
         .route("/rooms/{service}/{room}", get(api::room))
         .route(
@@ -150,5 +157,10 @@ pub(crate) fn router(app: Arc<App>) -> Router {
     } else {
         router
     };
-    router.with_state(app)
+    router
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            health::count_status,
+        ))
+        .with_state(app)
 }

@@ -97,15 +97,16 @@ pub(crate) async fn named_service(
     attach(app, service, room, (uri, peer), upgrade)
 }
 
-fn attach(
-    app: Arc<App>,
-    service: Arc<Service>,
-    room: String,
-    (uri, Peer(address)): (axum::http::Uri, Peer),
-    upgrade: WebSocketUpgrade,
-) -> Response {
+/// The checks of an upgrade's target before any room is touched: the
+/// refusal's metrics label and response when one fails, `None` otherwise.
+fn admit(
+    app: &App,
+    service: &Service,
+    room: &str,
+    uri: &axum::http::Uri,
+) -> Option<(&'static str, Response)> {
     if room == LOBBY && !service.plugin().has_lobby() {
-        return error(
+        let refused = error(
             StatusCode::NOT_FOUND,
             format!(
                 "service {:?} has no lobby: connect to a room, /ws/{}/{{room}}",
@@ -113,14 +114,28 @@ fn attach(
                 service.name()
             ),
         );
+        return Some(("no_lobby", refused));
     }
-    if let Some(refused) = app.refuse_long_room_id(&room) {
-        return refused;
+    if let Some(refused) = app.refuse_long_room_id(room) {
+        return Some(("room_id_too_long", refused));
     }
-    if let Some(refused) = app.refuse_long_query(&uri) {
+    app.refuse_long_query(uri)
+        .map(|refused| ("query_too_long", refused))
+}
+
+fn attach(
+    app: Arc<App>,
+    service: Arc<Service>,
+    room: String,
+    (uri, Peer(address)): (axum::http::Uri, Peer),
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    if let Some((reason, refused)) = admit(&app, &service, &room, &uri) {
+        app.rooms.metrics().connection_refused(reason);
         return refused;
     }
     let Ok(slot) = app.connection_slots.clone().try_acquire_owned() else {
+        app.rooms.metrics().connection_refused("connection_limit");
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("connection limit reached ({})", app.limits.max_connections),

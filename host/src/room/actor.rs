@@ -27,8 +27,8 @@ use crate::dev::Direction;
 use crate::limits::Limits;
 use crate::service::Service;
 use crate::wasm::{
-    DisconnectReason, GuestClientInfo, GuestError, GuestInitInfo, GuestMessage, GuestRoomChange,
-    MAX_PLUGIN_TEXT, RoomLink, ServiceDirectory, WasmEngine, bounded,
+    DisconnectReason, Failure, GuestClientInfo, GuestError, GuestInitInfo, GuestMessage,
+    GuestRoomChange, MAX_PLUGIN_TEXT, RoomLink, ServiceDirectory, WasmEngine, bounded,
 };
 
 pub(crate) struct RoomActor {
@@ -69,10 +69,13 @@ impl RoomActor {
             .catch_unwind()
             .await;
         if let Err(panic) = served {
-            let error = GuestError(format!(
-                "internal error in the host: {}",
-                panic_message(panic.as_ref())
-            ));
+            let error = GuestError(
+                format!(
+                    "internal error in the host: {}",
+                    panic_message(panic.as_ref())
+                ),
+                Failure::Host,
+            );
             self.dispose(body.as_mut(), error);
         }
     }
@@ -213,6 +216,9 @@ impl RoomActor {
     /// in the inbox are refused, and the table forgets it.
     fn dispose(&mut self, instance: Option<&mut RoomBody>, error: GuestError) {
         tracing::error!(reason = %error, "room disposed");
+        self.directory
+            .metrics()
+            .room_disposed(&self.meta.key.service, error.1.label());
         if let Ok(mut failure) = self.meta.failure.lock() {
             *failure = Some(error.0.clone());
         }

@@ -19,6 +19,7 @@ use crate::auth::AuthConfig;
 use crate::client::{ClientId, ClientSender};
 use crate::dev::DevTap;
 use crate::limits::Limits;
+use crate::metrics::Metrics;
 use crate::service::Service;
 use crate::wasm::{
     GuestHttpRequest, GuestHttpResponse, GuestRoomEntry, ServiceDirectory, WasmEngine,
@@ -46,6 +47,7 @@ pub struct Rooms {
     engine: WasmEngine,
     limits: Arc<Limits>,
     tap: Option<DevTap>,
+    metrics: Metrics,
 }
 
 impl Rooms {
@@ -65,6 +67,7 @@ impl Rooms {
             engine,
             limits,
             tap,
+            metrics: Metrics::new(),
         })
     }
 
@@ -246,6 +249,29 @@ impl Rooms {
         self.len() == 0
     }
 
+    /// The host's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The metrics as Prometheus text, with each of `services`' live rooms
+    /// and connected clients (its lobby's included) read now.
+    pub fn render_metrics<'a>(&self, services: impl IntoIterator<Item = &'a str>) -> String {
+        let occupancy: Vec<_> = services
+            .into_iter()
+            .map(|service| {
+                let rooms = self.table.list();
+                let listed = rooms.iter().filter(|room| room.service == service);
+                let (count, clients) = listed.fold((0, 0), |(count, clients), room| {
+                    (count + 1, clients + room.clients)
+                });
+                let clients = clients + self.table.lobby_clients(service);
+                (service.to_owned(), count, clients)
+            })
+            .collect();
+        self.metrics.render(occupancy)
+    }
+
     /// The live rooms of `service`, lobby included.
     pub(super) fn handles(&self, service: &str) -> Vec<RoomHandle> {
         self.table.handles(service)
@@ -320,5 +346,9 @@ impl ServiceDirectory for Rooms {
 
     fn tap(&self) -> Option<&DevTap> {
         self.tap.as_ref()
+    }
+
+    fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 }

@@ -22,7 +22,7 @@ mod wasi;
 
 pub use cache::CompileCache;
 pub use engine::WasmEngine;
-pub use instance::{GuestError, RoomInstance};
+pub use instance::{Failure, GuestError, RoomInstance};
 #[cfg(feature = "native-baseline")]
 pub(crate) use output::PluginLog;
 pub use plugin::{CONTRACT_VERSION, Plugin, PluginError};

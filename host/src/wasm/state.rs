@@ -19,10 +19,11 @@ use super::output::PluginLog;
 use super::text::{MAX_PLUGIN_TEXT, bounded};
 use super::timers::Timers;
 use crate::auth::AuthConfig;
-use crate::client::{ClientId, ClientSender};
+use crate::client::{ClientId, ClientSender, SendError};
 use crate::close;
 use crate::dev::{DevTap, Direction, Payload};
 use crate::limits::Limits;
+use crate::metrics::Metrics;
 
 /// What a room instance may ask of the rest of the host: the other clients
 /// of its service, the service's rooms, the server root, the token key and
@@ -41,6 +42,8 @@ pub trait ServiceDirectory: Send + Sync {
     fn auth(&self) -> Option<&AuthConfig>;
     /// The dev event stream, in dev mode.
     fn tap(&self) -> Option<&DevTap>;
+    /// The host's metrics.
+    fn metrics(&self) -> &Metrics;
 }
 
 /// Where a room instance sits in the host: its service's directory and its
@@ -266,11 +269,48 @@ impl RoomState {
     /// Checks a plugin's frame against `max_plugin_frame_bytes`; the error
     /// is what `send` or `broadcast` returns to the plugin.
     fn fits(&self, msg: &types::Frame) -> Result<(), String> {
-        let len = match msg {
-            types::Frame::Text(text) => text.len(),
-            types::Frame::Binary(bytes) => bytes.len(),
-        };
-        checks::frame_fits(len, self.max_plugin_frame_bytes).map_err(|error| error.to_string())
+        checks::frame_fits(frame_len(msg), self.max_plugin_frame_bytes)
+            .map_err(|error| error.to_string())
+    }
+
+    /// The host's metrics, when the room is attached to a host.
+    fn metrics(&self) -> Option<&Metrics> {
+        self.link.as_ref().map(|link| link.directory.metrics())
+    }
+
+    /// Counts `sent` frames of `len` bytes queued to clients, `slow` of
+    /// which closed their client as a slow consumer.
+    fn count_out(&self, sent: usize, len: usize, slow: usize) {
+        if let Some(metrics) = self.metrics() {
+            metrics.frames_out(sent, len);
+            for _ in 0..slow {
+                metrics.slow_consumer();
+            }
+        }
+    }
+
+    /// Records a plugin callback's duration under the room's service.
+    pub(crate) fn record_call(&self, callback: &str, elapsed: std::time::Duration) {
+        if let Some(link) = &self.link {
+            link.directory
+                .metrics()
+                .callback(&link.service, callback, elapsed);
+        }
+    }
+
+    /// Records how long the room's instance took to create.
+    pub(crate) fn record_instantiate(&self, elapsed: std::time::Duration) {
+        if let Some(metrics) = self.metrics() {
+            metrics.instantiated(elapsed);
+        }
+    }
+}
+
+/// The payload size of a plugin's frame.
+fn frame_len(msg: &types::Frame) -> usize {
+    match msg {
+        types::Frame::Text(text) => text.len(),
+        types::Frame::Binary(bytes) => bytes.len(),
     }
 }
 
@@ -297,14 +337,20 @@ impl host::Host for RoomState {
     fn send(&mut self, client: ClientId, msg: types::Frame) -> Result<(), String> {
         self.fits(&msg)?;
         self.tap_frame(Some(client), Direction::Out, &msg);
+        let len = frame_len(&msg);
         let frame = into_ws(msg);
         // A slow consumer is closed by `send`; the room goes on.
-        if let Some(member) = self.room.members.get(&client) {
-            let _ = member.sender.send(frame);
+        let sent = if let Some(member) = self.room.members.get(&client) {
+            Some(member.sender.send(frame))
         } else if let Some(link) = &self.link
             && let Some(other) = link.directory.client(&link.service, client)
         {
-            let _ = other.send(frame);
+            Some(other.send(frame))
+        } else {
+            None
+        };
+        if let Some(sent) = sent {
+            self.count_out(1, len, usize::from(sent == Err(SendError::SlowConsumer)));
         }
         Ok(())
     }
@@ -312,14 +358,20 @@ impl host::Host for RoomState {
     fn broadcast(&mut self, msg: types::Frame, mut except: Vec<ClientId>) -> Result<(), String> {
         self.fits(&msg)?;
         self.tap_frame(None, Direction::Broadcast, &msg);
+        let len = frame_len(&msg);
         let frame = into_ws(msg);
         // Sorted, so a long list costs log(n) per member rather than n.
         except.sort_unstable();
+        let (mut sent, mut slow) = (0, 0);
         for (id, member) in &self.room.members {
             if except.binary_search(id).is_err() {
-                let _ = member.sender.send(frame.clone());
+                sent += 1;
+                if member.sender.send(frame.clone()) == Err(SendError::SlowConsumer) {
+                    slow += 1;
+                }
             }
         }
+        self.count_out(sent, len, slow);
         Ok(())
     }
 
