@@ -40,6 +40,8 @@ pub struct ServeArgs {
     #[arg(long = "http-creates-rooms", value_name = "NAME")]
     http_creates_rooms: Vec<String>,
     #[command(flatten)]
+    pub(crate) log: crate::logging::LogArgs,
+    #[command(flatten)]
     auth: AuthArgs,
     #[command(flatten)]
     limits: LimitArgs,
@@ -282,7 +284,7 @@ pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const DEFAULT_FILE: &str = "roomhost.toml";
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
-    init_logging();
+    crate::logging::init(&args.log);
     let config = server_config(&args)?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
@@ -456,16 +458,6 @@ pub(crate) fn apply_config_flag(services: &mut [ServiceSpec], flag: &str) -> any
     };
     service.config = json;
     Ok(())
-}
-
-pub(crate) fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,wasmtime=warn,cranelift=warn")
-    });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
 }
 
 #[cfg(test)]

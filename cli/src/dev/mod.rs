@@ -27,8 +27,7 @@ use roomhost_host::{CompileCache, Limits, Server, ServerConfig, ServerHandle, Se
 
 use crate::build::PluginBuild;
 use crate::serve::{
-    AuthArgs, DEFAULT_LISTEN, LimitArgs, apply_config_flag, default_service_name, init_logging,
-    print_banner,
+    AuthArgs, DEFAULT_LISTEN, LimitArgs, apply_config_flag, default_service_name, print_banner,
 };
 use progress::Built;
 use watch::Watcher;
@@ -71,10 +70,12 @@ pub struct DevArgs {
     auth: AuthArgs,
     #[command(flatten)]
     limits: LimitArgs,
+    #[command(flatten)]
+    log: crate::logging::LogArgs,
 }
 
 pub fn run(args: DevArgs) -> anyhow::Result<()> {
-    init_logging();
+    crate::logging::init(&args.log);
     let dir = args
         .dir
         .canonicalize()
