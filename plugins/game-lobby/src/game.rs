@@ -65,6 +65,7 @@ use crate::lobby::Lobby;
 use crate::wire::{
     CLIENT_DISCONNECTS, CLIENT_DISCONNECTS_SELF, CLIENT_GETS_KICKED, DELTA_UPDATE, FULL_UPDATE,
     JoinRequest, NEW_CLIENT, RESET, SERVER_DISCONNECTS, SERVER_RPC, error_frame, handshake_reply,
+    handshake_reply_for,
     id_frame, rpc_to_host,
 };
 
@@ -223,7 +224,7 @@ impl GameRoom {
         };
         room.send(
             client,
-            handshake_reply(HOST_ID, game.rule_variation, host_token),
+            handshake_reply_for(request, HOST_ID, game.rule_variation, host_token),
         );
         room.info(&format!("game created by client {client}"));
         self.game = Some(game);
@@ -261,7 +262,10 @@ impl GameRoom {
                 synced: false,
             },
         );
-        room.send(client, handshake_reply(id, game.rule_variation, token));
+        room.send(
+            client,
+            handshake_reply_for(request, id, game.rule_variation, token),
+        );
         game.send_to_host(room, id_frame(NEW_CLIENT, id));
         self.publish(room);
         Ok(())

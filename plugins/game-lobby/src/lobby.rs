@@ -3,7 +3,7 @@
 //! - Text frames are ignored. The first binary frame is decoded as a
 //!   [`JoinRequest`]; failure → `[05]"Failed to parse join request."`.
 //! - An unconfigured game → `[05]"Unknown game {game_id}."`; a room key
-//!   `"{room_id}#{game_id}"` over the host's 128-byte room id limit →
+//!   `"{room_id}#{game_id}"` over the host's 256-byte room id limit →
 //!   [`errors::room_id_too_long`].
 //! - **create**: if the directory lists a live game under the key →
 //!   `[05]"Room {room_id} already exists for game {game_id}."`; otherwise the
