@@ -65,8 +65,7 @@ use crate::lobby::Lobby;
 use crate::wire::{
     CLIENT_DISCONNECTS, CLIENT_DISCONNECTS_SELF, CLIENT_GETS_KICKED, DELTA_UPDATE, FULL_UPDATE,
     JoinRequest, NEW_CLIENT, RESET, SERVER_DISCONNECTS, SERVER_RPC, error_frame, handshake_reply,
-    handshake_reply_for,
-    id_frame, rpc_to_host,
+    handshake_reply_for, id_frame, rpc_to_host,
 };
 
 /// The timer that ends the game when the host stays away.
