@@ -87,8 +87,10 @@ macro_rules! call {
             .clock
             .run(exports.$call(&mut $self.store, $($arg),*))
             .await;
-        let name = stringify!($call).trim_start_matches("call_");
-        $self.store.data().record_call(name, started.elapsed());
+        // `call_message` → `message`: the export's name.
+        const NAME: &str = stringify!($call).split_at("call_".len()).1;
+        let elapsed = started.elapsed();
+        $self.store.data_mut().record_call(NAME, elapsed);
         $self.store.data().log.flush();
         result.map_err(|error| $self.describe(error))
     }};

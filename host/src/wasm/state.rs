@@ -24,6 +24,7 @@ use crate::close;
 use crate::dev::{DevTap, Direction, Payload};
 use crate::limits::Limits;
 use crate::metrics::Metrics;
+use prometheus_client::metrics::histogram::Histogram;
 
 /// What a room instance may ask of the rest of the host: the other clients
 /// of its service, the service's rooms, the server root, the token key and
@@ -125,6 +126,8 @@ pub struct RoomState {
     max_client_state_bytes: usize,
     /// Whether the info changed since the actor last published it.
     pub(crate) info_changed: bool,
+    /// The room's callback-duration histograms, by callback name.
+    call_histograms: Vec<(&'static str, Histogram)>,
     /// The last error-level log line of the current callback (the SDK logs
     /// panics this way), used to explain a trap.
     pub(crate) last_error_log: Option<String>,
@@ -171,6 +174,7 @@ impl RoomState {
             max_departing_frames: limits.room_inbox,
             max_client_state_bytes: limits.max_client_state_bytes,
             info_changed: false,
+            call_histograms: Vec::new(),
             last_error_log: None,
             max_plugin_frame_bytes: limits.max_plugin_frame_bytes,
             max_info_bytes: limits.max_info_bytes,
@@ -290,12 +294,29 @@ impl RoomState {
     }
 
     /// Records a plugin callback's duration under the room's service.
-    pub(crate) fn record_call(&self, callback: &str, elapsed: std::time::Duration) {
-        if let Some(link) = &self.link {
-            link.directory
-                .metrics()
-                .callback(&link.service, callback, elapsed);
-        }
+    pub(crate) fn record_call(&mut self, callback: &'static str, elapsed: std::time::Duration) {
+        let Some(link) = &self.link else {
+            return;
+        };
+        // A room makes a handful of kinds of calls (one per export): a short
+        // list of handles beats a labelled lookup, and two allocations, per
+        // call.
+        let cached = self
+            .call_histograms
+            .iter()
+            .find(|(name, _)| *name == callback);
+        let histogram = match cached {
+            Some((_, histogram)) => histogram.clone(),
+            None => {
+                let histogram = link
+                    .directory
+                    .metrics()
+                    .callback_histogram(&link.service, callback);
+                self.call_histograms.push((callback, histogram.clone()));
+                histogram
+            }
+        };
+        histogram.observe(elapsed.as_secs_f64());
     }
 
     /// Records how long the room's instance took to create.
