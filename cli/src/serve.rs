@@ -163,6 +163,15 @@ pub(crate) struct LimitArgs {
     /// State a plugin may attach to one client (set-client-state) [default: 4096].
     #[arg(long, value_name = "BYTES")]
     max_client_state_bytes: Option<usize>,
+    /// Longest reconnection grace period a plugin may ask for [default: 300000].
+    #[arg(long, value_name = "MS")]
+    max_reconnect_grace_ms: Option<u64>,
+    /// Frames kept for a client waiting to reconnect [default: 256].
+    #[arg(long, value_name = "N")]
+    max_replay_frames: Option<usize>,
+    /// Bytes of frames kept for a client waiting to reconnect [default: 1048576].
+    #[arg(long, value_name = "BYTES")]
+    max_replay_bytes: Option<usize>,
     /// Largest HTTP request or response body of a room's REST face (413 beyond) [default: 1048576].
     #[arg(long, value_name = "BYTES")]
     max_http_body_bytes: Option<usize>,
@@ -251,6 +260,15 @@ impl LimitArgs {
         }
         if let Some(value) = self.max_client_state_bytes {
             limits.max_client_state_bytes = value;
+        }
+        if let Some(value) = self.max_reconnect_grace_ms {
+            limits.max_reconnect_grace = ms(value);
+        }
+        if let Some(value) = self.max_replay_frames {
+            limits.max_replay_frames = value;
+        }
+        if let Some(value) = self.max_replay_bytes {
+            limits.max_replay_bytes = value;
         }
         if let Some(value) = self.max_http_body_bytes {
             limits.max_http_body_bytes = value;

@@ -27,6 +27,14 @@ pub struct ClientInfo {
     /// another room of the service (or the lobby) rather than by URL, or
     /// comes back because the room it was sent to rejected it.
     pub handoff: Option<Handoff>,
+    /// When the service allows reconnection
+    /// ([`RoomService::RECONNECT_GRACE`](crate::RoomService::RECONNECT_GRACE)):
+    /// the token that lets a new connection take this client's place after
+    /// its connection is lost (it connects with `?roomhost_resume=TOKEN`).
+    /// Hand it to the client in the service's own protocol; it is spent on
+    /// use, and [`RoomService::reconnect`](crate::RoomService::reconnect)
+    /// brings the next one.
+    pub resume_token: Option<String>,
 }
 
 /// What a client brings when it arrives by transfer: see
@@ -182,6 +190,12 @@ pub enum DisconnectReason {
     Kicked,
     /// The client moved to another room.
     Transferred,
+    /// The connection was lost and the service allows reconnection: the
+    /// client stays a member for the grace period, frames sent to it are
+    /// kept and replayed if it comes back
+    /// ([`RoomService::reconnect`](crate::RoomService::reconnect)), and
+    /// `disconnect(Lost)` follows if it does not.
+    Suspended,
 }
 
 #[cfg(test)]
@@ -195,6 +209,7 @@ mod tests {
             query: query.into(),
             identity: None,
             handoff: None,
+            resume_token: None,
         }
     }
 

@@ -279,6 +279,9 @@ impl<S: RoomService> TestRoom<S> {
         } else {
             format!("/ws/test/{}", self.recorder.room_id)
         };
+        if self.recorder.resumable {
+            client.resume_token = Some(format!("resume-{id}-0"));
+        }
         customize(&mut client);
         client.id = id;
 
@@ -327,6 +330,46 @@ impl<S: RoomService> TestRoom<S> {
         self.flush_departures();
     }
 
+    /// Plays a lost connection of a service with a
+    /// [`RECONNECT_GRACE`](RoomService::RECONNECT_GRACE): the service gets
+    /// `disconnect(client, Suspended)` and the client stays a member (frames
+    /// sent to it are recorded as usual: the host would replay them). Follow
+    /// with [`TestRoom::reconnect`] or `disconnect(client, Lost)`.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `client` is not connected, or is suspended already.
+    #[track_caller]
+    pub fn suspend(&mut self, client: ClientId) {
+        self.assert_connected(client, "suspend");
+        assert!(
+            self.recorder.suspended.insert(client),
+            "TestRoom::suspend: client {client} is suspended already"
+        );
+        self.run(|service, room| service.disconnect(room, client, DisconnectReason::Suspended));
+        self.flush_departures();
+    }
+
+    /// Plays a suspended client coming back with its token: the service
+    /// gets `reconnect(client, token)` with a fresh token, which this
+    /// returns.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `client` is not suspended.
+    #[track_caller]
+    pub fn reconnect(&mut self, client: ClientId) -> String {
+        assert!(
+            self.recorder.suspended.remove(&client),
+            "TestRoom::reconnect: client {client} is not suspended"
+        );
+        self.recorder.resumes += 1;
+        let token = format!("resume-{client}-{}", self.recorder.resumes);
+        self.run(|service, room| service.reconnect(room, client, &token));
+        self.flush_departures();
+        token
+    }
+
     /// Removes `client` from the room and tells the service why. Unless the
     /// reason is [`DisconnectReason::Transferred`], the client has left the
     /// service and frames sent to it are dropped from then on.
@@ -337,6 +380,7 @@ impl<S: RoomService> TestRoom<S> {
     #[track_caller]
     pub fn disconnect(&mut self, client: ClientId, reason: DisconnectReason) {
         self.assert_connected(client, "disconnect");
+        self.recorder.suspended.remove(&client);
         self.recorder.remove_client(client);
         if reason != DisconnectReason::Transferred {
             self.recorder.gone.insert(client);
@@ -901,6 +945,7 @@ impl<S: RoomService> TestRoomBuilder<S> {
         let mut recorder = Recorder::new(room_id, self.lobby, self.start_ms, self.seed);
         recorder.root_taken = self.root_taken;
         recorder.service_has_lobby = S::LOBBY;
+        recorder.resumable = !S::RECONNECT_GRACE.is_zero();
         recorder.auth = self.auth;
         recorder.config = info.config.clone();
         let mut room = TestRoom {
@@ -940,6 +985,7 @@ pub fn client_info(id: ClientId, query: &str) -> ClientInfo {
         query: query.to_owned(),
         identity: None,
         handoff: None,
+        resume_token: None,
     }
 }
 
@@ -1104,6 +1150,12 @@ struct Recorder {
     /// `deferred_transfer` until it is accepted.
     connecting: Option<ClientId>,
     deferred_transfer: Option<Transfer>,
+    /// Clients whose connection is lost, waiting to reconnect.
+    suspended: HashSet<ClientId>,
+    /// Reconnections so far (numbers the tokens).
+    resumes: u64,
+    /// Whether clients get resume tokens (`RoomService::RECONNECT_GRACE`).
+    resumable: bool,
     root_taken: bool,
     served_root: bool,
     /// Whether the service declares a lobby (`RoomService::LOBBY`).
@@ -1143,6 +1195,9 @@ impl Recorder {
             in_init: false,
             connecting: None,
             deferred_transfer: None,
+            suspended: HashSet::new(),
+            resumes: 0,
+            resumable: false,
             root_taken: false,
             served_root: false,
             service_has_lobby: false,

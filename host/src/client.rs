@@ -187,6 +187,13 @@ impl ClientSender {
         (sender, receivers.frames)
     }
 
+    /// Which connection this sender writes to: the same client id can move
+    /// to a new connection when it reconnects, and events from the old one
+    /// must then be told apart.
+    pub(crate) fn connection(&self) -> usize {
+        Arc::as_ptr(&self.forced) as usize
+    }
+
     /// The client's id.
     pub fn id(&self) -> ClientId {
         self.id

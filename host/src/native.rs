@@ -76,7 +76,12 @@ impl NativeRoom {
     /// A fresh room of `factory`'s service. Does not call `init`.
     pub fn new(factory: &NativeFactory, limits: &Limits, link: Option<RoomLink>) -> NativeRoom {
         NativeRoom {
-            state: RoomState::new(limits, link, false, PluginLog::new(limits.plugin_log_lines)),
+            state: RoomState::new(
+                limits,
+                link,
+                crate::wasm::Description::default(),
+                PluginLog::new(limits.plugin_log_lines),
+            ),
             service: factory(),
             cpu: Duration::ZERO,
         }
@@ -130,6 +135,12 @@ impl NativeRoom {
     /// Calls `timer`.
     pub async fn timer(&mut self, id: u64) -> Result<(), GuestError> {
         self.call(|service, state| service.timer(state, id))
+    }
+
+    /// Native rooms never declare a grace period, so they are never
+    /// suspended and never reconnect.
+    pub async fn reconnect(&mut self, _client: ClientId, _token: &str) -> Result<(), GuestError> {
+        Ok(())
     }
 
     /// Calls `request`.

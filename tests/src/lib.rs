@@ -37,6 +37,7 @@ const PLUGIN_CRATES: &[&str] = &[
     "misbehave",
     "netplug",
     "old-contract",
+    "resumable",
     "relay",
     "watch-party",
     "game-lobby",

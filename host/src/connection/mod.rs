@@ -44,6 +44,17 @@ pub(crate) struct Target {
     pub(crate) query: String,
     /// The client's address (room creations count against it).
     pub(crate) address: IpAddr,
+    /// The resume token the client presented (`roomhost_resume`), to take
+    /// the place of a client whose connection was lost.
+    pub(crate) resume: Option<String>,
+}
+
+/// The query parameter a reconnecting client presents its token in.
+pub(crate) const RESUME_PARAM: &str = "roomhost_resume";
+
+/// A fresh resume token: 128 random bits, hex.
+fn new_resume_token() -> String {
+    format!("{:032x}", rand::random::<u128>())
 }
 
 /// Runs a connection to its end.
@@ -56,6 +67,21 @@ pub(crate) async fn run(
     shutdown: CancellationToken,
 ) {
     let (sink, stream) = socket.split();
+    // A reconnecting client takes its old id, checked before anything else.
+    let (client, resuming) = match &target.resume {
+        Some(token) => match rooms.claim_resume(target.service.name(), token) {
+            Ok((old, room)) => (old, Some(Ok(room))),
+            Err(refused) => (client, Some(Err(refused))),
+        },
+        None => (client, None),
+    };
+    let resumable = !target
+        .service
+        .plugin()
+        .description()
+        .reconnect_grace
+        .is_zero();
+    let resume_token = resumable.then(new_resume_token);
     let (sender, receivers) =
         ClientSender::new(client, limits.client_queue, limits.client_queue_bytes);
     let ClientReceivers {
@@ -65,7 +91,11 @@ pub(crate) async fn run(
     } = receivers;
     let writer_done = CancellationToken::new();
     let reader_done = CancellationToken::new();
-    rooms.register_client(&target.service.name_arc(), sender.clone());
+    rooms.register_client(
+        &target.service.name_arc(),
+        sender.clone(),
+        resume_token.clone(),
+    );
     rooms.metrics().connection_accepted();
 
     let writer = write_loop(
@@ -86,6 +116,7 @@ pub(crate) async fn run(
             query: target.query,
             identity: None,
             handoff: None,
+            resume_token: resume_token.clone(),
             address: Some(target.address),
         };
         let mut reader = Reader {
@@ -96,10 +127,23 @@ pub(crate) async fn run(
             metrics: rooms.metrics(),
             pings: PingRate::new(limits.max_pings_per_sec),
         };
-        match rooms
-            .join(&target.service, &target.room, request.clone(), true)
-            .await
-        {
+        let entered = match resuming {
+            None => {
+                rooms
+                    .join(&target.service, &target.room, request.clone(), true)
+                    .await
+            }
+            Some(Ok(room)) => {
+                let token = resume_token.clone().unwrap_or_default();
+                rooms
+                    .resume(&room, sender.clone(), token)
+                    .await
+                    .map(|()| room)
+            }
+            Some(Err(refused)) => Err(refused),
+        };
+        let mut lost = false;
+        match entered {
             Ok(room) => {
                 tracing::debug!("joined");
                 let mover = Mover {
@@ -109,10 +153,13 @@ pub(crate) async fn run(
                 };
                 let (reason, room) = reader.forward(client, room, &mut moves, &mover).await;
                 tracing::debug!(?reason, "left");
-                let _ = room
-                    .inbox
-                    .send(RoomEvent::Disconnect { client, reason })
-                    .await;
+                lost = reason == LeaveReason::Lost;
+                let event = RoomEvent::Disconnect {
+                    client,
+                    reason,
+                    connection: sender.connection(),
+                };
+                let _ = room.inbox.send(event).await;
             }
             Err(error) => {
                 tracing::debug!(%error, "join refused");
@@ -122,9 +169,10 @@ pub(crate) async fn run(
             }
         }
         reader_done.cancel();
+        lost
     };
-    tokio::join!(reader, writer);
-    rooms.unregister_client(client);
+    let (lost, ()) = tokio::join!(reader, writer);
+    rooms.connection_ended(client, sender.connection(), lost);
 }
 
 /// How metrics name a refused join.
@@ -135,6 +183,7 @@ fn join_error_label(error: &JoinError) -> &'static str {
         JoinError::CreationRate(_) => "creation_rate",
         JoinError::RoomFailed(_) => "room_failed",
         JoinError::NoSuchRoom(_) => "no_such_room",
+        JoinError::ResumeRefused(_) => "resume_refused",
     }
 }
 
@@ -143,6 +192,7 @@ fn join_error_code(error: &JoinError) -> u16 {
         JoinError::Rejected { code, .. } => *code,
         JoinError::RoomLimit(_) | JoinError::CreationRate(_) => close::TRY_AGAIN_LATER,
         JoinError::RoomFailed(_) | JoinError::NoSuchRoom(_) => close::ROOM_ERROR,
+        JoinError::ResumeRefused(_) => close::POLICY,
     }
 }
 

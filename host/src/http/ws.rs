@@ -142,12 +142,21 @@ fn attach(
         );
     };
     let client = app.next_client.fetch_add(1, Ordering::Relaxed);
+    let query = uri.query().unwrap_or_default();
+    let resume = query
+        .split('&')
+        .find_map(|pair| {
+            pair.strip_prefix(connection::RESUME_PARAM)?
+                .strip_prefix('=')
+        })
+        .map(str::to_owned);
     let target = Target {
         service,
         room,
         path: uri.path().to_owned(),
-        query: uri.query().unwrap_or_default().to_owned(),
+        query: query.to_owned(),
         address,
+        resume,
     };
     let span = tracing::info_span!("client", client, service = %target.service.name());
     // Held from here, so shutdown also waits for a connection whose upgrade

@@ -2,7 +2,7 @@
 //! beyond frames (closes, transfers), and the steps of offering a client to
 //! a room. Shared by the actor and the hot-reload path.
 
-use crate::client::{ClientSender, Move};
+use crate::client::{ClientId, ClientSender, Move};
 use crate::wasm::{
     DisconnectReason, GuestClientInfo, GuestError, GuestHandoff, GuestRejection, PendingTransfer,
 };
@@ -58,8 +58,14 @@ pub(super) async fn after_call(instance: &mut RoomBody, meta: &RoomMeta) -> Resu
         let state = instance.state();
         let kicked = std::mem::take(&mut state.kicked);
         let transfers = std::mem::take(&mut state.transfers);
-        if kicked.is_empty() && transfers.is_empty() {
+        let overflowed = std::mem::take(&mut state.overflowed);
+        if kicked.is_empty() && transfers.is_empty() && overflowed.is_empty() {
             return Ok(());
+        }
+        // Clients whose replay buffer overflowed while they waited to
+        // reconnect: their grace ends now.
+        for client in overflowed {
+            end_grace(instance, client).await?;
         }
         for client in kicked {
             instance
@@ -98,5 +104,25 @@ pub(super) fn leave_reason(reason: DisconnectReason) -> &'static str {
         DisconnectReason::Lost => "lost",
         DisconnectReason::Kicked => "kicked",
         DisconnectReason::Transferred => "transferred",
+        DisconnectReason::Suspended => "suspended",
     }
+}
+
+/// Ends a suspended member's wait: it leaves the room and the service, and
+/// the room gets `disconnect(lost)`. Nothing happens for a client that is no
+/// longer suspended here.
+pub(super) async fn end_grace(instance: &mut RoomBody, client: ClientId) -> Result<(), GuestError> {
+    let state = instance.state();
+    let waiting = state
+        .room
+        .members
+        .get(&client)
+        .is_some_and(|member| member.suspended.is_some());
+    if !waiting {
+        return Ok(());
+    }
+    state.remove_member(client);
+    state.forget_client(client);
+    state.tap_membership(client, Some(leave_reason(DisconnectReason::Lost)));
+    instance.disconnect(client, DisconnectReason::Lost).await
 }

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tracing::Instrument;
 
 use super::actor::RoomActor;
@@ -34,7 +34,9 @@ const JOIN_ATTEMPTS: usize = 4;
 struct Seat {
     service: Arc<str>,
     sender: ClientSender,
-    room: Option<mpsc::Sender<RoomEvent>>,
+    room: Option<RoomHandle>,
+    /// The token that lets a new connection take this seat (reconnection).
+    resume_token: Option<String>,
 }
 
 /// The live rooms of every service, the clients of every service, and which
@@ -42,6 +44,8 @@ struct Seat {
 pub struct Rooms {
     table: Arc<RoomTable>,
     clients: Mutex<HashMap<ClientId, Seat>>,
+    /// Live resume tokens and their clients; each is spent on use.
+    resume_tokens: Mutex<HashMap<String, ClientId>>,
     root: Mutex<Option<Arc<str>>>,
     auth: Option<AuthConfig>,
     engine: WasmEngine,
@@ -62,6 +66,7 @@ impl Rooms {
         Arc::new(Rooms {
             table: Arc::new(RoomTable::new(&limits)),
             clients: Mutex::new(HashMap::new()),
+            resume_tokens: Mutex::new(HashMap::new()),
             root: Mutex::new(None),
             auth,
             engine,
@@ -104,7 +109,7 @@ impl Rooms {
             .await?;
         answer?;
         if let Some(seat) = lock(&self.clients).get_mut(&client) {
-            seat.room = Some(handle.inbox.clone());
+            seat.room = Some(handle.clone());
         }
         Ok(handle)
     }
@@ -163,19 +168,102 @@ impl Rooms {
         answer.await.unwrap_or_else(|_| Err(failed()))
     }
 
-    /// Registers a connected client so any room of its service can send to it.
-    pub(crate) fn register_client(&self, service: &Arc<str>, sender: ClientSender) {
+    /// Registers a connected client so any room of its service can send to
+    /// it, with its resume token when the service allows reconnection. A
+    /// client that resumed takes over its seat (and its room).
+    pub(crate) fn register_client(
+        &self,
+        service: &Arc<str>,
+        sender: ClientSender,
+        resume_token: Option<String>,
+    ) {
+        let client = sender.id();
+        let mut clients = lock(&self.clients);
+        let room = clients
+            .get(&client)
+            .filter(|seat| seat.service == *service)
+            .and_then(|seat| seat.room.clone());
+        if let Some(token) = &resume_token {
+            lock(&self.resume_tokens).insert(token.clone(), client);
+        }
         let seat = Seat {
             service: service.clone(),
             sender,
-            room: None,
+            room,
+            resume_token,
         };
-        lock(&self.clients).insert(seat.sender.id(), seat);
+        if let Some(replaced) = clients.insert(client, seat) {
+            self.forget_token(replaced.resume_token.as_deref());
+        }
     }
 
-    /// Forgets a client whose connection ended.
-    pub(crate) fn unregister_client(&self, client: ClientId) {
-        lock(&self.clients).remove(&client);
+    /// The connection `connection` of `client` ended. Its seat goes, unless
+    /// the connection was lost and the client may reconnect (its room keeps
+    /// it waiting and ends the wait), or a newer connection owns the seat.
+    pub(crate) fn connection_ended(&self, client: ClientId, connection: usize, lost: bool) {
+        let mut clients = lock(&self.clients);
+        let Some(seat) = clients.get(&client) else {
+            return;
+        };
+        if seat.sender.connection() != connection || (lost && seat.resume_token.is_some()) {
+            return;
+        }
+        if let Some(seat) = clients.remove(&client) {
+            self.forget_token(seat.resume_token.as_deref());
+        }
+    }
+
+    /// Takes resume token `token` of `service` (each works once): the client
+    /// it names and the room it waits in.
+    pub(crate) fn claim_resume(
+        &self,
+        service: &str,
+        token: &str,
+    ) -> Result<(ClientId, RoomHandle), JoinError> {
+        let refused = |why: &str| JoinError::ResumeRefused(why.to_owned());
+        let client = lock(&self.resume_tokens)
+            .remove(token)
+            .ok_or_else(|| refused("the token is unknown, spent or expired"))?;
+        let clients = lock(&self.clients);
+        let seat = clients
+            .get(&client)
+            .filter(|seat| &*seat.service == service)
+            .ok_or_else(|| refused("the token belongs to another service"))?;
+        let room = seat
+            .room
+            .clone()
+            .ok_or_else(|| refused("the client is in no room"))?;
+        Ok((client, room))
+    }
+
+    /// Puts `sender`'s client back into `room` on its new connection, with
+    /// its next resume token.
+    pub(crate) async fn resume(
+        &self,
+        room: &RoomHandle,
+        sender: ClientSender,
+        token: String,
+    ) -> Result<(), JoinError> {
+        let (reply, answer) = oneshot::channel();
+        let event = RoomEvent::Resume {
+            sender,
+            token,
+            reply,
+        };
+        if room.inbox.send(event).await.is_err() {
+            return Err(JoinError::ResumeRefused("the room ended".into()));
+        }
+        match answer.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(reason)) => Err(JoinError::ResumeRefused(reason)),
+            Err(_) => Err(JoinError::ResumeRefused("the room ended".into())),
+        }
+    }
+
+    fn forget_token(&self, token: Option<&str>) {
+        if let Some(token) = token {
+            lock(&self.resume_tokens).remove(token);
+        }
     }
 
     /// Forgets a client whose connection task died without saying goodbye
@@ -183,9 +271,16 @@ impl Rooms {
     /// connection.
     pub(crate) async fn client_lost(&self, client: ClientId) {
         let seat = lock(&self.clients).remove(&client);
-        if let Some(room) = seat.and_then(|seat| seat.room) {
-            let reason = LeaveReason::Lost;
-            let _ = room.send(RoomEvent::Disconnect { client, reason }).await;
+        if let Some(seat) = seat {
+            self.forget_token(seat.resume_token.as_deref());
+            if let Some(room) = seat.room {
+                let event = RoomEvent::Disconnect {
+                    client,
+                    reason: LeaveReason::Lost,
+                    connection: seat.sender.connection(),
+                };
+                let _ = room.inbox.send(event).await;
+            }
         }
     }
 
@@ -346,6 +441,13 @@ impl ServiceDirectory for Rooms {
 
     fn tap(&self) -> Option<&DevTap> {
         self.tap.as_ref()
+    }
+
+    fn forget_client(&self, client: ClientId) {
+        let seat = lock(&self.clients).remove(&client);
+        if let Some(seat) = seat {
+            self.forget_token(seat.resume_token.as_deref());
+        }
     }
 
     fn metrics(&self) -> &Metrics {

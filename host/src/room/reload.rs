@@ -157,10 +157,12 @@ async fn restart(
             Ok(()) => {
                 // What the plugin attached to the client stays with it,
                 // unless the new version set something else already.
-                if let Some(kept) = fresh.state().room.members.get_mut(&client)
-                    && kept.state.is_empty()
-                {
-                    kept.state = member.state;
+                if let Some(kept) = fresh.state().room.members.get_mut(&client) {
+                    if kept.state.is_empty() {
+                        kept.state = member.state;
+                    }
+                    // Still waiting to reconnect, with what it missed.
+                    kept.suspended = member.suspended;
                 }
                 if let Some(transfer) = offered.deferred {
                     fresh.state().start_transfer(transfer);

@@ -105,7 +105,7 @@ impl RoomInstance {
         link: Option<RoomLink>,
     ) -> Result<RoomInstance, GuestError> {
         let log = PluginLog::new(engine.plugin_log_lines());
-        let state = RoomState::new(limits, link, plugin.has_lobby(), log);
+        let state = RoomState::new(limits, link, plugin.description(), log);
         let mut store = Store::new(engine.engine(), state);
         store.limiter(|state| &mut state.limiter);
         let clock = CallClock::new(engine.call_deadline());
@@ -203,6 +203,11 @@ impl RoomInstance {
     /// Calls `timer`.
     pub async fn timer(&mut self, id: u64) -> Result<(), GuestError> {
         call!(self, call_timer(id))
+    }
+
+    /// Calls `reconnect`.
+    pub async fn reconnect(&mut self, client: ClientId, token: &str) -> Result<(), GuestError> {
+        call!(self, call_reconnect(client, token))
     }
 
     /// Calls `snapshot`; the inner result is the plugin's state (`None`:

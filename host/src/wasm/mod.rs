@@ -25,7 +25,7 @@ pub use engine::WasmEngine;
 pub use instance::{Failure, GuestError, RoomInstance};
 #[cfg(feature = "native-baseline")]
 pub(crate) use output::PluginLog;
-pub use plugin::{CONTRACT_VERSION, Plugin, PluginError};
+pub use plugin::{CONTRACT_VERSION, Description, Plugin, PluginError};
 pub use state::RoomState;
 pub(crate) use state::{PendingTransfer, unix_millis};
 pub use state::{RoomLink, ServiceDirectory};

@@ -16,6 +16,7 @@ use roomhost_rules::checks::{self, ClientStateRefusal, TransferRefusal, Transfer
 
 use super::bindings::roomhost::room::{auth, directory, host, types};
 use super::output::PluginLog;
+use super::plugin::Description;
 use super::text::{MAX_PLUGIN_TEXT, bounded};
 use super::timers::Timers;
 use crate::auth::AuthConfig;
@@ -39,6 +40,9 @@ pub trait ServiceDirectory: Send + Sync {
     fn entries(&self, service: &str) -> Vec<types::RoomEntry>;
     /// Lets `service`'s lobby serve `/`; fails when another service has it.
     fn claim_root(&self, service: &Arc<str>) -> Result<(), String>;
+    /// Forgets a client that left the service while it waited to reconnect
+    /// (its seat and its resume token).
+    fn forget_client(&self, client: ClientId);
     /// How tokens are verified (`None`: no key configured).
     fn auth(&self) -> Option<&AuthConfig>;
     /// The dev event stream, in dev mode.
@@ -83,6 +87,17 @@ pub(crate) struct Member {
     pub(crate) arrival: types::ClientInfo,
     /// What the plugin attached with `set-client-state`.
     pub(crate) state: Vec<u8>,
+    /// Set while its connection is lost and it may reconnect.
+    pub(crate) suspended: Option<Suspension>,
+}
+
+/// A member waiting to reconnect: until when, and the frames sent to it
+/// meanwhile (replayed in order if it comes back).
+#[derive(Clone)]
+pub(crate) struct Suspension {
+    pub(crate) until: tokio::time::Instant,
+    pub(crate) frames: Vec<WsMessage>,
+    pub(crate) bytes: usize,
 }
 
 /// The part of a room the host owns rather than the plugin. It is one value
@@ -112,6 +127,9 @@ pub struct RoomState {
     pub(crate) kicked: Vec<ClientId>,
     /// Clients transferred away during the current callback.
     pub(crate) transfers: Vec<PendingTransfer>,
+    /// Suspended clients whose replay buffer overflowed during the current
+    /// callback: their grace ends (`disconnect(lost)` after the call).
+    pub(crate) overflowed: Vec<ClientId>,
     /// Whether `init` is running (the only time `serve-root` is allowed).
     pub(crate) in_init: bool,
     /// The client whose `connect` is running. A transfer of it waits in
@@ -119,8 +137,11 @@ pub struct RoomState {
     pub(crate) connecting: Option<ClientId>,
     pub(crate) deferred_transfer: Option<PendingTransfer>,
     link: Option<RoomLink>,
-    /// Whether the service declares a lobby (`describe`).
-    service_has_lobby: bool,
+    /// What the service's plugin declared (`describe`), its grace period
+    /// already capped by `max_reconnect_grace`.
+    pub(crate) description: Description,
+    max_replay_frames: usize,
+    max_replay_bytes: usize,
     max_room_id_bytes: usize,
     max_departing_frames: usize,
     max_client_state_bytes: usize,
@@ -142,7 +163,7 @@ impl RoomState {
     pub(crate) fn new(
         limits: &Limits,
         link: Option<RoomLink>,
-        service_has_lobby: bool,
+        description: Description,
         log: PluginLog,
     ) -> RoomState {
         RoomState {
@@ -165,11 +186,14 @@ impl RoomState {
             },
             kicked: Vec::new(),
             transfers: Vec::new(),
+            overflowed: Vec::new(),
             in_init: false,
             connecting: None,
             deferred_transfer: None,
             link,
-            service_has_lobby,
+            description,
+            max_replay_frames: limits.max_replay_frames,
+            max_replay_bytes: limits.max_replay_bytes,
             max_room_id_bytes: limits.max_room_id_bytes,
             max_departing_frames: limits.room_inbox,
             max_client_state_bytes: limits.max_client_state_bytes,
@@ -190,6 +214,7 @@ impl RoomState {
             query: String::new(),
             identity: None,
             handoff: None,
+            resume_token: None,
         };
         self.add_member(sender, arrival);
     }
@@ -202,6 +227,7 @@ impl RoomState {
             sender,
             arrival,
             state: Vec::new(),
+            suspended: None,
         };
         self.room.members.insert(member.sender.id(), member);
     }
@@ -275,6 +301,76 @@ impl RoomState {
     fn fits(&self, msg: &types::Frame) -> Result<(), String> {
         checks::frame_fits(frame_len(msg), self.max_plugin_frame_bytes)
             .map_err(|error| error.to_string())
+    }
+
+    /// Keeps a frame for a suspended member; past `max_replay_frames` or
+    /// `max_replay_bytes` its grace ends instead (after the call).
+    fn keep_for_replay(&mut self, client: ClientId, frame: WsMessage, len: usize) {
+        let (max_frames, max_bytes) = (self.max_replay_frames, self.max_replay_bytes);
+        let Some(suspension) = self
+            .room
+            .members
+            .get_mut(&client)
+            .and_then(|member| member.suspended.as_mut())
+        else {
+            return;
+        };
+        if suspension.frames.len() >= max_frames || suspension.bytes + len > max_bytes {
+            suspension.frames.clear();
+            if !self.overflowed.contains(&client) {
+                self.overflowed.push(client);
+            }
+            return;
+        }
+        suspension.bytes += len;
+        suspension.frames.push(frame);
+    }
+
+    /// Puts a member on hold after its connection was lost, for the
+    /// service's grace period; false when reconnection is off or the
+    /// client is not a member.
+    pub(crate) fn suspend(&mut self, client: ClientId) -> bool {
+        let grace = self.description.reconnect_grace;
+        if grace.is_zero() {
+            return false;
+        }
+        match self.room.members.get_mut(&client) {
+            Some(member) if member.suspended.is_none() => {
+                member.suspended = Some(Suspension {
+                    until: tokio::time::Instant::now() + grace,
+                    frames: Vec::new(),
+                    bytes: 0,
+                });
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The earliest end of a member's grace period, if any is waiting.
+    pub(crate) fn next_expiry(&self) -> Option<tokio::time::Instant> {
+        self.room
+            .members
+            .values()
+            .filter_map(|member| member.suspended.as_ref().map(|s| s.until))
+            .min()
+    }
+
+    /// A suspended member whose grace period is over at `now`.
+    pub(crate) fn expired(&self, now: tokio::time::Instant) -> Option<ClientId> {
+        self.room
+            .members
+            .iter()
+            .find(|(_, member)| member.suspended.as_ref().is_some_and(|s| s.until <= now))
+            .map(|(id, _)| *id)
+    }
+
+    /// Tells the service directory a client left while waiting to
+    /// reconnect, so its seat and token go too.
+    pub(crate) fn forget_client(&self, client: ClientId) {
+        if let Some(link) = &self.link {
+            link.directory.forget_client(client);
+        }
     }
 
     /// The host's metrics, when the room is attached to a host.
@@ -361,7 +457,11 @@ impl host::Host for RoomState {
         let len = frame_len(&msg);
         let frame = into_ws(msg);
         // A slow consumer is closed by `send`; the room goes on.
-        let sent = if let Some(member) = self.room.members.get(&client) {
+        let sent = if let Some(member) = self.room.members.get_mut(&client) {
+            if member.suspended.is_some() {
+                self.keep_for_replay(client, frame, len);
+                return Ok(());
+            }
             Some(member.sender.send(frame))
         } else if let Some(link) = &self.link
             && let Some(other) = link.directory.client(&link.service, client)
@@ -384,22 +484,39 @@ impl host::Host for RoomState {
         // Sorted, so a long list costs log(n) per member rather than n.
         except.sort_unstable();
         let (mut sent, mut slow) = (0, 0);
+        let mut waiting = Vec::new();
         for (id, member) in &self.room.members {
             if except.binary_search(id).is_err() {
+                if member.suspended.is_some() {
+                    waiting.push(*id);
+                    continue;
+                }
                 sent += 1;
                 if member.sender.send(frame.clone()) == Err(SendError::SlowConsumer) {
                     slow += 1;
                 }
             }
         }
+        for client in waiting {
+            self.keep_for_replay(client, frame.clone(), len);
+        }
         self.count_out(sent, len, slow);
         Ok(())
     }
 
     fn close(&mut self, client: ClientId, code: u16, reason: String) {
+        let waiting = self
+            .room
+            .members
+            .get(&client)
+            .is_some_and(|member| member.suspended.is_some());
         let Some(member) = self.remove_member(client) else {
             return;
         };
+        if waiting {
+            // Closed while waiting to reconnect: it has left the service.
+            self.forget_client(client);
+        }
         let code = if roomhost_rules::close::is_plugin_code(code) {
             code
         } else {
@@ -507,16 +624,18 @@ impl directory::Host for RoomState {
         let source = TransferSource {
             room_id: &link.room,
             lobby: link.is_lobby(),
-            service_has_lobby: self.service_has_lobby,
+            service_has_lobby: self.description.lobby,
             max_room_id_bytes: self.max_room_id_bytes,
         };
-        checks::transfer(
-            source,
-            self.is_member(client),
-            room.as_deref(),
-            create,
-            |id| link.directory.is_live(&link.service, id),
-        )
+        // A member waiting to reconnect has no connection to move.
+        let movable = self
+            .room
+            .members
+            .get(&client)
+            .is_some_and(|member| member.suspended.is_none());
+        checks::transfer(source, movable, room.as_deref(), create, |id| {
+            link.directory.is_live(&link.service, id)
+        })
         .map_err(into_wit)?;
         let Some(member) = self.room.members.get(&client) else {
             return Err(types::TransferError::NotAMember);
