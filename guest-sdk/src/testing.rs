@@ -636,7 +636,8 @@ pub enum Reload {
     /// clients and no timers (the old timers are dropped), then `connect`
     /// replayed for each client in id order, each joining the room as its
     /// `connect` runs, as in [`TestRoom::try_connect_with`]. A client
-    /// rejected by the new value is closed with 1008 and reason `rejected
+    /// rejected by the new value is closed with its rejection's code (1008
+    /// unless it names one) and reason `rejected
     /// after reload: REASON`, and gets no `disconnect`. The info stays as
     /// it was unless the new value sets it.
     Restarted,
@@ -752,10 +753,14 @@ impl<S: Reloadable> TestRoom<S> {
     /// timers, then each client is connected to it again, in id order, as
     /// [`TestRoom::try_connect_with`] connects one, with the [`ClientInfo`]
     /// it first connected with (hand-off removed). A client the new value
-    /// rejects is closed with 1008, unless the service closed it already.
+    /// rejects is closed with its rejection's code, unless the service
+    /// closed it already.
     fn restart(&mut self, info: &InitInfo) -> Result<Reload, String> {
         let clients = std::mem::take(&mut self.recorder.clients);
         let mut client_infos = std::mem::take(&mut self.recorder.client_infos);
+        // As on the host: a client's state comes back once the new value
+        // accepted it, unless its `connect` set one.
+        let mut client_states = std::mem::take(&mut self.recorder.client_states);
         self.recorder.timers.clear();
         // Without a snapshot, starting cannot fail.
         self.service = self.start(info)?;
@@ -766,6 +771,11 @@ impl<S: Reloadable> TestRoom<S> {
                 ..client_info(client, "")
             });
             let Err(reason) = self.connect_as(client, |info| *info = arrival) else {
+                if let Some(state) = client_states.remove(&client)
+                    && self.recorder.clients.contains(&client)
+                {
+                    self.recorder.client_states.entry(client).or_insert(state);
+                }
                 continue;
             };
             // The host's 1008 follows any close the service sent, which
@@ -1333,6 +1343,10 @@ impl Backend for Recorder {
             create,
         };
         if self.connecting == Some(client) {
+            // One move per client, as on the host.
+            if self.deferred_transfer.is_some() {
+                return Err(TransferError::NotAMember);
+            }
             self.deferred_transfer = Some(transfer);
             return Ok(());
         }

@@ -58,6 +58,8 @@ fn duration_histogram() -> Histogram {
 /// One host's metrics.
 pub struct Metrics {
     registry: Registry,
+    /// One scrape at a time: a render clears and refills the gauges.
+    rendering: std::sync::Mutex<()>,
     rooms: Family<ServiceLabel, Gauge>,
     clients: Family<ServiceLabel, Gauge>,
     connections_accepted: Counter,
@@ -106,6 +108,7 @@ impl Metrics {
             reloads: Family::default(),
             http_responses: Family::default(),
             registry: Registry::default(),
+            rendering: std::sync::Mutex::new(()),
         };
         let m = &metrics;
         registry.register("rooms", "Live rooms, lobbies excluded", m.rooms.clone());
@@ -265,6 +268,10 @@ impl Metrics {
     /// The metrics as Prometheus text, with the room and client gauges set
     /// from `occupancy` (per service: live rooms, connected clients).
     pub fn render(&self, occupancy: impl IntoIterator<Item = (String, usize, usize)>) -> String {
+        let _one_at_a_time = self
+            .rendering
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         self.rooms.clear();
         self.clients.clear();
         for (service, rooms, clients) in occupancy {

@@ -99,7 +99,7 @@ impl NativeRoom {
         self.state.in_init = false;
         result?.map_err(|reason| {
             GuestError(
-                format!("the room refused to start: {reason}"),
+                format!("the plugin refused to start the room: {reason}"),
                 Failure::Refused,
             )
         })

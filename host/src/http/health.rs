@@ -18,7 +18,8 @@ pub(crate) async fn healthz() -> &'static str {
 
 /// `GET /readyz`: 200 once every plugin is loaded (the router only runs
 /// then) and while the server accepts connections; 503 once it is shutting
-/// down, so a load balancer stops sending clients before they are refused.
+/// down (seen by requests on connections already open: the listener
+/// closes as the shutdown starts).
 pub(crate) async fn readyz(State(app): State<Arc<App>>) -> Response {
     if app.shutdown.is_cancelled() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();

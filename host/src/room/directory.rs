@@ -98,6 +98,9 @@ impl Rooms {
         request: ConnectRequest,
         create: bool,
     ) -> Result<RoomHandle, JoinError> {
+        if room == LOBBY && !service.plugin().has_lobby() {
+            return Err(JoinError::NoSuchRoom(LOBBY.to_owned()));
+        }
         let create = create || room == LOBBY;
         let client = request.id();
         let creator = request.address;
@@ -352,18 +355,11 @@ impl Rooms {
     /// The metrics as Prometheus text, with each of `services`' live rooms
     /// and connected clients (its lobby's included) read now.
     pub fn render_metrics<'a>(&self, services: impl IntoIterator<Item = &'a str>) -> String {
-        let occupancy: Vec<_> = services
-            .into_iter()
-            .map(|service| {
-                let rooms = self.table.list();
-                let listed = rooms.iter().filter(|room| room.service == service);
-                let (count, clients) = listed.fold((0, 0), |(count, clients), room| {
-                    (count + 1, clients + room.clients)
-                });
-                let clients = clients + self.table.lobby_clients(service);
-                (service.to_owned(), count, clients)
-            })
-            .collect();
+        let counts = self.table.occupancy();
+        let occupancy = services.into_iter().map(|service| {
+            let (rooms, clients) = counts.get(service).copied().unwrap_or_default();
+            (service.to_owned(), rooms, clients)
+        });
         self.metrics.render(occupancy)
     }
 
@@ -417,7 +413,8 @@ impl ServiceDirectory for Rooms {
         let mut root = lock(&self.root);
         match root.as_deref() {
             Some(owner) if owner != &**service => {
-                Err(format!("the root is already served by service {owner:?}"))
+                tracing::warn!(owner, "another service's lobby asked for the root");
+                Err(roomhost_rules::checks::ServeRootRefusal::Taken.to_string())
             }
             _ => {
                 *root = Some(service.clone());

@@ -125,7 +125,8 @@ async fn restore(
 }
 
 /// The new instance starts fresh and every client is connected to it again,
-/// in id order; a client the new version rejects is closed with 1008. On
+/// in id order; a client the new version rejects is closed with its
+/// rejection's code (1008 unless it names one). On
 /// failure the old instance keeps its occupancy.
 async fn restart(
     old: &mut RoomBody,

@@ -52,7 +52,8 @@ pub enum PluginError {
         /// What plugins may import.
         provided: String,
     },
-    /// The component was built for an older version of the contract.
+    /// The component was built for another version of the contract (an
+    /// older one, in practice: rebuilding with the current SDK fixes it).
     #[error(
         "plugin {path} was built for roomhost:room@{version}, and this host speaks roomhost:room@{current}: rebuild it with the current roomhost-sdk (`roomhost build`)"
     )]

@@ -649,6 +649,11 @@ impl directory::Host for RoomState {
         };
         if self.connecting == Some(client) {
             // Carried out once `connect` accepts the client (see the actor).
+            // One move per client: a second one is refused, as it would be
+            // once the first had taken the client out of the room.
+            if self.deferred_transfer.is_some() {
+                return Err(types::TransferError::NotAMember);
+            }
             self.deferred_transfer = Some(transfer);
         } else {
             self.start_transfer(transfer);

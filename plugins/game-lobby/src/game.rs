@@ -6,7 +6,8 @@
 //! The hand-off data is the client's [`JoinRequest`]. A room with no game
 //! (fresh, or ended and not yet disposed) accepts only a creator; a room
 //! with a game accepts joins and reconnects. Success is the 13-byte
-//! [`handshake_reply`]; failure is `Err(text)`, and the client goes back to
+//! [`handshake_reply`] (5 bytes for a four-field request,
+//! [`handshake_reply_for`]); failure is `Err(text)`, and the client goes back to
 //! the lobby, which sends `[05]text` and closes it.
 //!
 //! - **create**: the creator becomes the host, player 0, and fixes the

@@ -12,7 +12,7 @@
 //!   `create: false`; when the host reports that the room does not exist →
 //!   `[05]"Room {room_id} does not exist for game {game_id}."` (join) or
 //!   `[05]"Room {room_id} no longer exists for game {game_id}."` (reconnect).
-//! - The hand-off data is the request re-encoded in the five-field form; the
+//! - The hand-off data is the request re-encoded in the form it came in; the
 //!   [game room](crate::game) runs every other check in its `connect`.
 //! - A client the game room rejected comes back here with the reason, and
 //!   gets `[05]` + that reason. (A "no such room" from the host, when the
