@@ -335,6 +335,8 @@ async fn connect(
         path: request.path,
         query: request.query,
         identity: request.identity,
+        claims: request.claims,
+        read_only: request.read_only,
         handoff: request.handoff,
     };
     // A member already, so the plugin can greet it from inside `connect`.

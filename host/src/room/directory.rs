@@ -19,7 +19,7 @@ use super::actor::RoomActor;
 use super::creation_rate::CreationRate;
 use super::notices::LobbyNotices;
 use super::{ConnectRequest, LOBBY, LeaveReason, RoomEvent};
-use crate::auth::AuthConfig;
+use crate::auth::TokenVerifier;
 use crate::client::{ClientId, ClientSender};
 use crate::dev::DevTap;
 use crate::limits::Limits;
@@ -170,7 +170,7 @@ pub struct Rooms {
     creation_rate: CreationRate,
     clients: Mutex<HashMap<ClientId, Seat>>,
     root: Mutex<Option<Arc<str>>>,
-    auth: Option<AuthConfig>,
+    auth: Option<Arc<TokenVerifier>>,
     engine: WasmEngine,
     limits: Arc<Limits>,
     tap: Option<DevTap>,
@@ -183,7 +183,7 @@ impl Rooms {
     pub fn new(
         engine: WasmEngine,
         limits: Arc<Limits>,
-        auth: Option<AuthConfig>,
+        auth: Option<Arc<TokenVerifier>>,
         tap: Option<DevTap>,
     ) -> Arc<Rooms> {
         Arc::new(Rooms {
@@ -358,8 +358,8 @@ impl Rooms {
     }
 
     /// How tokens are verified for plugins (`None`: auth is off).
-    pub(crate) fn auth(&self) -> Option<&AuthConfig> {
-        self.auth.as_ref()
+    pub(crate) fn auth(&self) -> Option<&TokenVerifier> {
+        self.auth.as_deref()
     }
 
     /// The service whose lobby serves `/`, if any.

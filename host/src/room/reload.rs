@@ -241,6 +241,8 @@ async fn restart(
                 path: String::new(),
                 query: String::new(),
                 identity: None,
+                claims: None,
+                read_only: false,
                 handoff: None,
             });
         let state = fresh.state();

@@ -77,6 +77,9 @@ pub struct Collab {
     doc: Document,
     presence: Presence,
     clients: BTreeSet<ClientId>,
+    /// Clients whose token grants read-only access: their document updates
+    /// are dropped, their awareness is relayed.
+    read_only: BTreeSet<ClientId>,
     /// Rate limits of the warnings and resync requests, per connection.
     refusals: BTreeMap<ClientId, sync::Refusals>,
 }
@@ -166,6 +169,9 @@ impl RoomService for Collab {
             return Err(LOBBY_REASON.to_owned());
         }
         self.clients.insert(client.id);
+        if client.read_only {
+            self.read_only.insert(client.id);
+        }
         room.cancel_timer(KEEP_EMPTY_TIMER);
         let step1 = protocol::sync_step1(self.doc.state_vector());
         room.send(client.id, Message::binary(step1));
@@ -182,6 +188,7 @@ impl RoomService for Collab {
         if !self.clients.remove(&client) {
             return;
         }
+        self.read_only.remove(&client);
         self.forget_refusals(room, client);
         let removed = self.presence.remove_client(client, room.now_ms());
         self.broadcast_awareness(room, &removed);
@@ -231,6 +238,7 @@ impl RoomService for Collab {
                 .collect(),
             owners: self.presence.owners().collect(),
             clients: self.clients.iter().copied().collect(),
+            read_only: self.read_only.iter().copied().collect(),
         };
         Ok(Some(snapshot.encode()))
     }
@@ -252,6 +260,7 @@ impl RoomService for Collab {
             doc,
             presence,
             clients: snapshot.clients.into_iter().collect(),
+            read_only: snapshot.read_only.into_iter().collect(),
             refusals: BTreeMap::new(),
         })
     }
