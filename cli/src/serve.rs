@@ -100,14 +100,14 @@ impl AuthArgs {
         }
         let mut public_keys = file.public_keys;
         public_keys.extend(self.jwt_public_keys.iter().cloned());
-        let jwks = self
-            .jwks
-            .clone()
-            .or(file.jwks)
-            .map(|source| match source.parse::<JwksSource>() {
-                Ok(source) => source,
-                Err(never) => match never {},
-            });
+        let jwks =
+            self.jwks
+                .clone()
+                .or(file.jwks)
+                .map(|source| match source.parse::<JwksSource>() {
+                    Ok(source) => source,
+                    Err(never) => match never {},
+                });
         let config = AuthConfig {
             secret: self.jwt_secret.clone(),
             public_keys,
@@ -190,7 +190,9 @@ pub(crate) struct AccessArgs {
 impl AccessArgs {
     pub(crate) fn apply(&self, services: &mut [ServiceSpec]) -> anyhow::Result<()> {
         for name in &self.require_token {
-            service_named(services, name, "--require-token")?.access.require_token = true;
+            service_named(services, name, "--require-token")?
+                .access
+                .require_token = true;
         }
         for flag in &self.token_sources {
             let (name, sources) = name_value(flag, "--token-sources")?;
@@ -202,11 +204,15 @@ impl AccessArgs {
             if sources.is_empty() {
                 bail!("--token-sources {flag:?} names no source");
             }
-            service_named(services, name, "--token-sources")?.access.token_sources = sources;
+            service_named(services, name, "--token-sources")?
+                .access
+                .token_sources = sources;
         }
         for flag in &self.rooms_claim {
             let (name, claim) = name_value(flag, "--rooms-claim")?;
-            service_named(services, name, "--rooms-claim")?.access.rooms_claim = claim.to_owned();
+            service_named(services, name, "--rooms-claim")?
+                .access
+                .rooms_claim = claim.to_owned();
         }
         let mut cleared = Vec::new();
         for flag in &self.allowed_origins {
@@ -682,13 +688,22 @@ pub(crate) mod tests {
             "--jwks=keys.json",
         ])
         .unwrap();
-        let mut services = vec![ServiceSpec::new("docs", "x.wasm"), ServiceSpec::new("chat", "y.wasm")];
+        let mut services = vec![
+            ServiceSpec::new("docs", "x.wasm"),
+            ServiceSpec::new("chat", "y.wasm"),
+        ];
         cli.serve.access.apply(&mut services).unwrap();
         let access = &services[0].access;
         assert!(access.require_token);
-        assert_eq!(access.token_sources, [TokenSource::Header, TokenSource::Query("t".into())]);
+        assert_eq!(
+            access.token_sources,
+            [TokenSource::Header, TokenSource::Query("t".into())]
+        );
         assert_eq!(access.rooms_claim, "perms");
-        assert_eq!(access.allowed_origins, ["https://a.example", "https://b.example"]);
+        assert_eq!(
+            access.allowed_origins,
+            ["https://a.example", "https://b.example"]
+        );
         assert!(!services[1].access.require_token);
         let auth = cli.serve.auth.config(None).unwrap().unwrap();
         assert_eq!(auth.audience.as_deref(), Some("my-app"));

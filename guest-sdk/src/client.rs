@@ -41,7 +41,6 @@ pub struct ClientInfo {
     pub read_only: bool,
 }
 
-
 /// What a client brings when it arrives by transfer: see
 /// [`ClientInfo::handoff`] and [`Room::transfer`](crate::Room::transfer).
 ///

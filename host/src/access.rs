@@ -214,7 +214,9 @@ fn matches(pattern: &str, room: &str) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     /// The service requires a token and none was found.
-    #[error("this service requires a token (Authorization: Bearer, a bearer.* WebSocket protocol, or the query parameter)")]
+    #[error(
+        "this service requires a token (Authorization: Bearer, a bearer.* WebSocket protocol, or the query parameter)"
+    )]
     MissingToken,
     /// The token did not verify.
     #[error("token refused: {0}")]
@@ -288,8 +290,9 @@ impl AccessPolicy {
         self.token_sources.iter().find_map(|source| {
             let token = match source {
                 TokenSource::Header => bearer(headers),
-                TokenSource::Protocol if websocket => protocols(headers)
-                    .find_map(|entry| entry.strip_prefix(PROTOCOL_PREFIX)),
+                TokenSource::Protocol if websocket => {
+                    protocols(headers).find_map(|entry| entry.strip_prefix(PROTOCOL_PREFIX))
+                }
                 TokenSource::Protocol => None,
                 TokenSource::Query(name) => query_param(query, name),
             }?;
@@ -404,8 +407,8 @@ mod tests {
         let all = Grant::from_claims(&json!({ "sub": "ada" }), "rooms").expect("grant");
         assert_eq!(all.identity.as_deref(), Some("ada"));
         assert_eq!(all.access("any"), Some(Access::Write));
-        let listed = Grant::from_claims(&json!({ "rooms": ["doc-1", "team-*"] }), "rooms")
-            .expect("grant");
+        let listed =
+            Grant::from_claims(&json!({ "rooms": ["doc-1", "team-*"] }), "rooms").expect("grant");
         assert_eq!(listed.access("doc-1"), Some(Access::Write));
         assert_eq!(listed.access("team-a"), Some(Access::Write));
         assert_eq!(listed.access("doc-2"), None);
@@ -418,8 +421,15 @@ mod tests {
         assert_eq!(mixed.access("pub-x"), Some(Access::Read));
         assert_eq!(mixed.access("pub-mine"), Some(Access::Write));
         assert_eq!(mixed.access("private"), None);
-        for bad in [json!({ "rooms": "x" }), json!({ "rooms": [1] }), json!({ "rooms": { "a": "admin" } })] {
-            assert_eq!(Grant::from_claims(&bad, "rooms"), Err(Refusal::BadRoomsClaim));
+        for bad in [
+            json!({ "rooms": "x" }),
+            json!({ "rooms": [1] }),
+            json!({ "rooms": { "a": "admin" } }),
+        ] {
+            assert_eq!(
+                Grant::from_claims(&bad, "rooms"),
+                Err(Refusal::BadRoomsClaim)
+            );
         }
     }
 
@@ -430,13 +440,36 @@ mod tests {
             ..AccessPolicy::default()
         };
         let mut headers = HeaderMap::new();
-        assert_eq!(policy.find_token(&headers, "a=1&access_token=q", true).map(|f| f.token), Some("q"));
-        headers.insert(header::SEC_WEBSOCKET_PROTOCOL, "y-protocol, bearer.p".parse().expect("value"));
-        assert_eq!(policy.find_token(&headers, "", true).map(|f| f.token), Some("p"));
-        assert_eq!(policy.find_token(&headers, "", false), None, "protocols are for WebSockets");
+        assert_eq!(
+            policy
+                .find_token(&headers, "a=1&access_token=q", true)
+                .map(|f| f.token),
+            Some("q")
+        );
+        headers.insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            "y-protocol, bearer.p".parse().expect("value"),
+        );
+        assert_eq!(
+            policy.find_token(&headers, "", true).map(|f| f.token),
+            Some("p")
+        );
+        assert_eq!(
+            policy.find_token(&headers, "", false),
+            None,
+            "protocols are for WebSockets"
+        );
         headers.insert(header::AUTHORIZATION, "Bearer h".parse().expect("value"));
-        assert_eq!(policy.find_token(&headers, "access_token=q", true).map(|f| f.token), Some("h"));
-        assert_eq!(policy.strip_token_params("a=1&access_token=q&b=2"), "a=1&b=2");
+        assert_eq!(
+            policy
+                .find_token(&headers, "access_token=q", true)
+                .map(|f| f.token),
+            Some("h")
+        );
+        assert_eq!(
+            policy.strip_token_params("a=1&access_token=q&b=2"),
+            "a=1&b=2"
+        );
         assert_eq!("query:t".parse(), Ok(TokenSource::Query("t".into())));
         assert!("cookie".parse::<TokenSource>().is_err());
     }
@@ -444,13 +477,22 @@ mod tests {
     #[test]
     fn origins_are_checked_only_when_listed() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::ORIGIN, "https://evil.example".parse().expect("value"));
+        headers.insert(
+            header::ORIGIN,
+            "https://evil.example".parse().expect("value"),
+        );
         assert!(AccessPolicy::default().check_origin(&headers).is_ok());
         let policy = AccessPolicy {
             allowed_origins: vec!["https://app.example".into()],
             ..AccessPolicy::default()
         };
-        assert!(matches!(policy.check_origin(&headers), Err(Refusal::Origin(_))));
-        assert!(policy.check_origin(&HeaderMap::new()).is_ok(), "no Origin: not a browser");
+        assert!(matches!(
+            policy.check_origin(&headers),
+            Err(Refusal::Origin(_))
+        ));
+        assert!(
+            policy.check_origin(&HeaderMap::new()).is_ok(),
+            "no Origin: not a browser"
+        );
     }
 }

@@ -174,11 +174,20 @@ mod tests {
             gate.refuse(&headers).map(|r| r.status()),
             Some(StatusCode::UNAUTHORIZED)
         );
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer nope"));
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer nope"),
+        );
         assert!(gate.refuse(&headers).is_some());
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("bearer s3cret"));
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("bearer s3cret"),
+        );
         assert!(gate.refuse(&headers).is_none());
-        let off = AdminGate::new(&AdminConfig::default(), "0.0.0.0:1".parse().expect("address"));
+        let off = AdminGate::new(
+            &AdminConfig::default(),
+            "0.0.0.0:1".parse().expect("address"),
+        );
         assert_eq!(
             off.refuse(&headers).map(|r| r.status()),
             Some(StatusCode::FORBIDDEN)

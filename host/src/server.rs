@@ -204,7 +204,11 @@ impl Server {
         for service in services.values() {
             let access = service.access();
             if access.require_token {
-                let sources: Vec<_> = access.token_sources.iter().map(ToString::to_string).collect();
+                let sources: Vec<_> = access
+                    .token_sources
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
                 tracing::info!(
                     service = service.name(),
                     sources = sources.join(", "),

@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -61,6 +61,7 @@ impl KeyPair {
             .args(args)
             .arg("-out")
             .arg(&private_path)
+            .stderr(Stdio::null())
             .status()
             .expect("the openssl command is installed (test keys are generated with it)");
         assert!(status.success(), "openssl genpkey {args:?} failed");
@@ -97,8 +98,7 @@ impl KeyPair {
 
     /// The public key as a JWK with `kid`.
     pub fn jwk(&self, kid: &str) -> Value {
-        let mut jwk =
-            Jwk::from_encoding_key(&self.encoding_key(), self.algorithm).expect("a JWK");
+        let mut jwk = Jwk::from_encoding_key(&self.encoding_key(), self.algorithm).expect("a JWK");
         jwk.common.key_id = Some(kid.to_owned());
         serde_json::to_value(jwk).expect("JSON")
     }

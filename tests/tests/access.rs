@@ -82,13 +82,26 @@ async fn every_refusal_comes_before_the_upgrade() {
             "wrong key",
             vec![(
                 "authorization",
-                bearer(&hs256("not-the-secret", &claims("ada", json!({ "aud": "roomhost-e2e" })))),
+                bearer(&hs256(
+                    "not-the-secret",
+                    &claims("ada", json!({ "aud": "roomhost-e2e" })),
+                )),
             )],
             "/ws/r1",
             401,
         ),
-        ("wrong algorithm: none", vec![("authorization", bearer(&none))], "/ws/r1", 401),
-        ("wrong algorithm: HS512", vec![("authorization", bearer(&hs512))], "/ws/r1", 401),
+        (
+            "wrong algorithm: none",
+            vec![("authorization", bearer(&none))],
+            "/ws/r1",
+            401,
+        ),
+        (
+            "wrong algorithm: HS512",
+            vec![("authorization", bearer(&hs512))],
+            "/ws/r1",
+            401,
+        ),
         (
             "wrong audience",
             vec![("authorization", bearer(&token(json!({ "aud": "other" }))))],
@@ -97,7 +110,10 @@ async fn every_refusal_comes_before_the_upgrade() {
         ),
         (
             "wrong room",
-            vec![("authorization", bearer(&token(json!({ "rooms": ["team-*"] }))))],
+            vec![(
+                "authorization",
+                bearer(&token(json!({ "rooms": ["team-*"] }))),
+            )],
             "/ws/r1",
             403,
         ),
@@ -175,9 +191,13 @@ async fn identity_claims_and_read_only_arrive_in_connect() {
     assert_eq!(info["query"], "whoami&x=1", "the token is not passed on");
 
     let reader = token(json!({ "rooms": { "doc-*": "read" } }));
-    let mut client = upgrade(&server, "/ws/doc-1?whoami", &[("authorization", &bearer(&reader))])
-        .await
-        .expect("admitted");
+    let mut client = upgrade(
+        &server,
+        "/ws/doc-1?whoami",
+        &[("authorization", &bearer(&reader))],
+    )
+    .await
+    .expect("admitted");
     let info = client.recv_json().await;
     assert_eq!(info["read_only"], true);
     server.stop().await;
@@ -186,13 +206,20 @@ async fn identity_claims_and_read_only_arrive_in_connect() {
 /// Serves misbehave with `auth`, then checks that `good` connects and each
 /// of `bad` gets 401.
 async fn check_tokens(auth: AuthConfig, good: &[String], bad: &[(&str, String)]) {
-    let server =
-        TestServer::start_with_access(vec![guarded("echo", "misbehave")], Some(auth), AdminConfig::default())
-            .await;
+    let server = TestServer::start_with_access(
+        vec![guarded("echo", "misbehave")],
+        Some(auth),
+        AdminConfig::default(),
+    )
+    .await;
     for token in good {
-        let mut client = upgrade(&server, "/ws/r?whoami", &[("authorization", &bearer(token))])
-            .await
-            .unwrap_or_else(|status| panic!("refused with {status}: {token}"));
+        let mut client = upgrade(
+            &server,
+            "/ws/r?whoami",
+            &[("authorization", &bearer(token))],
+        )
+        .await
+        .unwrap_or_else(|status| panic!("refused with {status}: {token}"));
         assert_eq!(client.recv_json().await["identity"], "ada");
     }
     for (what, token) in bad {
@@ -219,9 +246,16 @@ async fn rs256_es256_and_eddsa_keys_from_pem_files() {
         .with_public_key(&ed.public_path);
     check_tokens(
         auth,
-        &[rsa.sign(&ada, None), ec.sign(&ada, None), ed.sign(&ada, Some("any"))],
         &[
-            ("RS256 from a key the server does not know", stranger.sign(&ada, None)),
+            rsa.sign(&ada, None),
+            ec.sign(&ada, None),
+            ed.sign(&ada, Some("any")),
+        ],
+        &[
+            (
+                "RS256 from a key the server does not know",
+                stranger.sign(&ada, None),
+            ),
             (
                 "HS256 keyed with the RSA public key (algorithm confusion)",
                 hs256(&public_rsa, &ada),
@@ -236,14 +270,14 @@ async fn rs256_es256_and_eddsa_keys_from_pem_files() {
 async fn a_jwks_url_is_refreshed_and_picks_up_a_rotated_key() {
     let (old, new) = (KeyPair::rs256(), KeyPair::es256());
     let keyset = JwksServer::start(jwks(&[old.jwk("2026-old")])).await;
-    let mut auth = AuthConfig::jwks(
-        JwksSource::Url(keyset.url()),
-        Duration::from_millis(200),
-    );
+    let mut auth = AuthConfig::jwks(JwksSource::Url(keyset.url()), Duration::from_millis(200));
     auth.issuer = Some("https://idp.example/".into());
-    let server =
-        TestServer::start_with_access(vec![guarded("echo", "misbehave")], Some(auth), AdminConfig::default())
-            .await;
+    let server = TestServer::start_with_access(
+        vec![guarded("echo", "misbehave")],
+        Some(auth),
+        AdminConfig::default(),
+    )
+    .await;
     let ada = claims("ada", json!({ "iss": "https://idp.example/" }));
     let old_token = old.sign(&ada, Some("2026-old"));
     let new_token = new.sign(&ada, Some("2026-new"));
@@ -256,8 +290,16 @@ async fn a_jwks_url_is_refreshed_and_picks_up_a_rotated_key() {
                 .unwrap_or(101)
         }
     };
-    assert_eq!(status(old_token.clone()).await, 101, "the published key verifies");
-    assert_eq!(status(new_token.clone()).await, 401, "the next key is not published yet");
+    assert_eq!(
+        status(old_token.clone()).await,
+        101,
+        "the published key verifies"
+    );
+    assert_eq!(
+        status(new_token.clone()).await,
+        401,
+        "the next key is not published yet"
+    );
     let mut wrong_issuer = ada.clone();
     wrong_issuer["iss"] = json!("https://evil.example/");
     assert_eq!(status(old.sign(&wrong_issuer, Some("2026-old"))).await, 401);
@@ -286,12 +328,19 @@ async fn a_jwks_file_is_read_again_on_schedule() {
     let path = std::env::temp_dir().join(format!("roomhost-e2e-jwks-{}.json", std::process::id()));
     std::fs::write(&path, jwks(&[first.jwk("a")])).expect("write");
     let auth = AuthConfig::jwks(JwksSource::File(path.clone()), Duration::from_millis(200));
-    let server =
-        TestServer::start_with_access(vec![guarded("echo", "misbehave")], Some(auth), AdminConfig::default())
-            .await;
+    let server = TestServer::start_with_access(
+        vec![guarded("echo", "misbehave")],
+        Some(auth),
+        AdminConfig::default(),
+    )
+    .await;
     let ada = claims("ada", json!({}));
     let bearer_first = bearer(&first.sign(&ada, Some("a")));
-    assert!(upgrade(&server, "/ws/r", &[("authorization", &bearer_first)]).await.is_ok());
+    assert!(
+        upgrade(&server, "/ws/r", &[("authorization", &bearer_first)])
+            .await
+            .is_ok()
+    );
     std::fs::write(&path, jwks(&[second.jwk("b")])).expect("rotate");
     let bearer_second = bearer(&second.sign(&ada, Some("b")));
     eventually("the rotated file to be read", || {
@@ -305,7 +354,12 @@ async fn a_jwks_file_is_read_again_on_schedule() {
         }
     })
     .await;
-    assert_eq!(upgrade(&server, "/ws/r", &[("authorization", &bearer_first)]).await.err(), Some(401));
+    assert_eq!(
+        upgrade(&server, "/ws/r", &[("authorization", &bearer_first)])
+            .await
+            .err(),
+        Some(401)
+    );
     server.stop().await;
 }
 
@@ -333,9 +387,19 @@ async fn admin_endpoints_require_the_admin_token() {
         let wrong = get(&server, path, &[("authorization", "Bearer guess")]).await;
         assert_eq!(wrong.status, 401, "{path} with a wrong token");
     }
-    let ok = get(&server, "/status", &[("authorization", "Bearer admin-s3cret")]).await;
+    let ok = get(
+        &server,
+        "/status",
+        &[("authorization", "Bearer admin-s3cret")],
+    )
+    .await;
     assert_eq!(ok.status, 200);
-    let ok = get(&server, "/rooms", &[("authorization", "Bearer admin-s3cret")]).await;
+    let ok = get(
+        &server,
+        "/rooms",
+        &[("authorization", "Bearer admin-s3cret")],
+    )
+    .await;
     assert_eq!(ok.json().expect("JSON"), json!([]));
     // Clients of an open service are not affected.
     let mut client = server.connect("/ws/r").await;
@@ -405,36 +469,78 @@ async fn a_read_only_collab_client_reads_and_shows_presence_but_cannot_edit() {
         AdminConfig::default(),
     )
     .await;
-    let writer = bearer(&hs256(SECRET, &claims("ada", json!({ "rooms": { "doc-*": "write" } }))));
-    let reader = bearer(&hs256(SECRET, &claims("bob", json!({ "rooms": { "doc-*": "read" } }))));
-    let request = |method: &'static str, path: &'static str, token: Option<String>, body: &'static [u8]| {
-        let addr = server.addr();
-        async move {
-            let mut headers = vec![("origin", "https://app.example".to_owned())];
-            if let Some(token) = token {
-                headers.push(("authorization", token));
+    let writer = bearer(&hs256(
+        SECRET,
+        &claims("ada", json!({ "rooms": { "doc-*": "write" } })),
+    ));
+    let reader = bearer(&hs256(
+        SECRET,
+        &claims("bob", json!({ "rooms": { "doc-*": "read" } })),
+    ));
+    let request =
+        |method: &'static str, path: &'static str, token: Option<String>, body: &'static [u8]| {
+            let addr = server.addr();
+            async move {
+                let mut headers = vec![("origin", "https://app.example".to_owned())];
+                if let Some(token) = token {
+                    headers.push(("authorization", token));
+                }
+                let headers: Vec<(&str, &str)> =
+                    headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+                http_request_with_headers(addr, method, path, &headers, body)
+                    .await
+                    .expect("HTTP works")
             }
-            let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
-            http_request_with_headers(addr, method, path, &headers, body)
-                .await
-                .expect("HTTP works")
-        }
-    };
+        };
     let edit = br#"{"insert": "hello", "index": 0}"#;
 
     // HTTP: the same policy.
-    assert_eq!(request("POST", "/rooms/collab/doc-1/text/t", None, edit).await.status, 401);
-    let refused = request("POST", "/rooms/collab/doc-1/text/t", Some(reader.clone()), edit).await;
-    assert_eq!(refused.status, 403, "a read-only token may not edit over REST");
     assert_eq!(
-        request("POST", "/rooms/collab/other/text/t", Some(writer.clone()), edit).await.status,
+        request("POST", "/rooms/collab/doc-1/text/t", None, edit)
+            .await
+            .status,
+        401
+    );
+    let refused = request(
+        "POST",
+        "/rooms/collab/doc-1/text/t",
+        Some(reader.clone()),
+        edit,
+    )
+    .await;
+    assert_eq!(
+        refused.status, 403,
+        "a read-only token may not edit over REST"
+    );
+    assert_eq!(
+        request(
+            "POST",
+            "/rooms/collab/other/text/t",
+            Some(writer.clone()),
+            edit
+        )
+        .await
+        .status,
         403,
         "a room the token does not open"
     );
-    let written = request("POST", "/rooms/collab/doc-1/text/t", Some(writer.clone()), edit).await;
-    assert_eq!(written.status, 200, "{:?}", String::from_utf8_lossy(&written.body));
+    let written = request(
+        "POST",
+        "/rooms/collab/doc-1/text/t",
+        Some(writer.clone()),
+        edit,
+    )
+    .await;
+    assert_eq!(
+        written.status,
+        200,
+        "{:?}",
+        String::from_utf8_lossy(&written.body)
+    );
     assert!(
-        written.head.contains("access-control-allow-origin: https://app.example"),
+        written
+            .head
+            .contains("access-control-allow-origin: https://app.example"),
         "CORS for an allowed origin: {}",
         written.head
     );
@@ -445,7 +551,10 @@ async fn a_read_only_collab_client_reads_and_shows_presence_but_cannot_edit() {
         server.addr(),
         "GET",
         "/rooms/collab/doc-1/doc",
-        &[("origin", "https://evil.example"), ("authorization", &writer)],
+        &[
+            ("origin", "https://evil.example"),
+            ("authorization", &writer),
+        ],
         b"",
     )
     .await
@@ -456,9 +565,22 @@ async fn a_read_only_collab_client_reads_and_shows_presence_but_cannot_edit() {
     assert!(preflight.head.contains("access-control-allow-methods"));
 
     // A real update to try: another document's whole state.
-    let source = request("POST", "/rooms/collab/doc-src/text/t", Some(writer.clone()), br#"{"insert": "vandal", "index": 0}"#).await;
+    let source = request(
+        "POST",
+        "/rooms/collab/doc-src/text/t",
+        Some(writer.clone()),
+        br#"{"insert": "vandal", "index": 0}"#,
+    )
+    .await;
     assert_eq!(source.status, 200);
-    let update = request("GET", "/rooms/collab/doc-src/update", Some(writer.clone()), b"").await.body;
+    let update = request(
+        "GET",
+        "/rooms/collab/doc-src/update",
+        Some(writer.clone()),
+        b"",
+    )
+    .await
+    .body;
 
     let mut ada = upgrade(&server, "/ws/collab/doc-1", &[("authorization", &writer)])
         .await
@@ -467,7 +589,8 @@ async fn a_read_only_collab_client_reads_and_shows_presence_but_cannot_edit() {
         .await
         .expect("the reader connects");
     bob.send_binary(&update_frame(&update)).await;
-    bob.send_binary(&awareness_frame(77, 1, r#"{"user":"bob"}"#)).await;
+    bob.send_binary(&awareness_frame(77, 1, r#"{"user":"bob"}"#))
+        .await;
     // Frames from one client are handled in order: once bob's awareness
     // reaches ada, his update has been dealt with.
     wait_for_frame(&mut ada, |frame| {
@@ -475,7 +598,11 @@ async fn a_read_only_collab_client_reads_and_shows_presence_but_cannot_edit() {
     })
     .await;
     let doc = request("GET", "/rooms/collab/doc-1/doc", Some(reader.clone()), b"").await;
-    assert_eq!(doc.json().expect("JSON"), json!({ "t": "hello" }), "the read-only update was dropped");
+    assert_eq!(
+        doc.json().expect("JSON"),
+        json!({ "t": "hello" }),
+        "the read-only update was dropped"
+    );
 
     // The same frame from the writer is applied.
     ada.send_binary(&update_frame(&update)).await;

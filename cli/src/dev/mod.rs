@@ -27,8 +27,8 @@ use roomhost_host::{CompileCache, Limits, Server, ServerConfig, ServerHandle, Se
 
 use crate::build::PluginBuild;
 use crate::serve::{
-    AdminArgs, AuthArgs, DEFAULT_LISTEN, LimitArgs, apply_config_flag, default_service_name, init_logging,
-    print_banner,
+    AdminArgs, AuthArgs, DEFAULT_LISTEN, LimitArgs, apply_config_flag, default_service_name,
+    init_logging, print_banner,
 };
 use progress::Built;
 use watch::Watcher;

@@ -41,11 +41,13 @@ impl FromStr for JwksSource {
 
     /// `http://...` and `https://...` are URLs; anything else is a path.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        Ok(if text.starts_with("https://") || text.starts_with("http://") {
-            JwksSource::Url(text.to_owned())
-        } else {
-            JwksSource::File(PathBuf::from(text))
-        })
+        Ok(
+            if text.starts_with("https://") || text.starts_with("http://") {
+                JwksSource::Url(text.to_owned())
+            } else {
+                JwksSource::File(PathBuf::from(text))
+            },
+        )
     }
 }
 

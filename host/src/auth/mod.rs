@@ -231,8 +231,7 @@ impl TokenVerifier {
         let secret = match &config.secret {
             Some(secret) if secret.is_empty() => return Err(AuthError::EmptySecret),
             Some(secret) => Some(
-                DecodingKey::from_secret(secret.as_bytes())
-                    .map_err(|_| AuthError::EmptySecret)?,
+                DecodingKey::from_secret(secret.as_bytes()).map_err(|_| AuthError::EmptySecret)?,
             ),
             None => None,
         };

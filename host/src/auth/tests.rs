@@ -69,7 +69,10 @@ async fn a_good_token_yields_its_claims() {
 #[tokio::test]
 async fn expiry_is_required_and_enforced_with_leeway() {
     let auth = verifier(strict()).await;
-    assert!(auth.verify(&hs256("k", &claims(-30))).is_ok(), "within leeway");
+    assert!(
+        auth.verify(&hs256("k", &claims(-30))).is_ok(),
+        "within leeway"
+    );
     assert_eq!(
         auth.verify(&hs256("k", &claims(-61))),
         Err(TokenError::Expired)
@@ -95,10 +98,7 @@ async fn audience_and_issuer_are_checked_only_when_configured() {
     other["iss"] = json!("elsewhere");
     assert!(neutral.verify(&hs256("k", &other)).is_ok());
     let strict = verifier(strict()).await;
-    assert_eq!(
-        strict.verify(&hs256("k", &other)),
-        Err(TokenError::Issuer)
-    );
+    assert_eq!(strict.verify(&hs256("k", &other)), Err(TokenError::Issuer));
     let mut wrong_aud = claims(600);
     wrong_aud["aud"] = json!("someone-else");
     assert_eq!(
@@ -123,6 +123,7 @@ pub(crate) fn openssl_key(args: &[&str]) -> (Vec<u8>, Vec<u8>) {
     let private = Command::new("openssl")
         .arg("genpkey")
         .args(args)
+        .stderr(std::process::Stdio::null())
         .output()
         .expect("the openssl command is installed");
     assert!(private.status.success(), "openssl genpkey failed");
@@ -200,26 +201,58 @@ async fn forgeries_are_refused() {
         ("alg None", raw(&json!({ "alg": "None" }), &good, "")),
         ("alg NONE", raw(&json!({ "alg": "NONE" }), &good, "")),
         ("alg nOnE", raw(&json!({ "alg": "nOnE" }), &good, "")),
-        ("alg hs256 lower case", raw(&json!({ "alg": "hs256" }), &good, signature)),
-        ("alg missing", raw(&json!({ "typ": "JWT" }), &good, signature)),
+        (
+            "alg hs256 lower case",
+            raw(&json!({ "alg": "hs256" }), &good, signature),
+        ),
+        (
+            "alg missing",
+            raw(&json!({ "typ": "JWT" }), &good, signature),
+        ),
         ("alg null", raw(&json!({ "alg": null }), &good, signature)),
         ("alg number", raw(&json!({ "alg": 256 }), &good, signature)),
-        ("header not JSON", format!("bm90IGpzb24.{}", &signed[signed.find('.').unwrap_or(0) + 1..]) + "." + signature),
+        (
+            "header not JSON",
+            format!(
+                "bm90IGpzb24.{}",
+                &signed[signed.find('.').unwrap_or(0) + 1..]
+            ) + "."
+                + signature,
+        ),
         (
             "HS384 with the secret",
-            encode(&Header::new(Algorithm::HS384), &good, &EncodingKey::from_secret(b"k").expect("a secret")).expect("sign"),
+            encode(
+                &Header::new(Algorithm::HS384),
+                &good,
+                &EncodingKey::from_secret(b"k").expect("a secret"),
+            )
+            .expect("sign"),
         ),
         (
             "HS512 with the secret",
-            encode(&Header::new(Algorithm::HS512), &good, &EncodingKey::from_secret(b"k").expect("a secret")).expect("sign"),
+            encode(
+                &Header::new(Algorithm::HS512),
+                &good,
+                &EncodingKey::from_secret(b"k").expect("a secret"),
+            )
+            .expect("sign"),
         ),
         ("wrong secret", hs256("not-k", &good)),
         ("secret with a trailing space", hs256("k ", &good)),
         ("payload swapped after signing", swapped_payload),
         ("signature stripped", format!("{signed}.")),
-        ("signature truncated", format!("{signed}.{}", &signature[..signature.len() / 2])),
+        (
+            "signature truncated",
+            format!("{signed}.{}", &signature[..signature.len() / 2]),
+        ),
         ("signature not base64", format!("{signed}.@@@@")),
-        ("signature of another token", format!("{}.{signature}", raw(&json!({"alg":"HS256"}), &tampered, "").trim_end_matches('.'))),
+        (
+            "signature of another token",
+            format!(
+                "{}.{signature}",
+                raw(&json!({"alg":"HS256"}), &tampered, "").trim_end_matches('.')
+            ),
+        ),
         ("expired", hs256("k", &expired)),
         ("exp as a string", hs256("k", &string_exp)),
         ("wrong issuer", hs256("k", &wrong_iss)),
@@ -233,24 +266,39 @@ async fn forgeries_are_refused() {
         ),
         (
             "RS256 signed by another key",
-            encode(&Header::new(Algorithm::RS256), &good, &EncodingKey::from_rsa_pem(&other_private).expect("rsa")).expect("sign"),
+            encode(
+                &Header::new(Algorithm::RS256),
+                &good,
+                &EncodingKey::from_rsa_pem(&other_private).expect("rsa"),
+            )
+            .expect("sign"),
         ),
         (
             "RS256 with a path-like kid, signed by another key",
-            encode(&kid_header, &good, &EncodingKey::from_rsa_pem(&other_private).expect("rsa")).expect("sign"),
+            encode(
+                &kid_header,
+                &good,
+                &EncodingKey::from_rsa_pem(&other_private).expect("rsa"),
+            )
+            .expect("sign"),
         ),
         (
             "PS256 signed by another key",
-            encode(&Header::new(Algorithm::PS256), &good, &EncodingKey::from_rsa_pem(&other_private).expect("rsa")).expect("sign"),
+            encode(
+                &Header::new(Algorithm::PS256),
+                &good,
+                &EncodingKey::from_rsa_pem(&other_private).expect("rsa"),
+            )
+            .expect("sign"),
         ),
-        (
-            "ES256 header on an RSA signature",
-            {
-                let token = rs256(&good, Header::new(Algorithm::RS256));
-                let (_, rest) = token.split_once('.').expect("parts");
-                format!("{}.{rest}", URL_SAFE_NO_PAD.encode(json!({"alg":"ES256"}).to_string()))
-            },
-        ),
+        ("ES256 header on an RSA signature", {
+            let token = rs256(&good, Header::new(Algorithm::RS256));
+            let (_, rest) = token.split_once('.').expect("parts");
+            format!(
+                "{}.{rest}",
+                URL_SAFE_NO_PAD.encode(json!({"alg":"ES256"}).to_string())
+            )
+        }),
         (
             "EdDSA header on an HMAC signature",
             hmac_over(&json!({ "alg": "EdDSA" }), &good, b"k"),
@@ -265,7 +313,10 @@ async fn forgeries_are_refused() {
         if *what == "wrong issuer" {
             continue;
         }
-        assert!(neutral.verify(token).is_err(), "{what}: accepted without aud/iss checks");
+        assert!(
+            neutral.verify(token).is_err(),
+            "{what}: accepted without aud/iss checks"
+        );
     }
 }
 

@@ -87,7 +87,10 @@ pub(crate) async fn run(
             sender: sender.clone(),
             path: target.path,
             query: target.query,
-            identity: target.grant.as_ref().and_then(|grant| grant.identity.clone()),
+            identity: target
+                .grant
+                .as_ref()
+                .and_then(|grant| grant.identity.clone()),
             claims: target.grant.as_ref().map(|grant| grant.claims.clone()),
             read_only: read_only(target.grant.as_ref(), &target.room),
             handoff: None,

@@ -125,7 +125,10 @@ impl App {
 }
 
 /// A JSON error answer (`{"error": message}`).
-pub(crate) fn error_response(status: axum::http::StatusCode, message: String) -> axum::response::Response {
+pub(crate) fn error_response(
+    status: axum::http::StatusCode,
+    message: String,
+) -> axum::response::Response {
     api::error(status, message)
 }
 

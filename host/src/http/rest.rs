@@ -19,10 +19,10 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::App;
-use crate::access::{AccessPolicy, Admission};
 use super::api::error;
 use super::body::{self, BodyError};
 use super::peer::Peer;
+use crate::access::{AccessPolicy, Admission};
 use crate::room::JoinError;
 use crate::wasm::{GuestHttpRequest, GuestHttpResponse};
 
@@ -76,7 +76,16 @@ pub(crate) async fn room_request(
         }
         return with_cors(response, cors);
     }
-    let response = answer(&app, &service, (room, rest), (uri, address), method, headers, body).await;
+    let response = answer(
+        &app,
+        &service,
+        (room, rest),
+        (uri, address),
+        method,
+        headers,
+        body,
+    )
+    .await;
     with_cors(response, cors)
 }
 

@@ -275,7 +275,11 @@ fn a_read_only_client_reads_and_shows_presence_but_cannot_edit() {
 
     room.message(v, awareness_frame(2, 1, r#"{"user":"viewer"}"#));
     let seen = awareness_entries(&received(&mut room, a));
-    assert_eq!(seen, [(2, 1, r#"{"user":"viewer"}"#.to_owned())], "its presence is relayed");
+    assert_eq!(
+        seen,
+        [(2, 1, r#"{"user":"viewer"}"#.to_owned())],
+        "its presence is relayed"
+    );
 
     // Writers are unaffected.
     room.message(a, update_frame(alice.insert("t", 6, "!")));
