@@ -46,6 +46,9 @@ async fn upgrade(server: &TestServer, path: &str, headers: &[(&str, &str)]) -> R
     Client::connect_with_headers(server.addr(), path, headers).await
 }
 
+/// A refusal case: what, request headers, path, expected status.
+type Case<'a> = (&'a str, Vec<(&'a str, String)>, &'a str, u16);
+
 fn bearer(token: &str) -> String {
     format!("Bearer {token}")
 }
@@ -70,7 +73,7 @@ async fn every_refusal_comes_before_the_upgrade() {
         )
         .expect("sign")
     };
-    let cases: Vec<(&str, Vec<(&str, String)>, &str, u16)> = vec![
+    let cases: Vec<Case> = vec![
         ("missing", vec![], "/ws/r1", 401),
         (
             "expired",
