@@ -95,8 +95,9 @@ pub fn plugin_rebuilt(name: &str, tag: &str) -> PathBuf {
     path
 }
 
-/// `value` as an unsigned LEB128 number, as wasm encodes sizes.
-fn leb128(mut value: usize) -> Vec<u8> {
+/// `value` as an unsigned LEB128 number, as wasm encodes sizes (and lib0,
+/// Yjs's encoding, its var-uints).
+pub fn leb128(mut value: usize) -> Vec<u8> {
     let mut out = Vec::new();
     loop {
         let byte = (value & 0x7f) as u8;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use roomhost_e2e::keys::{self, JwksServer, KeyPair, claims, hs256, jwks};
 use roomhost_e2e::{
-    Client, HttpResponse, TestServer, eventually, http_request_with_headers, plugin,
+    Client, HttpResponse, TestServer, eventually, http_request_with_headers, leb128, plugin,
 };
 use roomhost_host::access::AccessPolicy;
 use roomhost_host::{AdminConfig, AuthConfig, JwksSource, ServiceSpec};
@@ -413,36 +413,23 @@ async fn admin_endpoints_require_the_admin_token() {
 
 // ------------------------------------------------------------ collab
 
-fn var_uint(mut value: usize, out: &mut Vec<u8>) {
-    loop {
-        let byte = (value & 0x7f) as u8;
-        value >>= 7;
-        if value == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
-}
-
 /// A y-protocols sync `update` frame carrying `update`.
 fn update_frame(update: &[u8]) -> Vec<u8> {
     let mut frame = vec![0, 2];
-    var_uint(update.len(), &mut frame);
+    frame.extend(leb128(update.len()));
     frame.extend_from_slice(update);
     frame
 }
 
 /// A y-protocols awareness frame with one state.
 fn awareness_frame(client_id: usize, clock: usize, state: &str) -> Vec<u8> {
-    let mut update = Vec::new();
-    var_uint(1, &mut update);
-    var_uint(client_id, &mut update);
-    var_uint(clock, &mut update);
-    var_uint(state.len(), &mut update);
+    let mut update = leb128(1);
+    update.extend(leb128(client_id));
+    update.extend(leb128(clock));
+    update.extend(leb128(state.len()));
     update.extend_from_slice(state.as_bytes());
     let mut frame = vec![1];
-    var_uint(update.len(), &mut frame);
+    frame.extend(leb128(update.len()));
     frame.extend(update);
     frame
 }
@@ -617,5 +604,38 @@ async fn a_read_only_collab_client_reads_and_shows_presence_but_cannot_edit() {
         }
     })
     .await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfers_stay_within_the_rooms_the_token_opens() {
+    let server = hs_server().await;
+    let limited = token(json!({ "rooms": ["r1", "ok-*"] }));
+    let mut client = upgrade(&server, "/ws/r1", &[("authorization", &bearer(&limited))])
+        .await
+        .expect("admitted");
+    client.send_text("go:ok-1:x").await;
+    assert_eq!(
+        client.recv_text().await,
+        "arrived:r1:x:",
+        "a room the token opens"
+    );
+    client.send_text("go:r2:y").await;
+    assert_eq!(
+        client.recv_text().await,
+        "arrived:r2:y:the token does not grant room \"r2\"",
+        "refused like a rejecting room, and back where it was"
+    );
+    let (_, rooms) = server.get_json("/rooms").await;
+    let ids: Vec<&str> = rooms
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|room| room["room"].as_str())
+        .collect();
+    assert!(
+        !ids.contains(&"r2"),
+        "the refused room was never created: {ids:?}"
+    );
     server.stop().await;
 }

@@ -106,6 +106,8 @@ impl<S: Reloadable + Send + 'static> NativeService for SdkRoom<S> {
                 data: handoff.data.clone(),
                 rejected: handoff.rejected.clone(),
             }),
+            claims: client.claims.clone(),
+            read_only: client.read_only,
         });
         self.with(state, |service, room| service.connect(room, &client))
             .unwrap_or_else(|| Err("the room is not available".to_owned()))

@@ -332,3 +332,45 @@ async fn a_jwks_binds_each_key_to_its_algorithm_and_kid() {
     assert_eq!(keys[0].algorithms, [Algorithm::RS256]);
     assert!(jwks::parse(b"[]").is_none());
 }
+
+/// Prints what one verification costs per key type (`cargo test -p
+/// roomhost-host --lib verification_cost -- --ignored --nocapture`; the
+/// crypto crates are optimised even in debug builds).
+#[tokio::test]
+#[ignore = "a measurement, not a check"]
+async fn verification_cost() {
+    let dir = std::env::temp_dir().join(format!("roomhost-cost-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let good = claims(600);
+    let mut cases = vec![("HS256".to_owned(), strict(), hs256("k", &good))];
+    for (name, args, algorithm) in [
+        ("RS256", RSA, Algorithm::RS256),
+        (
+            "ES256",
+            &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"][..],
+            Algorithm::ES256,
+        ),
+        ("EdDSA", &["-algorithm", "ED25519"][..], Algorithm::EdDSA),
+    ] {
+        let (private, public) = openssl_key(args);
+        let path = dir.join(format!("{name}.pem"));
+        std::fs::write(&path, &public).expect("write");
+        let key = match algorithm {
+            Algorithm::ES256 => EncodingKey::from_ec_pem(&private),
+            Algorithm::EdDSA => EncodingKey::from_ed_pem(&private),
+            _ => EncodingKey::from_rsa_pem(&private),
+        }
+        .expect("key");
+        let token = encode(&Header::new(algorithm), &good, &key).expect("sign");
+        cases.push((name.to_owned(), strict().with_public_key(&path), token));
+    }
+    for (name, config, token) in cases {
+        let auth = verifier(config).await;
+        let rounds = 2000u32;
+        let started = std::time::Instant::now();
+        for _ in 0..rounds {
+            assert!(auth.verify(&token).is_ok());
+        }
+        println!("{name}: {:?} per token", started.elapsed() / rounds);
+    }
+}

@@ -126,7 +126,9 @@ async fn answer(
     let request = GuestHttpRequest {
         method: method.as_str().to_owned(),
         path: format!("/{rest}"),
-        query: uri.query().unwrap_or_default().to_owned(),
+        query: service
+            .access()
+            .strip_token_params(uri.query().unwrap_or_default()),
         headers: headers
             .iter()
             .filter_map(|(name, value)| {
