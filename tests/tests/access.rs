@@ -639,3 +639,43 @@ async fn transfers_stay_within_the_rooms_the_token_opens() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_kid_makes_the_server_read_the_jwks_early() {
+    let (old, new) = (KeyPair::ed25519(), KeyPair::ed25519());
+    let keyset = JwksServer::start(jwks(&[old.jwk("old")])).await;
+    // The schedule alone would not read the set again during this test.
+    let auth = AuthConfig::jwks(JwksSource::Url(keyset.url()), Duration::from_secs(3600));
+    let server = TestServer::start_with_access(
+        vec![guarded("echo", "misbehave")],
+        Some(auth),
+        AdminConfig::default(),
+    )
+    .await;
+    keyset.set(jwks(&[old.jwk("old"), new.jwk("new")]));
+    let header = bearer(&new.sign(&claims("ada", json!({})), Some("new")));
+    assert_eq!(
+        upgrade(&server, "/ws/r", &[("authorization", &header)])
+            .await
+            .err(),
+        Some(401),
+        "refused at first: the server's set is older than the token"
+    );
+    // The early read waits out the minimum interval (10 s) since the last.
+    let deadline = tokio::time::Instant::now() + roomhost_host::auth::jwks::MIN_REFETCH * 2;
+    loop {
+        if upgrade(&server, "/ws/r", &[("authorization", &header)])
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the new key never verified"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(keyset.served(), 2, "one read at startup, one early read");
+    server.stop().await;
+}
