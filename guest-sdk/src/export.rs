@@ -329,6 +329,8 @@ impl From<wit::ClientInfo> for ClientInfo {
             query: client.query,
             identity: client.identity,
             handoff: client.handoff.map(Handoff::from),
+            claims: client.claims,
+            read_only: client.read_only,
             resume_token: client.resume_token,
         }
     }

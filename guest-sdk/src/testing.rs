@@ -185,7 +185,8 @@ impl<S: RoomService> TestRoom<S> {
     /// Like [`TestRoom::try_connect`], with every [`ClientInfo`] field under
     /// the test's control: `customize` receives the info the harness would
     /// send (path `/ws/test/ROOM`, or `/ws/test` for the lobby; empty query,
-    /// no identity, no hand-off) and may change anything except the id.
+    /// no identity, no claims, not read-only, no hand-off) and may change
+    /// anything except the id.
     ///
     /// A client rejected without a hand-off has left the service (frames
     /// sent to it later are dropped); one rejected with a hand-off goes back
@@ -986,8 +987,12 @@ impl<S> fmt::Debug for TestRoomBuilder<S> {
     }
 }
 
-/// A [`ClientInfo`] with `id` and `query`, path `/ws/test/test`, no identity
-/// and no hand-off: for unit-testing code that takes a `ClientInfo`.
+/// A [`ClientInfo`] with `id` and `query`, path `/ws/test/test`, no identity,
+/// no claims, not read-only and no hand-off: for unit-testing code that
+/// takes a `ClientInfo`. Set [`ClientInfo::identity`], [`ClientInfo::claims`]
+/// or [`ClientInfo::read_only`] on it (or in
+/// [`TestRoom::try_connect_with`]) to play a client whose token the host
+/// verified.
 pub fn client_info(id: ClientId, query: &str) -> ClientInfo {
     ClientInfo {
         id,
@@ -995,6 +1000,8 @@ pub fn client_info(id: ClientId, query: &str) -> ClientInfo {
         query: query.to_owned(),
         identity: None,
         handoff: None,
+        claims: None,
+        read_only: false,
         resume_token: None,
     }
 }

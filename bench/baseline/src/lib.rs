@@ -182,6 +182,8 @@ fn client_info(client: &guest::ClientInfo) -> ClientInfo {
             data: handoff.data.clone(),
             rejected: handoff.rejected.clone(),
         }),
+        claims: client.claims.clone(),
+        read_only: client.read_only,
         resume_token: client.resume_token.clone(),
     })
 }

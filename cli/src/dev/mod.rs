@@ -27,7 +27,8 @@ use roomhost_host::{CompileCache, Limits, Server, ServerConfig, ServerHandle, Se
 
 use crate::build::PluginBuild;
 use crate::serve::{
-    AuthArgs, DEFAULT_LISTEN, LimitArgs, apply_config_flag, default_service_name, print_banner,
+    AdminArgs, AuthArgs, DEFAULT_LISTEN, LimitArgs, apply_config_flag, default_service_name,
+    print_banner,
 };
 use progress::Built;
 use watch::Watcher;
@@ -69,6 +70,8 @@ pub struct DevArgs {
     #[command(flatten)]
     auth: AuthArgs,
     #[command(flatten)]
+    admin: AdminArgs,
+    #[command(flatten)]
     limits: LimitArgs,
     #[command(flatten)]
     log: crate::logging::LogArgs,
@@ -95,7 +98,8 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
     let build = PluginBuild::prepare(&dir, args.target_dir.as_deref())?;
     let cache = CompileCache::new(build.target_dir().join(COMPILE_CACHE_DIR));
     let debounce = Duration::from_millis(args.debounce_ms);
-    let auth = args.auth.config()?;
+    let auth = args.auth.config(None)?;
+    let admin = args.admin.config(false)?;
 
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
@@ -118,6 +122,7 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
             limits,
             cache: Some(cache),
             auth,
+            admin,
             dev_tap: Some(tap.clone()),
         })
         .await?;

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use tokio::sync::oneshot;
 
+use crate::access::{Access, Grant};
 use crate::client::{
     ClientId, ClientReceivers, ClientSender, ForcedClose, Move, Outbound, OutboundQueue,
 };
@@ -47,6 +48,10 @@ pub(crate) struct Target {
     /// The resume token the client presented (`roomhost_resume`), to take
     /// the place of a client whose connection was lost.
     pub(crate) resume: Option<String>,
+    /// What the client's token grants, when its service requires one: its
+    /// identity and claims, and the rooms it may enter (checked again on
+    /// every transfer).
+    pub(crate) grant: Option<Grant>,
 }
 
 /// The query parameter a reconnecting client presents its token in.
@@ -114,7 +119,12 @@ pub(crate) async fn run(
             sender: sender.clone(),
             path: target.path,
             query: target.query,
-            identity: None,
+            identity: target
+                .grant
+                .as_ref()
+                .and_then(|grant| grant.identity.clone()),
+            claims: target.grant.as_ref().map(|grant| grant.claims.clone()),
+            read_only: read_only(target.grant.as_ref(), &target.room),
             handoff: None,
             resume_token: resume_token.clone(),
             address: Some(target.address),
@@ -150,6 +160,7 @@ pub(crate) async fn run(
                     rooms: &rooms,
                     service: &target.service,
                     request: &request,
+                    grant: target.grant.as_ref(),
                 };
                 let (reason, room) = reader.forward(client, room, &mut moves, &mover).await;
                 tracing::debug!(?reason, "left");
@@ -187,6 +198,12 @@ fn join_error_label(error: &JoinError) -> &'static str {
     }
 }
 
+/// Whether `grant` gives only read access to `room` (no grant: the service
+/// does not require tokens, so nothing is restricted).
+fn read_only(grant: Option<&Grant>, room: &str) -> bool {
+    grant.is_some_and(|grant| grant.access(room) == Some(Access::Read))
+}
+
 fn join_error_code(error: &JoinError) -> u16 {
     match error {
         JoinError::Rejected { code, .. } => *code,
@@ -201,6 +218,7 @@ struct Mover<'a> {
     rooms: &'a Arc<Rooms>,
     service: &'a Arc<Service>,
     request: &'a ConnectRequest,
+    grant: Option<&'a Grant>,
 }
 
 impl Mover<'_> {
@@ -221,13 +239,20 @@ impl Mover<'_> {
         let target = order.to.as_deref().unwrap_or(LOBBY);
         let request = ConnectRequest {
             handoff: Some(order.handoff.clone()),
+            read_only: read_only(self.grant, target),
             ..self.request.clone()
         };
-        let room = match self
-            .rooms
-            .join(self.service, target, request, order.create)
-            .await
-        {
+        // The token's rooms bound transfers too: a room it does not open is
+        // refused like a room that rejected the client.
+        let joined = match self.grant.map(|grant| grant.access_to(target)) {
+            Some(Err(refused)) => Err(refused.to_string()),
+            _ => self
+                .rooms
+                .join(self.service, target, request, order.create)
+                .await
+                .map_err(|refused| refused.to_string()),
+        };
+        let room = match joined {
             Ok(room) => room,
             Err(refused) => {
                 tracing::debug!(to = target, %refused, "transfer refused; returning the client");
@@ -235,8 +260,9 @@ impl Mover<'_> {
                     handoff: Some(GuestHandoff {
                         from_room: order.to,
                         data: order.handoff.data,
-                        rejected: Some(refused.to_string()),
+                        rejected: Some(refused.clone()),
                     }),
+                    read_only: read_only(self.grant, &from.meta.key.room),
                     ..self.request.clone()
                 };
                 self.rooms

@@ -1,5 +1,7 @@
-//! WebSocket upgrades: validates the handshake and the target, reserves a
-//! connection slot and hands the socket to [`crate::connection`].
+//! WebSocket upgrades: validates the handshake and the target, admits the
+//! client under its service's access policy (origin, token, room; 401/403
+//! before the upgrade), reserves a connection slot and hands the socket to
+//! [`crate::connection`].
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -8,7 +10,7 @@ use std::sync::atomic::Ordering;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{FromRequestParts, OriginalUri, Path, State};
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use futures_util::FutureExt;
@@ -17,6 +19,7 @@ use tracing::Instrument;
 use super::App;
 use super::api::error;
 use super::peer::Peer;
+use crate::access::{self, Admission, TokenSource};
 use crate::connection::{self, Target};
 use crate::contain::panic_message;
 use crate::room::LOBBY;
@@ -26,6 +29,7 @@ pub(crate) async fn root(
     State(app): State<Arc<App>>,
     OriginalUri(uri): OriginalUri,
     peer: Peer,
+    headers: HeaderMap,
     ValidUpgrade(upgrade): ValidUpgrade,
 ) -> Response {
     let service = app
@@ -38,17 +42,18 @@ pub(crate) async fn root(
             "no service serves the root: connect to /ws/{service} or /ws/{service}/{room}".into(),
         );
     };
-    attach(app, service, LOBBY.into(), (uri, peer), upgrade)
+    attach(app, service, LOBBY.into(), (uri, peer, &headers), upgrade)
 }
 
 pub(crate) async fn single_lobby(
     State(app): State<Arc<App>>,
     OriginalUri(uri): OriginalUri,
     peer: Peer,
+    headers: HeaderMap,
     ValidUpgrade(upgrade): ValidUpgrade,
 ) -> Response {
     match app.single_service().cloned() {
-        Some(service) => attach(app, service, LOBBY.into(), (uri, peer), upgrade),
+        Some(service) => attach(app, service, LOBBY.into(), (uri, peer, &headers), upgrade),
         None => several_services(&app),
     }
 }
@@ -59,13 +64,14 @@ pub(crate) async fn single_service(
     Path(room): Path<String>,
     OriginalUri(uri): OriginalUri,
     peer: Peer,
+    headers: HeaderMap,
     ValidUpgrade(upgrade): ValidUpgrade,
 ) -> Response {
     if let Some(service) = app.single_service().cloned() {
-        return attach(app, service, room, (uri, peer), upgrade);
+        return attach(app, service, room, (uri, peer, &headers), upgrade);
     }
     match app.services.get(&room).cloned() {
-        Some(service) => attach(app, service, LOBBY.into(), (uri, peer), upgrade),
+        Some(service) => attach(app, service, LOBBY.into(), (uri, peer, &headers), upgrade),
         None => several_services(&app),
     }
 }
@@ -86,6 +92,7 @@ pub(crate) async fn named_service(
     Path((service, room)): Path<(String, String)>,
     OriginalUri(uri): OriginalUri,
     peer: Peer,
+    headers: HeaderMap,
     ValidUpgrade(upgrade): ValidUpgrade,
 ) -> Response {
     let Some(service) = app.services.get(&service).cloned() else {
@@ -94,7 +101,7 @@ pub(crate) async fn named_service(
             format!("no service named {service:?}"),
         );
     };
-    attach(app, service, room, (uri, peer), upgrade)
+    attach(app, service, room, (uri, peer, &headers), upgrade)
 }
 
 /// The checks of an upgrade's target before any room is touched: the
@@ -127,13 +134,48 @@ fn attach(
     app: Arc<App>,
     service: Arc<Service>,
     room: String,
-    (uri, Peer(address)): (axum::http::Uri, Peer),
+    (uri, Peer(address), headers): (axum::http::Uri, Peer, &HeaderMap),
     upgrade: WebSocketUpgrade,
 ) -> Response {
     if let Some((reason, refused)) = admit(&app, &service, &room, &uri) {
         app.rooms.metrics().connection_refused(reason);
         return refused;
     }
+    let policy = service.access();
+    let query = uri.query().unwrap_or_default();
+    let admitted = policy.admit(
+        app.rooms.auth(),
+        headers,
+        query,
+        &room,
+        Admission::WebSocket,
+    );
+    let grant = match admitted {
+        Ok(grant) => grant,
+        Err(refused) => {
+            tracing::debug!(service = service.name(), %refused, "upgrade refused");
+            app.rooms.metrics().connection_refused("access");
+            return error(refused.status(), refused.to_string());
+        }
+    };
+    // A token sent as a protocol entry is not a protocol: answer with the
+    // first entry that is one (browsers fail a handshake whose offered
+    // protocols get no answer).
+    let came_by_protocol = grant.is_some()
+        && policy
+            .find_token(headers, query, true)
+            .is_some_and(|found| *found.source == TokenSource::Protocol);
+    let upgrade = match came_by_protocol
+        .then(|| {
+            access::protocols(headers)
+                .find(|entry| !entry.starts_with(access::PROTOCOL_PREFIX))
+                .map(str::to_owned)
+        })
+        .flatten()
+    {
+        Some(protocol) => upgrade.protocols([protocol]),
+        None => upgrade,
+    };
     let Ok(slot) = app.connection_slots.clone().try_acquire_owned() else {
         app.rooms.metrics().connection_refused("connection_limit");
         return error(
@@ -142,7 +184,6 @@ fn attach(
         );
     };
     let client = app.next_client.fetch_add(1, Ordering::Relaxed);
-    let query = uri.query().unwrap_or_default();
     let resume = query
         .split('&')
         .find_map(|pair| {
@@ -150,13 +191,15 @@ fn attach(
                 .strip_prefix('=')
         })
         .map(str::to_owned);
+    let query = policy.strip_token_params(query);
     let target = Target {
         service,
         room,
         path: uri.path().to_owned(),
-        query: query.to_owned(),
+        query,
         address,
         resume,
+        grant: grant.map(|(grant, _)| grant),
     };
     let span = tracing::info_span!("client", client, service = %target.service.name());
     // Held from here, so shutdown also waits for a connection whose upgrade

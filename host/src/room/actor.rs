@@ -393,6 +393,8 @@ async fn connect(
         path: request.path,
         query: request.query,
         identity: request.identity,
+        claims: request.claims,
+        read_only: request.read_only,
         handoff: request.handoff,
         resume_token: request.resume_token,
     };

@@ -15,7 +15,7 @@ use super::actor::RoomActor;
 use super::meta::{RoomHandle, RoomKey, RoomListing, lock};
 use super::table::RoomTable;
 use super::{ConnectRequest, JoinError, LOBBY, LeaveReason, RoomEvent};
-use crate::auth::AuthConfig;
+use crate::auth::TokenVerifier;
 use crate::client::{ClientId, ClientSender};
 use crate::dev::DevTap;
 use crate::limits::Limits;
@@ -47,7 +47,7 @@ pub struct Rooms {
     /// Live resume tokens and their clients; each is spent on use.
     resume_tokens: Mutex<HashMap<String, ClientId>>,
     root: Mutex<Option<Arc<str>>>,
-    auth: Option<AuthConfig>,
+    auth: Option<Arc<TokenVerifier>>,
     engine: WasmEngine,
     limits: Arc<Limits>,
     tap: Option<DevTap>,
@@ -60,7 +60,7 @@ impl Rooms {
     pub fn new(
         engine: WasmEngine,
         limits: Arc<Limits>,
-        auth: Option<AuthConfig>,
+        auth: Option<Arc<TokenVerifier>>,
         tap: Option<DevTap>,
     ) -> Arc<Rooms> {
         Arc::new(Rooms {
@@ -297,6 +297,11 @@ impl Rooms {
         }
     }
 
+    /// How tokens are verified (`None`: no key configured).
+    pub(crate) fn auth(&self) -> Option<&TokenVerifier> {
+        self.auth.as_deref()
+    }
+
     /// The service whose lobby serves `/`, if any.
     pub(crate) fn root_service(&self) -> Option<Arc<str>> {
         lock(&self.root).clone()
@@ -424,7 +429,7 @@ impl ServiceDirectory for Rooms {
     }
 
     /// How tokens are verified for plugins (`None`: auth is off).
-    fn auth(&self) -> Option<&AuthConfig> {
+    fn auth(&self) -> Option<&TokenVerifier> {
         self.auth.as_ref()
     }
 

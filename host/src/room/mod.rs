@@ -81,8 +81,13 @@ pub struct ConnectRequest {
     pub path: String,
     /// The raw query string (no `?`).
     pub query: String,
-    /// A verified identity, when the host knows one.
+    /// A verified identity (the token's subject), when the host knows one.
     pub identity: Option<String>,
+    /// The verified token's claims as JSON text, when the service requires
+    /// a token.
+    pub claims: Option<String>,
+    /// Whether the client's token grants only read access to the room.
+    pub read_only: bool,
     /// The token that lets a new connection take this client's place, when
     /// the service allows reconnection.
     pub(crate) resume_token: Option<String>,
