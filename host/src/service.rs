@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock};
 
-use crate::limits::Limits;
 use crate::access::AccessPolicy;
+use crate::limits::Limits;
 use crate::wasm::{CompileCache, Plugin, PluginError, WasmEngine};
 
 /// What to load: a service name, its plugin file and its configuration.

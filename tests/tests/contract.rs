@@ -18,6 +18,7 @@ fn config(services: Vec<ServiceSpec>) -> ServerConfig {
         limits: test_limits(),
         cache: Some(CompileCache::new(plugin_target_dir().join("compile-cache"))),
         auth: None,
+        admin: Default::default(),
         dev_tap: None,
     }
 }

@@ -179,6 +179,9 @@ pub(crate) fn router(app: Arc<App>) -> Router {
                 .options(rest::preflight),
         )
         .merge(admin)
-        .layer(middleware::from_fn_with_state(app.clone(), health::count_status))
+        .layer(middleware::from_fn_with_state(
+            app.clone(),
+            health::count_status,
+        ))
         .with_state(app)
 }

@@ -37,11 +37,16 @@ pub(super) async fn offer(
     state.connecting = None;
     let deferred = state.deferred_transfer.take();
     let answer = answer?;
+    if answer.is_err() {
+        // Out before anything the call asked for runs: a rejected client
+        // gets no `disconnect`, and no later callback can move it.
+        let state = instance.state();
+        state.remove_member(id);
+        state.kicked.retain(|kicked| *kicked != id);
+    }
     after_call(instance, meta).await?;
     let state = instance.state();
-    if answer.is_err() {
-        state.remove_member(id);
-    } else if state.is_member(id) {
+    if answer.is_ok() && state.is_member(id) {
         state.tap_membership(id, None);
     }
     Ok(Offer {
@@ -75,12 +80,14 @@ pub(super) async fn after_call(instance: &mut RoomBody, meta: &RoomMeta) -> Resu
                 .disconnect(client, DisconnectReason::Kicked)
                 .await?;
         }
+        // Every move is ordered before any `disconnect(transferred)` runs,
+        // so a callback that fails cannot strand the clients after it.
+        let mut moved = Vec::with_capacity(transfers.len());
         for transfer in transfers {
             instance.state().tap_membership(
                 transfer.client,
                 Some(leave_reason(DisconnectReason::Transferred)),
             );
-            // Sent before the callback so the client moves even if it fails.
             transfer.sender.relocate(Move {
                 to: transfer.to,
                 handoff: GuestHandoff {
@@ -90,8 +97,11 @@ pub(super) async fn after_call(instance: &mut RoomBody, meta: &RoomMeta) -> Resu
                 },
                 create: transfer.create,
             });
+            moved.push(transfer.client);
+        }
+        for client in moved {
             instance
-                .disconnect(transfer.client, DisconnectReason::Transferred)
+                .disconnect(client, DisconnectReason::Transferred)
                 .await?;
         }
     }

@@ -430,7 +430,7 @@ impl ServiceDirectory for Rooms {
 
     /// How tokens are verified for plugins (`None`: auth is off).
     fn auth(&self) -> Option<&TokenVerifier> {
-        self.auth.as_ref()
+        self.auth.as_deref()
     }
 
     fn is_live(&self, service: &str, room: &str) -> bool {

@@ -19,7 +19,7 @@ use super::output::PluginLog;
 use super::plugin::Description;
 use super::text::{MAX_PLUGIN_TEXT, bounded};
 use super::timers::Timers;
-use crate::auth::AuthConfig;
+use crate::auth::TokenVerifier;
 use crate::client::{ClientId, ClientSender, SendError};
 use crate::close;
 use crate::dev::{DevTap, Direction, Payload};
@@ -44,7 +44,7 @@ pub trait ServiceDirectory: Send + Sync {
     /// (its seat and its resume token).
     fn forget_client(&self, client: ClientId);
     /// How tokens are verified (`None`: no key configured).
-    fn auth(&self) -> Option<&AuthConfig>;
+    fn auth(&self) -> Option<&TokenVerifier>;
     /// The dev event stream, in dev mode.
     fn tap(&self) -> Option<&DevTap>;
     /// The host's metrics.
@@ -214,6 +214,8 @@ impl RoomState {
             query: String::new(),
             identity: None,
             handoff: None,
+            claims: None,
+            read_only: false,
             resume_token: None,
         };
         self.add_member(sender, arrival);
