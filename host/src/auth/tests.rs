@@ -129,7 +129,12 @@ pub(crate) fn openssl_key(args: &[&str]) -> (Vec<u8>, Vec<u8>) {
     assert!(private.status.success(), "openssl genpkey failed");
     let dir = std::env::temp_dir().join(format!("roomhost-auth-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join(format!("{}.pem", args.join("_").replace([':', '/'], "-")));
+    // One file per key: tests run at once, and two writing the same path
+    // would pair one test's private key with another's public key.
+    static KEYS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let serial = KEYS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = args.join("_").replace([':', '/'], "-");
+    let path = dir.join(format!("{name}-{serial}.pem"));
     std::fs::write(&path, &private.stdout).expect("write key");
     let public = Command::new("openssl")
         .args(["pkey", "-pubout", "-in"])
