@@ -149,7 +149,11 @@ fn attach(
                 target,
                 app.rooms.clone(),
                 app.limits.clone(),
-                app.shutdown.clone(),
+                // A child, not a clone: a clone shares the server's token
+                // node, whose mutex every connection's writer would take on
+                // every poll (measured: issue 19); a child has its own and
+                // is cancelled with the server's.
+                app.shutdown.child_token(),
             );
             let rooms = app.rooms.clone();
             let tracked = app.connections.track_future(async move {
