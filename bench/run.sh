@@ -13,6 +13,12 @@
 #                     20,000 per process, for the server and the load generator alike)
 #   ROOMS_HELD=10000  rooms held (one idle client each)
 #   OUT=bench/results  where JSON per run and summary.md go
+#   SHAPE_RATE=20000 SHAPE_CLIENTS="10 100 1000" SHAPE_MODES="fixed max"
+#   SHAPE_SERVERS="wasm native" SHAPE_IN_FLIGHT=1   the shapes step (below)
+#   FANOUT_SERVERS="wasm native"  servers of the fanout and sweep steps
+#   IDLE_ROOMS=20 IDLE_SERVERS="wasm native"        the idle step
+#   BEFORE_ROOMHOST=path  an older roomhost binary: the server kind "before"
+#                         in SHAPE_SERVERS, FANOUT_SERVERS and IDLE_SERVERS
 #
 # What it runs, per scenario, alternating wasm (`roomhost serve fanout.wasm`)
 # and native (`roomhost-baseline --service fanout`), a fresh server each run:
@@ -144,7 +150,7 @@ loadtest() {
 # becomes wasm or native.
 on_both() {
     local label=$1 report=$2 rooms=$3 clients=$4 rate=$5 ramp=$6
-    for kind in wasm native; do
+    for kind in ${FANOUT_SERVERS:-wasm native}; do
         log "$label, $kind"
         start_server "$kind"
         loadtest "${report//KIND/$kind}" "$rooms" "$clients" "$rate" --ramp-up-secs "$ramp"
@@ -303,11 +309,16 @@ held() {
         >"$OUT/$name-$kind-rss.json"
 }
 
+# IDLE_ROOMS rooms share IDLE_CONNS silent clients; IDLE_SERVERS as
+# SHAPE_SERVERS (wasm, native, before). Issue 19 measured 1 room x 5,000 and
+# 1 x 19,000 (IDLE_ROOMS=1).
+IDLE_ROOMS=${IDLE_ROOMS:-20}
+IDLE_SERVERS=${IDLE_SERVERS:-"wasm native"}
 idle() {
-    local per_room=$((IDLE_CONNS / 20))
-    for kind in wasm native; do
-        log "idle: 20 rooms x $per_room silent clients, $kind"
-        held "$kind" idle 20 "$per_room"
+    local per_room=$((IDLE_CONNS / IDLE_ROOMS))
+    for kind in $IDLE_SERVERS; do
+        log "idle: $IDLE_ROOMS rooms x $per_room silent clients, $kind"
+        held "$kind" "idle-$IDLE_CONNS" "$IDLE_ROOMS" "$per_room"
     done
 }
 

@@ -82,6 +82,27 @@ def fanout():
         print()
         print(latency_origin_note(origins))
     print()
+    if not load("*-max-before-*.json"):
+        return
+    print("The same scenarios with the `before` server (BEFORE_ROOMHOST) in the same runs:\n")
+    print("| scenario | before delivered/s | wasm (after) delivered/s | after/before | before p50 / p99 ms at half | after p50 / p99 ms at half |")
+    print("|---|---|---|---|---|---|")
+    for name, label in SCENARIOS:
+        row = {}
+        for kind in ("before", "wasm"):
+            best = load(f"{name}-max-{kind}-*.json")
+            half = load(f"{name}-half-{kind}-*.json")
+            row[kind] = (
+                median([r["messages"]["delivered_per_sec"] for r in best]),
+                median([r["latency_ms"]["p50"] for r in half]),
+                median([r["latency_ms"]["p99"] for r in half]),
+            )
+        b, w = row["before"], row["wasm"]
+        print(
+            f"| ({name}) {label} | {fmt(b[0])} | {fmt(w[0])} | {ratio(w[0], b[0])} "
+            f"| {fmt(b[1], 2)} / {fmt(b[2], 2)} | {fmt(w[1], 2)} / {fmt(w[2], 2)} |"
+        )
+    print()
 
 
 def shapes():
@@ -130,8 +151,8 @@ def held(name, title):
     print(f"### {title} {SHARED}\n")
     print("| server | rooms x clients | connections open | RSS before | RSS with clients | growth per connection |")
     print("|---|---|---|---|---|---|")
-    for kind in ("wasm", "native"):
-        for r in load(f"{name}-{kind}-rss.json"):
+    for kind in ("before", "wasm", "native"):
+        for r in load(f"{name}-{kind}-rss.json") + load(f"{name}-*-{kind}-rss.json"):
             growth = (r["rss_during_kib"] - r["rss_before_kib"]) * 1024
             conns = r["open_at_end"] or r["established"] or 0
             per = growth / conns / 1024 if conns else None
@@ -143,7 +164,7 @@ def held(name, title):
 
 
 def rooms_per_room():
-    idle = {r["kind"]: r for kind in ("wasm", "native") for r in load(f"idle-{kind}-rss.json")}
+    idle = {r["kind"]: r for kind in ("wasm", "native") for r in load(f"idle-{kind}-rss.json") + load(f"idle-*-{kind}-rss.json")}
     rooms = {r["kind"]: r for kind in ("wasm", "native") for r in load(f"rooms-{kind}-rss.json")}
     if not idle or not rooms:
         return

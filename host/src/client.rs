@@ -101,13 +101,16 @@ pub struct ClientSender {
     max_queued_frames: usize,
     max_queued_bytes: usize,
     forced: Arc<ForcedClose>,
-    moves: mpsc::Sender<Move>,
+    /// Boxed: a tokio channel allocates its first block of 32 slots when it
+    /// is created, and 32 unboxed moves are ~3.3 KiB per connection for a
+    /// channel most connections never use (issue 19).
+    moves: mpsc::Sender<Box<Move>>,
 }
 
 /// The receiving ends of a client's channels, owned by its connection.
 pub(crate) struct ClientReceivers {
     pub(crate) frames: OutboundQueue,
-    pub(crate) moves: mpsc::Receiver<Move>,
+    pub(crate) moves: mpsc::Receiver<Box<Move>>,
     pub(crate) forced: Arc<ForcedClose>,
 }
 
@@ -272,7 +275,7 @@ impl ClientSender {
     /// Orders the client's connection to move to another room; a client
     /// whose connection cannot take the order is closed.
     pub(crate) fn relocate(&self, order: Move) {
-        if self.moves.try_send(order).is_err() {
+        if self.moves.try_send(Box::new(order)).is_err() {
             self.forced
                 .request(close::ROOM_ERROR, "transfer failed: connection busy");
         }

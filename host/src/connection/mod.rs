@@ -212,7 +212,7 @@ impl Reader<'_> {
         &mut self,
         client: ClientId,
         mut room: RoomHandle,
-        moves: &mut mpsc::Receiver<Move>,
+        moves: &mut mpsc::Receiver<Box<Move>>,
         mover: &Mover<'_>,
     ) -> (LeaveReason, RoomHandle) {
         let mut closing_deadline = None;
@@ -224,7 +224,7 @@ impl Reader<'_> {
                 // writer takes its time to get the close frame out.
                 () = self.forced.requested() => return (LeaveReason::Lost, room),
                 Some(order) = moves.recv() => {
-                    match mover.relocate(client, order, &room).await {
+                    match mover.relocate(client, *order, &room).await {
                         Ok(next_room) => room = next_room,
                         Err(reason) => {
                             self.forced.request(close::ROOM_ERROR, &reason);
