@@ -214,7 +214,8 @@ sweep() {
 # SHAPE_IN_FLIGHT of its own frames in flight per client). Each run samples
 # the server's CPU (user and system ticks, /proc/PID/stat), its write(2)
 # calls (/proc/PID/io: eventfd wake-ups; sockets use send(2)) and the TCP
-# segments its sockets sent (ss) at the start and end of the measured window, so
+# segments its sockets sent (ss; recorded raw, not summarised: the sums came
+# out negative in the issue 19 runs, unexplained) at the start and end of the measured window, so
 # summarize.py reports CPU seconds per million deliveries. SHAPE_SERVERS
 # picks the servers, alternating within each run: wasm, native, and before
 # (BEFORE_ROOMHOST: another roomhost binary serving the same fanout.wasm,

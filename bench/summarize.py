@@ -113,12 +113,11 @@ def shapes():
         return
     print(f"### Fan-out shapes: 1 room, 64-byte frames {SHARED}\n")
     print("Server CPU (user + system, /proc/PID/stat, 10 ms ticks) over the measured window, per")
-    print("million deliveries; `sys` is the system share of it. Segments are the TCP segments the")
-    print("server's sockets sent (ss `segs_out`) per delivery; wake-ups are write(2) calls per delivery")
+    print("million deliveries; `sys` is the system share of it; wake-ups are write(2) calls per delivery")
     print("(/proc/PID/io `syscw`: tokio's eventfd wake-ups of idle workers; sockets use send(2), which")
     print("it does not count). Medians of the runs.\n")
-    print("| shape | server | runs | delivered/s | p50 / p99 ms | CPU s per 1M deliveries | sys | segments per delivery | wake-ups per delivery |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| shape | server | runs | delivered/s | p50 / p99 ms | CPU s per 1M deliveries | sys | wake-ups per delivery |")
+    print("|---|---|---|---|---|---|---|---|")
     clients = sorted({int(os.path.basename(p).split("-")[1]) for p in glob.glob(os.path.join(OUT, "shape-*.json"))})
     for n in clients:
         for mode in ("fixed", "max"):
@@ -142,7 +141,7 @@ def shapes():
                     f"| {label} | {kind} | {len(runs)} | {fmt(median([r['messages']['delivered_per_sec'] for r in runs]))} "
                     f"| {fmt(median([r['latency_ms']['p50'] for r in runs]), 2)} / {fmt(median([r['latency_ms']['p99'] for r in runs]), 2)} "
                     f"| {fmt(median(cpu), 2)} | {fmt(median(sys_share) and median(sys_share) * 100)} % "
-                    f"| {fmt(median(segs), 2)} | {fmt(median(writes), 2)} |"
+                    f"| {fmt(median(writes), 2)} |"
                 )
     print()
 
