@@ -304,7 +304,7 @@ impl Reader<'_> {
         &mut self,
         client: ClientId,
         mut room: RoomHandle,
-        moves: &mut mpsc::Receiver<Move>,
+        moves: &mut mpsc::Receiver<Box<Move>>,
         mover: &Mover<'_>,
     ) -> (LeaveReason, RoomHandle) {
         let mut closing_deadline = None;
@@ -316,7 +316,7 @@ impl Reader<'_> {
                 // writer takes its time to get the close frame out.
                 () = self.forced.requested() => return (LeaveReason::Lost, room),
                 Some(order) = moves.recv() => {
-                    match mover.relocate(client, order, &room).await {
+                    match mover.relocate(client, *order, &room).await {
                         Ok(next_room) => room = next_room,
                         Err(reason) => {
                             self.forced.request(close::ROOM_ERROR, &reason);
@@ -433,6 +433,11 @@ struct Signals {
     writer_done: CancellationToken,
 }
 
+/// Frames one batch takes from the queue at most before it flushes, so a
+/// writer whose room keeps its queue full still gets its flush out (and lets
+/// other tasks run) at a bounded interval.
+const MAX_BATCH_FRAMES: usize = 256;
+
 async fn write_loop(
     mut sink: SplitSink<WebSocket, WsMessage>,
     mut queue: OutboundQueue,
@@ -442,17 +447,24 @@ async fn write_loop(
 ) {
     let ping_interval = limits.ping_interval;
     let mut ping = interval_at(Instant::now() + ping_interval, ping_interval);
+    // Created once, not per frame: each of these registers a waiter when
+    // first polled, and re-creating them per frame cost a waiter list
+    // insert and removal per delivery.
+    let forced_close = forced.requested();
+    let shutdown = signals.shutdown.cancelled();
+    let reader_done = signals.reader_done.cancelled();
+    tokio::pin!(forced_close, shutdown, reader_done);
     // Set when the client left output unread for `idle_timeout`: its close
     // then waits only the grace, not another `idle_timeout`.
     let mut stalled = false;
     let close = loop {
-        let frame = tokio::select! {
+        let first = tokio::select! {
             biased;
-            () = forced.requested() => break forced.frame(),
-            () = signals.shutdown.cancelled() => break Some((close::GOING_AWAY, "server shutting down".to_owned())),
+            () = &mut forced_close => break forced.frame(),
+            () = &mut shutdown => break Some((close::GOING_AWAY, "server shutting down".to_owned())),
             // The room may have queued a close (kick, failure) just before
             // the reader stopped: deliver it rather than drop it.
-            () = signals.reader_done.cancelled() => break queued_close(&mut queue),
+            () = &mut reader_done => break queued_close(&mut queue),
             out = queue.recv() => match out {
                 Some(Outbound::Frame(frame)) => frame,
                 Some(Outbound::Close(code, reason)) => break Some((code, reason)),
@@ -460,15 +472,26 @@ async fn write_loop(
             },
             _ = ping.tick() => WsMessage::Ping(Default::default()),
         };
-        // A peer that stops reading blocks the send; a forced close or a
+        // One batch: the frame that woke the writer and whatever else is
+        // queued by now go into the WebSocket's write buffer, which writes
+        // to the socket only past 16 KiB (`http::ws::write_batch_bytes`), then one flush writes
+        // the rest. An idle connection's batch is one frame, written at once
+        // (TCP_NODELAY); a busy one's frames share write calls and TCP
+        // segments. A close queued behind the batch is sent after it.
+        //
+        // A peer that stops reading blocks the batch; a forced close or a
         // shutdown must still be attempted, so they abort it (the close
         // frame's own send is bounded below). A peer that reads nothing for
         // `idle_timeout` is as dead as one that sends nothing.
+        let mut close_after = None;
         let sent = tokio::select! {
             biased;
-            () = forced.requested() => break forced.frame(),
-            () = signals.shutdown.cancelled() => break Some((close::GOING_AWAY, "server shutting down".to_owned())),
-            sent = timeout(limits.idle_timeout, sink.send(frame)) => sent,
+            () = &mut forced_close => break forced.frame(),
+            () = &mut shutdown => break Some((close::GOING_AWAY, "server shutting down".to_owned())),
+            sent = timeout(
+                limits.idle_timeout,
+                write_batch(&mut sink, first, &mut queue, &mut close_after),
+            ) => sent,
         };
         // A client that leaves too much unread is closed through `forced`,
         // so its reader leaves the room at once.
@@ -491,6 +514,9 @@ async fn write_loop(
                 stalled = true;
                 break forced.frame();
             }
+        }
+        if let Some(close) = close_after {
+            break Some(close);
         }
     };
     if let Some((code, reason)) = close {
@@ -523,4 +549,27 @@ async fn write_loop(
         let _ = timeout(Duration::from_secs(1), sink.flush()).await;
     }
     signals.writer_done.cancel();
+}
+
+/// Writes `first` and the frames queued behind it (at most
+/// [`MAX_BATCH_FRAMES`]) with one flush. Stops taking frames at a close,
+/// which it leaves in `close` for the caller to send after the batch.
+async fn write_batch(
+    sink: &mut SplitSink<WebSocket, WsMessage>,
+    first: WsMessage,
+    queue: &mut OutboundQueue,
+    close: &mut Option<(u16, String)>,
+) -> Result<(), axum::Error> {
+    sink.feed(first).await?;
+    for _ in 1..MAX_BATCH_FRAMES {
+        match queue.try_recv() {
+            Ok(Outbound::Frame(frame)) => sink.feed(frame).await?,
+            Ok(Outbound::Close(code, reason)) => {
+                *close = Some((code, reason));
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    sink.flush().await
 }

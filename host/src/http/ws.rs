@@ -210,10 +210,12 @@ fn attach(
         // it resident: an idle connection cost ~128 KiB of RSS (issue 7).
         // 4 KiB holds typical frames; larger ones grow the buffer as needed.
         .read_buffer_size(READ_BUFFER_BYTES)
-        // Frames are written out as they come (each send flushes anyway);
-        // what the socket does not take stays in a buffer capped at one
-        // frame plus `max_write_buffer_bytes` (pongs, the close frame).
-        .write_buffer_size(0)
+        // The writer buffers the frames queued for the client and flushes
+        // once per batch (`connection::write_loop`); the buffer goes to the
+        // socket early only past `write_batch_bytes`. What the socket does
+        // not take stays in a buffer capped at one frame plus
+        // `max_write_buffer_bytes` (pongs, the close frame).
+        .write_buffer_size(write_batch_bytes(&app.limits))
         .max_write_buffer_size(write_buffer_cap(&app.limits))
         .max_message_size(app.limits.max_frame_bytes)
         .max_frame_size(app.limits.max_frame_bytes)
@@ -224,7 +226,11 @@ fn attach(
                 target,
                 app.rooms.clone(),
                 app.limits.clone(),
-                app.shutdown.clone(),
+                // A child, not a clone: a clone shares the server's token
+                // node, whose mutex every connection's writer would take on
+                // every poll (measured: issue 19); a child has its own and
+                // is cancelled with the server's.
+                app.shutdown.child_token(),
             );
             let rooms = app.rooms.clone();
             let tracked = app.connections.track_future(async move {
@@ -243,6 +249,17 @@ fn attach(
 
 /// Initial read buffer of a WebSocket connection.
 const READ_BUFFER_BYTES: usize = 4 * 1024;
+
+/// Bytes a writer's batch collects before it goes to the socket, at most:
+/// enough for ~200 small frames per `write` call, small enough that the
+/// buffer a busy connection keeps stays modest. Never more than
+/// `max_write_buffer_bytes`, so a pending batch cannot make a frame look like
+/// unread output.
+const WRITE_BATCH_BYTES: usize = 16 * 1024;
+
+fn write_batch_bytes(limits: &crate::Limits) -> usize {
+    WRITE_BATCH_BYTES.min(limits.max_write_buffer_bytes)
+}
 
 /// Largest WebSocket frame header (2 bytes, 8 of length, 4 of mask).
 const FRAME_HEADER_BYTES: usize = 14;
