@@ -4,7 +4,8 @@
 //! The reader and the writer run as two futures of one task. The reader owns
 //! liveness (idle timeout, ping rate, oversized frames, protocol violations,
 //! the peer's close); the writer owns the socket's sending half (frames,
-//! pings, close frames) and closes a client that leaves its output unread.
+//! pings, close frames), writes what is queued in batches with one flush
+//! each, and closes a client that leaves its output unread.
 //! Every way a connection ends tells the room exactly once, and every close
 //! the host decides on is sent as a close frame with its code.
 
