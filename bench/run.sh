@@ -2,7 +2,7 @@
 # roomhost benchmark suite (issue 7): wasm-hosted rooms against the native
 # baseline, measured in the same run, alternating, on the same machine.
 #
-#   bench/run.sh [STEP...]        steps: build micro fanout sweep idle rooms coldstart summary
+#   bench/run.sh [STEP...]        steps: build micro fanout shapes sweep idle rooms coldstart summary
 #                                 (default: all of them, in that order)
 #
 # Environment (all optional):
@@ -13,6 +13,12 @@
 #                     20,000 per process, for the server and the load generator alike)
 #   ROOMS_HELD=10000  rooms held (one idle client each)
 #   OUT=bench/results  where JSON per run and summary.md go
+#   SHAPE_RATE=20000 SHAPE_CLIENTS="10 100 1000" SHAPE_MODES="fixed max"
+#   SHAPE_SERVERS="wasm native" SHAPE_IN_FLIGHT=1   the shapes step (below)
+#   FANOUT_SERVERS="wasm native"  servers of the fanout and sweep steps
+#   IDLE_ROOMS=20 IDLE_SERVERS="wasm native"        the idle step
+#   BEFORE_ROOMHOST=path  an older roomhost binary: the server kind "before"
+#                         in SHAPE_SERVERS, FANOUT_SERVERS and IDLE_SERVERS
 #
 # What it runs, per scenario, alternating wasm (`roomhost serve fanout.wasm`)
 # and native (`roomhost-baseline --service fanout`), a fresh server each run:
@@ -27,6 +33,8 @@
 #   rooms: ROOMS_HELD rooms with one silent client each; server RSS.
 #   coldstart: time from exec to "listening" for `roomhost serve` with no
 #   compile cache, with a warm cache, and for the native baseline.
+#   shapes: 1 room x 10 / 100 / 1,000 clients at a fixed SHAPE_RATE
+#   deliveries/s and at max rate; server CPU seconds per million deliveries.
 #   micro: `cargo bench -p roomhost-baseline --bench calls` (instantiate,
 #   message call and memory per idle room, wasm vs native).
 #
@@ -92,8 +100,12 @@ start_server() {
     local kind=$1
     shift
     local logfile=$OUT/server-$kind.log
-    if [[ $kind == wasm ]]; then
-        "$ROOMHOST" serve --listen "127.0.0.1:$PORT" --cache-dir "$CACHE_DIR" \
+    if [[ $kind == wasm || $kind == before ]]; then
+        local binary=$ROOMHOST
+        if [[ $kind == before ]]; then
+            binary=${BEFORE_ROOMHOST:?"set BEFORE_ROOMHOST to an older roomhost binary"}
+        fi
+        "$binary" serve --listen "127.0.0.1:$PORT" --cache-dir "$CACHE_DIR-$kind" \
             -p "fanout=$FANOUT_WASM" "${LIMITS[@]}" "$@" >"$logfile" 2>&1 &
     else
         "$BASELINE" --listen "127.0.0.1:$PORT" --service fanout "${LIMITS[@]}" "$@" \
@@ -138,7 +150,7 @@ loadtest() {
 # becomes wasm or native.
 on_both() {
     local label=$1 report=$2 rooms=$3 clients=$4 rate=$5 ramp=$6
-    for kind in wasm native; do
+    for kind in ${FANOUT_SERVERS:-wasm native}; do
         log "$label, $kind"
         start_server "$kind"
         loadtest "${report//KIND/$kind}" "$rooms" "$clients" "$rate" --ramp-up-secs "$ramp"
@@ -196,6 +208,77 @@ sweep() {
     done
 }
 
+# Fan-out shapes (issue 19): one room of 10, 100 and 1,000 clients, 64-byte
+# frames broadcast to every member, sender included; at a fixed SHAPE_RATE
+# deliveries/s ("fixed") and as fast as echoes return ("max": --rate 0,
+# SHAPE_IN_FLIGHT of its own frames in flight per client). Each run samples
+# the server's CPU (user and system ticks, /proc/PID/stat), its write(2)
+# calls (/proc/PID/io: eventfd wake-ups; sockets use send(2)) and the TCP
+# segments its sockets sent (ss; recorded raw, not summarised: the sums came
+# out negative in the issue 19 runs, unexplained) at the start and end of the measured window, so
+# summarize.py reports CPU seconds per million deliveries. SHAPE_SERVERS
+# picks the servers, alternating within each run: wasm, native, and before
+# (BEFORE_ROOMHOST: another roomhost binary serving the same fanout.wasm,
+# for before/after comparisons in one run).
+SHAPE_RATE=${SHAPE_RATE:-20000}
+SHAPE_CLIENTS=${SHAPE_CLIENTS:-"10 100 1000"}
+SHAPE_MODES=${SHAPE_MODES:-"fixed max"}
+SHAPE_SERVERS=${SHAPE_SERVERS:-"wasm native"}
+SHAPE_IN_FLIGHT=${SHAPE_IN_FLIGHT:-1}
+
+# proc_sample PID: "utime stime syscw segs" (ticks, ticks, write(2)-type
+# calls, TCP segments the server's sockets on $PORT sent, from ss).
+proc_sample() {
+    local ticks writes segs
+    ticks=$(awk '{print $14, $15}' "/proc/$1/stat")
+    writes=$(awk '/^syscw/ {print $2}' "/proc/$1/io" 2>/dev/null || echo 0)
+    segs=$(ss -tinH state established "( sport = :$PORT )" 2>/dev/null |
+        grep -o 'segs_out:[0-9]*' | awk -F: '{n += $2} END {printf "%d\n", n}')
+    echo "$ticks ${writes:-0} ${segs:-0}"
+}
+
+shapes() {
+    local ramp=2
+    for run in $(seq 1 "$RUNS"); do
+        for clients in $SHAPE_CLIENTS; do
+            for mode in $SHAPE_MODES; do
+                local rate=0
+                if [[ $mode == fixed ]]; then
+                    rate=$(python3 -c "print(round($SHAPE_RATE / ($clients * $clients), 6))")
+                fi
+                for kind in $SHAPE_SERVERS; do
+                    local out=$OUT/shape-$clients-$mode-$kind-$run.json
+                    log "run $run: 1x$clients $mode (rate $rate/client), $kind"
+                    start_server "$kind"
+                    "$ROOMHOST" loadtest --url "ws://127.0.0.1:$PORT/ws" --rooms 1 \
+                        --clients-per-room "$clients" --rate "$rate" \
+                        --max-in-flight "$SHAPE_IN_FLIGHT" --payload-bytes 64 \
+                        --ramp-up-secs "$ramp" --warmup-secs "$WARMUP" \
+                        --duration-secs "$DURATION" --json >"$out.tmp" &
+                    local client=$!
+                    sleep $((ramp + WARMUP))
+                    local start end
+                    start=$(proc_sample "$SERVER_PID")
+                    sleep "$DURATION"
+                    end=$(proc_sample "$SERVER_PID")
+                    wait "$client" || true
+                    stop_server
+                    read -r u0 s0 w0 g0 <<<"$start"
+                    read -r u1 s1 w1 g1 <<<"$end"
+                    jq --arg kind "$kind" --arg mode "$mode" \
+                        --argjson hz "$(getconf CLK_TCK)" \
+                        --argjson user $((u1 - u0)) --argjson system $((s1 - s0)) \
+                        --argjson writes $((w1 - w0)) --argjson segs $((g1 - g0)) \
+                        '. + {server: {kind: $kind, mode: $mode,
+                              cpu_user_secs: ($user / $hz), cpu_system_secs: ($system / $hz),
+                              write_calls: $writes, tcp_segments_out: $segs}}' "$out.tmp" >"$out"
+                    rm -f "$out.tmp"
+                done
+            done
+        done
+    done
+}
+
 # held KIND NAME ROOMS CLIENTS: ROOMS x CLIENTS silent clients; records the
 # server's RSS before and while they are connected.
 held() {
@@ -227,11 +310,16 @@ held() {
         >"$OUT/$name-$kind-rss.json"
 }
 
+# IDLE_ROOMS rooms share IDLE_CONNS silent clients; IDLE_SERVERS as
+# SHAPE_SERVERS (wasm, native, before). Issue 19 measured 1 room x 5,000 and
+# 1 x 19,000 (IDLE_ROOMS=1).
+IDLE_ROOMS=${IDLE_ROOMS:-20}
+IDLE_SERVERS=${IDLE_SERVERS:-"wasm native"}
 idle() {
-    local per_room=$((IDLE_CONNS / 20))
-    for kind in wasm native; do
-        log "idle: 20 rooms x $per_room silent clients, $kind"
-        held "$kind" idle 20 "$per_room"
+    local per_room=$((IDLE_CONNS / IDLE_ROOMS))
+    for kind in $IDLE_SERVERS; do
+        log "idle: $IDLE_ROOMS rooms x $per_room silent clients, $kind"
+        held "$kind" "idle-$IDLE_CONNS" "$IDLE_ROOMS" "$per_room"
     done
 }
 
@@ -289,7 +377,7 @@ summary() {
 
 steps=("$@")
 if [[ ${#steps[@]} -eq 0 ]]; then
-    steps=(build micro fanout sweep idle rooms coldstart summary)
+    steps=(build micro fanout shapes sweep idle rooms coldstart summary)
 fi
 log "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); load generator and server share them"
 for step in "${steps[@]}"; do

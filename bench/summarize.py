@@ -82,14 +82,76 @@ def fanout():
         print()
         print(latency_origin_note(origins))
     print()
+    if not load("*-max-before-*.json"):
+        return
+    print("The same scenarios with the `before` server (BEFORE_ROOMHOST) in the same runs:\n")
+    print("| scenario | before delivered/s | wasm (after) delivered/s | after/before | before p50 / p99 ms at half | after p50 / p99 ms at half |")
+    print("|---|---|---|---|---|---|")
+    for name, label in SCENARIOS:
+        row = {}
+        for kind in ("before", "wasm"):
+            best = load(f"{name}-max-{kind}-*.json")
+            half = load(f"{name}-half-{kind}-*.json")
+            row[kind] = (
+                median([r["messages"]["delivered_per_sec"] for r in best]),
+                median([r["latency_ms"]["p50"] for r in half]),
+                median([r["latency_ms"]["p99"] for r in half]),
+            )
+        b, w = row["before"], row["wasm"]
+        print(
+            f"| ({name}) {label} | {fmt(b[0])} | {fmt(w[0])} | {ratio(w[0], b[0])} "
+            f"| {fmt(b[1], 2)} / {fmt(b[2], 2)} | {fmt(w[1], 2)} / {fmt(w[2], 2)} |"
+        )
+    print()
+
+
+def shapes():
+    """1 room x N clients (bench/run.sh shapes): deliveries/s, latency and the
+    server's CPU seconds per million deliveries, per server kind found."""
+    kinds = [k for k in ("before", "wasm", "native") if load(f"shape-*-*-{k}-*.json")]
+    if not kinds:
+        return
+    print(f"### Fan-out shapes: 1 room, 64-byte frames {SHARED}\n")
+    print("Server CPU (user + system, /proc/PID/stat, 10 ms ticks) over the measured window, per")
+    print("million deliveries; `sys` is the system share of it; wake-ups are write(2) calls per delivery")
+    print("(/proc/PID/io `syscw`: tokio's eventfd wake-ups of idle workers; sockets use send(2), which")
+    print("it does not count). Medians of the runs.\n")
+    print("| shape | server | runs | delivered/s | p50 / p99 ms | CPU s per 1M deliveries | sys | wake-ups per delivery |")
+    print("|---|---|---|---|---|---|---|---|")
+    clients = sorted({int(os.path.basename(p).split("-")[1]) for p in glob.glob(os.path.join(OUT, "shape-*.json"))})
+    for n in clients:
+        for mode in ("fixed", "max"):
+            for kind in kinds:
+                runs = [r for r in load(f"shape-{n}-{mode}-{kind}-*.json") if "server" in r]
+                if not runs:
+                    continue
+                cpu, sys_share, writes, segs = [], [], [], []
+                for r in runs:
+                    delivered = r["messages"]["delivered"]
+                    busy = r["server"]["cpu_user_secs"] + r["server"]["cpu_system_secs"]
+                    if delivered:
+                        cpu.append(busy / delivered * 1e6)
+                        writes.append(r["server"]["write_calls"] / delivered)
+                        if "tcp_segments_out" in r["server"]:
+                            segs.append(r["server"]["tcp_segments_out"] / delivered)
+                    if busy:
+                        sys_share.append(r["server"]["cpu_system_secs"] / busy)
+                label = f"1 x {n:,}, " + ("fixed " + fmt(median([r["rate_per_client"] * n * n for r in runs])) + "/s" if mode == "fixed" else "max rate")
+                print(
+                    f"| {label} | {kind} | {len(runs)} | {fmt(median([r['messages']['delivered_per_sec'] for r in runs]))} "
+                    f"| {fmt(median([r['latency_ms']['p50'] for r in runs]), 2)} / {fmt(median([r['latency_ms']['p99'] for r in runs]), 2)} "
+                    f"| {fmt(median(cpu), 2)} | {fmt(median(sys_share) and median(sys_share) * 100)} % "
+                    f"| {fmt(median(writes), 2)} |"
+                )
+    print()
 
 
 def held(name, title):
     print(f"### {title} {SHARED}\n")
     print("| server | rooms x clients | connections open | RSS before | RSS with clients | growth per connection |")
     print("|---|---|---|---|---|---|")
-    for kind in ("wasm", "native"):
-        for r in load(f"{name}-{kind}-rss.json"):
+    for kind in ("before", "wasm", "native"):
+        for r in load(f"{name}-{kind}-rss.json") + load(f"{name}-*-{kind}-rss.json"):
             growth = (r["rss_during_kib"] - r["rss_before_kib"]) * 1024
             conns = r["open_at_end"] or r["established"] or 0
             per = growth / conns / 1024 if conns else None
@@ -101,7 +163,7 @@ def held(name, title):
 
 
 def rooms_per_room():
-    idle = {r["kind"]: r for kind in ("wasm", "native") for r in load(f"idle-{kind}-rss.json")}
+    idle = {r["kind"]: r for kind in ("wasm", "native") for r in load(f"idle-{kind}-rss.json") + load(f"idle-*-{kind}-rss.json")}
     rooms = {r["kind"]: r for kind in ("wasm", "native") for r in load(f"rooms-{kind}-rss.json")}
     if not idle or not rooms:
         return
@@ -157,6 +219,7 @@ def micro():
 if __name__ == "__main__":
     micro()
     fanout()
+    shapes()
     held("idle", "Idle connections")
     held("rooms", "Rooms held")
     rooms_per_room()

@@ -8,6 +8,14 @@
 //! config = { typing_timeout_ms = 2000 }
 //! http_creates_rooms = true        # REST requests may create rooms (default: 404)
 //!
+//! [services.chat.access]           # see roomhost_host::AccessPolicy
+//! require_token = true
+//! allowed_origins = ["https://app.example"]
+//!
+//! [auth]                           # the secret and admin token: environment only
+//! jwks = "https://idp.example/.well-known/jwks.json"
+//! audience = "my-app"
+//!
 //! [limits]
 //! max_rooms = 5000
 //! call_deadline = 100              # milliseconds
@@ -20,7 +28,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use roomhost_host::Limits;
+use roomhost_host::{AccessPolicy, Limits};
 use serde::Deserialize;
 
 /// The file's contents.
@@ -32,6 +40,27 @@ pub struct ConfigFile {
     #[serde(default)]
     pub services: BTreeMap<String, ServiceEntry>,
     pub limits: Option<Limits>,
+    /// Token verification keys and claims (`[auth]`).
+    pub auth: Option<AuthFile>,
+    /// Serve the admin endpoints without a token on a non-loopback address.
+    #[serde(default)]
+    pub open_admin: bool,
+}
+
+/// The `[auth]` table. Secrets (the HS256 secret, the admin token) are not
+/// read from the file: give them in the environment.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthFile {
+    /// PEM public keys.
+    #[serde(default)]
+    pub public_keys: Vec<PathBuf>,
+    /// A JWKS file or URL.
+    pub jwks: Option<String>,
+    pub jwks_refresh_secs: Option<u64>,
+    pub audience: Option<String>,
+    pub issuer: Option<String>,
+    pub leeway_secs: Option<u64>,
 }
 
 /// One `[services.NAME]` table.
@@ -43,6 +72,8 @@ pub struct ServiceEntry {
     /// Whether HTTP requests may create rooms of this service.
     #[serde(default)]
     pub http_creates_rooms: bool,
+    /// Who may connect and call rooms (`[services.NAME.access]`).
+    pub access: Option<AccessPolicy>,
 }
 
 impl ConfigFile {
@@ -57,6 +88,17 @@ impl ConfigFile {
             entry.plugin = base.join(&entry.plugin);
         }
         file.cache_dir = file.cache_dir.map(|dir| base.join(dir));
+        if let Some(auth) = &mut file.auth {
+            for key in &mut auth.public_keys {
+                *key = base.join(&*key);
+            }
+            if let Some(jwks) = &mut auth.jwks
+                && !jwks.starts_with("http://")
+                && !jwks.starts_with("https://")
+            {
+                *jwks = base.join(&*jwks).to_string_lossy().into_owned();
+            }
+        }
         Ok(file)
     }
 }
@@ -105,5 +147,42 @@ mod tests {
         let limits = file.limits.unwrap();
         assert_eq!(limits, crate::serve::tests::hostile_network_limits());
         assert!(limits.validate().is_ok());
+    }
+
+    #[test]
+    fn access_policies_and_auth_keys_parse() {
+        let file: ConfigFile = toml::from_str(
+            r#"
+            open_admin = true
+
+            [auth]
+            jwks = "https://idp.example/.well-known/jwks.json"
+            audience = "my-app"
+            jwks_refresh_secs = 60
+
+            [services.docs]
+            plugin = "collab.wasm"
+
+            [services.docs.access]
+            require_token = true
+            token_sources = ["header", "query:token"]
+            rooms_claim = "perms"
+            allowed_origins = ["https://app.example"]
+            "#,
+        )
+        .unwrap();
+        assert!(file.open_admin);
+        let auth = file.auth.unwrap();
+        assert_eq!(auth.audience.as_deref(), Some("my-app"));
+        let access = file.services["docs"].access.clone().unwrap();
+        assert!(access.require_token);
+        assert_eq!(access.rooms_claim, "perms");
+        assert_eq!(access.token_sources.len(), 2);
+        assert!(
+            toml::from_str::<ConfigFile>(
+                "[services.x]\nplugin = \"x.wasm\"\n[services.x.access]\ntoken_sources = [\"cookie\"]\n"
+            )
+            .is_err()
+        );
     }
 }

@@ -4,6 +4,7 @@ mod build;
 mod config_file;
 mod dev;
 mod loadtest;
+mod logging;
 mod new;
 mod serve;
 

@@ -6,10 +6,14 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use roomhost_host::{AuthConfig, CompileCache, Limits, Server, ServerConfig, ServiceSpec};
+use roomhost_host::access::TokenSource;
+use roomhost_host::auth::{DEFAULT_JWKS_REFRESH, DEFAULT_LEEWAY};
+use roomhost_host::{
+    AdminConfig, AuthConfig, CompileCache, JwksSource, Limits, Server, ServerConfig, ServiceSpec,
+};
 
 use crate::build::build_plugin;
-use crate::config_file::ConfigFile;
+use crate::config_file::{AuthFile, ConfigFile};
 
 /// Arguments of `roomhost serve`.
 #[derive(Args)]
@@ -40,17 +44,24 @@ pub struct ServeArgs {
     #[arg(long = "http-creates-rooms", value_name = "NAME")]
     http_creates_rooms: Vec<String>,
     #[command(flatten)]
+    pub(crate) log: crate::logging::LogArgs,
+    #[command(flatten)]
     auth: AuthArgs,
+    #[command(flatten)]
+    admin: AdminArgs,
+    #[command(flatten)]
+    access: AccessArgs,
     #[command(flatten)]
     limits: LimitArgs,
 }
 
-/// Token verification offered to plugins (`auth.verify-token`).
+/// Token verification, for services that require a token and for plugins
+/// (`auth.verify-token`).
 #[derive(Args)]
 #[command(next_help_heading = "Token verification")]
 pub(crate) struct AuthArgs {
-    /// HS256 secret for verifying client tokens; without it auth is off.
-    /// Prefer the environment variable: flags show up in `ps`. Never logged.
+    /// HS256 secret for verifying client tokens. Prefer the environment
+    /// variable: flags show up in `ps`. Never logged.
     #[arg(
         long,
         value_name = "SECRET",
@@ -58,42 +69,185 @@ pub(crate) struct AuthArgs {
         hide_env_values = true
     )]
     jwt_secret: Option<String>,
-    /// Required `aud` claim.
-    #[arg(
-        long,
-        value_name = "AUD",
-        default_value = "OpenWatchParty",
-        env = "ROOMHOST_JWT_AUDIENCE"
-    )]
-    jwt_audience: String,
-    /// Required `iss` claim.
-    #[arg(
-        long,
-        value_name = "ISS",
-        default_value = "Jellyfin",
-        env = "ROOMHOST_JWT_ISSUER"
-    )]
-    jwt_issuer: String,
-    /// Clock skew tolerated on `exp`.
-    #[arg(long, value_name = "SECS", default_value_t = 60)]
-    jwt_leeway_secs: u64,
+    /// A PEM public key (RSA, EC P-256/P-384 or Ed25519) that signs tokens;
+    /// repeat for several. [toml: auth.public_keys]
+    #[arg(long = "jwt-public-key", value_name = "PEM")]
+    jwt_public_keys: Vec<PathBuf>,
+    /// A JSON Web Key Set, as a file or an http(s) URL; keys are chosen by
+    /// `kid`. [toml: auth.jwks]
+    #[arg(long, value_name = "FILE|URL", env = "ROOMHOST_JWKS")]
+    jwks: Option<String>,
+    /// How often the JWKS is read again; a token with an unknown `kid` also
+    /// triggers a read, at most every 10 s [default: 300]. [toml: auth.jwks_refresh_secs]
+    #[arg(long, value_name = "SECS")]
+    jwks_refresh_secs: Option<u64>,
+    /// Required `aud` claim (default: not checked). [toml: auth.audience]
+    #[arg(long, value_name = "AUD", env = "ROOMHOST_JWT_AUDIENCE")]
+    jwt_audience: Option<String>,
+    /// Required `iss` claim (default: not checked). [toml: auth.issuer]
+    #[arg(long, value_name = "ISS", env = "ROOMHOST_JWT_ISSUER")]
+    jwt_issuer: Option<String>,
+    /// Clock skew tolerated on `exp` and `nbf` [default: 60]. [toml: auth.leeway_secs]
+    #[arg(long, value_name = "SECS")]
+    jwt_leeway_secs: Option<u64>,
 }
 
 impl AuthArgs {
-    pub(crate) fn config(&self) -> anyhow::Result<Option<AuthConfig>> {
-        let Some(secret) = &self.jwt_secret else {
-            return Ok(None);
-        };
-        if secret.is_empty() {
+    /// The verification config from the flags over `file`'s `[auth]`;
+    /// `None` when no key is given.
+    pub(crate) fn config(&self, file: Option<&AuthFile>) -> anyhow::Result<Option<AuthConfig>> {
+        let file = file.cloned().unwrap_or_default();
+        if self.jwt_secret.as_deref() == Some("") {
             bail!("--jwt-secret is empty: give a secret or leave it unset to turn auth off");
         }
-        Ok(Some(AuthConfig {
-            secret: secret.clone(),
-            audience: self.jwt_audience.clone(),
-            issuer: self.jwt_issuer.clone(),
-            leeway: Duration::from_secs(self.jwt_leeway_secs),
-        }))
+        let mut public_keys = file.public_keys;
+        public_keys.extend(self.jwt_public_keys.iter().cloned());
+        let jwks =
+            self.jwks
+                .clone()
+                .or(file.jwks)
+                .map(|source| match source.parse::<JwksSource>() {
+                    Ok(source) => source,
+                    Err(never) => match never {},
+                });
+        let config = AuthConfig {
+            secret: self.jwt_secret.clone(),
+            public_keys,
+            jwks,
+            jwks_refresh: self
+                .jwks_refresh_secs
+                .or(file.jwks_refresh_secs)
+                .map_or(DEFAULT_JWKS_REFRESH, Duration::from_secs),
+            audience: self.jwt_audience.clone().or(file.audience),
+            issuer: self.jwt_issuer.clone().or(file.issuer),
+            leeway: self
+                .jwt_leeway_secs
+                .or(file.leeway_secs)
+                .map_or(DEFAULT_LEEWAY, Duration::from_secs),
+        };
+        Ok(config.has_keys().then_some(config))
     }
+}
+
+/// Who may read `/status`, `/rooms` and the dev endpoints.
+#[derive(Args)]
+#[command(next_help_heading = "Admin endpoints")]
+pub(crate) struct AdminArgs {
+    /// Token the admin endpoints require (`Authorization: Bearer TOKEN`).
+    /// Without one they are open on a loopback address and off elsewhere.
+    /// Prefer the environment variable. Never logged.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "ROOMHOST_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    admin_token: Option<String>,
+    /// Serve the admin endpoints without a token on a non-loopback address
+    /// (anyone who reaches the port sees every room). [toml: open_admin]
+    #[arg(long)]
+    open_admin: bool,
+}
+
+impl AdminArgs {
+    pub(crate) fn config(&self, open_in_file: bool) -> anyhow::Result<AdminConfig> {
+        if self.admin_token.as_deref() == Some("") {
+            bail!("--admin-token is empty: give a token or leave it unset");
+        }
+        Ok(AdminConfig {
+            token: self.admin_token.clone(),
+            open: self.open_admin || open_in_file,
+        })
+    }
+}
+
+/// Per-service access policy flags (each overrides the service's
+/// `[services.NAME.access]` table).
+#[derive(Args)]
+#[command(next_help_heading = "Access control")]
+pub(crate) struct AccessArgs {
+    /// Require a valid token to connect to service NAME and call its rooms
+    /// over HTTP (401/403 otherwise). Repeat for several services.
+    /// [toml: services.NAME.access.require_token]
+    #[arg(long = "require-token", value_name = "NAME")]
+    require_token: Vec<String>,
+    /// Where service NAME looks for tokens, in order: header
+    /// (Authorization: Bearer), protocol (a `bearer.TOKEN` WebSocket
+    /// protocol entry), query[:PARAM] (default PARAM access_token)
+    /// [default: header,protocol,query]. [toml: services.NAME.access.token_sources]
+    #[arg(long = "token-sources", value_name = "NAME=SRC,...")]
+    token_sources: Vec<String>,
+    /// The claim listing the rooms a token of service NAME opens (an array
+    /// of patterns, or an object of pattern to "read"/"write") [default: rooms].
+    /// [toml: services.NAME.access.rooms_claim]
+    #[arg(long = "rooms-claim", value_name = "NAME=CLAIM")]
+    rooms_claim: Vec<String>,
+    /// A browser origin allowed to open WebSockets to service NAME and call
+    /// its rooms (CORS), e.g. NAME=https://app.example; repeat for several
+    /// [default: any origin, no CORS]. [toml: services.NAME.access.allowed_origins]
+    #[arg(long = "allowed-origin", value_name = "NAME=ORIGIN")]
+    allowed_origins: Vec<String>,
+}
+
+impl AccessArgs {
+    pub(crate) fn apply(&self, services: &mut [ServiceSpec]) -> anyhow::Result<()> {
+        for name in &self.require_token {
+            service_named(services, name, "--require-token")?
+                .access
+                .require_token = true;
+        }
+        for flag in &self.token_sources {
+            let (name, sources) = name_value(flag, "--token-sources")?;
+            let sources = sources
+                .split(',')
+                .map(|source| source.trim().parse::<TokenSource>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|error| anyhow::anyhow!("--token-sources {flag:?}: {error}"))?;
+            if sources.is_empty() {
+                bail!("--token-sources {flag:?} names no source");
+            }
+            service_named(services, name, "--token-sources")?
+                .access
+                .token_sources = sources;
+        }
+        for flag in &self.rooms_claim {
+            let (name, claim) = name_value(flag, "--rooms-claim")?;
+            service_named(services, name, "--rooms-claim")?
+                .access
+                .rooms_claim = claim.to_owned();
+        }
+        let mut cleared = Vec::new();
+        for flag in &self.allowed_origins {
+            let (name, origin) = name_value(flag, "--allowed-origin")?;
+            let service = service_named(services, name, "--allowed-origin")?;
+            // The flags replace the file's list.
+            if !cleared.contains(&name) {
+                service.access.allowed_origins.clear();
+                cleared.push(name);
+            }
+            service.access.allowed_origins.push(origin.to_owned());
+        }
+        Ok(())
+    }
+}
+
+/// `NAME=VALUE` of a per-service flag.
+fn name_value<'a>(flag: &'a str, what: &str) -> anyhow::Result<(&'a str, &'a str)> {
+    flag.split_once('=')
+        .filter(|(name, value)| !name.is_empty() && !value.is_empty())
+        .with_context(|| format!("{what} {flag:?}: expected NAME=VALUE"))
+}
+
+/// The service called `name`, for flag `what`.
+fn service_named<'a>(
+    services: &'a mut [ServiceSpec],
+    name: &str,
+    what: &str,
+) -> anyhow::Result<&'a mut ServiceSpec> {
+    services
+        .iter_mut()
+        .find(|service| service.name == name)
+        .with_context(|| format!("{what} names {name:?}, which is not a service"))
 }
 
 /// Overrides for [`Limits`]; each defaults to the file's value, then the
@@ -161,6 +315,15 @@ pub(crate) struct LimitArgs {
     /// State a plugin may attach to one client (set-client-state) [default: 4096].
     #[arg(long, value_name = "BYTES")]
     max_client_state_bytes: Option<usize>,
+    /// Longest reconnection grace period a plugin may ask for [default: 300000].
+    #[arg(long, value_name = "MS")]
+    max_reconnect_grace_ms: Option<u64>,
+    /// Frames kept for a client waiting to reconnect [default: 256].
+    #[arg(long, value_name = "N")]
+    max_replay_frames: Option<usize>,
+    /// Bytes of frames kept for a client waiting to reconnect [default: 1048576].
+    #[arg(long, value_name = "BYTES")]
+    max_replay_bytes: Option<usize>,
     /// Largest HTTP request or response body of a room's REST face (413 beyond) [default: 1048576].
     #[arg(long, value_name = "BYTES")]
     max_http_body_bytes: Option<usize>,
@@ -250,6 +413,15 @@ impl LimitArgs {
         if let Some(value) = self.max_client_state_bytes {
             limits.max_client_state_bytes = value;
         }
+        if let Some(value) = self.max_reconnect_grace_ms {
+            limits.max_reconnect_grace = ms(value);
+        }
+        if let Some(value) = self.max_replay_frames {
+            limits.max_replay_frames = value;
+        }
+        if let Some(value) = self.max_replay_bytes {
+            limits.max_replay_bytes = value;
+        }
         if let Some(value) = self.max_http_body_bytes {
             limits.max_http_body_bytes = value;
         }
@@ -282,7 +454,7 @@ pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const DEFAULT_FILE: &str = "roomhost.toml";
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
-    init_logging();
+    crate::logging::init(&args.log);
     let config = server_config(&args)?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
@@ -323,6 +495,15 @@ pub(crate) fn print_banner(server: &Server) {
         );
     }
     println!("  status: http://{addr}/status  rooms: http://{addr}/rooms");
+    println!("  admin endpoints: {}", server.admin_access());
+    for service in server.services() {
+        if service.access().require_token {
+            println!(
+                "  service {:<12} requires a token (401/403 before the upgrade)",
+                service.name()
+            );
+        }
+    }
 }
 
 /// Merges `roomhost.toml` (if any) with the flags; flags win.
@@ -341,7 +522,8 @@ fn server_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
         services.push(
             ServiceSpec::new(name.clone(), plugin)
                 .with_config(entry.config_json()?)
-                .with_http_creates_rooms(entry.http_creates_rooms),
+                .with_http_creates_rooms(entry.http_creates_rooms)
+                .with_access(entry.access.clone().unwrap_or_default()),
         );
     }
     for plugin in &args.plugins {
@@ -372,6 +554,7 @@ fn server_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
             })?;
         service.http_creates_rooms = true;
     }
+    args.access.apply(&mut services)?;
 
     let mut limits = file.limits.unwrap_or_default();
     args.limits.apply(&mut limits);
@@ -393,7 +576,8 @@ fn server_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
         services,
         limits,
         cache,
-        auth: args.auth.config()?,
+        auth: args.auth.config(file.auth.as_ref())?,
+        admin: args.admin.config(file.open_admin)?,
         dev_tap: None,
     })
 }
@@ -458,16 +642,6 @@ pub(crate) fn apply_config_flag(services: &mut [ServiceSpec], flag: &str) -> any
     Ok(())
 }
 
-pub(crate) fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,wasmtime=warn,cranelift=warn")
-    });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use clap::Parser;
@@ -515,5 +689,43 @@ pub(crate) mod tests {
         cli.serve.limits.apply(&mut limits);
         assert_eq!(limits, hostile_network_limits());
         assert_eq!(cli.serve.http_creates_rooms, ["docs"]);
+    }
+
+    #[test]
+    fn access_flags_set_each_services_policy() {
+        let cli = Cli::try_parse_from([
+            "serve",
+            "--require-token=docs",
+            "--token-sources=docs=header,query:t",
+            "--rooms-claim=docs=perms",
+            "--allowed-origin=docs=https://a.example",
+            "--allowed-origin=docs=https://b.example",
+            "--jwt-audience=my-app",
+            "--jwks=keys.json",
+        ])
+        .unwrap();
+        let mut services = vec![
+            ServiceSpec::new("docs", "x.wasm"),
+            ServiceSpec::new("chat", "y.wasm"),
+        ];
+        cli.serve.access.apply(&mut services).unwrap();
+        let access = &services[0].access;
+        assert!(access.require_token);
+        assert_eq!(
+            access.token_sources,
+            [TokenSource::Header, TokenSource::Query("t".into())]
+        );
+        assert_eq!(access.rooms_claim, "perms");
+        assert_eq!(
+            access.allowed_origins,
+            ["https://a.example", "https://b.example"]
+        );
+        assert!(!services[1].access.require_token);
+        let auth = cli.serve.auth.config(None).unwrap().unwrap();
+        assert_eq!(auth.audience.as_deref(), Some("my-app"));
+        assert_eq!(auth.issuer, None, "no issuer unless given");
+        assert_eq!(auth.jwks, Some(JwksSource::File("keys.json".into())));
+        let bad = Cli::try_parse_from(["serve", "--require-token=nope"]).unwrap();
+        assert!(bad.serve.access.apply(&mut services).is_err());
     }
 }

@@ -314,3 +314,55 @@ fn first_rust_example(source: &str) -> String {
             .expect("a closed example");
     lines[start..end].join("\n")
 }
+
+/// Runs `roomhost serve` (counter) with stderr redirected to a file, as a
+/// service manager does, until it is up; stops it and returns its stderr.
+fn stderr_of_serve(extra: &[&str], name: &str) -> String {
+    let cache = tempdir(name);
+    let log = cache.join("serve.log");
+    let log_file = std::fs::File::create(&log).expect("create the log file");
+    let counter = plugin("counter");
+    let mut child = Command::new(ROOMHOST)
+        .arg("serve")
+        .args(["--listen", "127.0.0.1:0", "--cache-dir"])
+        .arg(&cache)
+        .arg("--plugin")
+        .arg(&counter)
+        .args(extra)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(log_file)
+        .spawn()
+        .expect("roomhost starts");
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut lines = BufReader::new(stdout).lines();
+    assert!(lines.next().is_some(), "a banner line");
+    terminate(&child);
+    assert!(wait_exit(&mut child).success());
+    std::fs::read_to_string(&log).expect("read the log")
+}
+
+#[test]
+fn logs_to_a_file_have_no_colour_codes_and_json_lines_parse() {
+    let text = stderr_of_serve(&[], "log-text");
+    assert!(text.contains("loaded plugin"), "{text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "ANSI escape codes in a redirected log:\n{text}"
+    );
+
+    let json = stderr_of_serve(&["--log-format", "json"], "log-json");
+    let lines: Vec<&str> = json
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .collect();
+    assert!(!lines.is_empty(), "no log lines");
+    for line in lines {
+        let value: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|error| panic!("{error}: {line}"));
+        assert!(
+            value["level"].is_string() && value["timestamp"].is_string(),
+            "{line}"
+        );
+    }
+}

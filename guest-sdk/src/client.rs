@@ -21,12 +21,32 @@ pub struct ClientInfo {
     /// The raw query string without the leading `?` (empty if none). Use
     /// [`ClientInfo::query_param`] to read one parameter.
     pub query: String,
-    /// A verified identity (e.g. a token subject) when the host knows one.
+    /// A verified identity when the host knows one: the `sub` claim of the
+    /// token the host checked before the client connected (services that
+    /// require a token; see the host's access-control guide).
     pub identity: Option<String>,
     /// Set when the client arrives by [transfer](crate::Room::transfer) from
     /// another room of the service (or the lobby) rather than by URL, or
     /// comes back because the room it was sent to rejected it.
     pub handoff: Option<Handoff>,
+    /// The claims of the token the host verified at connection time, as
+    /// JSON text; `None` when the service does not require a token. Read it
+    /// with [`ClientInfo::claims_json`].
+    pub claims: Option<String>,
+    /// Whether the client's token grants only read access to this room.
+    /// The host already refuses a read-only client's HTTP writes; over the
+    /// WebSocket the service decides what counts as a write and refuses it
+    /// (collab drops a read-only client's document updates and relays its
+    /// awareness).
+    pub read_only: bool,
+    /// When the service allows reconnection
+    /// ([`RoomService::RECONNECT_GRACE`](crate::RoomService::RECONNECT_GRACE)):
+    /// the token that lets a new connection take this client's place after
+    /// its connection is lost (it connects with `?roomhost_resume=TOKEN`).
+    /// Hand it to the client in the service's own protocol; it is spent on
+    /// use, and [`RoomService::reconnect`](crate::RoomService::reconnect)
+    /// brings the next one.
+    pub resume_token: Option<String>,
 }
 
 /// What a client brings when it arrives by transfer: see
@@ -97,6 +117,17 @@ impl Handoff {
 }
 
 impl ClientInfo {
+    /// [`ClientInfo::claims`] parsed as JSON (`None` without claims).
+    ///
+    /// ```
+    /// let mut client = roomhost_sdk::testing::client_info(1, "");
+    /// client.claims = Some(r#"{"sub":"ada","plan":"pro"}"#.into());
+    /// assert_eq!(client.claims_json().unwrap()["plan"], "pro");
+    /// ```
+    pub fn claims_json(&self) -> Option<serde_json::Value> {
+        serde_json::from_str(self.claims.as_deref()?).ok()
+    }
+
     /// The decoded value of the first query parameter called `name`, or
     /// `None` if there is none.
     ///
@@ -182,6 +213,12 @@ pub enum DisconnectReason {
     Kicked,
     /// The client moved to another room.
     Transferred,
+    /// The connection was lost and the service allows reconnection: the
+    /// client stays a member for the grace period, frames sent to it are
+    /// kept and replayed if it comes back
+    /// ([`RoomService::reconnect`](crate::RoomService::reconnect)), and
+    /// `disconnect(Lost)` follows if it does not.
+    Suspended,
 }
 
 #[cfg(test)]
@@ -195,6 +232,9 @@ mod tests {
             query: query.into(),
             identity: None,
             handoff: None,
+            claims: None,
+            read_only: false,
+            resume_token: None,
         }
     }
 

@@ -27,7 +27,16 @@ pub const fn assert_room_service<S: RoomService>() {}
 
 impl<S: Reloadable> Guest for Export<S> {
     fn describe() -> wit::ServiceDescription {
-        wit::ServiceDescription { lobby: S::LOBBY }
+        wit::ServiceDescription {
+            lobby: S::LOBBY,
+            reconnect_grace_ms: u32::try_from(S::RECONNECT_GRACE.as_millis()).unwrap_or(u32::MAX),
+        }
+    }
+
+    fn reconnect(client: wit::ClientId, resume_token: String) {
+        dispatch::<S, _>("reconnect", |service, room| {
+            service.reconnect(room, client, &resume_token)
+        });
     }
 
     fn init(info: wit::InitInfo) -> Result<(), String> {
@@ -320,6 +329,9 @@ impl From<wit::ClientInfo> for ClientInfo {
             query: client.query,
             identity: client.identity,
             handoff: client.handoff.map(Handoff::from),
+            claims: client.claims,
+            read_only: client.read_only,
+            resume_token: client.resume_token,
         }
     }
 }
@@ -387,6 +399,7 @@ impl From<wit::DisconnectReason> for DisconnectReason {
             wit::DisconnectReason::Lost => Self::Lost,
             wit::DisconnectReason::Kicked => Self::Kicked,
             wit::DisconnectReason::Transferred => Self::Transferred,
+            wit::DisconnectReason::Suspended => Self::Suspended,
         }
     }
 }

@@ -141,9 +141,10 @@
 //! - **Clients.** [`ClientId`]s are unique per host process and never reused.
 //!   During `connect` the new client already counts as connected (it can be
 //!   sent to, and broadcasts reach it unless excluded); rejecting it closes
-//!   the connection with code 1008 and the reason, after any frames sent to
-//!   it during `connect` (a client that arrived by transfer is returned to
-//!   the sending room instead; see below). After `disconnect` the client has
+//!   the connection with the [`Rejection`]'s code (1008 unless it names one
+//!   in `4000..=4999`) and reason, after any frames sent to it during
+//!   `connect` (a client that arrived by transfer is returned to the
+//!   sending room instead; see below). After `disconnect` the client has
 //!   left the room; unless the reason is `Transferred` it has left the
 //!   service too, and sends to it are ignored. Sending to an unknown client
 //!   is not an error. A frame
@@ -188,10 +189,11 @@
 //! A service can pick rooms for its clients instead of letting the URL
 //! decide:
 //!
-//! - **The lobby.** Clients connecting to the service root (`/ws` or
-//!   `/ws/{service}`) attach to the service's *lobby*: one instance of the
-//!   same service, initialised with [`InitInfo::lobby`] set and an empty room
-//!   id. During `init` the lobby may claim the server root `/` as well with
+//! - **The lobby.** A service that declares one ([`RoomService::LOBBY`],
+//!   or [`LobbyAndRooms`]) has a *lobby*: clients connecting to the service
+//!   root (`/ws` or `/ws/{service}`) attach to it, an instance initialised
+//!   with [`InitInfo::lobby`] set and an empty room id. Without one, the
+//!   root answers 404. During `init` the lobby may claim the server root `/` as well with
 //!   [`Room::serve_root`], for clients that connect to `ws://HOST/`.
 //! - **Reaching any client.** [`Room::send`] reaches any client of the
 //!   service wherever it is, not only this room's; [`Room::broadcast`] only
@@ -202,8 +204,9 @@
 //!   is not in this room, the target is this room (or the lobby transfers to
 //!   the lobby), the room id is empty or longer than
 //!   [`limits::MAX_ROOM_ID_BYTES`], `create` is false and the room does
-//!   not exist, or the client is the one whose `connect` is running (accept
-//!   it, then transfer it from a later callback). On success the client leaves this room at once (broadcasts
+//!   not exist, or the target is the lobby of a service without one; the
+//!   [`TransferError`] says which. A transfer of the client whose `connect`
+//!   is running waits until it is accepted. On success the client leaves this room at once (broadcasts
 //!   no longer reach it; `send` still does), this room gets
 //!   `disconnect(client, Transferred)` after the current callback, and the
 //!   target gets `connect` with [`ClientInfo::handoff`] set to a [`Handoff`]

@@ -1,5 +1,7 @@
 //! A service made of a lobby and rooms of different types: [`LobbyAndRooms`].
 
+use std::time::Duration;
+
 use crate::{
     ClientId, ClientInfo, DisconnectReason, HttpRequest, HttpResponse, InitInfo, Message,
     Rejection, Reloadable, Room, RoomChange, RoomService, TimerId,
@@ -111,6 +113,13 @@ macro_rules! either {
 
 impl<L: RoomService, R: RoomService> RoomService for LobbyAndRooms<L, R> {
     const LOBBY: bool = true;
+    // One grace period per service: the longer of the two halves'.
+    const RECONNECT_GRACE: Duration =
+        if L::RECONNECT_GRACE.as_nanos() > R::RECONNECT_GRACE.as_nanos() {
+            L::RECONNECT_GRACE
+        } else {
+            R::RECONNECT_GRACE
+        };
 
     fn init(&mut self, room: &mut Room<'_>, info: &InitInfo) -> Result<(), String> {
         if info.lobby {
@@ -139,6 +148,10 @@ impl<L: RoomService, R: RoomService> RoomService for LobbyAndRooms<L, R> {
 
     fn timer(&mut self, room: &mut Room<'_>, timer: TimerId) {
         either!(self, half => half.timer(room, timer), ())
+    }
+
+    fn reconnect(&mut self, room: &mut Room<'_>, client: ClientId, resume_token: &str) {
+        either!(self, half => half.reconnect(room, client, resume_token), ())
     }
 
     fn room_changed(&mut self, room: &mut Room<'_>, change: RoomChange) {

@@ -1,5 +1,7 @@
 //! The trait a room plugin implements: [`RoomService`].
 
+use std::time::Duration;
+
 use crate::{
     ClientId, ClientInfo, DisconnectReason, HttpRequest, HttpResponse, InitInfo, Message,
     Rejection, Room, RoomChange, TimerId,
@@ -42,6 +44,45 @@ pub trait RoomService: Default + 'static {
     /// their own types; a service that handles both in one type sets this
     /// to `true` and checks [`InitInfo::lobby`].
     const LOBBY: bool = false;
+
+    /// How long a client whose connection was lost stays a member, waiting
+    /// to reconnect. Zero (the default) turns reconnection off: a lost
+    /// connection is `disconnect(Lost)` at once.
+    ///
+    /// With a grace period, the host gives each client a
+    /// [`resume_token`](ClientInfo::resume_token). When its connection is
+    /// lost (not closed by the client, not kicked), the service gets
+    /// `disconnect(client, Suspended)`; frames sent to the client meanwhile
+    /// are kept (up to the host's `max_replay_frames`/`max_replay_bytes`).
+    /// A new connection with `?roomhost_resume=TOKEN` within the period
+    /// takes the same client id, gets the kept frames, and the service gets
+    /// [`reconnect`](RoomService::reconnect). Otherwise `disconnect(client,
+    /// Lost)` follows. The host caps the period (`max_reconnect_grace_ms`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use roomhost_sdk::{ClientId, ClientInfo, Rejection, Room, RoomService, room_service};
+    ///
+    /// #[derive(Default)]
+    /// #[room_service]
+    /// struct Game;
+    ///
+    /// impl RoomService for Game {
+    ///     const RECONNECT_GRACE: Duration = Duration::from_secs(30);
+    ///
+    ///     fn connect(&mut self, room: &mut Room<'_>, client: &ClientInfo) -> Result<(), Rejection> {
+    ///         if let Some(token) = &client.resume_token {
+    ///             room.send(client.id, format!("resume:{token}"));
+    ///         }
+    ///         Ok(())
+    ///     }
+    ///
+    ///     fn reconnect(&mut self, room: &mut Room<'_>, client: ClientId, resume_token: &str) {
+    ///         room.send(client, format!("resume:{resume_token}"));
+    ///     }
+    /// }
+    /// ```
+    const RECONNECT_GRACE: Duration = Duration::ZERO;
 
     /// Called once, before any other callback, when the room is created.
     ///
@@ -117,6 +158,15 @@ pub trait RoomService: Default + 'static {
     /// ignored. Not called for rejected clients.
     fn disconnect(&mut self, room: &mut Room<'_>, client: ClientId, reason: DisconnectReason) {
         let _ = (room, client, reason);
+    }
+
+    /// A client that was [`Suspended`](DisconnectReason::Suspended) came
+    /// back on a new connection, keeping its id; the frames sent to it
+    /// meanwhile were delivered first. `resume_token` is its next token (the
+    /// one it used is spent). Only with a
+    /// [`RECONNECT_GRACE`](RoomService::RECONNECT_GRACE).
+    fn reconnect(&mut self, room: &mut Room<'_>, client: ClientId, resume_token: &str) {
+        let _ = (room, client, resume_token);
     }
 
     /// A timer set with [`Room::set_timer`] fired. It is no longer pending, so

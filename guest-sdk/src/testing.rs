@@ -185,7 +185,8 @@ impl<S: RoomService> TestRoom<S> {
     /// Like [`TestRoom::try_connect`], with every [`ClientInfo`] field under
     /// the test's control: `customize` receives the info the harness would
     /// send (path `/ws/test/ROOM`, or `/ws/test` for the lobby; empty query,
-    /// no identity, no hand-off) and may change anything except the id.
+    /// no identity, no claims, not read-only, no hand-off) and may change
+    /// anything except the id.
     ///
     /// A client rejected without a hand-off has left the service (frames
     /// sent to it later are dropped); one rejected with a hand-off goes back
@@ -279,6 +280,9 @@ impl<S: RoomService> TestRoom<S> {
         } else {
             format!("/ws/test/{}", self.recorder.room_id)
         };
+        if self.recorder.resumable {
+            client.resume_token = Some(format!("resume-{id}-0"));
+        }
         customize(&mut client);
         client.id = id;
 
@@ -327,6 +331,46 @@ impl<S: RoomService> TestRoom<S> {
         self.flush_departures();
     }
 
+    /// Plays a lost connection of a service with a
+    /// [`RECONNECT_GRACE`](RoomService::RECONNECT_GRACE): the service gets
+    /// `disconnect(client, Suspended)` and the client stays a member (frames
+    /// sent to it are recorded as usual: the host would replay them). Follow
+    /// with [`TestRoom::reconnect`] or `disconnect(client, Lost)`.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `client` is not connected, or is suspended already.
+    #[track_caller]
+    pub fn suspend(&mut self, client: ClientId) {
+        self.assert_connected(client, "suspend");
+        assert!(
+            self.recorder.suspended.insert(client),
+            "TestRoom::suspend: client {client} is suspended already"
+        );
+        self.run(|service, room| service.disconnect(room, client, DisconnectReason::Suspended));
+        self.flush_departures();
+    }
+
+    /// Plays a suspended client coming back with its token: the service
+    /// gets `reconnect(client, token)` with a fresh token, which this
+    /// returns.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `client` is not suspended.
+    #[track_caller]
+    pub fn reconnect(&mut self, client: ClientId) -> String {
+        assert!(
+            self.recorder.suspended.remove(&client),
+            "TestRoom::reconnect: client {client} is not suspended"
+        );
+        self.recorder.resumes += 1;
+        let token = format!("resume-{client}-{}", self.recorder.resumes);
+        self.run(|service, room| service.reconnect(room, client, &token));
+        self.flush_departures();
+        token
+    }
+
     /// Removes `client` from the room and tells the service why. Unless the
     /// reason is [`DisconnectReason::Transferred`], the client has left the
     /// service and frames sent to it are dropped from then on.
@@ -337,6 +381,7 @@ impl<S: RoomService> TestRoom<S> {
     #[track_caller]
     pub fn disconnect(&mut self, client: ClientId, reason: DisconnectReason) {
         self.assert_connected(client, "disconnect");
+        self.recorder.suspended.remove(&client);
         self.recorder.remove_client(client);
         if reason != DisconnectReason::Transferred {
             self.recorder.gone.insert(client);
@@ -592,7 +637,8 @@ pub enum Reload {
     /// clients and no timers (the old timers are dropped), then `connect`
     /// replayed for each client in id order, each joining the room as its
     /// `connect` runs, as in [`TestRoom::try_connect_with`]. A client
-    /// rejected by the new value is closed with 1008 and reason `rejected
+    /// rejected by the new value is closed with its rejection's code (1008
+    /// unless it names one) and reason `rejected
     /// after reload: REASON`, and gets no `disconnect`. The info stays as
     /// it was unless the new value sets it.
     Restarted,
@@ -708,10 +754,14 @@ impl<S: Reloadable> TestRoom<S> {
     /// timers, then each client is connected to it again, in id order, as
     /// [`TestRoom::try_connect_with`] connects one, with the [`ClientInfo`]
     /// it first connected with (hand-off removed). A client the new value
-    /// rejects is closed with 1008, unless the service closed it already.
+    /// rejects is closed with its rejection's code, unless the service
+    /// closed it already.
     fn restart(&mut self, info: &InitInfo) -> Result<Reload, String> {
         let clients = std::mem::take(&mut self.recorder.clients);
         let mut client_infos = std::mem::take(&mut self.recorder.client_infos);
+        // As on the host: a client's state comes back once the new value
+        // accepted it, unless its `connect` set one.
+        let mut client_states = std::mem::take(&mut self.recorder.client_states);
         self.recorder.timers.clear();
         // Without a snapshot, starting cannot fail.
         self.service = self.start(info)?;
@@ -722,6 +772,11 @@ impl<S: Reloadable> TestRoom<S> {
                 ..client_info(client, "")
             });
             let Err(reason) = self.connect_as(client, |info| *info = arrival) else {
+                if let Some(state) = client_states.remove(&client)
+                    && self.recorder.clients.contains(&client)
+                {
+                    self.recorder.client_states.entry(client).or_insert(state);
+                }
                 continue;
             };
             // The host's 1008 follows any close the service sent, which
@@ -901,6 +956,7 @@ impl<S: RoomService> TestRoomBuilder<S> {
         let mut recorder = Recorder::new(room_id, self.lobby, self.start_ms, self.seed);
         recorder.root_taken = self.root_taken;
         recorder.service_has_lobby = S::LOBBY;
+        recorder.resumable = !S::RECONNECT_GRACE.is_zero();
         recorder.auth = self.auth;
         recorder.config = info.config.clone();
         let mut room = TestRoom {
@@ -931,8 +987,12 @@ impl<S> fmt::Debug for TestRoomBuilder<S> {
     }
 }
 
-/// A [`ClientInfo`] with `id` and `query`, path `/ws/test/test`, no identity
-/// and no hand-off: for unit-testing code that takes a `ClientInfo`.
+/// A [`ClientInfo`] with `id` and `query`, path `/ws/test/test`, no identity,
+/// no claims, not read-only and no hand-off: for unit-testing code that
+/// takes a `ClientInfo`. Set [`ClientInfo::identity`], [`ClientInfo::claims`]
+/// or [`ClientInfo::read_only`] on it (or in
+/// [`TestRoom::try_connect_with`]) to play a client whose token the host
+/// verified.
 pub fn client_info(id: ClientId, query: &str) -> ClientInfo {
     ClientInfo {
         id,
@@ -940,6 +1000,9 @@ pub fn client_info(id: ClientId, query: &str) -> ClientInfo {
         query: query.to_owned(),
         identity: None,
         handoff: None,
+        claims: None,
+        read_only: false,
+        resume_token: None,
     }
 }
 
@@ -1104,6 +1167,12 @@ struct Recorder {
     /// `deferred_transfer` until it is accepted.
     connecting: Option<ClientId>,
     deferred_transfer: Option<Transfer>,
+    /// Clients whose connection is lost, waiting to reconnect.
+    suspended: HashSet<ClientId>,
+    /// Reconnections so far (numbers the tokens).
+    resumes: u64,
+    /// Whether clients get resume tokens (`RoomService::RECONNECT_GRACE`).
+    resumable: bool,
     root_taken: bool,
     served_root: bool,
     /// Whether the service declares a lobby (`RoomService::LOBBY`).
@@ -1143,6 +1212,9 @@ impl Recorder {
             in_init: false,
             connecting: None,
             deferred_transfer: None,
+            suspended: HashSet::new(),
+            resumes: 0,
+            resumable: false,
             root_taken: false,
             served_root: false,
             service_has_lobby: false,
@@ -1278,6 +1350,10 @@ impl Backend for Recorder {
             create,
         };
         if self.connecting == Some(client) {
+            // One move per client, as on the host.
+            if self.deferred_transfer.is_some() {
+                return Err(TransferError::NotAMember);
+            }
             self.deferred_transfer = Some(transfer);
             return Ok(());
         }

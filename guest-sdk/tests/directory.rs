@@ -174,7 +174,7 @@ fn transfer_errors_match_the_host() {
         [
             "error: the client is already in that room",
             "error: no such room",
-            "error: a room id must be 1 to 128 bytes",
+            "error: a room id must be 1 to 256 bytes",
         ]
     );
     assert!(room.take_transfers().is_empty());

@@ -6,6 +6,12 @@
 //! or, when the queue is full (too many frames, or too many bytes), closes the
 //! client as a slow consumer. That keeps one slow reader from stalling its
 //! room or growing the host's memory, whatever the size of the frames.
+//!
+//! Both bounds are atomic counters the sender reserves against before it
+//! pushes and the writer gives back when it takes the frame; the channel
+//! itself is unbounded. (tokio's bounded channel returns each permit under
+//! its semaphore's mutex, on every frame: 5 % of the server's CPU at the
+//! fan-out's max rate, issue 19.)
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -91,18 +97,22 @@ pub enum SendError {
 #[derive(Debug, Clone)]
 pub struct ClientSender {
     id: ClientId,
-    queue: mpsc::Sender<Outbound>,
-    /// Bytes of the frames in `queue`, shared with its [`OutboundQueue`].
-    queued_bytes: Arc<AtomicUsize>,
+    queue: mpsc::UnboundedSender<Outbound>,
+    /// Frames and bytes in `queue`, shared with its [`OutboundQueue`].
+    queued: Arc<Queued>,
+    max_queued_frames: usize,
     max_queued_bytes: usize,
     forced: Arc<ForcedClose>,
-    moves: mpsc::Sender<Move>,
+    /// Boxed: a tokio channel allocates its first block of 32 slots when it
+    /// is created, and 32 unboxed moves are ~3.3 KiB per connection for a
+    /// channel most connections never use (issue 19).
+    moves: mpsc::Sender<Box<Move>>,
 }
 
 /// The receiving ends of a client's channels, owned by its connection.
 pub(crate) struct ClientReceivers {
     pub(crate) frames: OutboundQueue,
-    pub(crate) moves: mpsc::Receiver<Move>,
+    pub(crate) moves: mpsc::Receiver<Box<Move>>,
     pub(crate) forced: Arc<ForcedClose>,
 }
 
@@ -110,8 +120,18 @@ pub(crate) struct ClientReceivers {
 /// its bytes back to the queue's byte bound.
 #[derive(Debug)]
 pub struct OutboundQueue {
-    frames: mpsc::Receiver<Outbound>,
-    queued_bytes: Arc<AtomicUsize>,
+    frames: mpsc::UnboundedReceiver<Outbound>,
+    queued: Arc<Queued>,
+}
+
+/// What a client's queue holds: reserved by the sender before it pushes,
+/// given back by the writer when it takes an item.
+#[derive(Debug, Default)]
+struct Queued {
+    /// Frames and closes.
+    items: AtomicUsize,
+    /// Payload bytes of the frames.
+    bytes: AtomicUsize,
 }
 
 impl OutboundQueue {
@@ -130,8 +150,13 @@ impl OutboundQueue {
     }
 
     fn release(&self, out: Option<&Outbound>) {
-        if let Some(Outbound::Frame(frame)) = out {
-            self.queued_bytes
+        let Some(out) = out else {
+            return;
+        };
+        self.queued.items.fetch_sub(1, Ordering::Relaxed);
+        if let Outbound::Frame(frame) = out {
+            self.queued
+                .bytes
                 .fetch_sub(frame_len(frame), Ordering::Relaxed);
         }
     }
@@ -155,23 +180,21 @@ impl ClientSender {
         capacity: usize,
         max_bytes: usize,
     ) -> (ClientSender, ClientReceivers) {
-        let (queue, frames) = mpsc::channel(capacity.max(1));
+        let (queue, frames) = mpsc::unbounded_channel();
         let (moves, move_orders) = mpsc::channel(MOVE_QUEUE);
         let forced = Arc::new(ForcedClose::default());
-        let queued_bytes = Arc::new(AtomicUsize::new(0));
+        let queued = Arc::new(Queued::default());
         let sender = ClientSender {
             id,
             queue,
-            queued_bytes: queued_bytes.clone(),
+            queued: queued.clone(),
+            max_queued_frames: capacity.max(1),
             max_queued_bytes: max_bytes,
             forced: forced.clone(),
             moves,
         };
         let receivers = ClientReceivers {
-            frames: OutboundQueue {
-                frames,
-                queued_bytes,
-            },
+            frames: OutboundQueue { frames, queued },
             moves: move_orders,
             forced,
         };
@@ -187,6 +210,13 @@ impl ClientSender {
         (sender, receivers.frames)
     }
 
+    /// Which connection this sender writes to: the same client id can move
+    /// to a new connection when it reconnects, and events from the old one
+    /// must then be told apart.
+    pub(crate) fn connection(&self) -> usize {
+        Arc::as_ptr(&self.forced) as usize
+    }
+
     /// The client's id.
     pub fn id(&self) -> ClientId {
         self.id
@@ -197,11 +227,17 @@ impl ClientSender {
     /// beyond `client_queue_bytes`.
     pub fn send(&self, frame: WsMessage) -> Result<(), SendError> {
         let len = frame_len(&frame);
-        // Reserve the bytes before queuing, so that the writer, which gives
-        // them back when it takes the frame, can never make the count wrap.
-        let before = self.queued_bytes.fetch_add(len, Ordering::Relaxed);
+        // Reserve before queuing, so that the writer, which gives the frame
+        // and its bytes back when it takes it, can never make a count wrap.
+        if !self.reserve_item() {
+            self.forced
+                .request(close::POLICY, "slow consumer: outbound queue full");
+            return Err(SendError::SlowConsumer);
+        }
+        let before = self.queued.bytes.fetch_add(len, Ordering::Relaxed);
         if before.saturating_add(len) > self.max_queued_bytes {
-            self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+            self.queued.bytes.fetch_sub(len, Ordering::Relaxed);
+            self.queued.items.fetch_sub(1, Ordering::Relaxed);
             self.forced.request(
                 close::POLICY,
                 &format!(
@@ -211,36 +247,44 @@ impl ClientSender {
             );
             return Err(SendError::SlowConsumer);
         }
-        match self.queue.try_send(Outbound::Frame(frame)) {
-            Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
-                self.forced
-                    .request(close::POLICY, "slow consumer: outbound queue full");
-                Err(SendError::SlowConsumer)
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
-                Err(SendError::Gone)
-            }
+        if self.queue.send(Outbound::Frame(frame)).is_err() {
+            self.queued.bytes.fetch_sub(len, Ordering::Relaxed);
+            self.queued.items.fetch_sub(1, Ordering::Relaxed);
+            return Err(SendError::Gone);
         }
+        Ok(())
+    }
+
+    /// Takes one of the queue's `client_queue` places; false when it is full.
+    fn reserve_item(&self) -> bool {
+        let before = self.queued.items.fetch_add(1, Ordering::Relaxed);
+        if before >= self.max_queued_frames {
+            self.queued.items.fetch_sub(1, Ordering::Relaxed);
+            return false;
+        }
+        true
     }
 
     /// Closes the client after the frames already queued for it.
     pub fn close(&self, code: u16, reason: &str) {
         let reason = close::truncate_reason(reason);
-        if let Err(mpsc::error::TrySendError::Full(_)) = self
-            .queue
-            .try_send(Outbound::Close(code, reason.to_owned()))
-        {
+        if !self.reserve_item() {
             self.forced.request(code, reason);
+            return;
+        }
+        if self
+            .queue
+            .send(Outbound::Close(code, reason.to_owned()))
+            .is_err()
+        {
+            self.queued.items.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
     /// Orders the client's connection to move to another room; a client
     /// whose connection cannot take the order is closed.
     pub(crate) fn relocate(&self, order: Move) {
-        if self.moves.try_send(order).is_err() {
+        if self.moves.try_send(Box::new(order)).is_err() {
             self.forced
                 .request(close::ROOM_ERROR, "transfer failed: connection busy");
         }

@@ -28,12 +28,17 @@
 //! - `connection`: one WebSocket connection's reader and writer.
 //! - `http`: routes (`/ws/...`, `/status`, `/rooms`).
 //! - [`server`]: startup and graceful shutdown.
-//! - [`auth`]: token verification on behalf of plugins.
+//! - [`auth`]: token verification (shared secret, PEM keys, JWKS).
+//! - [`access`]: who may connect and call rooms, per service (tokens,
+//!   rooms claims, read-only grants, origins).
+//! - [`admin`]: the gate in front of `/status`, `/rooms` and dev endpoints.
 //! - [`dev`]: the live event stream behind `roomhost dev`'s dashboard.
 //! - [`limits`] and [`close`]: every bound and every close code.
 //! - `native` (feature `native-baseline`, off by default): rooms driven by
 //!   native code through the same actor, for benchmark baselines only.
 
+pub mod access;
+pub mod admin;
 pub mod auth;
 pub mod client;
 pub mod close;
@@ -42,6 +47,7 @@ mod contain;
 pub mod dev;
 mod http;
 pub mod limits;
+pub mod metrics;
 #[cfg(feature = "native-baseline")]
 pub mod native;
 pub mod room;
@@ -49,7 +55,9 @@ pub mod server;
 pub mod service;
 pub mod wasm;
 
-pub use auth::AuthConfig;
+pub use access::AccessPolicy;
+pub use admin::{AdminAccess, AdminConfig};
+pub use auth::{AuthConfig, JwksSource, TokenVerifier};
 pub use limits::Limits;
 pub use server::{ReloadError, Server, ServerConfig, ServerError, ServerHandle, shutdown_signal};
 pub use service::{Service, ServiceSpec};

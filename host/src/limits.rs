@@ -105,6 +105,15 @@ pub struct Limits {
     /// State a plugin may attach to one client (`set-client-state`); more
     /// is refused with an error the plugin sees.
     pub max_client_state_bytes: usize,
+    /// The longest reconnection grace period a plugin may ask for
+    /// (`describe`); longer ones are cut to it.
+    #[serde(with = "millis")]
+    pub max_reconnect_grace: Duration,
+    /// Frames kept for a client waiting to reconnect; one more ends its
+    /// grace period (the room gets `disconnect(lost)`).
+    pub max_replay_frames: usize,
+    /// Bytes of frames kept for a client waiting to reconnect, likewise.
+    pub max_replay_bytes: usize,
     /// Length of a room id in a URL.
     pub max_room_id_bytes: usize,
     /// Largest body of an HTTP request to a room
@@ -165,6 +174,9 @@ impl Default for Limits {
             max_timers_per_room: rules::MAX_TIMERS,
             max_info_bytes: rules::MAX_INFO_BYTES,
             max_client_state_bytes: rules::MAX_CLIENT_STATE_BYTES,
+            max_reconnect_grace: Duration::from_secs(300),
+            max_replay_frames: 256,
+            max_replay_bytes: 1024 * 1024,
             max_room_id_bytes: rules::MAX_ROOM_ID_BYTES,
             max_http_body_bytes: 1024 * 1024,
             max_http_requests: 256,
@@ -217,6 +229,8 @@ impl Limits {
             ("room_memory_bytes", self.room_memory_bytes),
             ("max_room_id_bytes", self.max_room_id_bytes),
             ("max_client_state_bytes", self.max_client_state_bytes),
+            ("max_replay_frames", self.max_replay_frames),
+            ("max_replay_bytes", self.max_replay_bytes),
             ("max_http_body_bytes", self.max_http_body_bytes),
             ("max_http_requests", self.max_http_requests),
             ("max_http_headers", self.max_http_headers),

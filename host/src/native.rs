@@ -23,7 +23,7 @@ use crate::limits::Limits;
 use crate::wasm::guest::{
     ClientInfo, DisconnectReason, Frame, HttpRequest, HttpResponse, InitInfo, Rejection, RoomChange,
 };
-use crate::wasm::{GuestError, PluginLog, RoomLink, RoomState};
+use crate::wasm::{Failure, GuestError, PluginLog, RoomLink, RoomState};
 
 /// A room service compiled natively: one value per room, called with the
 /// room's [`RoomState`] where a plugin would call its imports. The methods
@@ -76,7 +76,12 @@ impl NativeRoom {
     /// A fresh room of `factory`'s service. Does not call `init`.
     pub fn new(factory: &NativeFactory, limits: &Limits, link: Option<RoomLink>) -> NativeRoom {
         NativeRoom {
-            state: RoomState::new(limits, link, false, PluginLog::new(limits.plugin_log_lines)),
+            state: RoomState::new(
+                limits,
+                link,
+                crate::wasm::Description::default(),
+                PluginLog::new(limits.plugin_log_lines),
+            ),
             service: factory(),
             cpu: Duration::ZERO,
         }
@@ -92,7 +97,12 @@ impl NativeRoom {
         self.state.in_init = true;
         let result = self.call(|service, state| service.init(state, info));
         self.state.in_init = false;
-        result?.map_err(|reason| GuestError(format!("the room refused to start: {reason}")))
+        result?.map_err(|reason| {
+            GuestError(
+                format!("the plugin refused to start the room: {reason}"),
+                Failure::Refused,
+            )
+        })
     }
 
     /// Calls `room-changed`.
@@ -127,6 +137,12 @@ impl NativeRoom {
         self.call(|service, state| service.timer(state, id))
     }
 
+    /// Native rooms never declare a grace period, so they are never
+    /// suspended and never reconnect.
+    pub async fn reconnect(&mut self, _client: ClientId, _token: &str) -> Result<(), GuestError> {
+        Ok(())
+    }
+
     /// Calls `request`.
     pub async fn request(&mut self, request: &HttpRequest) -> Result<HttpResponse, GuestError> {
         self.call(|service, state| service.request(state, request))
@@ -151,10 +167,13 @@ impl NativeRoom {
         let result = catch_unwind(AssertUnwindSafe(|| f(service.as_mut(), state)));
         *cpu += started.elapsed();
         result.map_err(|panic| {
-            GuestError(format!(
-                "native room panicked: {}",
-                crate::contain::panic_message(panic.as_ref())
-            ))
+            GuestError(
+                format!(
+                    "native room panicked: {}",
+                    crate::contain::panic_message(panic.as_ref())
+                ),
+                Failure::Trap,
+            )
         })
     }
 }

@@ -15,7 +15,8 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::auth::AuthConfig;
+use crate::admin::{AdminAccess, AdminConfig, AdminGate};
+use crate::auth::{AuthConfig, AuthError, TokenVerifier};
 use crate::dev::{DevEvent, DevTap};
 use crate::http::{self, App, Lingering};
 use crate::limits::Limits;
@@ -34,8 +35,11 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// Where compiled plugins are cached; `None` compiles on every start.
     pub cache: Option<CompileCache>,
-    /// Token verification offered to plugins; `None` turns it off.
+    /// How tokens are verified, for services that require one and for
+    /// plugins (`auth.verify-token`); `None` turns verification off.
     pub auth: Option<AuthConfig>,
+    /// Who may read the admin endpoints (`/status`, `/rooms`, dev).
+    pub admin: AdminConfig,
     /// Dev mode: rooms report to this stream, and the server adds the dev
     /// dashboard at `/` (for non-WebSocket requests) and its event stream at
     /// `/_dev/events`. `None` in production.
@@ -51,6 +55,7 @@ impl ServerConfig {
             limits: Limits::default(),
             cache: CompileCache::default_dir().map(CompileCache::new),
             auth: None,
+            admin: AdminConfig::default(),
             dev_tap: None,
         }
     }
@@ -95,6 +100,14 @@ pub enum ServerError {
     /// A limit is unusable (zero where a positive value is needed).
     #[error("invalid limit: {0}")]
     InvalidLimits(String),
+    /// The token keys could not be loaded.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// A service requires tokens but no key is configured.
+    #[error(
+        "service {0:?} requires a token, but no key is configured (give a JWT secret, a public key or a JWKS)"
+    )]
+    NoTokenKeys(String),
     /// Serving failed.
     #[error("server failed: {0}")]
     Serve(std::io::Error),
@@ -129,6 +142,7 @@ impl Server {
             limits,
             cache,
             auth,
+            admin,
             dev_tap,
         } = config;
         if specs.is_empty() {
@@ -142,6 +156,15 @@ impl Server {
             if specs[..index].iter().any(|other| other.name == spec.name) {
                 return Err(ServerError::DuplicateService(spec.name.clone()));
             }
+        }
+        let verifier = match auth.as_ref().filter(|auth| auth.has_keys()) {
+            Some(auth) => Some(TokenVerifier::load(auth).await?),
+            None => None,
+        };
+        if verifier.is_none()
+            && let Some(spec) = specs.iter().find(|spec| spec.access.require_token)
+        {
+            return Err(ServerError::NoTokenKeys(spec.name.clone()));
         }
         let engine = WasmEngine::new(&limits).map_err(ServerError::Engine)?;
         let mut services = BTreeMap::new();
@@ -165,7 +188,33 @@ impl Server {
                 source,
             })?;
         let limits = Arc::new(limits);
-        let rooms = Rooms::new(engine, limits.clone(), auth, dev_tap.clone());
+        let admin = AdminGate::new(&admin, listener.local_addr().unwrap_or(listen));
+        match admin.access() {
+            AdminAccess::Off | AdminAccess::Opened => {
+                tracing::warn!("admin endpoints (/status, /rooms): {}", admin.access());
+            }
+            access => tracing::info!("admin endpoints (/status, /rooms): {access}"),
+        }
+        for service in services.values() {
+            let access = service.access();
+            if access.require_token {
+                let sources: Vec<_> = access
+                    .token_sources
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+                tracing::info!(
+                    service = service.name(),
+                    sources = sources.join(", "),
+                    "connections and room requests require a token"
+                );
+            }
+        }
+        let shutdown = CancellationToken::new();
+        if let Some(verifier) = &verifier {
+            verifier.spawn_refresh(shutdown.clone());
+        }
+        let rooms = Rooms::new(engine, limits.clone(), verifier, dev_tap.clone());
         rooms.set_rooms_per_service(limits.rooms_per_service(services.len()));
         for service in services
             .values()
@@ -190,10 +239,11 @@ impl Server {
             limits,
             started: Instant::now(),
             next_client: AtomicU64::new(1),
-            shutdown: CancellationToken::new(),
+            shutdown,
             connections: TaskTracker::new(),
             cache,
             dev_tap,
+            admin,
         });
         Ok(Server { listener, app })
     }
@@ -204,6 +254,11 @@ impl Server {
         self.listener
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// Who may read the admin endpoints, as decided at startup.
+    pub fn admin_access(&self) -> AdminAccess {
+        self.app.admin.access()
     }
 
     /// A handle to the running server, for hot reload.

@@ -1,8 +1,10 @@
-//! A service: one plugin under a name, with its configuration.
+//! A service: one plugin under a name, with its configuration and its
+//! access policy.
 
 use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock};
 
+use crate::access::AccessPolicy;
 use crate::limits::Limits;
 use crate::wasm::{CompileCache, Plugin, PluginError, WasmEngine};
 
@@ -27,6 +29,9 @@ pub struct ServiceSpec {
     /// default: such a request gets 404, so anonymous requests cannot fill
     /// the room table. Services whose REST face creates documents opt in.
     pub http_creates_rooms: bool,
+    /// Who may connect and call rooms over HTTP (token, rooms, origins).
+    /// Open by default.
+    pub access: AccessPolicy,
     /// Native code to run instead of `plugin` (the benchmark baseline; see
     /// [`ServiceSpec::native`]).
     #[cfg(feature = "native-baseline")]
@@ -41,6 +46,7 @@ impl ServiceSpec {
             plugin: plugin.into(),
             config: serde_json::Value::Null,
             http_creates_rooms: false,
+            access: AccessPolicy::default(),
             #[cfg(feature = "native-baseline")]
             native: None,
         }
@@ -57,6 +63,7 @@ impl ServiceSpec {
             name,
             config: serde_json::Value::Null,
             http_creates_rooms: false,
+            access: AccessPolicy::default(),
             native: Some(crate::native::NativeCode(factory)),
         }
     }
@@ -71,6 +78,12 @@ impl ServiceSpec {
     /// [`ServiceSpec::http_creates_rooms`]).
     pub fn with_http_creates_rooms(mut self, creates: bool) -> ServiceSpec {
         self.http_creates_rooms = creates;
+        self
+    }
+
+    /// Sets the access policy (see [`AccessPolicy`]).
+    pub fn with_access(mut self, access: AccessPolicy) -> ServiceSpec {
+        self.access = access;
         self
     }
 }
@@ -90,6 +103,7 @@ pub struct Service {
     plugin: RwLock<Arc<Plugin>>,
     config: String,
     http_creates_rooms: bool,
+    access: AccessPolicy,
     /// Held for the length of a hot reload.
     reload: tokio::sync::Mutex<()>,
 }
@@ -110,6 +124,7 @@ impl Service {
                 plugin: RwLock::new(Arc::new(Plugin::native(&spec.name, native.0.clone()))),
                 config: spec.config.to_string(),
                 http_creates_rooms: spec.http_creates_rooms,
+                access: spec.access.clone(),
                 reload: tokio::sync::Mutex::new(()),
             });
         }
@@ -120,6 +135,7 @@ impl Service {
             )),
             config: spec.config.to_string(),
             http_creates_rooms: spec.http_creates_rooms,
+            access: spec.access.clone(),
             reload: tokio::sync::Mutex::new(()),
         })
     }
@@ -160,5 +176,10 @@ impl Service {
     /// Whether an HTTP request may create a room that is not live.
     pub fn http_creates_rooms(&self) -> bool {
         self.http_creates_rooms
+    }
+
+    /// Who may connect and call rooms over HTTP.
+    pub fn access(&self) -> &AccessPolicy {
+        &self.access
     }
 }

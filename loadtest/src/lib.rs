@@ -61,8 +61,9 @@ use url::Host;
 
 pub use config::{ConfigError, LoadConfig, Plan};
 pub use os_limits::{FileLimit, raise_open_files_limit};
-pub use report::{LatencyOrigin, Phase, Progress, Report};
+pub use report::{LatencyOrigin, Progress, Report};
 pub use stats::Histogram;
+pub use timeline::Phase;
 
 use client::Shared;
 use timeline::Timeline;

@@ -12,34 +12,7 @@ use serde::Serialize;
 use crate::client::Shared;
 use crate::os_limits::FileLimit;
 use crate::stats::Histogram;
-
-/// Where a run is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Phase {
-    /// Opening connections.
-    RampUp,
-    /// Traffic flows but is not measured.
-    WarmUp,
-    /// The measurement window.
-    Measuring,
-    /// Waiting for frames still in flight.
-    Draining,
-    /// Closing the connections.
-    Closing,
-}
-
-impl fmt::Display for Phase {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(match self {
-            Phase::RampUp => "ramp-up",
-            Phase::WarmUp => "warm-up",
-            Phase::Measuring => "measuring",
-            Phase::Draining => "draining",
-            Phase::Closing => "closing",
-        })
-    }
-}
+use crate::timeline::Phase;
 
 /// A snapshot of a run in progress, passed to the progress callback about once a second.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -5,10 +5,40 @@
 //! From the origin: connections open evenly over the ramp-up, traffic then runs unmeasured for
 //! the warm-up, then the measurement window; after it, a drain waits for frames in flight.
 
+use std::fmt;
 use std::time::{Duration, Instant};
 
+use serde::Serialize;
+
 use crate::config::LoadConfig;
-use crate::report::Phase;
+
+/// Where a run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    /// Opening connections.
+    RampUp,
+    /// Traffic flows but is not measured.
+    WarmUp,
+    /// The measurement window.
+    Measuring,
+    /// Waiting for frames still in flight.
+    Draining,
+    /// Closing the connections.
+    Closing,
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(match self {
+            Phase::RampUp => "ramp-up",
+            Phase::WarmUp => "warm-up",
+            Phase::Measuring => "measuring",
+            Phase::Draining => "draining",
+            Phase::Closing => "closing",
+        })
+    }
+}
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Timeline {

@@ -24,7 +24,7 @@ pub const MAX_PLUGIN_FRAME_BYTES: usize = 16 * 1024 * 1024;
 
 /// The longest room id, in bytes (`max_room_id_bytes`). Room ids are also
 /// never empty.
-pub const MAX_ROOM_ID_BYTES: usize = 128;
+pub const MAX_ROOM_ID_BYTES: usize = 256;
 
 /// The most state, in bytes, a plugin may attach to one client
 /// (`max_client_state_bytes`).

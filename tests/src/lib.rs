@@ -4,6 +4,7 @@
 //! hanging it. [`webdriver`] drives headless Chromium for the dashboard's
 //! browser test.
 
+pub mod keys;
 pub mod raw;
 pub mod webdriver;
 
@@ -17,7 +18,7 @@ use anyhow::{Context, bail};
 use futures_util::{SinkExt, StreamExt};
 use roomhost_host::dev::DevTap;
 use roomhost_host::{
-    AuthConfig, CompileCache, Limits, Server, ServerConfig, ServerHandle, ServiceSpec,
+    AdminConfig, AuthConfig, CompileCache, Limits, Server, ServerConfig, ServerHandle, ServiceSpec,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -37,6 +38,7 @@ const PLUGIN_CRATES: &[&str] = &[
     "misbehave",
     "netplug",
     "old-contract",
+    "resumable",
     "relay",
     "watch-party",
     "game-lobby",
@@ -95,8 +97,9 @@ pub fn plugin_rebuilt(name: &str, tag: &str) -> PathBuf {
     path
 }
 
-/// `value` as an unsigned LEB128 number, as wasm encodes sizes.
-fn leb128(mut value: usize) -> Vec<u8> {
+/// `value` as an unsigned LEB128 number, as wasm encodes sizes (and lib0,
+/// Yjs's encoding, its var-uints).
+pub fn leb128(mut value: usize) -> Vec<u8> {
     let mut out = Vec::new();
     loop {
         let byte = (value & 0x7f) as u8;
@@ -182,13 +185,20 @@ impl TestServer {
 
     /// Serves `services` under `limits`.
     pub async fn start(services: Vec<ServiceSpec>, limits: Limits) -> TestServer {
-        Self::start_config(services, limits, None, None).await
+        Self::start_config(services, limits, None, AdminConfig::default(), None).await
     }
 
     /// Serves `services` under `limits` in dev mode: the dashboard at `/`
     /// and the dev event stream, fed by [`TestServer::dev_tap`].
     pub async fn start_dev(services: Vec<ServiceSpec>, limits: Limits) -> TestServer {
-        Self::start_config(services, limits, None, Some(DevTap::new())).await
+        Self::start_config(
+            services,
+            limits,
+            None,
+            AdminConfig::default(),
+            Some(DevTap::new()),
+        )
+        .await
     }
 
     /// Serves `services` under `limits` with token verification on.
@@ -197,13 +207,24 @@ impl TestServer {
         limits: Limits,
         auth: AuthConfig,
     ) -> TestServer {
-        Self::start_config(services, limits, Some(auth), None).await
+        Self::start_config(services, limits, Some(auth), AdminConfig::default(), None).await
+    }
+
+    /// Serves `services` with token verification (if `auth` is given) and
+    /// the admin endpoints protected as `admin` says.
+    pub async fn start_with_access(
+        services: Vec<ServiceSpec>,
+        auth: Option<AuthConfig>,
+        admin: AdminConfig,
+    ) -> TestServer {
+        Self::start_config(services, test_limits(), auth, admin, None).await
     }
 
     async fn start_config(
         services: Vec<ServiceSpec>,
         limits: Limits,
         auth: Option<AuthConfig>,
+        admin: AdminConfig,
         dev_tap: Option<DevTap>,
     ) -> TestServer {
         let config = ServerConfig {
@@ -212,6 +233,7 @@ impl TestServer {
             limits,
             cache: Some(CompileCache::new(plugin_target_dir().join("compile-cache"))),
             auth,
+            admin,
             dev_tap: dev_tap.clone(),
         };
         let server = Server::bind(config).await.expect("server starts");
@@ -308,6 +330,34 @@ impl Client {
             .await
             .context("connect timed out")??;
         Ok(Client { ws })
+    }
+
+    /// Connects to `ws://addr{path}` with extra request `headers`; a
+    /// refused handshake returns its HTTP status.
+    pub async fn connect_with_headers(
+        addr: SocketAddr,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Client, u16> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
+        let mut request = format!("ws://{addr}{path}")
+            .into_client_request()
+            .expect("a valid URL");
+        for (name, value) in headers {
+            request.headers_mut().append(
+                HeaderName::from_bytes(name.as_bytes()).expect("header name"),
+                HeaderValue::from_str(value).expect("header value"),
+            );
+        }
+        let connected = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
+            .await
+            .expect("the handshake ends in time");
+        match connected {
+            Ok((ws, _)) => Ok(Client { ws }),
+            Err(tungstenite::Error::Http(response)) => Err(response.status().as_u16()),
+            Err(error) => panic!("handshake failed without an HTTP answer: {error}"),
+        }
     }
 
     /// Sends a text frame.
@@ -452,9 +502,24 @@ pub async fn http_request(
     path: &str,
     body: &[u8],
 ) -> anyhow::Result<HttpResponse> {
+    http_request_with_headers(addr, method, path, &[], body).await
+}
+
+/// [`http_request`] with extra request headers.
+pub async fn http_request_with_headers(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> anyhow::Result<HttpResponse> {
     let mut stream = TcpStream::connect(addr).await?;
+    let extra: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{extra}Content-Length: {}\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).await?;

@@ -18,6 +18,7 @@ fn config(services: Vec<ServiceSpec>) -> ServerConfig {
         limits: test_limits(),
         cache: Some(CompileCache::new(plugin_target_dir().join("compile-cache"))),
         auth: None,
+        admin: Default::default(),
         dev_tap: None,
     }
 }
@@ -172,7 +173,11 @@ async fn client_state_and_info_are_the_hosts_and_survive_a_reload() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn put_and_patch_reach_the_room() {
     let server = TestServer::single("misbehave").await;
-    let _member = server.connect("/ws/notes").await;
+    let mut member = server.connect("/ws/notes").await;
+    // A round trip: the room is live before the requests (they do not
+    // create rooms).
+    member.send_text("whoami").await;
+    assert_eq!(member.recv_text().await, "room:notes");
     for method in ["PUT", "PATCH"] {
         let response = http_request(
             server.addr(),

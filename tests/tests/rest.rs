@@ -108,7 +108,7 @@ async fn bad_requests_and_answers_get_clear_errors() {
         .await
         .unwrap();
     assert_eq!(response.status, 404);
-    let long_room = "r".repeat(200);
+    let long_room = "r".repeat(300);
     let response = http_request(
         addr,
         "GET",

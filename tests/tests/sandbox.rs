@@ -193,7 +193,7 @@ async fn shutdown_closes_every_client_with_1001() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_clear_http_errors() {
     let server = TestServer::single("misbehave").await;
-    let long_room = "r".repeat(200);
+    let long_room = "r".repeat(300);
     let url = format!("ws://{}/ws/{long_room}", server.addr());
     let error = tokio_tungstenite::connect_async(&url)
         .await

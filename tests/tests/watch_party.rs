@@ -851,7 +851,9 @@ async fn with_a_secret_only_verified_clients_create_and_join() {
     let server = TestServer::start_with_auth(
         vec![spec(Value::Null)],
         test_limits(),
-        AuthConfig::new(SECRET),
+        AuthConfig::new(SECRET)
+            .with_audience("OpenWatchParty")
+            .with_issuer("Jellyfin"),
     )
     .await;
     let mut owp = Owp::open(&server).await;

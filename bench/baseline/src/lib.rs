@@ -131,6 +131,7 @@ impl<S: Reloadable + Send + 'static> NativeService for SdkRoom<S> {
             guest::DisconnectReason::Lost => DisconnectReason::Lost,
             guest::DisconnectReason::Kicked => DisconnectReason::Kicked,
             guest::DisconnectReason::Transferred => DisconnectReason::Transferred,
+            guest::DisconnectReason::Suspended => DisconnectReason::Suspended,
         };
         self.with(state, |service, room| {
             service.disconnect(room, client, reason)
@@ -181,6 +182,9 @@ fn client_info(client: &guest::ClientInfo) -> ClientInfo {
             data: handoff.data.clone(),
             rejected: handoff.rejected.clone(),
         }),
+        claims: client.claims.clone(),
+        read_only: client.read_only,
+        resume_token: client.resume_token.clone(),
     })
 }
 

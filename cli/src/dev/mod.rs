@@ -27,7 +27,7 @@ use roomhost_host::{CompileCache, Limits, Server, ServerConfig, ServerHandle, Se
 
 use crate::build::PluginBuild;
 use crate::serve::{
-    AuthArgs, DEFAULT_LISTEN, LimitArgs, apply_config_flag, default_service_name, init_logging,
+    AdminArgs, AuthArgs, DEFAULT_LISTEN, LimitArgs, apply_config_flag, default_service_name,
     print_banner,
 };
 use progress::Built;
@@ -70,11 +70,15 @@ pub struct DevArgs {
     #[command(flatten)]
     auth: AuthArgs,
     #[command(flatten)]
+    admin: AdminArgs,
+    #[command(flatten)]
     limits: LimitArgs,
+    #[command(flatten)]
+    log: crate::logging::LogArgs,
 }
 
 pub fn run(args: DevArgs) -> anyhow::Result<()> {
-    init_logging();
+    crate::logging::init(&args.log);
     let dir = args
         .dir
         .canonicalize()
@@ -94,7 +98,8 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
     let build = PluginBuild::prepare(&dir, args.target_dir.as_deref())?;
     let cache = CompileCache::new(build.target_dir().join(COMPILE_CACHE_DIR));
     let debounce = Duration::from_millis(args.debounce_ms);
-    let auth = args.auth.config()?;
+    let auth = args.auth.config(None)?;
+    let admin = args.admin.config(false)?;
 
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
@@ -117,6 +122,7 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
             limits,
             cache: Some(cache),
             auth,
+            admin,
             dev_tap: Some(tap.clone()),
         })
         .await?;

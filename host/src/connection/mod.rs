@@ -4,7 +4,8 @@
 //! The reader and the writer run as two futures of one task. The reader owns
 //! liveness (idle timeout, ping rate, oversized frames, protocol violations,
 //! the peer's close); the writer owns the socket's sending half (frames,
-//! pings, close frames) and closes a client that leaves its output unread.
+//! pings, close frames), writes what is queued in batches with one flush
+//! each, and closes a client that leaves its output unread.
 //! Every way a connection ends tells the room exactly once, and every close
 //! the host decides on is sent as a close frame with its code.
 
@@ -21,11 +22,13 @@ use tokio_util::sync::CancellationToken;
 
 use tokio::sync::oneshot;
 
+use crate::access::{Access, Grant};
 use crate::client::{
     ClientId, ClientReceivers, ClientSender, ForcedClose, Move, Outbound, OutboundQueue,
 };
 use crate::close;
 use crate::limits::Limits;
+use crate::metrics::Metrics;
 use crate::room::{ConnectRequest, JoinError, LOBBY, LeaveReason, RoomEvent, RoomHandle, Rooms};
 use crate::service::Service;
 use crate::wasm::{GuestHandoff, GuestMessage};
@@ -43,6 +46,21 @@ pub(crate) struct Target {
     pub(crate) query: String,
     /// The client's address (room creations count against it).
     pub(crate) address: IpAddr,
+    /// The resume token the client presented (`roomhost_resume`), to take
+    /// the place of a client whose connection was lost.
+    pub(crate) resume: Option<String>,
+    /// What the client's token grants, when its service requires one: its
+    /// identity and claims, and the rooms it may enter (checked again on
+    /// every transfer).
+    pub(crate) grant: Option<Grant>,
+}
+
+/// The query parameter a reconnecting client presents its token in.
+pub(crate) const RESUME_PARAM: &str = "roomhost_resume";
+
+/// A fresh resume token: 128 random bits, hex.
+fn new_resume_token() -> String {
+    format!("{:032x}", rand::random::<u128>())
 }
 
 /// Runs a connection to its end.
@@ -55,6 +73,21 @@ pub(crate) async fn run(
     shutdown: CancellationToken,
 ) {
     let (sink, stream) = socket.split();
+    // A reconnecting client takes its old id, checked before anything else.
+    let (client, resuming) = match &target.resume {
+        Some(token) => match rooms.claim_resume(target.service.name(), token) {
+            Ok((old, room)) => (old, Some(Ok(room))),
+            Err(refused) => (client, Some(Err(refused))),
+        },
+        None => (client, None),
+    };
+    let resumable = !target
+        .service
+        .plugin()
+        .description()
+        .reconnect_grace
+        .is_zero();
+    let resume_token = resumable.then(new_resume_token);
     let (sender, receivers) =
         ClientSender::new(client, limits.client_queue, limits.client_queue_bytes);
     let ClientReceivers {
@@ -64,7 +97,12 @@ pub(crate) async fn run(
     } = receivers;
     let writer_done = CancellationToken::new();
     let reader_done = CancellationToken::new();
-    rooms.register_client(&target.service.name_arc(), sender.clone());
+    rooms.register_client(
+        &target.service.name_arc(),
+        sender.clone(),
+        resume_token.clone(),
+    );
+    rooms.metrics().connection_accepted();
 
     let writer = write_loop(
         sink,
@@ -82,8 +120,14 @@ pub(crate) async fn run(
             sender: sender.clone(),
             path: target.path,
             query: target.query,
-            identity: None,
+            identity: target
+                .grant
+                .as_ref()
+                .and_then(|grant| grant.identity.clone()),
+            claims: target.grant.as_ref().map(|grant| grant.claims.clone()),
+            read_only: read_only(target.grant.as_ref(), &target.room),
             handoff: None,
+            resume_token: resume_token.clone(),
             address: Some(target.address),
         };
         let mut reader = Reader {
@@ -91,36 +135,74 @@ pub(crate) async fn run(
             forced: &forced,
             writer_done: &writer_done,
             limits: &limits,
+            metrics: rooms.metrics(),
             pings: PingRate::new(limits.max_pings_per_sec),
         };
-        match rooms
-            .join(&target.service, &target.room, request.clone(), true)
-            .await
-        {
+        let entered = match resuming {
+            None => {
+                rooms
+                    .join(&target.service, &target.room, request.clone(), true)
+                    .await
+            }
+            Some(Ok(room)) => {
+                let token = resume_token.clone().unwrap_or_default();
+                rooms
+                    .resume(&room, sender.clone(), token)
+                    .await
+                    .map(|()| room)
+            }
+            Some(Err(refused)) => Err(refused),
+        };
+        let mut lost = false;
+        match entered {
             Ok(room) => {
                 tracing::debug!("joined");
                 let mover = Mover {
                     rooms: &rooms,
                     service: &target.service,
                     request: &request,
+                    grant: target.grant.as_ref(),
                 };
                 let (reason, room) = reader.forward(client, room, &mut moves, &mover).await;
                 tracing::debug!(?reason, "left");
-                let _ = room
-                    .inbox
-                    .send(RoomEvent::Disconnect { client, reason })
-                    .await;
+                lost = reason == LeaveReason::Lost;
+                let event = RoomEvent::Disconnect {
+                    client,
+                    reason,
+                    connection: sender.connection(),
+                };
+                let _ = room.inbox.send(event).await;
             }
             Err(error) => {
                 tracing::debug!(%error, "join refused");
+                rooms.metrics().connection_refused(join_error_label(&error));
                 sender.close(join_error_code(&error), &error.to_string());
                 reader.drain().await;
             }
         }
         reader_done.cancel();
+        lost
     };
-    tokio::join!(reader, writer);
-    rooms.unregister_client(client);
+    let (lost, ()) = tokio::join!(reader, writer);
+    rooms.connection_ended(client, sender.connection(), lost);
+}
+
+/// How metrics name a refused join.
+fn join_error_label(error: &JoinError) -> &'static str {
+    match error {
+        JoinError::Rejected { .. } => "rejected",
+        JoinError::RoomLimit(_) => "room_limit",
+        JoinError::CreationRate(_) => "creation_rate",
+        JoinError::RoomFailed(_) => "room_failed",
+        JoinError::NoSuchRoom(_) => "no_such_room",
+        JoinError::ResumeRefused(_) => "resume_refused",
+    }
+}
+
+/// Whether `grant` gives only read access to `room` (no grant: the service
+/// does not require tokens, so nothing is restricted).
+fn read_only(grant: Option<&Grant>, room: &str) -> bool {
+    grant.is_some_and(|grant| grant.access(room) == Some(Access::Read))
 }
 
 fn join_error_code(error: &JoinError) -> u16 {
@@ -128,6 +210,7 @@ fn join_error_code(error: &JoinError) -> u16 {
         JoinError::Rejected { code, .. } => *code,
         JoinError::RoomLimit(_) | JoinError::CreationRate(_) => close::TRY_AGAIN_LATER,
         JoinError::RoomFailed(_) | JoinError::NoSuchRoom(_) => close::ROOM_ERROR,
+        JoinError::ResumeRefused(_) => close::POLICY,
     }
 }
 
@@ -136,6 +219,7 @@ struct Mover<'a> {
     rooms: &'a Arc<Rooms>,
     service: &'a Arc<Service>,
     request: &'a ConnectRequest,
+    grant: Option<&'a Grant>,
 }
 
 impl Mover<'_> {
@@ -156,13 +240,20 @@ impl Mover<'_> {
         let target = order.to.as_deref().unwrap_or(LOBBY);
         let request = ConnectRequest {
             handoff: Some(order.handoff.clone()),
+            read_only: read_only(self.grant, target),
             ..self.request.clone()
         };
-        let room = match self
-            .rooms
-            .join(self.service, target, request, order.create)
-            .await
-        {
+        // The token's rooms bound transfers too: a room it does not open is
+        // refused like a room that rejected the client.
+        let joined = match self.grant.map(|grant| grant.access_to(target)) {
+            Some(Err(refused)) => Err(refused.to_string()),
+            _ => self
+                .rooms
+                .join(self.service, target, request, order.create)
+                .await
+                .map_err(|refused| refused.to_string()),
+        };
+        let room = match joined {
             Ok(room) => room,
             Err(refused) => {
                 tracing::debug!(to = target, %refused, "transfer refused; returning the client");
@@ -170,8 +261,9 @@ impl Mover<'_> {
                     handoff: Some(GuestHandoff {
                         from_room: order.to,
                         data: order.handoff.data,
-                        rejected: Some(refused.to_string()),
+                        rejected: Some(refused.clone()),
                     }),
+                    read_only: read_only(self.grant, &from.meta.key.room),
                     ..self.request.clone()
                 };
                 self.rooms
@@ -202,6 +294,7 @@ struct Reader<'a> {
     forced: &'a ForcedClose,
     writer_done: &'a CancellationToken,
     limits: &'a Limits,
+    metrics: &'a Metrics,
     pings: PingRate,
 }
 
@@ -212,7 +305,7 @@ impl Reader<'_> {
         &mut self,
         client: ClientId,
         mut room: RoomHandle,
-        moves: &mut mpsc::Receiver<Move>,
+        moves: &mut mpsc::Receiver<Box<Move>>,
         mover: &Mover<'_>,
     ) -> (LeaveReason, RoomHandle) {
         let mut closing_deadline = None;
@@ -224,7 +317,7 @@ impl Reader<'_> {
                 // writer takes its time to get the close frame out.
                 () = self.forced.requested() => return (LeaveReason::Lost, room),
                 Some(order) = moves.recv() => {
-                    match mover.relocate(client, order, &room).await {
+                    match mover.relocate(client, *order, &room).await {
                         Ok(next_room) => room = next_room,
                         Err(reason) => {
                             self.forced.request(close::ROOM_ERROR, &reason);
@@ -248,8 +341,14 @@ impl Reader<'_> {
                 Some(Err(error)) => return (self.failed(error), room),
             };
             let message = match message {
-                WsMessage::Text(text) => GuestMessage::Text(text.as_str().to_owned()),
-                WsMessage::Binary(bytes) => GuestMessage::Binary(bytes.to_vec()),
+                WsMessage::Text(text) => {
+                    self.metrics.frame_in(text.len());
+                    GuestMessage::Text(text.as_str().to_owned())
+                }
+                WsMessage::Binary(bytes) => {
+                    self.metrics.frame_in(bytes.len());
+                    GuestMessage::Binary(bytes.to_vec())
+                }
                 // The protocol layer answers pings and close frames itself;
                 // each pong is output the client has to read, so pings are
                 // rate-limited.
@@ -335,6 +434,11 @@ struct Signals {
     writer_done: CancellationToken,
 }
 
+/// Frames one batch takes from the queue at most before it flushes, so a
+/// writer whose room keeps its queue full still gets its flush out (and lets
+/// other tasks run) at a bounded interval.
+const MAX_BATCH_FRAMES: usize = 256;
+
 async fn write_loop(
     mut sink: SplitSink<WebSocket, WsMessage>,
     mut queue: OutboundQueue,
@@ -344,17 +448,24 @@ async fn write_loop(
 ) {
     let ping_interval = limits.ping_interval;
     let mut ping = interval_at(Instant::now() + ping_interval, ping_interval);
+    // Created once, not per frame: each of these registers a waiter when
+    // first polled, and re-creating them per frame cost a waiter list
+    // insert and removal per delivery.
+    let forced_close = forced.requested();
+    let shutdown = signals.shutdown.cancelled();
+    let reader_done = signals.reader_done.cancelled();
+    tokio::pin!(forced_close, shutdown, reader_done);
     // Set when the client left output unread for `idle_timeout`: its close
     // then waits only the grace, not another `idle_timeout`.
     let mut stalled = false;
     let close = loop {
-        let frame = tokio::select! {
+        let first = tokio::select! {
             biased;
-            () = forced.requested() => break forced.frame(),
-            () = signals.shutdown.cancelled() => break Some((close::GOING_AWAY, "server shutting down".to_owned())),
+            () = &mut forced_close => break forced.frame(),
+            () = &mut shutdown => break Some((close::GOING_AWAY, "server shutting down".to_owned())),
             // The room may have queued a close (kick, failure) just before
             // the reader stopped: deliver it rather than drop it.
-            () = signals.reader_done.cancelled() => break queued_close(&mut queue),
+            () = &mut reader_done => break queued_close(&mut queue),
             out = queue.recv() => match out {
                 Some(Outbound::Frame(frame)) => frame,
                 Some(Outbound::Close(code, reason)) => break Some((code, reason)),
@@ -362,15 +473,26 @@ async fn write_loop(
             },
             _ = ping.tick() => WsMessage::Ping(Default::default()),
         };
-        // A peer that stops reading blocks the send; a forced close or a
+        // One batch: the frame that woke the writer and whatever else is
+        // queued by now go into the WebSocket's write buffer, which writes
+        // to the socket only past 16 KiB (`http::ws::write_batch_bytes`), then one flush writes
+        // the rest. An idle connection's batch is one frame, written at once
+        // (TCP_NODELAY); a busy one's frames share write calls and TCP
+        // segments. A close queued behind the batch is sent after it.
+        //
+        // A peer that stops reading blocks the batch; a forced close or a
         // shutdown must still be attempted, so they abort it (the close
         // frame's own send is bounded below). A peer that reads nothing for
         // `idle_timeout` is as dead as one that sends nothing.
+        let mut close_after = None;
         let sent = tokio::select! {
             biased;
-            () = forced.requested() => break forced.frame(),
-            () = signals.shutdown.cancelled() => break Some((close::GOING_AWAY, "server shutting down".to_owned())),
-            sent = timeout(limits.idle_timeout, sink.send(frame)) => sent,
+            () = &mut forced_close => break forced.frame(),
+            () = &mut shutdown => break Some((close::GOING_AWAY, "server shutting down".to_owned())),
+            sent = timeout(
+                limits.idle_timeout,
+                write_batch(&mut sink, first, &mut queue, &mut close_after),
+            ) => sent,
         };
         // A client that leaves too much unread is closed through `forced`,
         // so its reader leaves the room at once.
@@ -393,6 +515,9 @@ async fn write_loop(
                 stalled = true;
                 break forced.frame();
             }
+        }
+        if let Some(close) = close_after {
+            break Some(close);
         }
     };
     if let Some((code, reason)) = close {
@@ -425,4 +550,27 @@ async fn write_loop(
         let _ = timeout(Duration::from_secs(1), sink.flush()).await;
     }
     signals.writer_done.cancel();
+}
+
+/// Writes `first` and the frames queued behind it (at most
+/// [`MAX_BATCH_FRAMES`]) with one flush. Stops taking frames at a close,
+/// which it leaves in `close` for the caller to send after the batch.
+async fn write_batch(
+    sink: &mut SplitSink<WebSocket, WsMessage>,
+    first: WsMessage,
+    queue: &mut OutboundQueue,
+    close: &mut Option<(u16, String)>,
+) -> Result<(), axum::Error> {
+    sink.feed(first).await?;
+    for _ in 1..MAX_BATCH_FRAMES {
+        match queue.try_recv() {
+            Ok(Outbound::Frame(frame)) => sink.feed(frame).await?,
+            Ok(Outbound::Close(code, reason)) => {
+                *close = Some((code, reason));
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    sink.flush().await
 }

@@ -39,6 +39,9 @@ pub(crate) async fn root(
         .and_then(|value| value.to_str().ok())
         .is_some_and(|value| value.eq_ignore_ascii_case("websocket"));
     if !wants_websocket {
+        if let Some(refused) = app.admin.refuse(&parts.headers) {
+            return refused;
+        }
         return Html(DASHBOARD).into_response();
     }
     let peer = match Peer::from_request_parts(&mut parts, &app).await {
@@ -46,7 +49,10 @@ pub(crate) async fn root(
         Err(never) => match never {},
     };
     match ws::ValidUpgrade::from_request_parts(&mut parts, &app).await {
-        Ok(upgrade) => ws::root(State(app), uri, peer, upgrade).await,
+        Ok(upgrade) => {
+            let headers = std::mem::take(&mut parts.headers);
+            ws::root(State(app), uri, peer, headers, upgrade).await
+        }
         Err(rejection) => rejection,
     }
 }

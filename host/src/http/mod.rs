@@ -7,16 +7,26 @@
 //! | `GET /ws/{room}` | join `room` of the only service; with several services, the lobby of service `{room}` |
 //! | `GET /ws/{service}/{room}` | join `room` of `service` |
 //! | `GET /status` | version, uptime, services, room and connection counts |
+//! | `GET /healthz` | 200 while the process is up |
+//! | `GET /readyz` | 200 while plugins are loaded and connections accepted; 503 when shutting down |
+//! | `GET /metrics` | Prometheus metrics (text format) |
 //! | `GET /rooms` | every live room |
 //! | `GET /rooms/{service}/{room}` | one live room (404 if it is not live) |
 //! | `GET /` (dev mode, without an upgrade) | the dev dashboard |
 //! | `GET /_dev/events`, `/_dev/history` (dev mode) | the dev event stream (SSE) and its recent build/reload events |
 //! | `GET\|POST\|PUT\|PATCH\|DELETE /rooms/{service}/{room}/{path...}` | the room's own REST face (its `request` export) |
+//! | `OPTIONS /rooms/{service}/{room}/{path...}` | CORS preflight, for the service's allowed origins |
+//!
+//! `/status`, `/rooms`, `/rooms/{service}/{room}`, `/metrics` and the dev
+//! endpoints are behind the admin gate ([`crate::admin`]); `/healthz` and
+//! `/readyz` are always open. WebSocket upgrades and room requests pass
+//! their service's access policy ([`crate::access`]) first.
 
 mod accept;
 mod api;
 mod body;
 mod dashboard;
+mod health;
 mod linger;
 mod peer;
 mod rest;
@@ -31,11 +41,13 @@ use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
 use axum::Router;
+use axum::middleware;
 use axum::routing::get;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::admin::{self, AdminGate};
 use crate::dev::DevTap;
 use crate::limits::Limits;
 use crate::room::Rooms;
@@ -64,6 +76,8 @@ pub(crate) struct App {
     pub(crate) cache: Option<CompileCache>,
     /// Dev mode's event stream (and dashboard).
     pub(crate) dev_tap: Option<DevTap>,
+    /// Who may read the admin endpoints.
+    pub(crate) admin: AdminGate,
 }
 
 impl App {
@@ -115,6 +129,14 @@ impl App {
     }
 }
 
+/// A JSON error answer (`{"error": message}`).
+pub(crate) fn error_response(
+    status: axum::http::StatusCode,
+    message: String,
+) -> axum::response::Response {
+    api::error(status, message)
+}
+
 /// The byte budget of request bodies to rooms (see `body`).
 pub(crate) fn body_budget(limits: &Limits) -> Semaphore {
     body::budget(limits.max_http_requests, limits.max_http_body_bytes)
@@ -127,28 +149,39 @@ pub(crate) fn router(app: Arc<App>) -> Router {
     } else {
         get(ws::root)
     };
-    let router = Router::new()
+    let admin = Router::new()
+        .route("/status", get(api::status))
+        .route("/metrics", get(health::metrics))
+        .route("/rooms", get(api::rooms))
+        .route("/rooms/{service}/{room}", get(api::room));
+    let admin = if app.dev_tap.is_some() {
+        admin
+            .route("/_dev/events", get(dashboard::events))
+            .route("/_dev/history", get(dashboard::history))
+    } else {
+        admin
+    };
+    let admin = admin.route_layer(middleware::from_fn_with_state(app.clone(), admin::gate));
+    Router::new()
         .route("/", root)
         .route("/ws", get(ws::single_lobby))
         .route("/ws/{room}", get(ws::single_service))
         .route("/ws/{service}/{room}", get(ws::named_service))
-        .route("/status", get(api::status))
-        .route("/rooms", get(api::rooms))
-        .route("/rooms/{service}/{room}", get(api::room))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
         .route(
             "/rooms/{service}/{room}/{*path}",
             get(rest::room_request)
                 .post(rest::room_request)
                 .put(rest::room_request)
                 .patch(rest::room_request)
-                .delete(rest::room_request),
-        );
-    let router = if app.dev_tap.is_some() {
-        router
-            .route("/_dev/events", get(dashboard::events))
-            .route("/_dev/history", get(dashboard::history))
-    } else {
-        router
-    };
-    router.with_state(app)
+                .delete(rest::room_request)
+                .options(rest::preflight),
+        )
+        .merge(admin)
+        .layer(middleware::from_fn_with_state(
+            app.clone(),
+            health::count_status,
+        ))
+        .with_state(app)
 }

@@ -4,6 +4,12 @@
 //! `max_query_bytes`, headers by `max_http_headers`, requests in flight by
 //! `max_http_requests` and the wait by `http_timeout`. A request creates its
 //! room only where the service allows it.
+//!
+//! Before any of that, the service's access policy applies: an `Origin`
+//! outside its allow-list gets 403, and where tokens are required a request
+//! without a valid one gets 401, a token that does not open the room 403,
+//! and a read-only token anything but `GET`/`HEAD` 403. Allowed origins get
+//! CORS headers, and `OPTIONS` answers their preflight.
 
 use std::sync::Arc;
 
@@ -16,6 +22,7 @@ use super::App;
 use super::api::error;
 use super::body::{self, BodyError};
 use super::peer::Peer;
+use crate::access::{AccessPolicy, Admission};
 use crate::room::JoinError;
 use crate::wasm::ServiceDirectory as _;
 use crate::wasm::{GuestHttpRequest, GuestHttpResponse};
@@ -50,6 +57,49 @@ pub(crate) async fn room_request(
     if let Some(refused) = app.refuse_long_query(&uri) {
         return refused;
     }
+    let policy = service.access();
+    let cors = cors_origin(policy, &headers);
+    let admitted = policy.admit(
+        app.rooms.auth(),
+        &headers,
+        uri.query().unwrap_or_default(),
+        &room,
+        Admission::Http(&method),
+    );
+    if let Err(refused) = admitted {
+        tracing::debug!(service = service.name(), %refused, "room request refused");
+        let mut response = error(refused.status(), refused.to_string());
+        if refused.status() == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer"),
+            );
+        }
+        return with_cors(response, cors);
+    }
+    let response = answer(
+        &app,
+        &service,
+        (room, rest),
+        (uri, address),
+        method,
+        headers,
+        body,
+    )
+    .await;
+    with_cors(response, cors)
+}
+
+/// Everything after admission: limits, the body, the room's answer.
+async fn answer(
+    app: &App,
+    service: &Arc<crate::service::Service>,
+    (room, rest): (String, String),
+    (uri, address): (axum::http::Uri, std::net::IpAddr),
+    method: Method,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let max_headers = app.limits.max_http_headers;
     if headers.len() > max_headers {
         return error(
@@ -77,7 +127,9 @@ pub(crate) async fn room_request(
     let request = GuestHttpRequest {
         method: method.as_str().to_owned(),
         path: format!("/{rest}"),
-        query: uri.query().unwrap_or_default().to_owned(),
+        query: service
+            .access()
+            .strip_token_params(uri.query().unwrap_or_default()),
         headers: headers
             .iter()
             .filter_map(|(name, value)| {
@@ -102,7 +154,7 @@ pub(crate) async fn room_request(
     };
     let answer = app
         .rooms
-        .request(&service, &room, request, create, Some(address));
+        .request(service, &room, request, create, Some(address));
     match tokio::time::timeout_at(deadline, answer).await {
         Ok(Ok(response)) => into_response(response, limit, max_headers),
         Ok(Err(JoinError::RoomLimit(max))) => error(
@@ -125,6 +177,69 @@ pub(crate) async fn room_request(
             ),
         ),
     }
+}
+
+/// `OPTIONS /rooms/{service}/{room}/{path...}`: the CORS preflight. An
+/// allowed origin learns the methods and headers it may use; any other
+/// request gets 403.
+pub(crate) async fn preflight(
+    State(app): State<Arc<App>>,
+    Path((service, _room, _rest)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(service) = app.services.get(&service) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no service named {service:?}"),
+        );
+    };
+    let policy = service.access();
+    let origin = headers
+        .get(axum::http::header::ORIGIN)
+        .and_then(|origin| origin.to_str().ok())
+        .unwrap_or_default();
+    if !policy.origin_allowed(origin) {
+        return error(
+            StatusCode::FORBIDDEN,
+            format!(
+                "origin {origin:?} may not call service {:?} (allowed_origins)",
+                service.name()
+            ),
+        );
+    }
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    let answer = response.headers_mut();
+    answer.insert(
+        axum::http::header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST, DELETE"),
+    );
+    answer.insert(
+        axum::http::header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("authorization, content-type"),
+    );
+    answer.insert(
+        axum::http::header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
+    with_cors(response, cors_origin(policy, &headers))
+}
+
+/// The request's `Origin` if the policy allows it (and lists any).
+fn cors_origin(policy: &AccessPolicy, headers: &HeaderMap) -> Option<HeaderValue> {
+    let origin = headers.get(axum::http::header::ORIGIN)?;
+    let allowed = !policy.allowed_origins.is_empty()
+        && policy.origin_allowed(origin.to_str().unwrap_or_default());
+    allowed.then(|| origin.clone())
+}
+
+/// Adds `Access-Control-Allow-Origin` for an allowed browser origin.
+fn with_cors(mut response: Response, origin: Option<HeaderValue>) -> Response {
+    if let Some(origin) = origin {
+        let answer = response.headers_mut();
+        answer.insert(axum::http::header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        answer.append(axum::http::header::VARY, HeaderValue::from_static("Origin"));
+    }
+    response
 }
 
 /// The 404 for a room that is not live, in a service whose HTTP requests do

@@ -1,5 +1,7 @@
-//! WebSocket upgrades: validates the handshake and the target, reserves a
-//! connection slot and hands the socket to [`crate::connection`].
+//! WebSocket upgrades: validates the handshake and the target, admits the
+//! client under its service's access policy (origin, token, room; 401/403
+//! before the upgrade), reserves a connection slot and hands the socket to
+//! [`crate::connection`].
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -8,7 +10,7 @@ use std::sync::atomic::Ordering;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{FromRequestParts, OriginalUri, Path, State};
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use futures_util::FutureExt;
@@ -17,6 +19,7 @@ use tracing::Instrument;
 use super::App;
 use super::api::error;
 use super::peer::Peer;
+use crate::access::{self, Admission, TokenSource};
 use crate::connection::{self, Target};
 use crate::contain::panic_message;
 use crate::room::LOBBY;
@@ -26,6 +29,7 @@ pub(crate) async fn root(
     State(app): State<Arc<App>>,
     OriginalUri(uri): OriginalUri,
     peer: Peer,
+    headers: HeaderMap,
     ValidUpgrade(upgrade): ValidUpgrade,
 ) -> Response {
     let service = app
@@ -38,17 +42,18 @@ pub(crate) async fn root(
             "no service serves the root: connect to /ws/{service} or /ws/{service}/{room}".into(),
         );
     };
-    attach(app, service, LOBBY.into(), (uri, peer), upgrade)
+    attach(app, service, LOBBY.into(), (uri, peer, &headers), upgrade)
 }
 
 pub(crate) async fn single_lobby(
     State(app): State<Arc<App>>,
     OriginalUri(uri): OriginalUri,
     peer: Peer,
+    headers: HeaderMap,
     ValidUpgrade(upgrade): ValidUpgrade,
 ) -> Response {
     match app.single_service().cloned() {
-        Some(service) => attach(app, service, LOBBY.into(), (uri, peer), upgrade),
+        Some(service) => attach(app, service, LOBBY.into(), (uri, peer, &headers), upgrade),
         None => several_services(&app),
     }
 }
@@ -59,13 +64,14 @@ pub(crate) async fn single_service(
     Path(room): Path<String>,
     OriginalUri(uri): OriginalUri,
     peer: Peer,
+    headers: HeaderMap,
     ValidUpgrade(upgrade): ValidUpgrade,
 ) -> Response {
     if let Some(service) = app.single_service().cloned() {
-        return attach(app, service, room, (uri, peer), upgrade);
+        return attach(app, service, room, (uri, peer, &headers), upgrade);
     }
     match app.services.get(&room).cloned() {
-        Some(service) => attach(app, service, LOBBY.into(), (uri, peer), upgrade),
+        Some(service) => attach(app, service, LOBBY.into(), (uri, peer, &headers), upgrade),
         None => several_services(&app),
     }
 }
@@ -86,6 +92,7 @@ pub(crate) async fn named_service(
     Path((service, room)): Path<(String, String)>,
     OriginalUri(uri): OriginalUri,
     peer: Peer,
+    headers: HeaderMap,
     ValidUpgrade(upgrade): ValidUpgrade,
 ) -> Response {
     let Some(service) = app.services.get(&service).cloned() else {
@@ -94,18 +101,19 @@ pub(crate) async fn named_service(
             format!("no service named {service:?}"),
         );
     };
-    attach(app, service, room, (uri, peer), upgrade)
+    attach(app, service, room, (uri, peer, &headers), upgrade)
 }
 
-fn attach(
-    app: Arc<App>,
-    service: Arc<Service>,
-    room: String,
-    (uri, Peer(address)): (axum::http::Uri, Peer),
-    upgrade: WebSocketUpgrade,
-) -> Response {
+/// The checks of an upgrade's target before any room is touched: the
+/// refusal's metrics label and response when one fails, `None` otherwise.
+fn admit(
+    app: &App,
+    service: &Service,
+    room: &str,
+    uri: &axum::http::Uri,
+) -> Option<(&'static str, Response)> {
     if room == LOBBY && !service.plugin().has_lobby() {
-        return error(
+        let refused = error(
             StatusCode::NOT_FOUND,
             format!(
                 "service {:?} has no lobby: connect to a room, /ws/{}/{{room}}",
@@ -113,26 +121,85 @@ fn attach(
                 service.name()
             ),
         );
+        return Some(("no_lobby", refused));
     }
-    if let Some(refused) = app.refuse_long_room_id(&room) {
+    if let Some(refused) = app.refuse_long_room_id(room) {
+        return Some(("room_id_too_long", refused));
+    }
+    app.refuse_long_query(uri)
+        .map(|refused| ("query_too_long", refused))
+}
+
+fn attach(
+    app: Arc<App>,
+    service: Arc<Service>,
+    room: String,
+    (uri, Peer(address), headers): (axum::http::Uri, Peer, &HeaderMap),
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    if let Some((reason, refused)) = admit(&app, &service, &room, &uri) {
+        app.rooms.metrics().connection_refused(reason);
         return refused;
     }
-    if let Some(refused) = app.refuse_long_query(&uri) {
-        return refused;
-    }
+    let policy = service.access();
+    let query = uri.query().unwrap_or_default();
+    let admitted = policy.admit(
+        app.rooms.auth(),
+        headers,
+        query,
+        &room,
+        Admission::WebSocket,
+    );
+    let grant = match admitted {
+        Ok(grant) => grant,
+        Err(refused) => {
+            tracing::debug!(service = service.name(), %refused, "upgrade refused");
+            app.rooms.metrics().connection_refused("access");
+            return error(refused.status(), refused.to_string());
+        }
+    };
+    // A token sent as a protocol entry is not a protocol: answer with the
+    // first entry that is one (browsers fail a handshake whose offered
+    // protocols get no answer).
+    let came_by_protocol = grant.is_some()
+        && policy
+            .find_token(headers, query, true)
+            .is_some_and(|found| *found.source == TokenSource::Protocol);
+    let upgrade = match came_by_protocol
+        .then(|| {
+            access::protocols(headers)
+                .find(|entry| !entry.starts_with(access::PROTOCOL_PREFIX))
+                .map(str::to_owned)
+        })
+        .flatten()
+    {
+        Some(protocol) => upgrade.protocols([protocol]),
+        None => upgrade,
+    };
     let Ok(slot) = app.connection_slots.clone().try_acquire_owned() else {
+        app.rooms.metrics().connection_refused("connection_limit");
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("connection limit reached ({})", app.limits.max_connections),
         );
     };
     let client = app.next_client.fetch_add(1, Ordering::Relaxed);
+    let resume = query
+        .split('&')
+        .find_map(|pair| {
+            pair.strip_prefix(connection::RESUME_PARAM)?
+                .strip_prefix('=')
+        })
+        .map(str::to_owned);
+    let query = policy.strip_token_params(query);
     let target = Target {
         service,
         room,
         path: uri.path().to_owned(),
-        query: uri.query().unwrap_or_default().to_owned(),
+        query,
         address,
+        resume,
+        grant: grant.map(|(grant, _)| grant),
     };
     let span = tracing::info_span!("client", client, service = %target.service.name());
     // Held from here, so shutdown also waits for a connection whose upgrade
@@ -143,10 +210,12 @@ fn attach(
         // it resident: an idle connection cost ~128 KiB of RSS (issue 7).
         // 4 KiB holds typical frames; larger ones grow the buffer as needed.
         .read_buffer_size(READ_BUFFER_BYTES)
-        // Frames are written out as they come (each send flushes anyway);
-        // what the socket does not take stays in a buffer capped at one
-        // frame plus `max_write_buffer_bytes` (pongs, the close frame).
-        .write_buffer_size(0)
+        // The writer buffers the frames queued for the client and flushes
+        // once per batch (`connection::write_loop`); the buffer goes to the
+        // socket early only past `write_batch_bytes`. What the socket does
+        // not take stays in a buffer capped at one frame plus
+        // `max_write_buffer_bytes` (pongs, the close frame).
+        .write_buffer_size(write_batch_bytes(&app.limits))
         .max_write_buffer_size(write_buffer_cap(&app.limits))
         .max_message_size(app.limits.max_frame_bytes)
         .max_frame_size(app.limits.max_frame_bytes)
@@ -157,7 +226,11 @@ fn attach(
                 target,
                 app.rooms.clone(),
                 app.limits.clone(),
-                app.shutdown.clone(),
+                // A child, not a clone: a clone shares the server's token
+                // node, whose mutex every connection's writer would take on
+                // every poll (measured: issue 19); a child has its own and
+                // is cancelled with the server's.
+                app.shutdown.child_token(),
             );
             let rooms = app.rooms.clone();
             let tracked = app.connections.track_future(async move {
@@ -176,6 +249,17 @@ fn attach(
 
 /// Initial read buffer of a WebSocket connection.
 const READ_BUFFER_BYTES: usize = 4 * 1024;
+
+/// Bytes a writer's batch collects before it goes to the socket, at most:
+/// enough for ~200 small frames per `write` call, small enough that the
+/// buffer a busy connection keeps stays modest. Never more than
+/// `max_write_buffer_bytes`, so a pending batch cannot make a frame look like
+/// unread output.
+const WRITE_BATCH_BYTES: usize = 16 * 1024;
+
+fn write_batch_bytes(limits: &crate::Limits) -> usize {
+    WRITE_BATCH_BYTES.min(limits.max_write_buffer_bytes)
+}
 
 /// Largest WebSocket frame header (2 bytes, 8 of length, 4 of mask).
 const FRAME_HEADER_BYTES: usize = 14;

@@ -15,20 +15,20 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep_until};
 
 use super::body::RoomBody;
-use super::callbacks::{after_call, leave_reason, offer};
+use super::callbacks::{after_call, end_grace, leave_reason, offer};
 use super::meta::{RoomMeta, lock};
 use super::reload::{RoomReload, reload_room};
 use super::table::RoomTable;
-use super::{ConnectRequest, JoinError, RoomEvent};
-use crate::client::ClientId;
+use super::{ConnectRequest, JoinError, LeaveReason, RoomEvent};
+use crate::client::{ClientId, ClientSender};
 use crate::close;
 use crate::contain::panic_message;
 use crate::dev::Direction;
 use crate::limits::Limits;
 use crate::service::Service;
 use crate::wasm::{
-    DisconnectReason, GuestClientInfo, GuestError, GuestInitInfo, GuestMessage, GuestRoomChange,
-    MAX_PLUGIN_TEXT, RoomLink, ServiceDirectory, WasmEngine, bounded,
+    DisconnectReason, Failure, GuestClientInfo, GuestError, GuestInitInfo, GuestMessage,
+    GuestRoomChange, MAX_PLUGIN_TEXT, RoomLink, ServiceDirectory, WasmEngine, bounded,
 };
 
 pub(crate) struct RoomActor {
@@ -69,10 +69,13 @@ impl RoomActor {
             .catch_unwind()
             .await;
         if let Err(panic) = served {
-            let error = GuestError(format!(
-                "internal error in the host: {}",
-                panic_message(panic.as_ref())
-            ));
+            let error = GuestError(
+                format!(
+                    "internal error in the host: {}",
+                    panic_message(panic.as_ref())
+                ),
+                Failure::Host,
+            );
             self.dispose(body.as_mut(), error);
         }
     }
@@ -114,7 +117,11 @@ impl RoomActor {
         }
         tracing::debug!(lobby = self.meta.is_lobby(), "room started");
         loop {
-            let next_timer = instance.state().room.timers.next_deadline();
+            let state = instance.state();
+            let next_timer = match (state.room.timers.next_deadline(), state.next_expiry()) {
+                (Some(timer), Some(expiry)) => Some(timer.min(expiry)),
+                (timer, expiry) => timer.or(expiry),
+            };
             let step = tokio::select! {
                 event = self.inbox.recv() => match event {
                     Some(RoomEvent::Reload { plugin, reply }) => {
@@ -213,14 +220,21 @@ impl RoomActor {
     /// in the inbox are refused, and the table forgets it.
     fn dispose(&mut self, instance: Option<&mut RoomBody>, error: GuestError) {
         tracing::error!(reason = %error, "room disposed");
+        self.directory
+            .metrics()
+            .room_disposed(&self.meta.key.service, error.1.label());
         if let Ok(mut failure) = self.meta.failure.lock() {
             *failure = Some(error.0.clone());
         }
         self.table.remove(&self.meta);
         let mut departing = HashMap::new();
         if let Some(instance) = instance {
-            for member in instance.state().room.members.values() {
+            for (id, member) in &instance.state().room.members {
                 member.sender.close(close::ROOM_ERROR, &error.0);
+                // A client waiting to reconnect has nothing to come back to.
+                if member.suspended.is_some() {
+                    self.directory.forget_client(*id);
+                }
             }
             departing = std::mem::take(&mut instance.state().room.departing);
         }
@@ -251,6 +265,9 @@ impl RoomActor {
                 RoomEvent::Depart { client, reply } => {
                     let _ = reply.send(departing.remove(&client).unwrap_or_default());
                 }
+                RoomEvent::Resume { reply, .. } => {
+                    let _ = reply.send(Err("the room ended".into()));
+                }
                 _ => {}
             }
         }
@@ -276,9 +293,37 @@ async fn handle(
             }
             Ok(())
         }
-        RoomEvent::Disconnect { client, reason } => {
+        RoomEvent::Disconnect {
+            client,
+            reason,
+            connection,
+        } => {
             let state = instance.state();
+            // A client that reconnected meanwhile is not the one that left.
+            let replaced = state
+                .room
+                .members
+                .get(&client)
+                .is_some_and(|member| member.sender.connection() != connection);
+            if replaced {
+                return Ok(());
+            }
             state.room.departing.remove(&client);
+            if reason == LeaveReason::Lost && state.suspend(client) {
+                let reason = DisconnectReason::Suspended;
+                state.tap_membership(client, Some(leave_reason(reason)));
+                instance.disconnect(client, reason).await?;
+                return after_call(instance, meta).await;
+            }
+            let was_waiting = state
+                .room
+                .members
+                .get(&client)
+                .is_some_and(|member| member.suspended.is_some());
+            if was_waiting {
+                // It cannot leave twice: its grace ends as usual.
+                return Ok(());
+            }
             if state.remove_member(client).is_some() {
                 let reason = DisconnectReason::from(reason);
                 state.tap_membership(client, Some(leave_reason(reason)));
@@ -297,6 +342,11 @@ async fn handle(
             let _ = reply.send(held);
             Ok(())
         }
+        RoomEvent::Resume {
+            sender,
+            token,
+            reply,
+        } => resume(instance, meta, sender, token, reply).await,
         // Taken after every event of the lobby (see `run`).
         RoomEvent::LobbyNotices => Ok(()),
         RoomEvent::Started { reply } => {
@@ -343,7 +393,10 @@ async fn connect(
         path: request.path,
         query: request.query,
         identity: request.identity,
+        claims: request.claims,
+        read_only: request.read_only,
         handoff: request.handoff,
+        resume_token: request.resume_token,
     };
     let offer = match offer(instance, meta, request.sender, &info).await {
         Ok(offer) => offer,
@@ -378,8 +431,43 @@ async fn connect(
     Ok(())
 }
 
+/// A client back on a new connection: it takes its member's place, gets
+/// the frames kept for it, and the room gets `reconnect`. A connection the
+/// host had not noticed as lost yet is closed, replaced.
+async fn resume(
+    instance: &mut RoomBody,
+    meta: &RoomMeta,
+    sender: ClientSender,
+    token: String,
+    reply: oneshot::Sender<Result<(), String>>,
+) -> Result<(), GuestError> {
+    let client = sender.id();
+    let Some(member) = instance.state().room.members.get_mut(&client) else {
+        let _ = reply.send(Err("the client is no longer in its room".into()));
+        return Ok(());
+    };
+    let old = std::mem::replace(&mut member.sender, sender.clone());
+    member.arrival.resume_token = Some(token.clone());
+    let kept = member.suspended.take().map(|waiting| waiting.frames);
+    if old.connection() != sender.connection() {
+        old.close(close::NORMAL, "replaced by a resumed connection");
+    }
+    for frame in kept.unwrap_or_default() {
+        let _ = sender.send(frame);
+    }
+    let _ = reply.send(Ok(()));
+    instance.state().tap_membership(client, None);
+    instance.reconnect(client, &token).await?;
+    after_call(instance, meta).await
+}
+
 async fn fire_due_timers(instance: &mut RoomBody, meta: &RoomMeta) -> Result<(), GuestError> {
     let now = Instant::now();
+    // Members whose grace period ran out leave first.
+    while let Some(client) = instance.state().expired(now) {
+        end_grace(instance, client).await?;
+        after_call(instance, meta).await?;
+    }
     while let Some(id) = instance.state().room.timers.pop_due(now) {
         instance.timer(id).await?;
         after_call(instance, meta).await?;

@@ -98,6 +98,14 @@ impl RoomBody {
         each!(self, room => room.timer(id).await)
     }
 
+    pub(crate) async fn reconnect(
+        &mut self,
+        client: ClientId,
+        token: &str,
+    ) -> Result<(), GuestError> {
+        each!(self, room => room.reconnect(client, token).await)
+    }
+
     /// The room's state for a hot reload. Native rooms never reload: they
     /// answer as a plugin refusing its snapshot does.
     pub(crate) async fn snapshot(&mut self) -> Result<Result<Option<Vec<u8>>, String>, GuestError> {

@@ -2,7 +2,7 @@
 //! beyond frames (closes, transfers), and the steps of offering a client to
 //! a room. Shared by the actor and the hot-reload path.
 
-use crate::client::{ClientSender, Move};
+use crate::client::{ClientId, ClientSender, Move};
 use crate::wasm::{
     DisconnectReason, GuestClientInfo, GuestError, GuestHandoff, GuestRejection, PendingTransfer,
 };
@@ -37,11 +37,16 @@ pub(super) async fn offer(
     state.connecting = None;
     let deferred = state.deferred_transfer.take();
     let answer = answer?;
+    if answer.is_err() {
+        // Out before anything the call asked for runs: a rejected client
+        // gets no `disconnect`, and no later callback can move it.
+        let state = instance.state();
+        state.remove_member(id);
+        state.kicked.retain(|kicked| *kicked != id);
+    }
     after_call(instance, meta).await?;
     let state = instance.state();
-    if answer.is_err() {
-        state.remove_member(id);
-    } else if state.is_member(id) {
+    if answer.is_ok() && state.is_member(id) {
         state.tap_membership(id, None);
     }
     Ok(Offer {
@@ -58,8 +63,14 @@ pub(super) async fn after_call(instance: &mut RoomBody, meta: &RoomMeta) -> Resu
         let state = instance.state();
         let kicked = std::mem::take(&mut state.kicked);
         let transfers = std::mem::take(&mut state.transfers);
-        if kicked.is_empty() && transfers.is_empty() {
+        let overflowed = std::mem::take(&mut state.overflowed);
+        if kicked.is_empty() && transfers.is_empty() && overflowed.is_empty() {
             return Ok(());
+        }
+        // Clients whose replay buffer overflowed while they waited to
+        // reconnect: their grace ends now.
+        for client in overflowed {
+            end_grace(instance, client).await?;
         }
         for client in kicked {
             instance
@@ -69,12 +80,14 @@ pub(super) async fn after_call(instance: &mut RoomBody, meta: &RoomMeta) -> Resu
                 .disconnect(client, DisconnectReason::Kicked)
                 .await?;
         }
+        // Every move is ordered before any `disconnect(transferred)` runs,
+        // so a callback that fails cannot strand the clients after it.
+        let mut moved = Vec::with_capacity(transfers.len());
         for transfer in transfers {
             instance.state().tap_membership(
                 transfer.client,
                 Some(leave_reason(DisconnectReason::Transferred)),
             );
-            // Sent before the callback so the client moves even if it fails.
             transfer.sender.relocate(Move {
                 to: transfer.to,
                 handoff: GuestHandoff {
@@ -84,8 +97,11 @@ pub(super) async fn after_call(instance: &mut RoomBody, meta: &RoomMeta) -> Resu
                 },
                 create: transfer.create,
             });
+            moved.push(transfer.client);
+        }
+        for client in moved {
             instance
-                .disconnect(transfer.client, DisconnectReason::Transferred)
+                .disconnect(client, DisconnectReason::Transferred)
                 .await?;
         }
     }
@@ -98,5 +114,25 @@ pub(super) fn leave_reason(reason: DisconnectReason) -> &'static str {
         DisconnectReason::Lost => "lost",
         DisconnectReason::Kicked => "kicked",
         DisconnectReason::Transferred => "transferred",
+        DisconnectReason::Suspended => "suspended",
     }
+}
+
+/// Ends a suspended member's wait: it leaves the room and the service, and
+/// the room gets `disconnect(lost)`. Nothing happens for a client that is no
+/// longer suspended here.
+pub(super) async fn end_grace(instance: &mut RoomBody, client: ClientId) -> Result<(), GuestError> {
+    let state = instance.state();
+    let waiting = state
+        .room
+        .members
+        .get(&client)
+        .is_some_and(|member| member.suspended.is_some());
+    if !waiting {
+        return Ok(());
+    }
+    state.remove_member(client);
+    state.forget_client(client);
+    state.tap_membership(client, Some(leave_reason(DisconnectReason::Lost)));
+    instance.disconnect(client, DisconnectReason::Lost).await
 }

@@ -8,17 +8,18 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tracing::Instrument;
 
 use super::actor::RoomActor;
 use super::meta::{RoomHandle, RoomKey, RoomListing, lock};
 use super::table::RoomTable;
 use super::{ConnectRequest, JoinError, LOBBY, LeaveReason, RoomEvent};
-use crate::auth::AuthConfig;
+use crate::auth::TokenVerifier;
 use crate::client::{ClientId, ClientSender};
 use crate::dev::DevTap;
 use crate::limits::Limits;
+use crate::metrics::Metrics;
 use crate::service::Service;
 use crate::wasm::{
     GuestHttpRequest, GuestHttpResponse, GuestRoomEntry, ServiceDirectory, WasmEngine,
@@ -33,7 +34,9 @@ const JOIN_ATTEMPTS: usize = 4;
 struct Seat {
     service: Arc<str>,
     sender: ClientSender,
-    room: Option<mpsc::Sender<RoomEvent>>,
+    room: Option<RoomHandle>,
+    /// The token that lets a new connection take this seat (reconnection).
+    resume_token: Option<String>,
 }
 
 /// The live rooms of every service, the clients of every service, and which
@@ -41,11 +44,14 @@ struct Seat {
 pub struct Rooms {
     table: Arc<RoomTable>,
     clients: Mutex<HashMap<ClientId, Seat>>,
+    /// Live resume tokens and their clients; each is spent on use.
+    resume_tokens: Mutex<HashMap<String, ClientId>>,
     root: Mutex<Option<Arc<str>>>,
-    auth: Option<AuthConfig>,
+    auth: Option<Arc<TokenVerifier>>,
     engine: WasmEngine,
     limits: Arc<Limits>,
     tap: Option<DevTap>,
+    metrics: Metrics,
 }
 
 impl Rooms {
@@ -54,17 +60,19 @@ impl Rooms {
     pub fn new(
         engine: WasmEngine,
         limits: Arc<Limits>,
-        auth: Option<AuthConfig>,
+        auth: Option<Arc<TokenVerifier>>,
         tap: Option<DevTap>,
     ) -> Arc<Rooms> {
         Arc::new(Rooms {
             table: Arc::new(RoomTable::new(&limits)),
             clients: Mutex::new(HashMap::new()),
+            resume_tokens: Mutex::new(HashMap::new()),
             root: Mutex::new(None),
             auth,
             engine,
             limits,
             tap,
+            metrics: Metrics::new(),
         })
     }
 
@@ -90,6 +98,9 @@ impl Rooms {
         request: ConnectRequest,
         create: bool,
     ) -> Result<RoomHandle, JoinError> {
+        if room == LOBBY && !service.plugin().has_lobby() {
+            return Err(JoinError::NoSuchRoom(LOBBY.to_owned()));
+        }
         let create = create || room == LOBBY;
         let client = request.id();
         let creator = request.address;
@@ -101,7 +112,7 @@ impl Rooms {
             .await?;
         answer?;
         if let Some(seat) = lock(&self.clients).get_mut(&client) {
-            seat.room = Some(handle.inbox.clone());
+            seat.room = Some(handle.clone());
         }
         Ok(handle)
     }
@@ -160,19 +171,102 @@ impl Rooms {
         answer.await.unwrap_or_else(|_| Err(failed()))
     }
 
-    /// Registers a connected client so any room of its service can send to it.
-    pub(crate) fn register_client(&self, service: &Arc<str>, sender: ClientSender) {
+    /// Registers a connected client so any room of its service can send to
+    /// it, with its resume token when the service allows reconnection. A
+    /// client that resumed takes over its seat (and its room).
+    pub(crate) fn register_client(
+        &self,
+        service: &Arc<str>,
+        sender: ClientSender,
+        resume_token: Option<String>,
+    ) {
+        let client = sender.id();
+        let mut clients = lock(&self.clients);
+        let room = clients
+            .get(&client)
+            .filter(|seat| seat.service == *service)
+            .and_then(|seat| seat.room.clone());
+        if let Some(token) = &resume_token {
+            lock(&self.resume_tokens).insert(token.clone(), client);
+        }
         let seat = Seat {
             service: service.clone(),
             sender,
-            room: None,
+            room,
+            resume_token,
         };
-        lock(&self.clients).insert(seat.sender.id(), seat);
+        if let Some(replaced) = clients.insert(client, seat) {
+            self.forget_token(replaced.resume_token.as_deref());
+        }
     }
 
-    /// Forgets a client whose connection ended.
-    pub(crate) fn unregister_client(&self, client: ClientId) {
-        lock(&self.clients).remove(&client);
+    /// The connection `connection` of `client` ended. Its seat goes, unless
+    /// the connection was lost and the client may reconnect (its room keeps
+    /// it waiting and ends the wait), or a newer connection owns the seat.
+    pub(crate) fn connection_ended(&self, client: ClientId, connection: usize, lost: bool) {
+        let mut clients = lock(&self.clients);
+        let Some(seat) = clients.get(&client) else {
+            return;
+        };
+        if seat.sender.connection() != connection || (lost && seat.resume_token.is_some()) {
+            return;
+        }
+        if let Some(seat) = clients.remove(&client) {
+            self.forget_token(seat.resume_token.as_deref());
+        }
+    }
+
+    /// Takes resume token `token` of `service` (each works once): the client
+    /// it names and the room it waits in.
+    pub(crate) fn claim_resume(
+        &self,
+        service: &str,
+        token: &str,
+    ) -> Result<(ClientId, RoomHandle), JoinError> {
+        let refused = |why: &str| JoinError::ResumeRefused(why.to_owned());
+        let client = lock(&self.resume_tokens)
+            .remove(token)
+            .ok_or_else(|| refused("the token is unknown, spent or expired"))?;
+        let clients = lock(&self.clients);
+        let seat = clients
+            .get(&client)
+            .filter(|seat| &*seat.service == service)
+            .ok_or_else(|| refused("the token belongs to another service"))?;
+        let room = seat
+            .room
+            .clone()
+            .ok_or_else(|| refused("the client is in no room"))?;
+        Ok((client, room))
+    }
+
+    /// Puts `sender`'s client back into `room` on its new connection, with
+    /// its next resume token.
+    pub(crate) async fn resume(
+        &self,
+        room: &RoomHandle,
+        sender: ClientSender,
+        token: String,
+    ) -> Result<(), JoinError> {
+        let (reply, answer) = oneshot::channel();
+        let event = RoomEvent::Resume {
+            sender,
+            token,
+            reply,
+        };
+        if room.inbox.send(event).await.is_err() {
+            return Err(JoinError::ResumeRefused("the room ended".into()));
+        }
+        match answer.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(reason)) => Err(JoinError::ResumeRefused(reason)),
+            Err(_) => Err(JoinError::ResumeRefused("the room ended".into())),
+        }
+    }
+
+    fn forget_token(&self, token: Option<&str>) {
+        if let Some(token) = token {
+            lock(&self.resume_tokens).remove(token);
+        }
     }
 
     /// Forgets a client whose connection task died without saying goodbye
@@ -180,9 +274,16 @@ impl Rooms {
     /// connection.
     pub(crate) async fn client_lost(&self, client: ClientId) {
         let seat = lock(&self.clients).remove(&client);
-        if let Some(room) = seat.and_then(|seat| seat.room) {
-            let reason = LeaveReason::Lost;
-            let _ = room.send(RoomEvent::Disconnect { client, reason }).await;
+        if let Some(seat) = seat {
+            self.forget_token(seat.resume_token.as_deref());
+            if let Some(room) = seat.room {
+                let event = RoomEvent::Disconnect {
+                    client,
+                    reason: LeaveReason::Lost,
+                    connection: seat.sender.connection(),
+                };
+                let _ = room.inbox.send(event).await;
+            }
         }
     }
 
@@ -194,6 +295,11 @@ impl Rooms {
             Some(handle) => handle.inbox.send(RoomEvent::Panic).await.is_ok(),
             None => false,
         }
+    }
+
+    /// How tokens are verified (`None`: no key configured).
+    pub(crate) fn auth(&self) -> Option<&TokenVerifier> {
+        self.auth.as_deref()
     }
 
     /// The service whose lobby serves `/`, if any.
@@ -246,6 +352,22 @@ impl Rooms {
         self.len() == 0
     }
 
+    /// The host's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The metrics as Prometheus text, with each of `services`' live rooms
+    /// and connected clients (its lobby's included) read now.
+    pub fn render_metrics<'a>(&self, services: impl IntoIterator<Item = &'a str>) -> String {
+        let counts = self.table.occupancy();
+        let occupancy = services.into_iter().map(|service| {
+            let (rooms, clients) = counts.get(service).copied().unwrap_or_default();
+            (service.to_owned(), rooms, clients)
+        });
+        self.metrics.render(occupancy)
+    }
+
     /// The live rooms of `service`, lobby included.
     pub(super) fn handles(&self, service: &str) -> Vec<RoomHandle> {
         self.table.handles(service)
@@ -296,7 +418,8 @@ impl ServiceDirectory for Rooms {
         let mut root = lock(&self.root);
         match root.as_deref() {
             Some(owner) if owner != &**service => {
-                Err(format!("the root is already served by service {owner:?}"))
+                tracing::warn!(owner, "another service's lobby asked for the root");
+                Err(roomhost_rules::checks::ServeRootRefusal::Taken.to_string())
             }
             _ => {
                 *root = Some(service.clone());
@@ -306,8 +429,8 @@ impl ServiceDirectory for Rooms {
     }
 
     /// How tokens are verified for plugins (`None`: auth is off).
-    fn auth(&self) -> Option<&AuthConfig> {
-        self.auth.as_ref()
+    fn auth(&self) -> Option<&TokenVerifier> {
+        self.auth.as_deref()
     }
 
     fn is_live(&self, service: &str, room: &str) -> bool {
@@ -320,5 +443,16 @@ impl ServiceDirectory for Rooms {
 
     fn tap(&self) -> Option<&DevTap> {
         self.tap.as_ref()
+    }
+
+    fn forget_client(&self, client: ClientId) {
+        let seat = lock(&self.clients).remove(&client);
+        if let Some(seat) = seat {
+            self.forget_token(seat.resume_token.as_deref());
+        }
+    }
+
+    fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 }

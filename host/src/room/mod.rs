@@ -62,6 +62,9 @@ pub enum JoinError {
     /// The room failed while starting or while handling the connect.
     #[error("{0}")]
     RoomFailed(String),
+    /// A resume token was unknown, spent or expired, or its client is gone.
+    #[error("resume refused: {0}")]
+    ResumeRefused(String),
     /// The room does not exist and the join may not create it. Worded as
     /// the rules' transfer refusal, since a client coming back from such a
     /// join is told this reason.
@@ -78,8 +81,16 @@ pub struct ConnectRequest {
     pub path: String,
     /// The raw query string (no `?`).
     pub query: String,
-    /// A verified identity, when the host knows one.
+    /// A verified identity (the token's subject), when the host knows one.
     pub identity: Option<String>,
+    /// The verified token's claims as JSON text, when the service requires
+    /// a token.
+    pub claims: Option<String>,
+    /// Whether the client's token grants only read access to the room.
+    pub read_only: bool,
+    /// The token that lets a new connection take this client's place, when
+    /// the service allows reconnection.
+    pub(crate) resume_token: Option<String>,
     /// Set when the client arrives by transfer.
     pub(crate) handoff: Option<GuestHandoff>,
     /// The client's address; rooms it makes the host create count against
@@ -117,6 +128,16 @@ pub(crate) enum RoomEvent {
     Disconnect {
         client: ClientId,
         reason: LeaveReason,
+        /// The connection that ended (see `ClientSender::connection`): a
+        /// client that reconnected meanwhile is not affected.
+        connection: usize,
+    },
+    /// A suspended (or not yet noticed as lost) client is back on the
+    /// connection `sender` writes to, with its next resume token.
+    Resume {
+        sender: ClientSender,
+        token: String,
+        reply: oneshot::Sender<Result<(), String>>,
     },
     /// A transferred client's connection is switching rooms: the room hands
     /// back the frames that reached it after the transfer, in order.

@@ -125,7 +125,8 @@ async fn restore(
 }
 
 /// The new instance starts fresh and every client is connected to it again,
-/// in id order; a client the new version rejects is closed with 1008. On
+/// in id order; a client the new version rejects is closed with its
+/// rejection's code (1008 unless it names one). On
 /// failure the old instance keeps its occupancy.
 async fn restart(
     old: &mut RoomBody,
@@ -157,10 +158,12 @@ async fn restart(
             Ok(()) => {
                 // What the plugin attached to the client stays with it,
                 // unless the new version set something else already.
-                if let Some(kept) = fresh.state().room.members.get_mut(&client)
-                    && kept.state.is_empty()
-                {
-                    kept.state = member.state;
+                if let Some(kept) = fresh.state().room.members.get_mut(&client) {
+                    if kept.state.is_empty() {
+                        kept.state = member.state;
+                    }
+                    // Still waiting to reconnect, with what it missed.
+                    kept.suspended = member.suspended;
                 }
                 if let Some(transfer) = offered.deferred {
                     fresh.state().start_transfer(transfer);

@@ -92,6 +92,18 @@ impl Rooms {
             }
         }
         report.elapsed = started.elapsed();
+        let name = service.name();
+        for (outcome, count) in [
+            ("restored", report.restored),
+            ("restarted", report.restarted),
+            ("unchanged", report.unchanged),
+            ("kept_old", report.kept_old.len()),
+            ("failed", report.failed.len()),
+        ] {
+            if count > 0 {
+                self.metrics().reloaded(name, outcome, count);
+            }
+        }
         report
     }
 }

@@ -160,6 +160,20 @@ impl RoomTable {
             .map(|handle| handle.meta.listing())
     }
 
+    /// Per service: live rooms (lobby excluded) and connected clients (lobby
+    /// included), counted in one pass under the lock.
+    pub(crate) fn occupancy(&self) -> HashMap<Arc<str>, (usize, usize)> {
+        let mut counts: HashMap<Arc<str>, (usize, usize)> = HashMap::new();
+        for handle in self.lock().values() {
+            let entry = counts.entry(handle.meta.key.service.clone()).or_default();
+            if !handle.meta.is_lobby() {
+                entry.0 += 1;
+            }
+            entry.1 += handle.meta.clients.load(Ordering::Relaxed);
+        }
+        counts
+    }
+
     /// Clients in `service`'s lobby.
     pub(crate) fn lobby_clients(&self, service: &str) -> usize {
         self.get(&RoomKey::new(service, LOBBY))

@@ -6,7 +6,9 @@ use std::path::Path;
 use super::cache::CompileCache;
 use super::engine::WasmEngine;
 use super::instance::{GuestError, RoomInstance};
-use super::plugin::{Plugin, PluginError};
+use std::time::Duration;
+
+use super::plugin::{Description, Plugin, PluginError};
 use crate::limits::Limits;
 
 impl Plugin {
@@ -50,6 +52,10 @@ impl Plugin {
             .await
             .map_err(failed)?;
         let description = instance.describe_service().await.map_err(failed)?;
-        Ok(self.with_lobby(description.lobby))
+        Ok(self.described(Description {
+            lobby: description.lobby,
+            reconnect_grace: Duration::from_millis(u64::from(description.reconnect_grace_ms))
+                .min(limits.max_reconnect_grace),
+        }))
     }
 }

@@ -20,10 +20,44 @@ use super::text::{MAX_PLUGIN_TEXT, bounded};
 use crate::client::ClientId;
 use crate::limits::Limits;
 
-/// Why a callback into a plugin failed. The room that produced it is disposed.
+/// Why a callback into a plugin failed: the reason its clients are given,
+/// and its kind. The room that produced it is disposed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub struct GuestError(pub String);
+pub struct GuestError(pub String, pub Failure);
+
+/// The kind of a [`GuestError`], as metrics count it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Failure {
+    /// The call ran (or waited) past its deadline.
+    Deadline,
+    /// The room hit its memory limit.
+    Memory,
+    /// The plugin panicked or trapped.
+    Trap,
+    /// `init` refused to start the room (or to restore its snapshot).
+    Refused,
+    /// The plugin could not be instantiated.
+    Instantiate,
+    /// The host failed (a bug, contained to the room).
+    Host,
+}
+
+impl Failure {
+    /// A short label: `deadline`, `memory`, `trap`, `refused`,
+    /// `instantiate` or `host`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Failure::Deadline => "deadline",
+            Failure::Memory => "memory",
+            Failure::Trap => "trap",
+            Failure::Refused => "refused",
+            Failure::Instantiate => "instantiate",
+            Failure::Host => "host",
+        }
+    }
+}
 
 /// A live instance of a plugin for one room.
 ///
@@ -48,10 +82,15 @@ macro_rules! call {
         $self.store.data_mut().last_error_log = None;
         $self.store.set_epoch_deadline(1);
         let exports = $self.room.roomhost_room_service();
+        let started = std::time::Instant::now();
         let result = $self
             .clock
             .run(exports.$call(&mut $self.store, $($arg),*))
             .await;
+        // `call_message` → `message`: the export's name.
+        const NAME: &str = stringify!($call).split_at("call_".len()).1;
+        let elapsed = started.elapsed();
+        $self.store.data_mut().record_call(NAME, elapsed);
         $self.store.data().log.flush();
         result.map_err(|error| $self.describe(error))
     }};
@@ -66,20 +105,30 @@ impl RoomInstance {
         link: Option<RoomLink>,
     ) -> Result<RoomInstance, GuestError> {
         let log = PluginLog::new(engine.plugin_log_lines());
-        let state = RoomState::new(limits, link, plugin.has_lobby(), log);
+        let state = RoomState::new(limits, link, plugin.description(), log);
         let mut store = Store::new(engine.engine(), state);
         store.limiter(|state| &mut state.limiter);
         let clock = CallClock::new(engine.call_deadline());
         let (ticking, lanes) = (clock.clone(), engine.lanes().clone());
         store.epoch_deadline_callback(move |_| Ok(ticking.on_tick(&lanes)));
         store.set_epoch_deadline(1);
-        let pre = plugin
-            .pre()
-            .ok_or_else(|| GuestError("the plugin is native, not a wasm component".into()))?;
+        let pre = plugin.pre().ok_or_else(|| {
+            GuestError(
+                "the plugin is native, not a wasm component".into(),
+                Failure::Instantiate,
+            )
+        })?;
+        let started = std::time::Instant::now();
         let room = clock
             .run(pre.instantiate_async(&mut store))
             .await
-            .map_err(|error| GuestError(format!("cannot instantiate the plugin: {error}")))?;
+            .map_err(|error| {
+                GuestError(
+                    format!("cannot instantiate the plugin: {error}"),
+                    Failure::Instantiate,
+                )
+            })?;
+        store.data().record_instantiate(started.elapsed());
         Ok(RoomInstance {
             store,
             room,
@@ -115,11 +164,12 @@ impl RoomInstance {
         self.state().in_init = false;
         result?.map_err(|reason| {
             let reason = bounded(reason, MAX_PLUGIN_TEXT);
-            GuestError(if info.restored.is_some() {
+            let reason = if info.restored.is_some() {
                 format!("it refused the snapshot: {reason}")
             } else {
                 format!("the plugin refused to start the room: {reason}")
-            })
+            };
+            GuestError(reason, Failure::Refused)
         })
     }
 
@@ -155,6 +205,11 @@ impl RoomInstance {
         call!(self, call_timer(id))
     }
 
+    /// Calls `reconnect`.
+    pub async fn reconnect(&mut self, client: ClientId, token: &str) -> Result<(), GuestError> {
+        call!(self, call_reconnect(client, token))
+    }
+
     /// Calls `snapshot`; the inner result is the plugin's state (`None`:
     /// snapshots not supported) or why it cannot give it.
     pub async fn snapshot(&mut self) -> Result<Result<Option<Vec<u8>>, String>, GuestError> {
@@ -170,28 +225,27 @@ impl RoomInstance {
     fn describe(&mut self, error: wasmtime::Error) -> GuestError {
         tracing::debug!(error = format!("{error:?}"), "plugin call failed");
         let state = self.store.data_mut();
-        let reason = if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-            format!(
-                "plugin exceeded its {} ms call deadline",
-                self.limits_text.deadline_ms
-            )
+        let (reason, kind) = if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+            let deadline = self.limits_text.deadline_ms;
+            let reason = format!("plugin exceeded its {deadline} ms call deadline");
+            (reason, Failure::Deadline)
         } else if error.downcast_ref::<WaitedTooLong>().is_some() {
-            format!(
-                "plugin waited (a WASI sleep or poll) past its {} ms call deadline",
-                self.limits_text.deadline_ms
-            )
+            let deadline = self.limits_text.deadline_ms;
+            let reason = format!(
+                "plugin waited (a WASI sleep or poll) past its {deadline} ms call deadline"
+            );
+            (reason, Failure::Deadline)
         } else if state.limiter.exceeded {
-            format!(
-                "plugin exceeded its {} MiB memory limit",
-                self.limits_text.memory_mib
-            )
+            let memory = self.limits_text.memory_mib;
+            let reason = format!("plugin exceeded its {memory} MiB memory limit");
+            (reason, Failure::Memory)
         } else if let Some(log) = state.last_error_log.take() {
-            format!("plugin failed: {log}")
+            (format!("plugin failed: {log}"), Failure::Trap)
         } else if let Some(trap) = error.downcast_ref::<Trap>() {
-            format!("plugin trapped: {trap}")
+            (format!("plugin trapped: {trap}"), Failure::Trap)
         } else {
-            format!("plugin failed: {error}")
+            (format!("plugin failed: {error}"), Failure::Trap)
         };
-        GuestError(bounded(reason, MAX_PLUGIN_TEXT))
+        GuestError(bounded(reason, MAX_PLUGIN_TEXT), kind)
     }
 }

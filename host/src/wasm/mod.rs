@@ -22,10 +22,10 @@ mod wasi;
 
 pub use cache::CompileCache;
 pub use engine::WasmEngine;
-pub use instance::{GuestError, RoomInstance};
+pub use instance::{Failure, GuestError, RoomInstance};
 #[cfg(feature = "native-baseline")]
 pub(crate) use output::PluginLog;
-pub use plugin::{CONTRACT_VERSION, Plugin, PluginError};
+pub use plugin::{CONTRACT_VERSION, Description, Plugin, PluginError};
 pub use state::RoomState;
 pub(crate) use state::{PendingTransfer, unix_millis};
 pub use state::{RoomLink, ServiceDirectory};

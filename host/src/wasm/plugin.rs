@@ -52,7 +52,8 @@ pub enum PluginError {
         /// What plugins may import.
         provided: String,
     },
-    /// The component was built for an older version of the contract.
+    /// The component was built for another version of the contract (an
+    /// older one, in practice: rebuilding with the current SDK fixes it).
     #[error(
         "plugin {path} was built for roomhost:room@{version}, and this host speaks roomhost:room@{current}: rebuild it with the current roomhost-sdk (`roomhost build`)"
     )]
@@ -90,8 +91,18 @@ pub struct Plugin {
     version: String,
     path: PathBuf,
     from_cache: bool,
-    /// Whether the service has a lobby, as its `describe` said.
-    lobby: bool,
+    /// What the plugin's `describe` said.
+    description: Description,
+}
+
+/// What a service is, as its plugin's `describe` says.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Description {
+    /// Whether the service has a lobby.
+    pub lobby: bool,
+    /// How long a member whose connection was lost waits to reconnect
+    /// (zero: reconnection off), as asked (before the host's cap).
+    pub reconnect_grace: std::time::Duration,
 }
 
 /// The contract version this host implements (`guest-sdk/wit/room.wit`).
@@ -168,19 +179,24 @@ impl Plugin {
             version: hex::encode(&Sha256::digest(wasm)[..6]),
             path: path.to_owned(),
             from_cache,
-            lobby: false,
+            description: Description::default(),
         })
     }
 
     /// Records what the plugin's `describe` said (see `describe`).
-    pub(super) fn with_lobby(mut self, lobby: bool) -> Plugin {
-        self.lobby = lobby;
+    pub(super) fn described(mut self, description: Description) -> Plugin {
+        self.description = description;
         self
     }
 
     /// Whether the service has a lobby (its `describe` said so).
     pub fn has_lobby(&self) -> bool {
-        self.lobby
+        self.description.lobby
+    }
+
+    /// What the plugin's `describe` said.
+    pub fn description(&self) -> Description {
+        self.description
     }
 
     /// A short content hash of the component: the plugin version shown in
@@ -217,7 +233,7 @@ impl Plugin {
             version: "native".to_owned(),
             path: PathBuf::from(format!("native:{name}")),
             from_cache: false,
-            lobby: false,
+            description: Description::default(),
         }
     }
 

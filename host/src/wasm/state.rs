@@ -16,13 +16,16 @@ use roomhost_rules::checks::{self, ClientStateRefusal, TransferRefusal, Transfer
 
 use super::bindings::roomhost::room::{auth, directory, host, types};
 use super::output::PluginLog;
+use super::plugin::Description;
 use super::text::{MAX_PLUGIN_TEXT, bounded};
 use super::timers::Timers;
-use crate::auth::AuthConfig;
-use crate::client::{ClientId, ClientSender};
+use crate::auth::TokenVerifier;
+use crate::client::{ClientId, ClientSender, SendError};
 use crate::close;
 use crate::dev::{DevTap, Direction, Payload};
 use crate::limits::Limits;
+use crate::metrics::Metrics;
+use prometheus_client::metrics::histogram::Histogram;
 
 /// What a room instance may ask of the rest of the host: the other clients
 /// of its service, the service's rooms, the server root, the token key and
@@ -37,10 +40,15 @@ pub trait ServiceDirectory: Send + Sync {
     fn entries(&self, service: &str) -> Vec<types::RoomEntry>;
     /// Lets `service`'s lobby serve `/`; fails when another service has it.
     fn claim_root(&self, service: &Arc<str>) -> Result<(), String>;
+    /// Forgets a client that left the service while it waited to reconnect
+    /// (its seat and its resume token).
+    fn forget_client(&self, client: ClientId);
     /// How tokens are verified (`None`: no key configured).
-    fn auth(&self) -> Option<&AuthConfig>;
+    fn auth(&self) -> Option<&TokenVerifier>;
     /// The dev event stream, in dev mode.
     fn tap(&self) -> Option<&DevTap>;
+    /// The host's metrics.
+    fn metrics(&self) -> &Metrics;
 }
 
 /// Where a room instance sits in the host: its service's directory and its
@@ -79,6 +87,17 @@ pub(crate) struct Member {
     pub(crate) arrival: types::ClientInfo,
     /// What the plugin attached with `set-client-state`.
     pub(crate) state: Vec<u8>,
+    /// Set while its connection is lost and it may reconnect.
+    pub(crate) suspended: Option<Suspension>,
+}
+
+/// A member waiting to reconnect: until when, and the frames sent to it
+/// meanwhile (replayed in order if it comes back).
+#[derive(Clone)]
+pub(crate) struct Suspension {
+    pub(crate) until: tokio::time::Instant,
+    pub(crate) frames: Vec<WsMessage>,
+    pub(crate) bytes: usize,
 }
 
 /// The part of a room the host owns rather than the plugin. It is one value
@@ -108,6 +127,9 @@ pub struct RoomState {
     pub(crate) kicked: Vec<ClientId>,
     /// Clients transferred away during the current callback.
     pub(crate) transfers: Vec<PendingTransfer>,
+    /// Suspended clients whose replay buffer overflowed during the current
+    /// callback: their grace ends (`disconnect(lost)` after the call).
+    pub(crate) overflowed: Vec<ClientId>,
     /// Whether `init` is running (the only time `serve-root` is allowed).
     pub(crate) in_init: bool,
     /// The client whose `connect` is running. A transfer of it waits in
@@ -115,13 +137,18 @@ pub struct RoomState {
     pub(crate) connecting: Option<ClientId>,
     pub(crate) deferred_transfer: Option<PendingTransfer>,
     link: Option<RoomLink>,
-    /// Whether the service declares a lobby (`describe`).
-    service_has_lobby: bool,
+    /// What the service's plugin declared (`describe`), its grace period
+    /// already capped by `max_reconnect_grace`.
+    pub(crate) description: Description,
+    max_replay_frames: usize,
+    max_replay_bytes: usize,
     max_room_id_bytes: usize,
     max_departing_frames: usize,
     max_client_state_bytes: usize,
     /// Whether the info changed since the actor last published it.
     pub(crate) info_changed: bool,
+    /// The room's callback-duration histograms, by callback name.
+    call_histograms: Vec<(&'static str, Histogram)>,
     /// The last error-level log line of the current callback (the SDK logs
     /// panics this way), used to explain a trap.
     pub(crate) last_error_log: Option<String>,
@@ -136,7 +163,7 @@ impl RoomState {
     pub(crate) fn new(
         limits: &Limits,
         link: Option<RoomLink>,
-        service_has_lobby: bool,
+        description: Description,
         log: PluginLog,
     ) -> RoomState {
         RoomState {
@@ -159,15 +186,19 @@ impl RoomState {
             },
             kicked: Vec::new(),
             transfers: Vec::new(),
+            overflowed: Vec::new(),
             in_init: false,
             connecting: None,
             deferred_transfer: None,
             link,
-            service_has_lobby,
+            description,
+            max_replay_frames: limits.max_replay_frames,
+            max_replay_bytes: limits.max_replay_bytes,
             max_room_id_bytes: limits.max_room_id_bytes,
             max_departing_frames: limits.room_inbox,
             max_client_state_bytes: limits.max_client_state_bytes,
             info_changed: false,
+            call_histograms: Vec::new(),
             last_error_log: None,
             max_plugin_frame_bytes: limits.max_plugin_frame_bytes,
             max_info_bytes: limits.max_info_bytes,
@@ -183,6 +214,9 @@ impl RoomState {
             query: String::new(),
             identity: None,
             handoff: None,
+            claims: None,
+            read_only: false,
+            resume_token: None,
         };
         self.add_member(sender, arrival);
     }
@@ -195,6 +229,7 @@ impl RoomState {
             sender,
             arrival,
             state: Vec::new(),
+            suspended: None,
         };
         self.room.members.insert(member.sender.id(), member);
     }
@@ -266,11 +301,135 @@ impl RoomState {
     /// Checks a plugin's frame against `max_plugin_frame_bytes`; the error
     /// is what `send` or `broadcast` returns to the plugin.
     fn fits(&self, msg: &types::Frame) -> Result<(), String> {
-        let len = match msg {
-            types::Frame::Text(text) => text.len(),
-            types::Frame::Binary(bytes) => bytes.len(),
+        checks::frame_fits(frame_len(msg), self.max_plugin_frame_bytes)
+            .map_err(|error| error.to_string())
+    }
+
+    /// Keeps a frame for a suspended member; past `max_replay_frames` or
+    /// `max_replay_bytes` its grace ends instead (after the call).
+    fn keep_for_replay(&mut self, client: ClientId, frame: WsMessage, len: usize) {
+        let (max_frames, max_bytes) = (self.max_replay_frames, self.max_replay_bytes);
+        let Some(suspension) = self
+            .room
+            .members
+            .get_mut(&client)
+            .and_then(|member| member.suspended.as_mut())
+        else {
+            return;
         };
-        checks::frame_fits(len, self.max_plugin_frame_bytes).map_err(|error| error.to_string())
+        if suspension.frames.len() >= max_frames || suspension.bytes + len > max_bytes {
+            suspension.frames.clear();
+            if !self.overflowed.contains(&client) {
+                self.overflowed.push(client);
+            }
+            return;
+        }
+        suspension.bytes += len;
+        suspension.frames.push(frame);
+    }
+
+    /// Puts a member on hold after its connection was lost, for the
+    /// service's grace period; false when reconnection is off or the
+    /// client is not a member.
+    pub(crate) fn suspend(&mut self, client: ClientId) -> bool {
+        let grace = self.description.reconnect_grace;
+        if grace.is_zero() {
+            return false;
+        }
+        match self.room.members.get_mut(&client) {
+            Some(member) if member.suspended.is_none() => {
+                member.suspended = Some(Suspension {
+                    until: tokio::time::Instant::now() + grace,
+                    frames: Vec::new(),
+                    bytes: 0,
+                });
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The earliest end of a member's grace period, if any is waiting.
+    pub(crate) fn next_expiry(&self) -> Option<tokio::time::Instant> {
+        self.room
+            .members
+            .values()
+            .filter_map(|member| member.suspended.as_ref().map(|s| s.until))
+            .min()
+    }
+
+    /// A suspended member whose grace period is over at `now`.
+    pub(crate) fn expired(&self, now: tokio::time::Instant) -> Option<ClientId> {
+        self.room
+            .members
+            .iter()
+            .find(|(_, member)| member.suspended.as_ref().is_some_and(|s| s.until <= now))
+            .map(|(id, _)| *id)
+    }
+
+    /// Tells the service directory a client left while waiting to
+    /// reconnect, so its seat and token go too.
+    pub(crate) fn forget_client(&self, client: ClientId) {
+        if let Some(link) = &self.link {
+            link.directory.forget_client(client);
+        }
+    }
+
+    /// The host's metrics, when the room is attached to a host.
+    fn metrics(&self) -> Option<&Metrics> {
+        self.link.as_ref().map(|link| link.directory.metrics())
+    }
+
+    /// Counts `sent` frames of `len` bytes queued to clients, `slow` of
+    /// which closed their client as a slow consumer.
+    fn count_out(&self, sent: usize, len: usize, slow: usize) {
+        if let Some(metrics) = self.metrics() {
+            metrics.frames_out(sent, len);
+            for _ in 0..slow {
+                metrics.slow_consumer();
+            }
+        }
+    }
+
+    /// Records a plugin callback's duration under the room's service.
+    pub(crate) fn record_call(&mut self, callback: &'static str, elapsed: std::time::Duration) {
+        let Some(link) = &self.link else {
+            return;
+        };
+        // A room makes a handful of kinds of calls (one per export): a short
+        // list of handles beats a labelled lookup, and two allocations, per
+        // call.
+        let cached = self
+            .call_histograms
+            .iter()
+            .find(|(name, _)| *name == callback);
+        let histogram = match cached {
+            Some((_, histogram)) => histogram.clone(),
+            None => {
+                let histogram = link
+                    .directory
+                    .metrics()
+                    .callback_histogram(&link.service, callback);
+                self.call_histograms.push((callback, histogram.clone()));
+                histogram
+            }
+        };
+        histogram.observe(elapsed.as_secs_f64());
+    }
+
+    /// Records how long the room's instance took to create.
+    pub(crate) fn record_instantiate(&self, elapsed: std::time::Duration) {
+        if let Some(metrics) = self.metrics() {
+            metrics.instantiated(elapsed);
+        }
+    }
+}
+
+/// The payload size of a plugin's frame.
+fn frame_len(msg: &types::Frame) -> usize {
+    match msg {
+        types::Frame::Text(text) => text.len(),
+        types::Frame::Binary(bytes) => bytes.len(),
     }
 }
 
@@ -297,14 +456,24 @@ impl host::Host for RoomState {
     fn send(&mut self, client: ClientId, msg: types::Frame) -> Result<(), String> {
         self.fits(&msg)?;
         self.tap_frame(Some(client), Direction::Out, &msg);
+        let len = frame_len(&msg);
         let frame = into_ws(msg);
         // A slow consumer is closed by `send`; the room goes on.
-        if let Some(member) = self.room.members.get(&client) {
-            let _ = member.sender.send(frame);
+        let sent = if let Some(member) = self.room.members.get_mut(&client) {
+            if member.suspended.is_some() {
+                self.keep_for_replay(client, frame, len);
+                return Ok(());
+            }
+            Some(member.sender.send(frame))
         } else if let Some(link) = &self.link
             && let Some(other) = link.directory.client(&link.service, client)
         {
-            let _ = other.send(frame);
+            Some(other.send(frame))
+        } else {
+            None
+        };
+        if let Some(sent) = sent {
+            self.count_out(1, len, usize::from(sent == Err(SendError::SlowConsumer)));
         }
         Ok(())
     }
@@ -312,21 +481,44 @@ impl host::Host for RoomState {
     fn broadcast(&mut self, msg: types::Frame, mut except: Vec<ClientId>) -> Result<(), String> {
         self.fits(&msg)?;
         self.tap_frame(None, Direction::Broadcast, &msg);
+        let len = frame_len(&msg);
         let frame = into_ws(msg);
         // Sorted, so a long list costs log(n) per member rather than n.
         except.sort_unstable();
+        let (mut sent, mut slow) = (0, 0);
+        let mut waiting = Vec::new();
         for (id, member) in &self.room.members {
             if except.binary_search(id).is_err() {
-                let _ = member.sender.send(frame.clone());
+                if member.suspended.is_some() {
+                    waiting.push(*id);
+                    continue;
+                }
+                sent += 1;
+                if member.sender.send(frame.clone()) == Err(SendError::SlowConsumer) {
+                    slow += 1;
+                }
             }
         }
+        for client in waiting {
+            self.keep_for_replay(client, frame.clone(), len);
+        }
+        self.count_out(sent, len, slow);
         Ok(())
     }
 
     fn close(&mut self, client: ClientId, code: u16, reason: String) {
+        let waiting = self
+            .room
+            .members
+            .get(&client)
+            .is_some_and(|member| member.suspended.is_some());
         let Some(member) = self.remove_member(client) else {
             return;
         };
+        if waiting {
+            // Closed while waiting to reconnect: it has left the service.
+            self.forget_client(client);
+        }
         let code = if roomhost_rules::close::is_plugin_code(code) {
             code
         } else {
@@ -434,16 +626,18 @@ impl directory::Host for RoomState {
         let source = TransferSource {
             room_id: &link.room,
             lobby: link.is_lobby(),
-            service_has_lobby: self.service_has_lobby,
+            service_has_lobby: self.description.lobby,
             max_room_id_bytes: self.max_room_id_bytes,
         };
-        checks::transfer(
-            source,
-            self.is_member(client),
-            room.as_deref(),
-            create,
-            |id| link.directory.is_live(&link.service, id),
-        )
+        // A member waiting to reconnect has no connection to move.
+        let movable = self
+            .room
+            .members
+            .get(&client)
+            .is_some_and(|member| member.suspended.is_none());
+        checks::transfer(source, movable, room.as_deref(), create, |id| {
+            link.directory.is_live(&link.service, id)
+        })
         .map_err(into_wit)?;
         let Some(member) = self.room.members.get(&client) else {
             return Err(types::TransferError::NotAMember);
@@ -457,6 +651,11 @@ impl directory::Host for RoomState {
         };
         if self.connecting == Some(client) {
             // Carried out once `connect` accepts the client (see the actor).
+            // One move per client: a second one is refused, as it would be
+            // once the first had taken the client out of the room.
+            if self.deferred_transfer.is_some() {
+                return Err(types::TransferError::NotAMember);
+            }
             self.deferred_transfer = Some(transfer);
         } else {
             self.start_transfer(transfer);
@@ -519,7 +718,7 @@ impl auth::Host for RoomState {
             .as_ref()
             .and_then(|link| link.directory.auth())
             .ok_or_else(|| "no token key configured".to_owned())?;
-        auth.verify(&token, SystemTime::now())
+        auth.verify(&token)
             .map(|claims| claims.to_string())
             .map_err(|error| error.to_string())
     }

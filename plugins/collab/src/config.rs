@@ -4,6 +4,11 @@ use roomhost_sdk::InitInfo;
 use serde::Deserialize;
 
 use crate::document::Settings;
+// The awareness defaults belong to presence; the configuration names them.
+pub use crate::presence::{
+    DEFAULT_AWARENESS_TIMEOUT_MS, DEFAULT_MAX_AWARENESS_PER_CONNECTION,
+    DEFAULT_MAX_AWARENESS_STATES,
+};
 use crate::presence::{Limits, frame_bytes_for_state};
 
 /// How long an empty room keeps its document by default (30 s).
@@ -27,15 +32,6 @@ pub const DEFAULT_MAX_DOC_BYTES: usize = 8 * 1024 * 1024;
 pub const MIN_FRAME_BYTES: usize = 1024;
 /// The default cap on one awareness state (16 KiB of JSON).
 pub const DEFAULT_MAX_AWARENESS_BYTES: usize = 16 * 1024;
-/// How long an awareness state lives without renewal by default (30 s, the
-/// y-protocols `outdatedTimeout`).
-pub const DEFAULT_AWARENESS_TIMEOUT_MS: u64 = 30_000;
-/// The default cap on the live awareness states of a room.
-pub const DEFAULT_MAX_AWARENESS_STATES: usize = 256;
-/// The default cap on the awareness ids one connection controls (a
-/// y-websocket client has one; a few more allow several documents sharing
-/// one connection).
-pub const DEFAULT_MAX_AWARENESS_PER_CONNECTION: usize = 4;
 /// The default of the largest frame the room sends, in bytes (1 MiB). A
 /// joiner's sync step 2 is cut into frames of this size, which Yjs clients
 /// apply one by one. Below the host's limit on frames a plugin sends

@@ -73,6 +73,9 @@ pub struct Collab {
     doc: Document,
     presence: Presence,
     clients: BTreeSet<ClientId>,
+    /// Clients whose token grants read-only access: their document updates
+    /// are dropped, their awareness is relayed.
+    read_only: BTreeSet<ClientId>,
     /// Rate limits of the warnings and resync requests, per connection.
     refusals: BTreeMap<ClientId, sync::Refusals>,
 }
@@ -159,6 +162,9 @@ impl RoomService for Collab {
 
     fn connect(&mut self, room: &mut Room<'_>, client: &ClientInfo) -> Result<(), Rejection> {
         self.clients.insert(client.id);
+        if client.read_only {
+            self.read_only.insert(client.id);
+        }
         room.cancel_timer(KEEP_EMPTY_TIMER);
         let step1 = protocol::sync_step1(self.doc.state_vector());
         room.send(client.id, Message::binary(step1));
@@ -175,6 +181,7 @@ impl RoomService for Collab {
         if !self.clients.remove(&client) {
             return;
         }
+        self.read_only.remove(&client);
         self.forget_refusals(room, client);
         let removed = self.presence.remove_client(client, room.now_ms());
         self.broadcast_awareness(room, &removed);
@@ -218,6 +225,7 @@ impl RoomService for Collab {
                 .collect(),
             owners: self.presence.owners().collect(),
             clients: self.clients.iter().copied().collect(),
+            read_only: self.read_only.iter().copied().collect(),
         };
         Ok(Some(snapshot.encode()))
     }
@@ -238,6 +246,7 @@ impl RoomService for Collab {
             doc,
             presence,
             clients: snapshot.clients.into_iter().collect(),
+            read_only: snapshot.read_only.into_iter().collect(),
             refusals: BTreeMap::new(),
         })
     }

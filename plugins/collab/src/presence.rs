@@ -13,15 +13,21 @@ use std::sync::Arc;
 
 use roomhost_sdk::ClientId;
 
-use crate::config::{
-    DEFAULT_AWARENESS_TIMEOUT_MS, DEFAULT_MAX_AWARENESS_PER_CONNECTION,
-    DEFAULT_MAX_AWARENESS_STATES,
-};
 use serde::de::IgnoredAny;
 use serde_json::Value;
 use yrs::ClientID;
 use yrs::sync::AwarenessUpdate;
 use yrs::sync::awareness::AwarenessUpdateEntry;
+
+/// How long an awareness state lives without renewal by default (30 s, the
+/// y-protocols `outdatedTimeout`).
+pub const DEFAULT_AWARENESS_TIMEOUT_MS: u64 = 30_000;
+/// The default cap on the live awareness states of a room.
+pub const DEFAULT_MAX_AWARENESS_STATES: usize = 256;
+/// The default cap on the awareness ids one connection controls (a
+/// y-websocket client has one; a few more allow several documents sharing
+/// one connection).
+pub const DEFAULT_MAX_AWARENESS_PER_CONNECTION: usize = 4;
 
 /// An awareness client id (a Yjs `doc.clientID`), not a connection.
 pub type AwarenessId = u64;

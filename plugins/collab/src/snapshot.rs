@@ -9,6 +9,7 @@
 //! varint n, n × (varint id, varint clock, string state|"null", varint last_updated)
 //! varint n, n × (varint awareness id, varint connection)   who controls what
 //! varint n, n × varint connection                            connected clients
+//! varint n, n × varint connection        read-only clients (absent in older snapshots)
 //! ```
 
 use roomhost_sdk::ClientId;
@@ -35,6 +36,8 @@ pub struct Snapshot {
     pub owners: Vec<(AwarenessId, ClientId)>,
     /// The connected clients.
     pub clients: Vec<ClientId>,
+    /// The connected clients whose token grants read-only access.
+    pub read_only: Vec<ClientId>,
 }
 
 impl Snapshot {
@@ -63,6 +66,10 @@ impl Snapshot {
         }
         out.write_var(self.clients.len());
         for client in &self.clients {
+            out.write_var(*client);
+        }
+        out.write_var(self.read_only.len());
+        for client in &self.read_only {
             out.write_var(*client);
         }
         out
@@ -111,6 +118,12 @@ fn read(cursor: &mut Cursor<'_>) -> Result<Snapshot, yrs::encoding::read::Error>
     for _ in 0..cursor.read_var::<u32>()? {
         clients.push(cursor.read_var()?);
     }
+    let mut read_only = Vec::new();
+    if cursor.has_content() {
+        for _ in 0..cursor.read_var::<u32>()? {
+            read_only.push(cursor.read_var()?);
+        }
+    }
     Ok(Snapshot {
         client_id,
         doc,
@@ -118,6 +131,7 @@ fn read(cursor: &mut Cursor<'_>) -> Result<Snapshot, yrs::encoding::read::Error>
         presence,
         owners,
         clients,
+        read_only,
     })
 }
 
@@ -151,6 +165,7 @@ mod tests {
             ],
             owners: vec![(5, 2)],
             clients: vec![2, 3],
+            read_only: vec![3],
         };
         assert_eq!(Snapshot::decode(&snapshot.encode()), Ok(snapshot));
     }
@@ -160,7 +175,16 @@ mod tests {
         assert!(Snapshot::decode(b"").is_err());
         assert!(Snapshot::decode(b"\x03abc").is_err());
         let mut truncated = Snapshot::default().encode();
-        truncated.pop();
+        // The read-only section may be absent (older snapshots): cut into
+        // the one before it.
+        truncated.truncate(truncated.len() - 2);
         assert!(Snapshot::decode(&truncated).is_err());
+        let mut older = Snapshot {
+            read_only: vec![],
+            ..Snapshot::default()
+        }
+        .encode();
+        older.pop();
+        assert_eq!(Snapshot::decode(&older), Ok(Snapshot::default()));
     }
 }

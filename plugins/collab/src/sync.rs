@@ -12,6 +12,11 @@
 //!   reference ignores it);
 //! - other message types (auth, extensions) → ignored, like the reference.
 //!
+//! A client whose token grants read-only access (`ClientInfo::read_only`)
+//! gets the document and awareness like any other, and its awareness is
+//! relayed, but its sync step 2 and updates are dropped (logged like other
+//! refusals) and never reach the document or the other clients.
+//!
 //! Only bytes that are not y-protocols messages close the client that sent
 //! them, with [`CLOSE_MALFORMED`] (4400): a text frame, a frame that does
 //! not decode, an awareness state that is not JSON, an update that is not
@@ -56,6 +61,15 @@ pub(crate) struct Refusals {
     resync_at: Option<u64>,
 }
 
+/// Why a read-only client's update is dropped.
+pub const READ_ONLY_REASON: &str = "read-only client: document update refused";
+
+/// Whether `update` is the encoding of "no changes" (no structs, empty
+/// delete set).
+fn is_empty_update(update: &[u8]) -> bool {
+    update == [0, 0]
+}
+
 /// The close reason for text frames.
 pub const TEXT_FRAME_REASON: &str = "collab speaks binary y-protocols frames; text is not accepted";
 
@@ -78,6 +92,14 @@ impl Collab {
                 self.send_step2(room, client, &state_vector);
             }
             Incoming::SyncStep2(update) | Incoming::Update(update) => {
+                if self.read_only.contains(&client) {
+                    // An empty step 2 (a client with nothing to add) is
+                    // what every read-only client sends on joining.
+                    if !is_empty_update(&update) {
+                        self.drop_refused(room, client, READ_ONLY_REASON);
+                    }
+                    return;
+                }
                 self.apply_update(room, client, &update);
             }
             Incoming::Awareness(update) => {

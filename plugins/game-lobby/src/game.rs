@@ -6,7 +6,8 @@
 //! The hand-off data is the client's [`JoinRequest`]. A room with no game
 //! (fresh, or ended and not yet disposed) accepts only a creator; a room
 //! with a game accepts joins and reconnects. Success is the 13-byte
-//! [`handshake_reply`]; failure is `Err(text)`, and the client goes back to
+//! [`handshake_reply`] (5 bytes for a four-field request,
+//! [`handshake_reply_for`]); failure is `Err(text)`, and the client goes back to
 //! the lobby, which sends `[05]text` and closes it.
 //!
 //! - **create**: the creator becomes the host, player 0, and fixes the
@@ -65,7 +66,7 @@ use crate::lobby::Lobby;
 use crate::wire::{
     CLIENT_DISCONNECTS, CLIENT_DISCONNECTS_SELF, CLIENT_GETS_KICKED, DELTA_UPDATE, FULL_UPDATE,
     JoinRequest, NEW_CLIENT, RESET, SERVER_DISCONNECTS, SERVER_RPC, error_frame, handshake_reply,
-    id_frame, rpc_to_host,
+    handshake_reply_for, id_frame, rpc_to_host,
 };
 
 /// The timer that ends the game when the host stays away.
@@ -223,7 +224,7 @@ impl GameRoom {
         };
         room.send(
             client,
-            handshake_reply(HOST_ID, game.rule_variation, host_token),
+            handshake_reply_for(request, HOST_ID, game.rule_variation, host_token),
         );
         room.info(&format!("game created by client {client}"));
         self.game = Some(game);
@@ -261,7 +262,10 @@ impl GameRoom {
                 synced: false,
             },
         );
-        room.send(client, handshake_reply(id, game.rule_variation, token));
+        room.send(
+            client,
+            handshake_reply_for(request, id, game.rule_variation, token),
+        );
         game.send_to_host(room, id_frame(NEW_CLIENT, id));
         self.publish(room);
         Ok(())

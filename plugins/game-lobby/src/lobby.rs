@@ -3,7 +3,7 @@
 //! - Text frames are ignored. The first binary frame is decoded as a
 //!   [`JoinRequest`]; failure → `[05]"Failed to parse join request."`.
 //! - An unconfigured game → `[05]"Unknown game {game_id}."`; a room key
-//!   `"{room_id}#{game_id}"` over the host's 128-byte room id limit →
+//!   `"{room_id}#{game_id}"` over the host's 256-byte room id limit →
 //!   [`errors::room_id_too_long`].
 //! - **create**: if the directory lists a live game under the key →
 //!   `[05]"Room {room_id} already exists for game {game_id}."`; otherwise the
@@ -12,7 +12,7 @@
 //!   `create: false`; when the host reports that the room does not exist →
 //!   `[05]"Room {room_id} does not exist for game {game_id}."` (join) or
 //!   `[05]"Room {room_id} no longer exists for game {game_id}."` (reconnect).
-//! - The hand-off data is the request re-encoded in the five-field form; the
+//! - The hand-off data is the request re-encoded in the form it came in; the
 //!   [game room](crate::game) runs every other check in its `connect`.
 //! - A client the game room rejected comes back here with the reason, and
 //!   gets `[05]` + that reason. (A "no such room" from the host, when the

@@ -47,6 +47,7 @@ fn request(game: &str, room: &str, create: bool, token: Option<u64>) -> JoinRequ
         rule_variation: 7,
         create_room: create,
         reconnect_token: token,
+        four_field: false,
     }
 }
 
@@ -191,17 +192,32 @@ fn joins_go_to_live_rooms_in_both_request_forms() {
     let four = &five[..five.len() - 1];
     for form in [five.clone(), four.to_vec()] {
         let client = lobby.connect();
-        lobby.message(client, form);
+        lobby.message(client, form.clone());
+        // The request travels in the form it came in: the game room answers
+        // in that form.
         assert_eq!(
             lobby.take_transfers(),
             [Transfer {
                 client,
                 to: Some(KEY.into()),
-                data: five.clone(),
+                data: form,
                 create: false,
             }]
         );
     }
+}
+
+#[test]
+fn old_four_field_clients_get_the_five_byte_reply() {
+    let mut room = game_room(KEY);
+    let mut create = request(TTT, "r1", true, None);
+    create.four_field = true;
+    let host = arrive(&mut room, &create).expect("creator accepted");
+    assert_eq!(room.take_sent(host), [bin(&[0x06, 0, 0, 0, 7])]);
+    let mut join = request(TTT, "r1", false, None);
+    join.four_field = true;
+    let player = arrive(&mut room, &join).expect("joiner accepted");
+    assert_eq!(room.take_sent(player), [bin(&[0x06, 0, 1, 0, 7])]);
 }
 
 #[test]
@@ -284,8 +300,13 @@ fn creating_a_live_room_is_refused_but_an_ended_one_is_reused() {
 #[test]
 fn room_keys_over_the_host_limit_are_refused() {
     let mut lobby = lobby();
-    // 116 + 1 + 11 = 128 bytes: the longest key.
-    let longest = "x".repeat(116);
+    // A 120-character room name, as real clients use, fits; 244 + 1 + 11
+    // = 256 bytes is the longest key.
+    let real = "r".repeat(120);
+    let client = lobby.connect();
+    lobby.message(client, request(TTT, &real, true, None).encode());
+    assert_eq!(lobby.take_transfers().len(), 1);
+    let longest = "x".repeat(244);
     let client = lobby.connect();
     lobby.message(client, request(TTT, &longest, true, None).encode());
     assert_eq!(lobby.take_transfers().len(), 1);

@@ -56,6 +56,9 @@ pub struct JoinRequest {
     pub create_room: bool,
     /// A token from an earlier handshake, to reconnect as that player.
     pub reconnect_token: Option<u64>,
+    /// Whether the request came in the older four-field form: its client
+    /// gets the older 5-byte handshake reply (see [`handshake_reply_for`]).
+    pub four_field: bool,
 }
 
 /// Why a join request could not be decoded.
@@ -104,7 +107,8 @@ impl JoinRequest {
         let rule_variation = reader.varint_u16()?;
         let create_room = reader.bool()?;
         // The older four-field form ends here.
-        let reconnect_token = if reader.bytes.is_empty() {
+        let four_field = reader.bytes.is_empty();
+        let reconnect_token = if four_field {
             None
         } else {
             reader.option_u64()?
@@ -118,16 +122,21 @@ impl JoinRequest {
             rule_variation,
             create_room,
             reconnect_token,
+            four_field,
         })
     }
 
-    /// Encodes the request in the five-field form (canonical postcard).
+    /// Encodes the request in its form (canonical postcard): the four-field
+    /// one ends before the token.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.game_id.len() + self.room_id.len() + 16);
         put_string(&mut out, &self.game_id);
         put_string(&mut out, &self.room_id);
         put_varint(&mut out, u64::from(self.rule_variation));
         out.push(u8::from(self.create_room));
+        if self.four_field {
+            return out;
+        }
         match self.reconnect_token {
             None => out.push(0),
             Some(token) => {
@@ -153,6 +162,26 @@ pub fn handshake_reply(player_id: u16, rule_variation: u16, token: u64) -> Vec<u
     out.extend_from_slice(&rule_variation.to_be_bytes());
     out.extend_from_slice(&token.to_be_bytes());
     out
+}
+
+/// The older handshake reply, for clients that sent the four-field request:
+/// `[06][player_id][rule_variation]`, big-endian, 5 bytes (no token: those
+/// clients cannot reconnect).
+pub const OLD_HAND_SHAKE_RESPONSE_SIZE: usize = 5;
+
+/// The handshake reply in the form `request`'s client expects: the older
+/// 5-byte one for a four-field request, else [`handshake_reply`].
+pub fn handshake_reply_for(
+    request: &JoinRequest,
+    player_id: u16,
+    rule_variation: u16,
+    token: u64,
+) -> Vec<u8> {
+    let mut reply = handshake_reply(player_id, rule_variation, token);
+    if request.four_field {
+        reply.truncate(OLD_HAND_SHAKE_RESPONSE_SIZE);
+    }
+    reply
 }
 
 /// An error frame: `[05]` followed by `text` as UTF-8.
@@ -277,6 +306,7 @@ mod tests {
             rule_variation: 0,
             create_room: false,
             reconnect_token: None,
+            four_field: false,
         }
     }
 
@@ -289,7 +319,27 @@ mod tests {
 
     #[test]
     fn the_four_field_form_has_no_token() {
-        assert_eq!(JoinRequest::decode(&EXAMPLE[..17]), Ok(example()));
+        let four = JoinRequest {
+            four_field: true,
+            ..example()
+        };
+        assert_eq!(JoinRequest::decode(&EXAMPLE[..17]), Ok(four.clone()));
+        // It encodes back to the same four fields.
+        assert_eq!(four.encode(), EXAMPLE[..17]);
+    }
+
+    #[test]
+    fn a_four_field_request_gets_the_older_five_byte_reply() {
+        let four = JoinRequest {
+            four_field: true,
+            ..example()
+        };
+        let reply = handshake_reply_for(&four, 3, 7, 99);
+        assert_eq!(reply, [HAND_SHAKE_RESPONSE, 0, 3, 0, 7]);
+        assert_eq!(
+            handshake_reply_for(&example(), 3, 7, 99).len(),
+            HAND_SHAKE_RESPONSE_SIZE
+        );
     }
 
     #[test]
@@ -300,6 +350,7 @@ mod tests {
             rule_variation: u16::MAX,
             create_room: true,
             reconnect_token: Some(u64::MAX),
+            four_field: false,
         };
         let bytes = request.encode();
         assert_eq!(JoinRequest::decode(&bytes), Ok(request.clone()));

@@ -10,15 +10,28 @@
 //! ```
 //!
 //! Every field is optional; the defaults are the protocol's values.
+//!
+//! `"timing"` picks a preset for the play timing, which explicit fields
+//! still override:
+//!
+//! - `"documented"` (the default): the documented ready protocol: a `play`
+//!   starts 1500 ms ahead and waits up to 2000 ms for unready members.
+//! - `"owp-current"`: what the current OpenWatchParty client and server do:
+//!   a `play` starts 300 ms ahead with no ready wait
+//!   (`play_schedule_ms: 300`, `max_ready_wait_ms: 0`). Joiners follow the
+//!   host within a few hundred milliseconds instead of trailing it by
+//!   1.2-1.5 s after every play; members that are still loading catch up
+//!   on their own.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// The largest `max_clients_per_room` accepted: each party publishes its
 /// member ids in its listing metadata, which the host caps at 4 KiB.
 pub const MAX_CLIENTS_PER_ROOM_LIMIT: usize = 150;
 
 /// Timing constants and limits. Durations are in milliseconds.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Config {
     /// How far ahead a `play` is scheduled (`PLAY_SCHEDULE_MS`).
@@ -27,7 +40,7 @@ pub struct Config {
     /// (`CONTROL_SCHEDULE_MS`).
     pub control_schedule_ms: u64,
     /// The longest a pending play waits for unready members
-    /// (`MAX_READY_WAIT_MS`).
+    /// (`MAX_READY_WAIT_MS`); 0 starts every play at once.
     pub max_ready_wait_ms: u64,
     /// How long after a `player_event` position-only state updates are
     /// dropped (`COMMAND_COOLDOWN_MS`).
@@ -77,7 +90,7 @@ impl Config {
         let parsed = if text.trim() == "null" || text.trim().is_empty() {
             Ok(Self::default())
         } else {
-            serde_json::from_str::<Self>(text)
+            Self::with_preset(text)
         };
         match parsed {
             Ok(config) => config.clamped(),
@@ -85,6 +98,45 @@ impl Config {
                 Self::default(),
                 Some(format!("invalid config ({err}); using the defaults")),
             ),
+        }
+    }
+
+    /// The `"timing"` preset's values, overridden by the fields given.
+    fn with_preset(text: &str) -> Result<Self, serde_json::Error> {
+        let mut given: Value = serde_json::from_str(text)?;
+        let preset = match given
+            .as_object_mut()
+            .and_then(|fields| fields.remove("timing"))
+        {
+            None => Self::default(),
+            Some(name) => match name.as_str() {
+                Some("documented") => Self::default(),
+                Some("owp-current") => Self::owp_current(),
+                _ => {
+                    return Err(serde::de::Error::custom(format!(
+                        "unknown timing {name}: use \"documented\" or \"owp-current\""
+                    )));
+                }
+            },
+        };
+        let mut merged = serde_json::to_value(preset)?;
+        if let (Some(merged), Some(given)) = (merged.as_object_mut(), given.as_object()) {
+            for (key, value) in given {
+                merged.insert(key.clone(), value.clone());
+            }
+        } else if !given.is_object() {
+            return serde_json::from_value(given);
+        }
+        serde_json::from_value(merged)
+    }
+
+    /// The `"owp-current"` preset: the play timing of the current
+    /// OpenWatchParty client and server.
+    pub fn owp_current() -> Self {
+        Self {
+            play_schedule_ms: 300,
+            max_ready_wait_ms: 0,
+            ..Self::default()
         }
     }
 
@@ -118,6 +170,27 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_owp_current_preset_plays_at_300_ms_without_ready_wait() {
+        let (config, warning) = Config::parse(r#"{"timing": "owp-current"}"#);
+        assert_eq!(warning, None);
+        assert_eq!(
+            (config.play_schedule_ms, config.max_ready_wait_ms),
+            (300, 0)
+        );
+        // Explicit fields still win over the preset.
+        let (config, _) = Config::parse(r#"{"timing": "owp-current", "play_schedule_ms": 500}"#);
+        assert_eq!(
+            (config.play_schedule_ms, config.max_ready_wait_ms),
+            (500, 0)
+        );
+        let (config, _) = Config::parse(r#"{"timing": "documented"}"#);
+        assert_eq!(config, Config::default());
+        let (config, warning) = Config::parse(r#"{"timing": "fast"}"#);
+        assert_eq!(config, Config::default());
+        assert!(warning.is_some_and(|w| w.contains("owp-current")));
+    }
 
     #[test]
     fn defaults_are_the_protocol_values() {

@@ -208,7 +208,19 @@ impl Out {
 
 /// A client id as the protocol shows it: a string.
 pub fn client_id(client: ClientId) -> String {
-    client.to_string()
+    // The protocol's ids are UUID strings (its client shows the second
+    // group). The host's id fills the low 62 bits, so ids stay unique; the
+    // high half is the id scrambled by a bijection, so they look random.
+    let low = client & (u64::MAX >> 2);
+    uuid_v4(scramble(client), low)
+}
+
+/// SplitMix64's finalizer: a bijection on `u64`.
+fn scramble(value: u64) -> u64 {
+    let mut z = value.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// Whether `position` (seconds) is finite and within 0..=[`MAX_POSITION`].
@@ -356,7 +368,7 @@ mod tests {
         assert_eq!(
             text.parse_json::<Value>().ok(),
             Some(
-                json!({"type":"error","room":"r","client":"3","payload":{"message":"boom"},"ts":9,"server_ts":9})
+                json!({"type":"error","room":"r","client":client_id(3),"payload":{"message":"boom"},"ts":9,"server_ts":9})
             )
         );
     }

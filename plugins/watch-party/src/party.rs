@@ -384,7 +384,10 @@ impl Party {
             "play" => {
                 self.sync
                     .apply_command(position, Some(PlayState::Playing), now);
-                if self.sync.all_ready(self.members.keys()) {
+                // `max_ready_wait_ms: 0` (the "owp-current" timing) plays
+                // at once, like the current OpenWatchParty server.
+                let no_wait = self.config.max_ready_wait_ms == 0;
+                if no_wait || self.sync.all_ready(self.members.keys()) {
                     self.sync.pending = None;
                     room.cancel_timer(TIMER_PENDING_PLAY);
                     self.start_play(room, position);

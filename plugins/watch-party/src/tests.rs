@@ -13,7 +13,7 @@ use crate::common::{SILENCE_CLOSE_CODE, TIMER_SWEEP};
 use crate::directory::PartyInfo;
 use crate::envelope::{
     AUTH_FAILED, AUTH_REQUIRED, INVALID_FORMAT, RATE_LIMITED, REASON_HOST_LEFT, REASON_NEW_ROOM,
-    ROOM_FULL, TOO_LARGE, UNKNOWN_TYPE,
+    ROOM_FULL, TOO_LARGE, UNKNOWN_TYPE, client_id,
 };
 use crate::party::TIMER_PENDING_PLAY;
 use crate::profile::{CreateRequest, Intent, Profile, Transit};
@@ -167,7 +167,7 @@ fn lobby_greets_with_client_hello_then_room_list() {
     let now = lobby.now_ms();
     assert_eq!(
         frames[0],
-        json!({"type": "client_hello", "client": "1", "payload": {"client_id": "1"}, "ts": now, "server_ts": now})
+        json!({"type": "client_hello", "client": client_id(1), "payload": {"client_id": client_id(1)}, "ts": now, "server_ts": now})
     );
     assert_eq!(frames[1]["payload"], json!([]));
     assert!(frames[1].get("room").is_none());
@@ -234,7 +234,7 @@ fn bad_frames_get_errors_and_keep_the_connection() {
         match error {
             Some(error) => {
                 assert_eq!(error_messages(&frames), [error], "{frame}");
-                assert_eq!(frames[0]["client"], "1");
+                assert_eq!(frames[0]["client"], client_id(1));
                 assert!(frames[0].get("room").is_none());
             }
             None => assert!(frames.is_empty(), "{frame}: {frames:?}"),
@@ -256,7 +256,7 @@ fn auth_off_sets_the_display_name() {
     );
     let frames = lobby.take_sent_json(client);
     assert_eq!(types(&frames), ["auth_success"]);
-    assert_eq!(frames[0]["client"], "1");
+    assert_eq!(frames[0]["client"], client_id(1));
     assert_eq!(frames[0]["payload"], json!({"user_name": "Zoé"}));
     let profile = lobby
         .service()
@@ -678,9 +678,9 @@ fn the_host_gets_room_state_and_the_party_is_listed() {
     assert_eq!(
         frames,
         [json!({
-            "type": "room_state", "room": PARTY, "client": "1",
+            "type": "room_state", "room": PARTY, "client": client_id(1),
             "payload": {
-                "name": "Room de Alice", "host_id": "1",
+                "name": "Room de Alice", "host_id": client_id(1),
                 "state": {"position": 12.5, "play_state": "paused"},
                 "participant_count": 1, "media_id": MEDIA,
             },
@@ -740,8 +740,8 @@ fn joiners_get_room_state_and_the_others_participants_update() {
     let bob = join(&mut party, "Bob");
     let state = party.take_sent_json(bob);
     assert_eq!(types(&state), ["room_state"]);
-    assert_eq!(state[0]["client"], bob.to_string());
-    assert_eq!(state[0]["payload"]["host_id"], host.to_string());
+    assert_eq!(state[0]["client"], client_id(bob));
+    assert_eq!(state[0]["payload"]["host_id"], client_id(host));
     assert_eq!(state[0]["payload"]["participant_count"], 2);
     let update = party.take_sent_json(host);
     assert_eq!(update.len(), 1);
@@ -934,7 +934,7 @@ fn pause_seek_and_buffering_go_to_everyone_but_the_host_at_now_plus_300() {
             assert_eq!(
                 frames,
                 [json!({
-                    "type": "player_event", "room": PARTY, "client": host.to_string(),
+                    "type": "player_event", "room": PARTY, "client": client_id(host),
                     "payload": expected, "ts": 4242, "server_ts": target,
                 })],
                 "{payload}"
@@ -1074,7 +1074,7 @@ fn state_updates_are_filtered() {
             assert_eq!(
                 frames,
                 [
-                    json!({"type": "state_update", "room": PARTY, "client": host.to_string(), "payload": payload, "ts": 1, "server_ts": now})
+                    json!({"type": "state_update", "room": PARTY, "client": client_id(host), "payload": payload, "ts": 1, "server_ts": now})
                 ],
                 "{what}"
             );
@@ -1094,7 +1094,7 @@ fn chat_goes_to_everyone_with_the_sender_name() {
     );
     let now = party.now_ms();
     let expected = json!({
-        "type": "chat_message", "room": PARTY, "client": bob.to_string(),
+        "type": "chat_message", "room": PARTY, "client": client_id(bob),
         "payload": {"username": "M0", "text": "salut 👋"}, "ts": now, "server_ts": now,
     });
     assert_eq!(party.take_sent_json(host), std::slice::from_ref(&expected));
@@ -1135,7 +1135,7 @@ fn a_member_leaving_is_announced() {
     );
     assert!(party.take_sent(members[0]).is_empty());
     let expected = json!({
-        "type": "client_left", "room": PARTY, "client": members[0].to_string(),
+        "type": "client_left", "room": PARTY, "client": client_id(members[0]),
         "payload": {"participant_count": 2}, "ts": party.now_ms(), "server_ts": party.now_ms(),
     });
     assert_eq!(party.take_sent_json(host), std::slice::from_ref(&expected));

@@ -245,3 +245,43 @@ fn a_client_that_leaves_stops_receiving_and_others_continue() {
     assert!(room.take_sent(b).is_empty());
     assert_eq!(doc_json(&mut room), json!({"t": "solo"}));
 }
+
+#[test]
+fn a_read_only_client_reads_and_shows_presence_but_cannot_edit() {
+    let mut room = room();
+    let (alice, viewer) = (Peer::new(1), Peer::new(2));
+    alice.insert("t", 0, "shared");
+    let a = join(&mut room, &alice);
+    let v = room
+        .try_connect_with(|info| info.read_only = true)
+        .expect("a read-only client is accepted");
+    let greeting = received(&mut room, v);
+    for reply in viewer.handle(&greeting) {
+        room.message(v, reply);
+    }
+    room.message(v, viewer.step1());
+    viewer.handle(&received(&mut room, v));
+    assert_eq!(viewer.text("t"), "shared", "it reads the document");
+
+    room.message(v, update_frame(viewer.insert("t", 0, "vandal ")));
+    assert!(room.take_sent(a).is_empty(), "its update reaches nobody");
+    assert_eq!(doc_json(&mut room), json!({ "t": "shared" }));
+    assert!(
+        room.logs()
+            .iter()
+            .any(|(_, line)| line.contains(crate::sync::READ_ONLY_REASON)),
+        "the drop is logged"
+    );
+
+    room.message(v, awareness_frame(2, 1, r#"{"user":"viewer"}"#));
+    let seen = awareness_entries(&received(&mut room, a));
+    assert_eq!(
+        seen,
+        [(2, 1, r#"{"user":"viewer"}"#.to_owned())],
+        "its presence is relayed"
+    );
+
+    // Writers are unaffected.
+    room.message(a, update_frame(alice.insert("t", 6, "!")));
+    assert_eq!(doc_json(&mut room), json!({ "t": "shared!" }));
+}
