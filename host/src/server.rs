@@ -361,8 +361,13 @@ impl ServerHandle {
         let plugin =
             Plugin::load_described(engine, path, self.app.cache.as_ref(), &self.app.limits).await?;
         let lobby = plugin.has_lobby();
+        // A version that lost its lobby ends the running one first (it is
+        // not reloaded onto code that has none); one that gained a lobby
+        // starts it after the rooms moved, as `serve` does.
+        if !lobby {
+            self.app.rooms.close_lobby(&target).await;
+        }
         let report = self.app.rooms.reload(&target, plugin).await;
-        // A version that gains a lobby starts it now, as `serve` does.
         if lobby && let Err(error) = self.app.rooms.start_lobby(&target).await {
             tracing::error!(service, %error, "the reloaded service's lobby failed to start");
         }

@@ -131,7 +131,8 @@ async fn no_snapshot_restarts_and_replays_connect() {
         .reload("svc", &plugin("chat"))
         .await
         .expect("reload");
-    assert_eq!(report.restarted, 2, "{report:?}");
+    // chat has no lobby: the running one is closed, only the room restarts.
+    assert_eq!(report.restarted, 1, "{report:?}");
     let welcome = ann.recv_json().await;
     assert_eq!(
         (welcome["type"].as_str(), welcome["you"].as_str()),
@@ -310,5 +311,45 @@ async fn reload_of_an_unknown_service_or_file_fails_cleanly() {
         .await
         .expect_err("missing file");
     assert!(error.to_string().contains("cannot read plugin"), "{error}");
+    server.stop().await;
+}
+
+/// A version without a lobby ends the running one: its clients are closed
+/// with 1001 and the service root answers 404; rooms carry on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_without_a_lobby_ends_the_running_lobby() {
+    let server = TestServer::start(
+        vec![ServiceSpec::new("svc", plugin("misbehave"))],
+        test_limits(),
+    )
+    .await;
+    let mut in_lobby = server.connect("/ws").await;
+    in_lobby.send_text("whoami").await;
+    assert_eq!(in_lobby.recv_text().await, "lobby");
+
+    // counter declares no lobby.
+    let report = server
+        .handle()
+        .reload("svc", &plugin("counter"))
+        .await
+        .expect("reload");
+    assert_eq!(
+        report.rooms(),
+        0,
+        "the lobby is closed, not reloaded: {report:?}"
+    );
+    let closed = in_lobby.closed().await;
+    assert_eq!(closed.code, Some(1001), "{closed:?}");
+    assert!(
+        closed.reason.contains("no longer has a lobby"),
+        "{closed:?}"
+    );
+    assert_eq!(server.handle().rooms().len(), 0);
+
+    let url = format!("ws://{}/ws", server.addr());
+    let refused = tokio_tungstenite::connect_async(&url).await;
+    assert!(refused.is_err(), "the root is refused");
+    let mut room = server.connect("/ws/tally").await;
+    assert_eq!(room.recv_json().await["count"], 0);
     server.stop().await;
 }

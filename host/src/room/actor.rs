@@ -142,6 +142,9 @@ impl RoomActor {
                         let _ = reply.send(answer);
                         step
                     }
+                    Some(RoomEvent::Close { code, reason }) => {
+                        return self.close(instance, code, &reason);
+                    }
                     #[cfg(feature = "fault-injection")]
                     Some(RoomEvent::Panic) => panic!("injected panic (fault-injection)"),
                     Some(event) => handle(instance, &self.meta, event).await,
@@ -214,6 +217,21 @@ impl RoomActor {
                 GuestRoomChange::Updated(self.meta.entry()),
             );
         }
+    }
+
+    /// Ends the room on the host's order: its clients are closed with `code`
+    /// and `reason`, and the table forgets it.
+    fn close(&mut self, instance: &mut RoomBody, code: u16, reason: &str) {
+        tracing::info!(reason, "room closed by the host");
+        self.table.remove(&self.meta);
+        for (id, member) in &instance.state().room.members {
+            member.sender.close(code, reason);
+            if member.suspended.is_some() {
+                self.directory.forget_client(*id);
+            }
+        }
+        let departing = std::mem::take(&mut instance.state().room.departing);
+        self.drain(None, departing);
     }
 
     /// Ends a failed room: its clients get 1011 with the reason, joins waiting
@@ -374,8 +392,8 @@ async fn handle(
                 }
             }
         }
-        // Handled by the actor, which owns what a reload needs.
-        RoomEvent::Reload { .. } => Ok(()),
+        // Handled by the actor, which owns what a reload and a close need.
+        RoomEvent::Reload { .. } | RoomEvent::Close { .. } => Ok(()),
         #[cfg(feature = "fault-injection")]
         RoomEvent::Panic => Ok(()),
     }

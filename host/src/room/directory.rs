@@ -148,6 +148,25 @@ impl Rooms {
         ))
     }
 
+    /// Ends `service`'s lobby, if one runs, after a reload brought a version
+    /// without one: its clients are closed with 1001, and the root is
+    /// released if it served it.
+    pub(crate) async fn close_lobby(&self, service: &Service) {
+        {
+            let mut root = lock(&self.root);
+            if root.as_deref() == Some(service.name()) {
+                *root = None;
+            }
+        }
+        if let Some(lobby) = self.table.get(&RoomKey::new(service.name(), LOBBY)) {
+            let event = RoomEvent::Close {
+                code: crate::close::GOING_AWAY,
+                reason: "the service no longer has a lobby".into(),
+            };
+            let _ = lobby.inbox.send(event).await;
+        }
+    }
+
     /// Starts `service`'s lobby and waits for its `init`.
     pub(crate) async fn start_lobby(
         self: &Arc<Self>,

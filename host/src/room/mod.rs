@@ -156,6 +156,9 @@ pub(crate) enum RoomEvent {
         request: GuestHttpRequest,
         reply: oneshot::Sender<Result<GuestHttpResponse, String>>,
     },
+    /// Ends the room: its clients are closed with `code` and `reason` (a
+    /// reload brought a version of the service without a lobby).
+    Close { code: u16, reason: String },
     /// Hot reload: move the room onto `plugin`, keeping its clients.
     Reload {
         plugin: Arc<Plugin>,
