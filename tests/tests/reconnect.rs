@@ -156,3 +156,24 @@ async fn a_bad_token_during_the_window_does_not_end_it() {
     bob.expect_silence(Duration::from_millis(2000)).await;
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_that_fails_leaves_no_token_behind() {
+    let server = TestServer::single("resumable").await;
+    let (mut alice, _, token) = member(&server, "").await;
+    alice.send_text("trap").await;
+    assert_eq!(alice.closed().await.code, Some(1011));
+    drop(alice);
+    roomhost_e2e::eventually("the connection's task ends", || async {
+        let (_, status) = server.get_json("/status").await;
+        (status["connections"] == 0).then_some(())
+    })
+    .await;
+    // Its connection ended with the room: nothing waits to be resumed, so
+    // the token is forgotten, not kept pointing at a dead room.
+    let mut late = resume(&server, &token).await;
+    let closed = late.closed().await;
+    assert_eq!(closed.code, Some(1008), "{closed:?}");
+    assert!(closed.reason.contains("unknown"), "{closed:?}");
+    server.stop().await;
+}

@@ -153,7 +153,7 @@ pub(crate) async fn run(
             }
             Some(Err(refused)) => Err(refused),
         };
-        let mut lost = false;
+        let mut held = false;
         match entered {
             Ok(room) => {
                 tracing::debug!("joined");
@@ -165,13 +165,18 @@ pub(crate) async fn run(
                 };
                 let (reason, room) = reader.forward(client, room, &mut moves, &mover).await;
                 tracing::debug!(?reason, "left");
-                lost = reason == LeaveReason::Lost;
+                // Only a room that keeps the client waiting to reconnect
+                // answers; one that ended or let it go drops the question.
+                let (hold, answer) = oneshot::channel();
                 let event = RoomEvent::Disconnect {
                     client,
                     reason,
                     connection: sender.connection(),
+                    held: (reason == LeaveReason::Lost && resume_token.is_some()).then_some(hold),
                 };
-                let _ = room.inbox.send(event).await;
+                if room.inbox.send(event).await.is_ok() {
+                    held = answer.await.is_ok();
+                }
             }
             Err(error) => {
                 tracing::debug!(%error, "join refused");
@@ -181,10 +186,10 @@ pub(crate) async fn run(
             }
         }
         reader_done.cancel();
-        lost
+        held
     };
-    let (lost, ()) = tokio::join!(reader, writer);
-    rooms.connection_ended(client, sender.connection(), lost);
+    let (held, ()) = tokio::join!(reader, writer);
+    rooms.connection_ended(client, sender.connection(), held);
 }
 
 /// How metrics name a refused join.

@@ -315,6 +315,7 @@ async fn handle(
             client,
             reason,
             connection,
+            held,
         } => {
             let state = instance.state();
             // A client that reconnected meanwhile is not the one that left.
@@ -328,6 +329,9 @@ async fn handle(
             }
             state.room.departing.remove(&client);
             if reason == LeaveReason::Lost && state.suspend(client) {
+                if let Some(held) = held {
+                    let _ = held.send(());
+                }
                 let reason = DisconnectReason::Suspended;
                 state.tap_membership(client, Some(leave_reason(reason)));
                 instance.disconnect(client, reason).await?;

@@ -220,14 +220,14 @@ impl Rooms {
     }
 
     /// The connection `connection` of `client` ended. Its seat goes, unless
-    /// the connection was lost and the client may reconnect (its room keeps
-    /// it waiting and ends the wait), or a newer connection owns the seat.
-    pub(crate) fn connection_ended(&self, client: ClientId, connection: usize, lost: bool) {
+    /// its room `held` the client waiting to reconnect (the room ends the
+    /// wait and forgets the seat), or a newer connection owns the seat.
+    pub(crate) fn connection_ended(&self, client: ClientId, connection: usize, held: bool) {
         let mut clients = lock(&self.clients);
         let Some(seat) = clients.get(&client) else {
             return;
         };
-        if seat.sender.connection() != connection || (lost && seat.resume_token.is_some()) {
+        if seat.sender.connection() != connection || held {
             return;
         }
         if let Some(seat) = clients.remove(&client) {
@@ -300,6 +300,7 @@ impl Rooms {
                     client,
                     reason: LeaveReason::Lost,
                     connection: seat.sender.connection(),
+                    held: None,
                 };
                 let _ = room.inbox.send(event).await;
             }

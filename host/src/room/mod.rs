@@ -131,6 +131,9 @@ pub(crate) enum RoomEvent {
         /// The connection that ended (see `ClientSender::connection`): a
         /// client that reconnected meanwhile is not affected.
         connection: usize,
+        /// Answered when the room keeps the client waiting to reconnect;
+        /// dropped otherwise. Only then does its seat outlive the connection.
+        held: Option<oneshot::Sender<()>>,
     },
     /// A suspended (or not yet noticed as lost) client is back on the
     /// connection `sender` writes to, with its next resume token.
