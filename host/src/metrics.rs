@@ -206,7 +206,7 @@ impl Metrics {
     /// `count` frames of `bytes` each were queued to clients.
     pub fn frames_out(&self, count: usize, bytes: usize) {
         self.frames_out.inc_by(count as u64);
-        self.bytes_out.inc_by((count * bytes) as u64);
+        self.bytes_out.inc_by(count.saturating_mul(bytes) as u64);
     }
 
     /// A plugin callback of `service` took `elapsed`.
@@ -236,9 +236,9 @@ impl Metrics {
             .inc();
     }
 
-    /// A client was closed as a slow consumer.
-    pub fn slow_consumer(&self) {
-        self.slow_consumers.inc();
+    /// `count` clients were closed as slow consumers.
+    pub fn slow_consumers(&self, count: usize) {
+        self.slow_consumers.inc_by(count as u64);
     }
 
     /// A room's plugin was instantiated in `elapsed`.

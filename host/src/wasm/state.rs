@@ -385,8 +385,8 @@ impl RoomState {
     fn count_out(&self, sent: usize, len: usize, slow: usize) {
         if let Some(metrics) = self.metrics() {
             metrics.frames_out(sent, len);
-            for _ in 0..slow {
-                metrics.slow_consumer();
+            if slow > 0 {
+                metrics.slow_consumers(slow);
             }
         }
     }
