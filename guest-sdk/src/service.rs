@@ -57,7 +57,7 @@ pub trait RoomService: Default + 'static {
     /// A new connection with `?roomhost_resume=TOKEN` within the period
     /// takes the same client id, gets the kept frames, and the service gets
     /// [`reconnect`](RoomService::reconnect). Otherwise `disconnect(client,
-    /// Lost)` follows. The host caps the period (`max_reconnect_grace_ms`).
+    /// Lost)` follows. The host caps the period (`max_reconnect_grace`).
     ///
     /// ```
     /// use std::time::Duration;
