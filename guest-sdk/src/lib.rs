@@ -262,6 +262,7 @@ mod rejection;
 mod room;
 mod service;
 mod snapshot;
+mod storage;
 pub mod testing;
 
 pub use client::{ClientId, ClientInfo, DisconnectReason, Handoff};
@@ -278,6 +279,7 @@ pub use room::{
 pub use roomhost_sdk_macros::room_service;
 pub use service::RoomService;
 pub use snapshot::Reloadable;
+pub use storage::{Storage, StorageError, StorageJsonError, Write};
 
 /// Support code for `#[room_service]` and the generated bindings. Not public
 /// API: it may change in any release.

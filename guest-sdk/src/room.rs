@@ -24,6 +24,7 @@ pub use roomhost_rules::checks::ClientStateRefusal;
 /// }
 /// ```
 pub use roomhost_rules::checks::TransferRefusal as TransferError;
+use roomhost_rules::storage::{StorageRefusal, Write};
 
 /// Identifies a timer. Ids are chosen by the service; setting an id that is
 /// already pending replaces that timer.
@@ -122,6 +123,27 @@ pub trait Backend {
     /// Verifies `token` with the host's key: its claims as JSON object
     /// text, or why it is refused (including when no key is configured).
     fn verify_token(&mut self, token: &str) -> Result<String, String>;
+    /// The value stored under `key`, this event's writes included.
+    fn storage_get(&mut self, key: &[u8]) -> Option<Vec<u8>>;
+    /// Stores `value` under `key`, as `roomhost_rules::storage::RoomStore`
+    /// decides.
+    fn storage_put(&mut self, key: Vec<u8>, value: Vec<u8>) -> Result<(), StorageRefusal>;
+    /// Removes `key`; whether it was there.
+    fn storage_delete(&mut self, key: &[u8]) -> bool;
+    /// Applies `writes` all or none, as `RoomStore::apply` decides.
+    fn storage_batch(&mut self, writes: Vec<Write>) -> Result<(), StorageRefusal>;
+    /// A page of entries, as `RoomStore::list` gives it.
+    fn storage_list(
+        &mut self,
+        prefix: &[u8],
+        start_after: Option<&[u8]>,
+        limit: u32,
+    ) -> Vec<(Vec<u8>, Vec<u8>)>;
+    /// The bytes the room stores.
+    fn storage_size(&mut self) -> u64;
+    /// Arms timer `id` like [`Backend::set_timer`] and records it as
+    /// durable, to be committed with the event's writes.
+    fn set_durable_timer(&mut self, id: TimerId, delay_ms: u64) -> Result<(), String>;
 }
 
 /// The room a callback runs in: send frames, close clients, set timers, read
@@ -145,6 +167,11 @@ impl<'a> Room<'a> {
             lobby,
             backend,
         }
+    }
+
+    /// Where this room's effects go, for the other modules' wrappers.
+    pub(crate) fn backend_mut(&mut self) -> &mut dyn Backend {
+        &mut *self.backend
     }
 
     /// The room's id as it appears in the URL (empty for the lobby).
@@ -245,7 +272,7 @@ impl<'a> Room<'a> {
     pub fn set_timer(&mut self, id: TimerId, delay: Duration) -> Result<(), TimerError> {
         self.backend
             .set_timer(id, duration_to_ms(delay))
-            .map_err(|message| TimerError { message })
+            .map_err(TimerError::from_host)
     }
 
     /// Cancels a pending timer; unknown ids are ignored.
@@ -585,6 +612,12 @@ message_error!(
     TimerError,
     "cannot set timer"
 );
+
+impl TimerError {
+    pub(crate) fn from_host(message: String) -> TimerError {
+        TimerError { message }
+    }
+}
 
 message_error!(
     /// [`Room::serve_root`] failed: this is not the lobby, it is not during

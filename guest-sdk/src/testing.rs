@@ -69,6 +69,7 @@ use serde_json::Value;
 
 use roomhost_rules::checks::{self, ClientStateRefusal, InfoRefusal, TransferSource};
 use roomhost_rules::close;
+use roomhost_rules::storage::{RoomStore, StorageLimits, StorageRefusal, Write};
 
 use crate::limits::{
     MAX_CLIENT_STATE_BYTES, MAX_CLOSE_REASON_BYTES, MAX_INFO_BYTES, MAX_PLUGIN_FRAME_BYTES,
@@ -138,6 +139,7 @@ impl<S: RoomService> TestRoom<S> {
             start_ms: DEFAULT_START_MS,
             seed: DEFAULT_SEED,
             auth: TestAuth::disabled(),
+            stored: Vec::new(),
             service: PhantomData,
         }
     }
@@ -457,11 +459,19 @@ impl<S: RoomService> TestRoom<S> {
         let target = self.recorder.now_ms.saturating_add(duration_to_ms(by));
         while let Some((id, due)) = self.recorder.next_due(target) {
             self.recorder.timers.remove(&id);
+            // A durable timer that fired is done, as on the host.
+            self.recorder.store.clear_timer(id);
             self.recorder.now_ms = self.recorder.now_ms.max(due);
             self.run(|service, room| service.timer(room, id));
             self.flush_departures();
         }
         self.recorder.now_ms = target;
+    }
+
+    /// The room's storage as the service left it: its entries
+    /// ([`RoomStore::entries`], [`RoomStore::get`]), size and durable timers.
+    pub fn storage(&self) -> &RoomStore {
+        &self.recorder.store
     }
 
     /// The fake clock, in milliseconds since the Unix epoch.
@@ -692,8 +702,71 @@ impl<S: Reloadable> TestRoom<S> {
         if info.restored.is_some() {
             self.restore(&info)
         } else {
-            self.restart(&info)
+            self.reload_fresh(&info)
         }
+    }
+
+    /// Restarts the room as a host restart (or crash) after its last event
+    /// would: the service value, its clients and its ordinary timers are
+    /// gone; a new value is made by `Default` plus `init` with the room's
+    /// storage as it was, and its durable timers pending again (one whose
+    /// time passed fires on the next [`TestRoom::advance`], even by
+    /// `Duration::ZERO`). Clients that were connected are closed and no
+    /// longer members, without `disconnect` (the old process is gone).
+    ///
+    /// ```
+    /// # use roomhost_sdk::{ClientId, Message, Room, RoomService, InitInfo, room_service};
+    /// use roomhost_sdk::testing::TestRoom;
+    ///
+    /// #[derive(Default)]
+    /// #[room_service]
+    /// struct Visits {
+    ///     visits: u64,
+    /// }
+    ///
+    /// impl RoomService for Visits {
+    ///     fn init(&mut self, room: &mut Room<'_>, _: &InitInfo) -> Result<(), String> {
+    ///         self.visits = room.storage().get_json("visits").map_err(|e| e.to_string())?.unwrap_or(0);
+    ///         Ok(())
+    ///     }
+    ///     fn connect(&mut self, room: &mut Room<'_>, _: &roomhost_sdk::ClientInfo) -> Result<(), roomhost_sdk::Rejection> {
+    ///         self.visits += 1;
+    ///         room.storage().put_json("visits", &self.visits).map_err(|e| roomhost_sdk::Rejection::new(e.to_string()))
+    ///     }
+    /// }
+    ///
+    /// let mut room = TestRoom::<Visits>::new();
+    /// room.connect();
+    /// room.restart().unwrap();
+    /// room.connect();
+    /// assert_eq!(room.service().visits, 2);
+    /// ```
+    pub fn restart(&mut self) -> Result<(), String> {
+        let recorder = &mut self.recorder;
+        for client in std::mem::take(&mut recorder.clients) {
+            recorder.gone.insert(client);
+        }
+        recorder.client_infos.clear();
+        recorder.client_states.clear();
+        recorder.suspended.clear();
+        recorder.departures.clear();
+        recorder.info = None;
+        recorder.timers.clear();
+        let durable: Vec<(TimerId, u64)> = recorder.store.timers().collect();
+        for (id, due) in durable {
+            let seq = recorder.next_timer_seq;
+            recorder.next_timer_seq += 1;
+            recorder.timers.insert(id, (due.max(recorder.now_ms), seq));
+        }
+        let info = InitInfo {
+            room_id: recorder.room_id.clone(),
+            lobby: recorder.lobby,
+            config: recorder.config.clone(),
+            restored: None,
+        };
+        self.service = self.start(&info)?;
+        self.flush_departures();
+        Ok(())
     }
 
     /// The new version's value, made as the host's `init` export makes it:
@@ -756,7 +829,7 @@ impl<S: Reloadable> TestRoom<S> {
     /// it first connected with (hand-off removed). A client the new value
     /// rejects is closed with its rejection's code, unless the service
     /// closed it already.
-    fn restart(&mut self, info: &InitInfo) -> Result<Reload, String> {
+    fn reload_fresh(&mut self, info: &InitInfo) -> Result<Reload, String> {
         let clients = std::mem::take(&mut self.recorder.clients);
         let mut client_infos = std::mem::take(&mut self.recorder.client_infos);
         // As on the host: a client's state comes back once the new value
@@ -837,6 +910,7 @@ pub struct TestRoomBuilder<S> {
     start_ms: u64,
     seed: u64,
     auth: TestAuth,
+    stored: Vec<(Vec<u8>, Vec<u8>)>,
     service: PhantomData<fn() -> S>,
 }
 
@@ -907,6 +981,13 @@ impl<S: RoomService> TestRoomBuilder<S> {
         self
     }
 
+    /// An entry the room's storage holds when it starts, as if an earlier
+    /// instance of the room had stored it (default: empty storage).
+    pub fn stored(mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Self {
+        self.stored.push((key.into(), value.into()));
+        self
+    }
+
     /// Where the fake clock starts (default [`DEFAULT_START_MS`]).
     pub fn start_ms(mut self, start_ms: u64) -> Self {
         self.start_ms = start_ms;
@@ -959,6 +1040,7 @@ impl<S: RoomService> TestRoomBuilder<S> {
         recorder.resumable = !S::RECONNECT_GRACE.is_zero();
         recorder.auth = self.auth;
         recorder.config = info.config.clone();
+        recorder.store = RoomStore::loaded(StorageLimits::default(), self.stored, []);
         let mut room = TestRoom {
             service: S::default(),
             recorder,
@@ -1192,6 +1274,9 @@ struct Recorder {
     client_infos: HashMap<ClientId, ClientInfo>,
     /// State the service attached to its clients (`Room::set_client_state`).
     client_states: HashMap<ClientId, Vec<u8>>,
+    /// The room's storage. Every write is committed when it is made: the
+    /// harness has no crash between an event and its commit.
+    store: RoomStore,
 }
 
 impl Recorder {
@@ -1227,6 +1312,7 @@ impl Recorder {
             config: "null".to_owned(),
             client_infos: HashMap::new(),
             client_states: HashMap::new(),
+            store: RoomStore::new(StorageLimits::default()),
         }
     }
 
@@ -1299,6 +1385,7 @@ impl Backend for Recorder {
 
     fn cancel_timer(&mut self, id: TimerId) {
         self.timers.remove(&id);
+        self.store.clear_timer(id);
     }
 
     fn now_ms(&self) -> u64 {
@@ -1415,6 +1502,43 @@ impl Backend for Recorder {
             None => Err(NO_TOKEN_KEY.to_owned()),
             Some(verify) => verify(token).map(|claims| claims.to_string()),
         }
+    }
+
+    fn storage_get(&mut self, key: &[u8]) -> Option<Vec<u8>> {
+        self.store.get(key).map(<[u8]>::to_vec)
+    }
+
+    fn storage_put(&mut self, key: Vec<u8>, value: Vec<u8>) -> Result<(), StorageRefusal> {
+        self.store.put(key, value)
+    }
+
+    fn storage_delete(&mut self, key: &[u8]) -> bool {
+        self.store.delete(key)
+    }
+
+    fn storage_batch(&mut self, writes: Vec<Write>) -> Result<(), StorageRefusal> {
+        self.store.apply(writes)
+    }
+
+    fn storage_list(
+        &mut self,
+        prefix: &[u8],
+        start_after: Option<&[u8]>,
+        limit: u32,
+    ) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        self.store.list(prefix, start_after, limit)
+    }
+
+    fn storage_size(&mut self) -> u64 {
+        u64::try_from(self.store.bytes()).unwrap_or(u64::MAX)
+    }
+
+    fn set_durable_timer(&mut self, id: TimerId, delay_ms: u64) -> Result<(), String> {
+        self.set_timer(id, delay_ms)?;
+        let due = self.timers.get(&id).map_or(self.now_ms, |(due, _)| *due);
+        self.store.set_timer(id, due);
+        Ok(())
     }
 }
 

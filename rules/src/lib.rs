@@ -14,6 +14,9 @@
 //! - [`checks`]: the checks on what a plugin asks for (frames, info, timers,
 //!   client state, transfers, the root), each returning a typed error whose
 //!   `Display` is the message the plugin sees.
+//! - [`storage`]: a room's stored data as the room sees it (the caps, the
+//!   errors, batches, paged listing, durable timers) and the changes that
+//!   await their commit.
 //!
 //! ```
 //! use roomhost_rules::checks::{self, FrameTooLarge};
@@ -27,6 +30,7 @@
 pub mod checks;
 pub mod close;
 pub mod limits;
+pub mod storage;
 
 /// The room id of a service's lobby. Room ids in URLs are never empty, so
 /// no client reaches the lobby by id, and `init-info.room-id` is empty for

@@ -29,3 +29,22 @@ pub const MAX_ROOM_ID_BYTES: usize = 256;
 /// The most state, in bytes, a plugin may attach to one client
 /// (`max_client_state_bytes`).
 pub const MAX_CLIENT_STATE_BYTES: usize = 4 * 1024;
+
+/// The longest storage key, in bytes (`max_storage_key_bytes`).
+pub const MAX_STORAGE_KEY_BYTES: usize = 2 * 1024;
+
+/// The largest stored value, in bytes (`max_storage_value_bytes`).
+pub const MAX_STORAGE_VALUE_BYTES: usize = 1024 * 1024;
+
+/// The most a room may store, in bytes of keys plus values
+/// (`max_room_storage_bytes`). A live room holds its stored data in memory,
+/// so this also bounds what storage adds to a room's footprint.
+pub const MAX_ROOM_STORAGE_BYTES: usize = 32 * 1024 * 1024;
+
+/// The most entries one storage `list` call returns; a caller pages on with
+/// `start-after`.
+pub const MAX_STORAGE_LIST_ENTRIES: usize = 1000;
+
+/// The most bytes (keys plus values) one storage `list` call returns (at
+/// least one entry is always returned when one matches).
+pub const MAX_STORAGE_LIST_BYTES: usize = 4 * 1024 * 1024;

@@ -1,0 +1,218 @@
+//! The room's durable storage: [`Storage`], from [`Room::storage`].
+//!
+//! [`Room::storage`]: crate::Room::storage
+
+use std::error::Error;
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::room::{Backend, TimerError, duration_to_ms};
+use crate::{Room, TimerId};
+
+/// Why a write was refused: a key, a value or the room's total over its
+/// cap. Nothing was written. Match on it rather than on its message.
+pub use roomhost_rules::storage::StorageRefusal as StorageError;
+/// One write of a [`Storage::batch`].
+pub use roomhost_rules::storage::Write;
+
+/// A room's durable key-value storage: byte keys to byte values, kept by
+/// the host across restarts and crashes, with serde helpers.
+///
+/// Reads see every earlier write, including this callback's. The writes one
+/// event makes (a client's frame, a timer, a connect, a request, with the
+/// callbacks they cause) commit together, atomically, once it is handled;
+/// the frames, closes, transfers and HTTP answers of that event reach anyone
+/// only after the commit is durable, so no client sees state the host could
+/// still lose. A commit that fails ends the room (its clients get close code
+/// 1011).
+///
+/// Caps, refused with a [`StorageError`] and no change: keys up to
+/// [`MAX_STORAGE_KEY_BYTES`](crate::limits::MAX_STORAGE_KEY_BYTES), values up
+/// to [`MAX_STORAGE_VALUE_BYTES`](crate::limits::MAX_STORAGE_VALUE_BYTES),
+/// and [`MAX_ROOM_STORAGE_BYTES`](crate::limits::MAX_ROOM_STORAGE_BYTES) of
+/// keys plus values per room (the host's defaults; an operator may change
+/// them).
+///
+/// When a room with stored data starts again (its first client or request
+/// after it ended, or after a restart), its storage is loaded before `init`.
+///
+/// ```
+/// use roomhost_sdk::{ClientId, Message, Room, RoomService, InitInfo, room_service};
+///
+/// #[derive(Default)]
+/// #[room_service]
+/// pub struct Guestbook {
+///     count: u64,
+/// }
+///
+/// impl RoomService for Guestbook {
+///     fn init(&mut self, room: &mut Room<'_>, _info: &InitInfo) -> Result<(), String> {
+///         // Stored data is already there when a room starts again.
+///         self.count = room.storage().get_json("count").map_err(|e| e.to_string())?.unwrap_or(0);
+///         Ok(())
+///     }
+///
+///     fn message(&mut self, room: &mut Room<'_>, client: ClientId, message: Message) {
+///         let Some(text) = message.as_text() else { return };
+///         let key = format!("entry/{:08}", self.count);
+///         let signed = room
+///             .storage()
+///             .batch(vec![
+///                 roomhost_sdk::Write::Put(key.into_bytes(), text.as_bytes().to_vec()),
+///                 roomhost_sdk::Write::Put(b"count".to_vec(), (self.count + 1).to_string().into_bytes()),
+///             ]);
+///         match signed {
+///             // Sent once the entry is durable.
+///             Ok(()) => {
+///                 self.count += 1;
+///                 room.send(client, format!("signed #{}", self.count));
+///             }
+///             Err(error) => room.send(client, format!("not signed: {error}")),
+///         }
+///     }
+/// }
+/// ```
+pub struct Storage<'r> {
+    backend: &'r mut dyn Backend,
+}
+
+impl<'r> Storage<'r> {
+    pub(crate) fn new(backend: &'r mut dyn Backend) -> Self {
+        Storage { backend }
+    }
+
+    /// The value stored under `key`.
+    pub fn get(&mut self, key: impl AsRef<[u8]>) -> Option<Vec<u8>> {
+        self.backend.storage_get(key.as_ref())
+    }
+
+    /// Stores `value` under `key`, replacing what was there.
+    pub fn put(
+        &mut self,
+        key: impl Into<Vec<u8>>,
+        value: impl Into<Vec<u8>>,
+    ) -> Result<(), StorageError> {
+        self.backend.storage_put(key.into(), value.into())
+    }
+
+    /// Removes `key`; whether it was there.
+    pub fn delete(&mut self, key: impl AsRef<[u8]>) -> bool {
+        self.backend.storage_delete(key.as_ref())
+    }
+
+    /// Applies `writes` in order, all or none (every cap is checked first).
+    pub fn batch(&mut self, writes: Vec<Write>) -> Result<(), StorageError> {
+        self.backend.storage_batch(writes)
+    }
+
+    /// Entries whose key starts with `prefix`, in key order, after
+    /// `start_after` when given: at most `limit` (0: the maximum, 1,000) and
+    /// about 4 MiB. Page on with the last key returned; an empty page means
+    /// there are no more.
+    ///
+    /// ```
+    /// # use roomhost_sdk::Room;
+    /// fn all_entries(room: &mut Room<'_>) -> Vec<(Vec<u8>, Vec<u8>)> {
+    ///     let mut all = Vec::new();
+    ///     loop {
+    ///         let after = all.last().map(|(key, _): &(Vec<u8>, Vec<u8>)| key.clone());
+    ///         let page = room.storage().list(b"entry/", after.as_deref(), 0);
+    ///         if page.is_empty() {
+    ///             return all;
+    ///         }
+    ///         all.extend(page);
+    ///     }
+    /// }
+    /// ```
+    pub fn list(
+        &mut self,
+        prefix: impl AsRef<[u8]>,
+        start_after: Option<&[u8]>,
+        limit: u32,
+    ) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.backend
+            .storage_list(prefix.as_ref(), start_after, limit)
+    }
+
+    /// The bytes the room stores, keys plus values.
+    pub fn size(&mut self) -> u64 {
+        self.backend.storage_size()
+    }
+
+    /// The JSON value stored under `key`, deserialized; `Ok(None)` when the
+    /// key is absent.
+    pub fn get_json<T: DeserializeOwned>(
+        &mut self,
+        key: impl AsRef<[u8]>,
+    ) -> Result<Option<T>, StorageJsonError> {
+        self.get(key)
+            .map(|bytes| serde_json::from_slice(&bytes))
+            .transpose()
+            .map_err(StorageJsonError::Json)
+    }
+
+    /// Stores `value` under `key` as JSON.
+    pub fn put_json<T: Serialize + ?Sized>(
+        &mut self,
+        key: impl Into<Vec<u8>>,
+        value: &T,
+    ) -> Result<(), StorageJsonError> {
+        let bytes = serde_json::to_vec(value).map_err(StorageJsonError::Json)?;
+        self.put(key, bytes).map_err(StorageJsonError::Refused)
+    }
+
+    /// Schedules [`RoomService::timer(id)`](crate::RoomService::timer) after
+    /// `delay` like [`Room::set_timer`], and stores it with the room's data:
+    /// it survives restarts, and a host that starts after its time fires it
+    /// at once, waking the room. [`Room::cancel_timer`] cancels it.
+    pub fn set_durable_timer(&mut self, id: TimerId, delay: Duration) -> Result<(), TimerError> {
+        self.backend
+            .set_durable_timer(id, duration_to_ms(delay))
+            .map_err(TimerError::from_host)
+    }
+}
+
+impl fmt::Debug for Storage<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Storage").finish_non_exhaustive()
+    }
+}
+
+/// Why a JSON read or write of [`Storage`] failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StorageJsonError {
+    /// The value could not be serialized, or the stored bytes are not a
+    /// JSON `T`.
+    Json(serde_json::Error),
+    /// The host refused the write; nothing was written.
+    Refused(StorageError),
+}
+
+impl fmt::Display for StorageJsonError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Json(error) => write!(f, "stored JSON: {error}"),
+            Self::Refused(error) => error.fmt(f),
+        }
+    }
+}
+
+impl Error for StorageJsonError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            Self::Json(error) => Some(error),
+            Self::Refused(error) => Some(error),
+        }
+    }
+}
+
+impl Room<'_> {
+    /// The room's durable storage; see [`Storage`].
+    pub fn storage(&mut self) -> Storage<'_> {
+        Storage::new(self.backend_mut())
+    }
+}
