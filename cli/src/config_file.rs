@@ -2,6 +2,7 @@
 //!
 //! ```toml
 //! listen = "127.0.0.1:8080"
+//! data_dir = "roomhost-data"         # rooms' stored data (the default)
 //!
 //! [services.chat]
 //! plugin = "plugins/chat"          # a .wasm component or a plugin crate directory
@@ -37,6 +38,9 @@ use serde::Deserialize;
 pub struct ConfigFile {
     pub listen: Option<SocketAddr>,
     pub cache_dir: Option<PathBuf>,
+    /// Where rooms' stored data lives (default: roomhost-data/ next to
+    /// this file).
+    pub data_dir: Option<PathBuf>,
     #[serde(default)]
     pub services: BTreeMap<String, ServiceEntry>,
     pub limits: Option<Limits>,
@@ -88,6 +92,7 @@ impl ConfigFile {
             entry.plugin = base.join(&entry.plugin);
         }
         file.cache_dir = file.cache_dir.map(|dir| base.join(dir));
+        file.data_dir = file.data_dir.map(|dir| base.join(dir));
         if let Some(auth) = &mut file.auth {
             for key in &mut auth.public_keys {
                 *key = base.join(&*key);

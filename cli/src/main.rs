@@ -7,6 +7,7 @@ mod loadtest;
 mod logging;
 mod new;
 mod serve;
+mod storage;
 
 use std::process::ExitCode;
 
@@ -82,6 +83,19 @@ enum Command {
     ///   roomhost loadtest --duration-secs 60 --json > report.json
     #[command(verbatim_doc_comment)]
     Loadtest(loadtest::LoadtestArgs),
+    /// Inspect and manage what rooms store: list, export, import, delete, back up.
+    ///
+    /// Works on a data directory no server is using (the embedded store is one file
+    /// one process opens at a time); `backup --server URL` copies a running server's
+    /// store through its admin endpoint.
+    ///
+    /// Examples:
+    ///   roomhost storage list --data-dir roomhost-data
+    ///   roomhost storage export collab my-doc --out my-doc.json
+    ///   roomhost storage import my-doc.json
+    ///   roomhost storage backup --server http://127.0.0.1:8080 backup.redb
+    #[command(verbatim_doc_comment)]
+    Storage(storage::StorageArgs),
 }
 
 fn main() -> ExitCode {
@@ -92,6 +106,7 @@ fn main() -> ExitCode {
         Command::Dev(args) => dev::run(*args),
         Command::New(args) => new::run(args),
         Command::Loadtest(args) => loadtest::run(args),
+        Command::Storage(args) => storage::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -53,6 +53,8 @@ pub struct ServeArgs {
     access: AccessArgs,
     #[command(flatten)]
     limits: LimitArgs,
+    #[command(flatten)]
+    data: crate::storage::DataArgs,
 }
 
 /// Token verification, for services that require a token and for plugins
@@ -318,6 +320,18 @@ pub(crate) struct LimitArgs {
     /// Longest reconnection grace period a plugin may ask for [default: 300000].
     #[arg(long, value_name = "MS")]
     max_reconnect_grace_ms: Option<u64>,
+    /// Longest key a room may store [default: 2048].
+    #[arg(long, value_name = "BYTES")]
+    max_storage_key_bytes: Option<usize>,
+    /// Largest value a room may store [default: 1048576].
+    #[arg(long, value_name = "BYTES")]
+    max_storage_value_bytes: Option<usize>,
+    /// Most a room may store, keys plus values [default: 33554432].
+    #[arg(long, value_name = "BYTES")]
+    max_room_storage_bytes: Option<usize>,
+    /// Output one event of a storage-using room may send before its commit is durable [default: 67108864].
+    #[arg(long, value_name = "BYTES")]
+    max_held_output_bytes: Option<usize>,
     /// Frames kept for a client waiting to reconnect [default: 256].
     #[arg(long, value_name = "N")]
     max_replay_frames: Option<usize>,
@@ -416,6 +430,18 @@ impl LimitArgs {
         if let Some(value) = self.max_reconnect_grace_ms {
             limits.max_reconnect_grace = ms(value);
         }
+        if let Some(value) = self.max_storage_key_bytes {
+            limits.max_storage_key_bytes = value;
+        }
+        if let Some(value) = self.max_storage_value_bytes {
+            limits.max_storage_value_bytes = value;
+        }
+        if let Some(value) = self.max_room_storage_bytes {
+            limits.max_room_storage_bytes = value;
+        }
+        if let Some(value) = self.max_held_output_bytes {
+            limits.max_held_output_bytes = value;
+        }
         if let Some(value) = self.max_replay_frames {
             limits.max_replay_frames = value;
         }
@@ -508,13 +534,19 @@ pub(crate) fn print_banner(server: &Server) {
 
 /// Merges `roomhost.toml` (if any) with the flags; flags win.
 fn server_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
-    let file = match &args.file {
-        Some(path) => ConfigFile::load(path)?,
+    let (file, file_dir) = match &args.file {
+        Some(path) => (ConfigFile::load(path)?, path.parent().map(Path::to_owned)),
         None if args.plugins.is_empty() && Path::new(DEFAULT_FILE).is_file() => {
-            ConfigFile::load(Path::new(DEFAULT_FILE))?
+            (ConfigFile::load(Path::new(DEFAULT_FILE))?, None)
         }
-        None => ConfigFile::default(),
+        None => (ConfigFile::default(), None),
     };
+    // Next to the roomhost.toml read, else in the working directory.
+    let default_data_dir = file.data_dir.clone().unwrap_or_else(|| {
+        file_dir
+            .unwrap_or_default()
+            .join(crate::storage::DEFAULT_DATA_DIR)
+    });
 
     let mut services = Vec::new();
     for (name, entry) in &file.services {
@@ -579,6 +611,7 @@ fn server_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
         auth: args.auth.config(file.auth.as_ref())?,
         admin: args.admin.config(file.open_admin)?,
         dev_tap: None,
+        storage: args.data.open(&default_data_dir)?,
     })
 }
 

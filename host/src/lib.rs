@@ -53,6 +53,7 @@ pub mod native;
 pub mod room;
 pub mod server;
 pub mod service;
+pub mod storage;
 pub mod wasm;
 
 pub use access::AccessPolicy;

@@ -116,6 +116,20 @@ pub struct Limits {
     pub max_replay_bytes: usize,
     /// Length of a room id in a URL.
     pub max_room_id_bytes: usize,
+    /// Longest key a room may store; a longer `put` returns an error to the
+    /// plugin and writes nothing.
+    pub max_storage_key_bytes: usize,
+    /// Largest value a room may store, likewise.
+    pub max_storage_value_bytes: usize,
+    /// Most a room may store (keys plus values), likewise. A live room holds
+    /// its stored data in memory, so this also bounds what storage adds to
+    /// a room's footprint.
+    pub max_room_storage_bytes: usize,
+    /// Output (frame bytes, counted per recipient) one event of a room that
+    /// uses storage may send before its commit: that output waits for the
+    /// commit to be durable. A `send` or `broadcast` beyond it returns an
+    /// error to the plugin.
+    pub max_held_output_bytes: usize,
     /// Largest body of an HTTP request to a room
     /// (`/rooms/{service}/{room}/...`) and of the room's answer. A larger
     /// request gets 413; a larger answer becomes a 500.
@@ -178,6 +192,10 @@ impl Default for Limits {
             max_replay_frames: 256,
             max_replay_bytes: 1024 * 1024,
             max_room_id_bytes: rules::MAX_ROOM_ID_BYTES,
+            max_storage_key_bytes: rules::MAX_STORAGE_KEY_BYTES,
+            max_storage_value_bytes: rules::MAX_STORAGE_VALUE_BYTES,
+            max_room_storage_bytes: rules::MAX_ROOM_STORAGE_BYTES,
+            max_held_output_bytes: 64 * 1024 * 1024,
             max_http_body_bytes: 1024 * 1024,
             max_http_requests: 256,
             max_http_headers: 100,
@@ -228,6 +246,10 @@ impl Limits {
             ("max_query_bytes", self.max_query_bytes),
             ("room_memory_bytes", self.room_memory_bytes),
             ("max_room_id_bytes", self.max_room_id_bytes),
+            ("max_storage_key_bytes", self.max_storage_key_bytes),
+            ("max_storage_value_bytes", self.max_storage_value_bytes),
+            ("max_room_storage_bytes", self.max_room_storage_bytes),
+            ("max_held_output_bytes", self.max_held_output_bytes),
             ("max_client_state_bytes", self.max_client_state_bytes),
             ("max_replay_frames", self.max_replay_frames),
             ("max_replay_bytes", self.max_replay_bytes),
@@ -267,6 +289,15 @@ impl Limits {
             ));
         }
         Ok(())
+    }
+
+    /// The caps on each room's storage.
+    pub fn storage(&self) -> roomhost_rules::storage::StorageLimits {
+        roomhost_rules::storage::StorageLimits {
+            max_key_bytes: self.max_storage_key_bytes,
+            max_value_bytes: self.max_storage_value_bytes,
+            max_room_bytes: self.max_room_storage_bytes,
+        }
     }
 
     /// The room limit of each of `services` services: `max_rooms_per_service`,

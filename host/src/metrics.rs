@@ -1,8 +1,8 @@
 //! The host's Prometheus metrics, served at `GET /metrics` in the text
 //! exposition format: rooms and clients per service, connections accepted
 //! and refused, frames and bytes each way, callback durations, room
-//! disposals by reason, slow consumers, instantiate time, reloads and HTTP
-//! statuses.
+//! disposals by reason, slow consumers, instantiate time, reloads, HTTP
+//! statuses, and storage commits (latency and group size).
 //!
 //! Counters and histograms are updated where the event happens (one call);
 //! the room and client gauges are read from the room table at scrape time,
@@ -74,6 +74,8 @@ pub struct Metrics {
     instantiate_seconds: Histogram,
     reloads: Family<ServiceReasonLabels, Counter>,
     http_responses: Family<StatusLabel, Counter>,
+    commit_seconds: Histogram,
+    commit_group_rooms: Histogram,
 }
 
 impl Default for Metrics {
@@ -107,6 +109,8 @@ impl Metrics {
             instantiate_seconds: duration_histogram(),
             reloads: Family::default(),
             http_responses: Family::default(),
+            commit_seconds: duration_histogram(),
+            commit_group_rooms: Histogram::new(exponential_buckets(1.0, 2.0, 13)),
             registry: Registry::default(),
             rendering: std::sync::Mutex::new(()),
         };
@@ -177,6 +181,16 @@ impl Metrics {
             "HTTP responses, by status code",
             m.http_responses.clone(),
         );
+        registry.register(
+            "storage_commit_duration_seconds",
+            "Time from a room's commit request to its writes being durable",
+            m.commit_seconds.clone(),
+        );
+        registry.register(
+            "storage_commit_group_rooms",
+            "Room commits written together in one storage transaction (group commit)",
+            m.commit_group_rooms.clone(),
+        );
         Metrics {
             registry,
             ..metrics
@@ -207,6 +221,13 @@ impl Metrics {
     pub fn frames_out(&self, count: usize, bytes: usize) {
         self.frames_out.inc_by(count as u64);
         self.bytes_out.inc_by(count.saturating_mul(bytes) as u64);
+    }
+
+    /// A room's commit became durable after `latency`, written in a group
+    /// of `group` room commits.
+    pub fn storage_commit(&self, latency: Duration, group: usize) {
+        self.commit_seconds.observe(latency.as_secs_f64());
+        self.commit_group_rooms.observe(group as f64);
     }
 
     /// A plugin callback of `service` took `elapsed`.

@@ -2,6 +2,7 @@
 //! then closes every client with 1001. Connections are accepted by
 //! `http::Acceptor`, which bounds those that have not become WebSockets.
 
+use crate::storage::{Backend, MemoryBackend};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -44,6 +45,10 @@ pub struct ServerConfig {
     /// dashboard at `/` (for non-WebSocket requests) and its event stream at
     /// `/_dev/events`. `None` in production.
     pub dev_tap: Option<DevTap>,
+    /// Where rooms' stored data lives (the `storage` import): the CLI opens
+    /// an [`EmbeddedBackend`](crate::storage::EmbeddedBackend) in the data
+    /// directory; the default keeps it in memory, lost on exit.
+    pub storage: Arc<dyn Backend>,
 }
 
 impl ServerConfig {
@@ -57,6 +62,7 @@ impl ServerConfig {
             auth: None,
             admin: AdminConfig::default(),
             dev_tap: None,
+            storage: Arc::new(MemoryBackend::new()),
         }
     }
 }
@@ -144,6 +150,7 @@ impl Server {
             auth,
             admin,
             dev_tap,
+            storage,
         } = config;
         if specs.is_empty() {
             return Err(ServerError::NoServices);
@@ -214,7 +221,8 @@ impl Server {
         if let Some(verifier) = &verifier {
             verifier.spawn_refresh(shutdown.clone());
         }
-        let rooms = Rooms::new(engine, limits.clone(), verifier, dev_tap.clone());
+        tracing::info!(storage = storage.describe(), "rooms store their data here");
+        let rooms = Rooms::new(engine, limits.clone(), verifier, dev_tap.clone(), storage);
         rooms.set_rooms_per_service(limits.rooms_per_service(services.len()));
         for service in services
             .values()
@@ -228,6 +236,7 @@ impl Server {
                     reason: error.to_string(),
                 })?;
         }
+        rooms.wake_timed_rooms(services.values().cloned().collect());
         let app = Arc::new(App {
             services,
             rooms,

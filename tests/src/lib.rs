@@ -11,12 +11,13 @@ pub mod webdriver;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use futures_util::{SinkExt, StreamExt};
 use roomhost_host::dev::DevTap;
+use roomhost_host::storage::{Backend, MemoryBackend};
 use roomhost_host::{
     AdminConfig, AuthConfig, CompileCache, Limits, Server, ServerConfig, ServerHandle, ServiceSpec,
 };
@@ -39,6 +40,7 @@ const PLUGIN_CRATES: &[&str] = &[
     "netplug",
     "old-contract",
     "resumable",
+    "durable",
     "relay",
     "watch-party",
     "game-lobby",
@@ -220,6 +222,18 @@ impl TestServer {
         Self::start_config(services, test_limits(), auth, admin, None).await
     }
 
+    /// Serves `services` with rooms' stored data in `storage` (hand the
+    /// same backend to a second server to play a restart).
+    pub async fn start_with_storage(
+        services: Vec<ServiceSpec>,
+        limits: Limits,
+        storage: Arc<dyn Backend>,
+    ) -> TestServer {
+        let mut config = Self::config(services, limits, None, AdminConfig::default(), None);
+        config.storage = storage;
+        Self::start_from(config).await
+    }
+
     async fn start_config(
         services: Vec<ServiceSpec>,
         limits: Limits,
@@ -227,15 +241,30 @@ impl TestServer {
         admin: AdminConfig,
         dev_tap: Option<DevTap>,
     ) -> TestServer {
-        let config = ServerConfig {
+        Self::start_from(Self::config(services, limits, auth, admin, dev_tap)).await
+    }
+
+    fn config(
+        services: Vec<ServiceSpec>,
+        limits: Limits,
+        auth: Option<AuthConfig>,
+        admin: AdminConfig,
+        dev_tap: Option<DevTap>,
+    ) -> ServerConfig {
+        ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             services,
             limits,
             cache: Some(CompileCache::new(plugin_target_dir().join("compile-cache"))),
             auth,
             admin,
-            dev_tap: dev_tap.clone(),
-        };
+            dev_tap,
+            storage: Arc::new(MemoryBackend::new()),
+        }
+    }
+
+    async fn start_from(config: ServerConfig) -> TestServer {
+        let dev_tap = config.dev_tap.clone();
         let server = Server::bind(config).await.expect("server starts");
         let addr = server.local_addr();
         let handle = server.handle();

@@ -13,13 +13,9 @@ use serde_json::json;
 /// A config for [`Server::bind`] with `services` on an ephemeral port.
 fn config(services: Vec<ServiceSpec>) -> ServerConfig {
     ServerConfig {
-        listen: ([127, 0, 0, 1], 0).into(),
-        services,
         limits: test_limits(),
         cache: Some(CompileCache::new(plugin_target_dir().join("compile-cache"))),
-        auth: None,
-        admin: Default::default(),
-        dev_tap: None,
+        ..ServerConfig::new(([127, 0, 0, 1], 0).into(), services)
     }
 }
 

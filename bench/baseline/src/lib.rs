@@ -18,14 +18,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use roomhost_host::ServiceSpec;
 use roomhost_host::client::ClientId;
 use roomhost_host::native::{NativeFactory, NativeService};
-use roomhost_host::wasm::imports::{Auth, Directory, Host};
+use roomhost_host::wasm::imports::{self, Auth, Directory, Host, Storage};
 use roomhost_host::wasm::{RoomState, guest};
 use roomhost_sdk::__private::{Backend, room};
 // The SDK's own WIT types: its conversions from them are what wasm uses.
 use roomhost_sdk::bindings::roomhost::room::types as wit;
 use roomhost_sdk::{
     ClientInfo, ClientStateRefusal, DisconnectReason, HttpRequest, HttpResponse, InitInfo,
-    LogLevel, Message, Rejection, Reloadable, RoomChange, RoomEntry, TimerId, TransferError,
+    LogLevel, Message, Rejection, Reloadable, RoomChange, RoomEntry, StorageError, TimerId,
+    TransferError, Write,
 };
 
 /// The services `roomhost-baseline --service NAME` knows.
@@ -308,11 +309,78 @@ impl Backend for StateBackend<'_> {
     fn verify_token(&mut self, token: &str) -> Result<String, String> {
         Auth::verify_token(self.0, token.to_owned())
     }
+
+    fn storage_get(&mut self, key: &[u8]) -> Option<Vec<u8>> {
+        Storage::get(self.0, key.to_vec())
+    }
+
+    fn storage_put(&mut self, key: Vec<u8>, value: Vec<u8>) -> Result<(), StorageError> {
+        Storage::put(self.0, key, value).map_err(refusal)
+    }
+
+    fn storage_delete(&mut self, key: &[u8]) -> bool {
+        Storage::delete(self.0, key.to_vec())
+    }
+
+    fn storage_batch(&mut self, writes: Vec<Write>) -> Result<(), StorageError> {
+        let writes = writes
+            .into_iter()
+            .map(|write| match write {
+                Write::Put(key, value) => imports::Write::Put(imports::Entry { key, value }),
+                Write::Delete(key) => imports::Write::Delete(key),
+            })
+            .collect();
+        Storage::batch(self.0, writes).map_err(refusal)
+    }
+
+    fn storage_list(
+        &mut self,
+        prefix: &[u8],
+        start_after: Option<&[u8]>,
+        limit: u32,
+    ) -> Vec<(Vec<u8>, Vec<u8>)> {
+        Storage::list_prefix(
+            self.0,
+            prefix.to_vec(),
+            start_after.map(<[u8]>::to_vec),
+            limit,
+        )
+        .into_iter()
+        .map(|entry| (entry.key, entry.value))
+        .collect()
+    }
+
+    fn storage_size(&mut self) -> u64 {
+        Storage::size(self.0)
+    }
+
+    fn set_durable_timer(&mut self, id: TimerId, delay_ms: u64) -> Result<(), String> {
+        Storage::set_durable_timer(self.0, id, delay_ms)
+    }
 }
 
 fn frame(msg: Message) -> guest::Frame {
     match msg {
         Message::Text(text) => guest::Frame::Text(text),
         Message::Binary(bytes) => guest::Frame::Binary(bytes),
+    }
+}
+
+/// The host's `storage-error` as the SDK's [`StorageError`].
+fn refusal(error: imports::StorageError) -> StorageError {
+    let size = |value: u64| usize::try_from(value).unwrap_or(usize::MAX);
+    match error {
+        imports::StorageError::KeyTooLarge(over) => StorageError::KeyTooLarge {
+            len: size(over.size),
+            limit: size(over.limit),
+        },
+        imports::StorageError::ValueTooLarge(over) => StorageError::ValueTooLarge {
+            len: size(over.size),
+            limit: size(over.limit),
+        },
+        imports::StorageError::RoomFull(over) => StorageError::RoomFull {
+            needed: size(over.size),
+            limit: size(over.limit),
+        },
     }
 }

@@ -36,6 +36,8 @@ use watch::Watcher;
 /// Where dev keeps compiled plugins, under the build's target directory:
 /// every edit compiles a new version, and `cargo clean` removes them all.
 const COMPILE_CACHE_DIR: &str = "roomhost-dev-cache";
+/// Where `dev` keeps rooms' stored data, in the target directory.
+const DEV_DATA_DIR: &str = "roomhost-dev-data";
 
 /// Arguments of `roomhost dev`.
 #[derive(Args)]
@@ -74,6 +76,8 @@ pub struct DevArgs {
     #[command(flatten)]
     limits: LimitArgs,
     #[command(flatten)]
+    data: crate::storage::DataArgs,
+    #[command(flatten)]
     log: crate::logging::LogArgs,
 }
 
@@ -97,6 +101,9 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
     args.limits.apply(&mut limits);
     let build = PluginBuild::prepare(&dir, args.target_dir.as_deref())?;
     let cache = CompileCache::new(build.target_dir().join(COMPILE_CACHE_DIR));
+    // Project-local, beside the compile cache: a dev restart keeps rooms'
+    // data, and `cargo clean` removes it.
+    let storage = args.data.open(&build.target_dir().join(DEV_DATA_DIR))?;
     let debounce = Duration::from_millis(args.debounce_ms);
     let auth = args.auth.config(None)?;
     let admin = args.admin.config(false)?;
@@ -124,6 +131,7 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
             auth,
             admin,
             dev_tap: Some(tap.clone()),
+            storage,
         })
         .await?;
         print_banner(&server);

@@ -12,13 +12,15 @@
 //! | `GET /metrics` | Prometheus metrics (text format) |
 //! | `GET /rooms` | every live room |
 //! | `GET /rooms/{service}/{room}` | one live room (404 if it is not live) |
+//! | `GET /storage/rooms` | every room that stores data, live or not |
+//! | `GET /storage/backup` | a consistent copy of the embedded store (redb file) |
 //! | `GET /` (dev mode, without an upgrade) | the dev dashboard |
 //! | `GET /_dev/events`, `/_dev/history` (dev mode) | the dev event stream (SSE) and its recent build/reload events |
 //! | `GET\|POST\|PUT\|PATCH\|DELETE /rooms/{service}/{room}/{path...}` | the room's own REST face (its `request` export) |
 //! | `OPTIONS /rooms/{service}/{room}/{path...}` | CORS preflight, for the service's allowed origins |
 //!
-//! `/status`, `/rooms`, `/rooms/{service}/{room}`, `/metrics` and the dev
-//! endpoints are behind the admin gate ([`crate::admin`]); `/healthz` and
+//! `/status`, `/rooms`, `/rooms/{service}/{room}`, `/metrics`, `/storage/*`
+//! and the dev endpoints are behind the admin gate ([`crate::admin`]); `/healthz` and
 //! `/readyz` are always open. WebSocket upgrades and room requests pass
 //! their service's access policy ([`crate::access`]) first.
 
@@ -30,6 +32,7 @@ mod health;
 mod linger;
 mod peer;
 mod rest;
+mod storage;
 mod ws;
 
 pub(crate) use accept::{Acceptor, PendingConnections};
@@ -153,7 +156,9 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/status", get(api::status))
         .route("/metrics", get(health::metrics))
         .route("/rooms", get(api::rooms))
-        .route("/rooms/{service}/{room}", get(api::room));
+        .route("/rooms/{service}/{room}", get(api::room))
+        .route("/storage/rooms", get(storage::rooms))
+        .route("/storage/backup", get(storage::backup));
     let admin = if app.dev_tap.is_some() {
         admin
             .route("/_dev/events", get(dashboard::events))

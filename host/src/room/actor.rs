@@ -1,7 +1,8 @@
-//! The task that runs one room: it owns the instance, drains the inbox, fires
-//! timers, carries out kicks and transfers, keeps the lobby informed, and ends
-//! the room when it is idle, when the plugin fails, or when the task itself
-//! panics (a host bug, contained to the room).
+//! The task that runs one room: it owns the instance, loads its stored data,
+//! drains the inbox, fires timers, carries out kicks and transfers, commits
+//! each event's storage writes before releasing its output, keeps the lobby
+//! informed, and ends the room when it is idle, when the plugin fails, or
+//! when the task itself panics (a host bug, contained to the room).
 
 use std::collections::HashMap;
 use std::future;
@@ -15,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep_until};
 
 use super::body::RoomBody;
-use super::callbacks::{after_call, end_grace, leave_reason, offer};
+use super::callbacks::{after_call, end_grace, leave_reason, offer, settle};
 use super::meta::{RoomMeta, lock};
 use super::reload::{RoomReload, reload_room};
 use super::table::RoomTable;
@@ -26,6 +27,7 @@ use crate::contain::panic_message;
 use crate::dev::Direction;
 use crate::limits::Limits;
 use crate::service::Service;
+use crate::storage::Storage;
 use crate::wasm::{
     DisconnectReason, Failure, GuestClientInfo, GuestError, GuestInitInfo, GuestMessage,
     GuestRoomChange, MAX_PLUGIN_TEXT, RoomLink, ServiceDirectory, WasmEngine, bounded,
@@ -38,6 +40,8 @@ pub(crate) struct RoomActor {
     service: Arc<Service>,
     meta: Arc<RoomMeta>,
     inbox: mpsc::Receiver<RoomEvent>,
+    /// Where the room's stored data lives.
+    storage: Arc<Storage>,
     /// The room changed since the lobby last heard of it (a new room has
     /// not been reported yet).
     unreported: bool,
@@ -50,6 +54,7 @@ impl RoomActor {
         service: Arc<Service>,
         meta: Arc<RoomMeta>,
         inbox: mpsc::Receiver<RoomEvent>,
+        storage: Arc<Storage>,
     ) -> RoomActor {
         RoomActor {
             table,
@@ -57,6 +62,7 @@ impl RoomActor {
             service,
             meta,
             inbox,
+            storage,
             unreported: true,
         }
     }
@@ -103,13 +109,28 @@ impl RoomActor {
         // reload swapped the service's plugin since the room was listed.
         let plugin = self.service.plugin();
         *lock(&self.meta.plugin_version) = plugin.version().to_owned();
+        let stored = if plugin.description().uses_storage {
+            match self.load().await {
+                Ok(stored) => Some(stored),
+                Err(error) => return self.dispose(None, error),
+            }
+        } else {
+            None
+        };
         let instance =
             match RoomBody::instantiate(&engine, &plugin, &limits, Some(link.clone())).await {
                 Ok(instance) => body.insert(instance),
                 Err(error) => return self.dispose(None, error),
             };
+        if let Some(stored) = stored {
+            instance.state().restore_storage(&limits, stored);
+        }
         let started = match instance.init(&init).await {
             Ok(()) => after_call(instance, &self.meta).await,
+            Err(error) => Err(error),
+        };
+        let started = match started {
+            Ok(()) => settle(instance, &self.storage, &self.meta).await,
             Err(error) => Err(error),
         };
         if let Err(error) = started {
@@ -147,7 +168,7 @@ impl RoomActor {
                     }
                     #[cfg(feature = "fault-injection")]
                     Some(RoomEvent::Panic) => panic!("injected panic (fault-injection)"),
-                    Some(event) => handle(instance, &self.meta, event).await,
+                    Some(event) => handle(instance, &self.meta, &self.storage, event).await,
                     // The table holds a sender while the room is listed.
                     None => return,
                 },
@@ -155,6 +176,11 @@ impl RoomActor {
             };
             let step = match step {
                 Ok(()) => self.deliver_lobby_notices(instance).await,
+                Err(error) => Err(error),
+            };
+            // The event's writes are durable before anyone sees its output.
+            let step = match step {
+                Ok(()) => settle(instance, &self.storage, &self.meta).await,
                 Err(error) => Err(error),
             };
             if let Err(error) = step {
@@ -167,6 +193,19 @@ impl RoomActor {
                 return;
             }
         }
+    }
+
+    /// What the room stores, loaded before its `init`.
+    async fn load(&self) -> Result<crate::storage::StoredRoom, GuestError> {
+        self.storage
+            .load(&self.meta.key.service, &self.meta.key.room)
+            .await
+            .map_err(|error| {
+                GuestError(
+                    format!("cannot load the room's storage: {error}"),
+                    Failure::Storage,
+                )
+            })
     }
 
     /// Lobby only: hands the directory changes waiting for it to the plugin.
@@ -199,6 +238,9 @@ impl RoomActor {
             Ordering::Relaxed,
         );
         let state = instance.state();
+        self.meta
+            .storage_bytes
+            .store(state.room.store.bytes(), Ordering::Relaxed);
         let clients = state.room.members.len();
         if self.meta.clients.swap(clients, Ordering::Relaxed) != clients {
             self.unreported = true;
@@ -295,6 +337,7 @@ impl RoomActor {
 async fn handle(
     instance: &mut RoomBody,
     meta: &RoomMeta,
+    storage: &Storage,
     event: RoomEvent,
 ) -> Result<(), GuestError> {
     match event {
@@ -383,6 +426,11 @@ async fn handle(
             }
             let answer = match instance.request(&request).await {
                 Ok(response) => after_call(instance, meta).await.map(|()| response),
+                Err(error) => Err(error),
+            };
+            // The answer is output too: it waits for the request's writes.
+            let answer = match answer {
+                Ok(response) => settle(instance, storage, meta).await.map(|()| response),
                 Err(error) => Err(error),
             };
             match answer {
@@ -491,6 +539,8 @@ async fn fire_due_timers(instance: &mut RoomBody, meta: &RoomMeta) -> Result<(),
         after_call(instance, meta).await?;
     }
     while let Some(id) = instance.state().room.timers.pop_due(now) {
+        // A durable timer that fired is done; the callback may set it again.
+        instance.state().room.store.clear_timer(id);
         instance.timer(id).await?;
         after_call(instance, meta).await?;
     }

@@ -1,6 +1,7 @@
 //! What follows a callback: the host carries out what the plugin asked for
-//! beyond frames (closes, transfers), and the steps of offering a client to
-//! a room. Shared by the actor and the hot-reload path.
+//! beyond frames (closes, transfers), the steps of offering a client to a
+//! room, and what ends an event: its storage writes committed, then its
+//! output released (`settle`). Shared by the actor and the hot-reload path.
 
 use crate::client::{ClientId, ClientSender, Move};
 use crate::wasm::{
@@ -9,6 +10,8 @@ use crate::wasm::{
 
 use super::body::RoomBody;
 use super::meta::RoomMeta;
+use crate::storage::{RoomCommit, Storage};
+use crate::wasm::Failure;
 
 /// What `connect` made of a client.
 pub(super) struct Offer {
@@ -88,7 +91,7 @@ pub(super) async fn after_call(instance: &mut RoomBody, meta: &RoomMeta) -> Resu
                 transfer.client,
                 Some(leave_reason(DisconnectReason::Transferred)),
             );
-            transfer.sender.relocate(Move {
+            let order = Move {
                 to: transfer.to,
                 handoff: GuestHandoff {
                     from_room: (!meta.is_lobby()).then(|| meta.key.room.to_string()),
@@ -96,7 +99,8 @@ pub(super) async fn after_call(instance: &mut RoomBody, meta: &RoomMeta) -> Resu
                     rejected: None,
                 },
                 create: transfer.create,
-            });
+            };
+            instance.state().relocate(&transfer.sender, order);
             moved.push(transfer.client);
         }
         for client in moved {
@@ -135,4 +139,33 @@ pub(super) async fn end_grace(instance: &mut RoomBody, client: ClientId) -> Resu
     state.forget_client(client);
     state.tap_membership(client, Some(leave_reason(DisconnectReason::Lost)));
     instance.disconnect(client, DisconnectReason::Lost).await
+}
+
+/// Ends an event: commits the storage writes it made and, once they are
+/// durable, releases the output the room's gate held. A failed commit fails
+/// the room (the held output is never sent).
+pub(super) async fn settle(
+    instance: &mut RoomBody,
+    storage: &Storage,
+    meta: &RoomMeta,
+) -> Result<(), GuestError> {
+    let state = instance.state();
+    if state.room.store.has_changes() {
+        let commit = RoomCommit {
+            service: meta.key.service.clone(),
+            room: meta.key.room.clone(),
+            changes: state.room.store.take_changes(),
+        };
+        let timing = storage.commit(commit).await.map_err(|error| {
+            GuestError(
+                format!("the room's storage commit failed: {error}"),
+                Failure::Storage,
+            )
+        })?;
+        if let Some(metrics) = instance.state().metrics() {
+            metrics.storage_commit(timing.latency, timing.group);
+        }
+    }
+    instance.state().release_output();
+    Ok(())
 }

@@ -4,6 +4,7 @@
 //! the claim on the server root, and answers what a room instance asks of
 //! its service ([`ServiceDirectory`]).
 
+use crate::storage::{Backend, Storage};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -52,6 +53,7 @@ pub struct Rooms {
     limits: Arc<Limits>,
     tap: Option<DevTap>,
     metrics: Metrics,
+    storage: Arc<Storage>,
 }
 
 impl Rooms {
@@ -62,6 +64,7 @@ impl Rooms {
         limits: Arc<Limits>,
         auth: Option<Arc<TokenVerifier>>,
         tap: Option<DevTap>,
+        storage: Arc<dyn Backend>,
     ) -> Arc<Rooms> {
         Arc::new(Rooms {
             table: Arc::new(RoomTable::new(&limits)),
@@ -73,7 +76,57 @@ impl Rooms {
             limits,
             tap,
             metrics: Metrics::new(),
+            storage: Arc::new(Storage::new(storage)),
         })
+    }
+
+    /// Where rooms' stored data lives.
+    pub fn storage(&self) -> &Arc<dyn Backend> {
+        self.storage.backend()
+    }
+
+    /// Wakes every stored room of `services` that has durable timers, so
+    /// they fire (at once when their time passed while the host was down).
+    /// Runs in the background after startup; failures are logged.
+    pub(crate) fn wake_timed_rooms(self: &Arc<Self>, services: Vec<Arc<Service>>) {
+        let rooms = self.clone();
+        tokio::spawn(async move {
+            let backend = rooms.storage().clone();
+            let stored = tokio::task::spawn_blocking(move || backend.rooms()).await;
+            let stored = match stored {
+                Ok(Ok(stored)) => stored,
+                Ok(Err(error)) => {
+                    return tracing::error!(%error, "cannot list stored rooms to wake");
+                }
+                Err(error) => return tracing::error!(%error, "listing stored rooms failed"),
+            };
+            for room in stored.into_iter().filter(|room| room.timers > 0) {
+                let Some(service) = services.iter().find(|s| s.name() == room.service) else {
+                    continue;
+                };
+                if room.room == LOBBY {
+                    continue;
+                }
+                if let Err(error) = rooms.wake(service, &room.room).await {
+                    tracing::warn!(
+                        service = %room.service, room = %room.room, %error,
+                        "a room with durable timers did not wake"
+                    );
+                }
+            }
+        });
+    }
+
+    /// Starts room `room` of `service` without a client, if it is not live,
+    /// and waits for its `init`: a room with durable timers wakes this way
+    /// when the host starts.
+    async fn wake(self: &Arc<Self>, service: &Arc<Service>, room: &str) -> Result<(), JoinError> {
+        let (_, answer) = self
+            .ask(service, room, true, None, |reply| RoomEvent::Started {
+                reply,
+            })
+            .await?;
+        answer
     }
 
     /// Sets each service's room limit (the server does, once it knows how
@@ -415,7 +468,14 @@ impl Rooms {
             let span =
                 tracing::info_span!("room", service = %meta.key.service, room = %meta.key.room);
             let directory: Arc<dyn ServiceDirectory> = self.clone();
-            let actor = RoomActor::new(self.table.clone(), directory, service.clone(), meta, inbox);
+            let actor = RoomActor::new(
+                self.table.clone(),
+                directory,
+                service.clone(),
+                meta,
+                inbox,
+                self.storage.clone(),
+            );
             let engine = self.engine.clone();
             let limits = self.limits.clone();
             tokio::spawn(actor.run(engine, limits).instrument(span));

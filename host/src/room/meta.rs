@@ -28,6 +28,8 @@ pub struct RoomListing {
     pub cpu_ms: f64,
     /// The plugin's `set-info` metadata (`null` until set).
     pub info: serde_json::Value,
+    /// Bytes the room stores (keys plus values; see the `storage` import).
+    pub storage_bytes: usize,
 }
 
 /// A room's identity in the table.
@@ -60,6 +62,8 @@ pub(crate) struct RoomMeta {
     pub(crate) clients: AtomicUsize,
     /// CPU time the room's callbacks have used, in nanoseconds.
     pub(crate) cpu_nanos: AtomicU64,
+    /// Bytes the room stores.
+    pub(crate) storage_bytes: AtomicUsize,
     pub(crate) info: Mutex<serde_json::Value>,
     /// Why the room failed, once it has (read by waiters that missed it).
     pub(crate) failure: Mutex<Option<String>>,
@@ -96,6 +100,7 @@ impl RoomMeta {
                 .lock()
                 .map(|info| info.clone())
                 .unwrap_or_default(),
+            storage_bytes: self.storage_bytes.load(Ordering::Relaxed),
         }
     }
 }

@@ -101,6 +101,7 @@ impl RoomTable {
             plugin_version: Mutex::new(plugin_version.to_owned()),
             clients: AtomicUsize::new(0),
             cpu_nanos: AtomicU64::new(0),
+            storage_bytes: AtomicUsize::new(0),
             info: Mutex::new(serde_json::Value::Null),
             failure: Mutex::new(None),
         });

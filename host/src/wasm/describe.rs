@@ -56,6 +56,8 @@ impl Plugin {
             lobby: description.lobby,
             reconnect_grace: Duration::from_millis(u64::from(description.reconnect_grace_ms))
                 .min(limits.max_reconnect_grace),
+            // Set by `described` from the component's imports.
+            uses_storage: false,
         }))
     }
 }

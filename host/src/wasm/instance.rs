@@ -42,11 +42,13 @@ pub enum Failure {
     Instantiate,
     /// The host failed (a bug, contained to the room).
     Host,
+    /// The room's storage could not be loaded or a commit failed.
+    Storage,
 }
 
 impl Failure {
     /// A short label: `deadline`, `memory`, `trap`, `refused`,
-    /// `instantiate` or `host`.
+    /// `instantiate`, `host` or `storage`.
     pub fn label(self) -> &'static str {
         match self {
             Failure::Deadline => "deadline",
@@ -55,6 +57,7 @@ impl Failure {
             Failure::Refused => "refused",
             Failure::Instantiate => "instantiate",
             Failure::Host => "host",
+            Failure::Storage => "storage",
         }
     }
 }

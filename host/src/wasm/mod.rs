@@ -6,16 +6,21 @@
 //! to clients, timers, info), which the room actor acts on. Calls are async
 //! and time-sliced (`slice`); what a plugin prints reaches the host log
 //! under a rate limit (`output`); which WASI it gets is decided in `wasi`.
+//! A room's storage imports (`store`) work on its in-memory store, and the
+//! output of a room that uses storage waits in its gate (`gate`) until the
+//! event commits.
 
 mod bindings;
 mod cache;
 mod describe;
 mod engine;
+mod gate;
 mod instance;
 mod output;
 mod plugin;
 mod slice;
 mod state;
+mod store;
 mod text;
 mod timers;
 mod wasi;
@@ -50,4 +55,7 @@ pub mod imports {
     pub use super::bindings::roomhost::room::auth::Host as Auth;
     pub use super::bindings::roomhost::room::directory::Host as Directory;
     pub use super::bindings::roomhost::room::host::Host;
+    pub use super::bindings::roomhost::room::storage::Host as Storage;
+    /// The `storage` interface's types.
+    pub use super::bindings::roomhost::room::storage::{Entry, OverLimit, StorageError, Write};
 }

@@ -103,6 +103,9 @@ pub struct Description {
     /// How long a member whose connection was lost waits to reconnect
     /// (zero: reconnection off), as asked (before the host's cap).
     pub reconnect_grace: std::time::Duration,
+    /// Whether the component imports `storage`: its rooms' data is loaded
+    /// when they start, and their output waits for each event's commit.
+    pub uses_storage: bool,
 }
 
 /// The contract version this host implements (`guest-sdk/wit/room.wit`).
@@ -174,18 +177,25 @@ impl Plugin {
             .map_err(link_error)?;
         let pre = linker.instantiate_pre(&component).map_err(link_error)?;
         let pre = RoomPre::new(pre).map_err(link_error)?;
+        let uses_storage = imports_storage(engine.engine(), &component);
         Ok(Plugin {
             code: Code::Wasm(pre),
             version: hex::encode(&Sha256::digest(wasm)[..6]),
             path: path.to_owned(),
             from_cache,
-            description: Description::default(),
+            description: Description {
+                uses_storage,
+                ..Description::default()
+            },
         })
     }
 
     /// Records what the plugin's `describe` said (see `describe`).
     pub(super) fn described(mut self, description: Description) -> Plugin {
-        self.description = description;
+        self.description = Description {
+            uses_storage: self.description.uses_storage,
+            ..description
+        };
         self
     }
 
@@ -259,6 +269,16 @@ enum Code {
 /// has layer 1.
 fn is_core_module(wasm: &[u8]) -> bool {
     wasm.len() >= 8 && wasm[..4] == *b"\0asm" && wasm[4..8] == [1, 0, 0, 0]
+}
+
+/// Whether the component imports the `storage` interface (a component
+/// imports only the interfaces its code calls).
+fn imports_storage(engine: &wasmtime::Engine, component: &wasmtime::component::Component) -> bool {
+    let storage = format!("roomhost:room/storage@{CONTRACT_VERSION}");
+    component
+        .component_type()
+        .imports(engine)
+        .any(|(name, _)| name == storage)
 }
 
 /// The version of the `roomhost:room` contract the component imports, when

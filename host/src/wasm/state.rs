@@ -1,8 +1,10 @@
 //! What a room's store holds, and the `host` imports a plugin calls.
 //!
-//! Imports never block: frames go straight into the clients' bounded queues,
-//! timers into the room's timer queue, and closes are recorded so the actor can
-//! deliver `disconnect(kicked)` once the current callback returns.
+//! Imports never block: frames go straight into the clients' bounded queues
+//! (or, for a room that uses storage, into its output gate until the event
+//! commits; see `gate`), timers into the room's timer queue, and closes are
+//! recorded so the actor can deliver `disconnect(kicked)` once the current
+//! callback returns. The `storage` imports are in `store`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,14 +15,16 @@ use wasmtime::ResourceLimiter;
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
 
 use roomhost_rules::checks::{self, ClientStateRefusal, TransferRefusal, TransferSource};
+use roomhost_rules::storage::RoomStore;
 
 use super::bindings::roomhost::room::{auth, directory, host, types};
+use super::gate::{Held, OutputGate};
 use super::output::PluginLog;
 use super::plugin::Description;
 use super::text::{MAX_PLUGIN_TEXT, bounded};
 use super::timers::Timers;
 use crate::auth::TokenVerifier;
-use crate::client::{ClientId, ClientSender, SendError};
+use crate::client::{ClientId, ClientSender, Move, SendError};
 use crate::close;
 use crate::dev::{DevTap, Direction, Payload};
 use crate::limits::Limits;
@@ -112,6 +116,8 @@ pub(crate) struct Occupancy {
     pub(crate) departing: HashMap<ClientId, Vec<types::Frame>>,
     /// Listing metadata from `set-info`.
     pub(crate) info: Option<serde_json::Value>,
+    /// The room's stored data and the writes awaiting their commit.
+    pub(crate) store: RoomStore,
 }
 
 /// The data of one room's wasmtime store.
@@ -123,6 +129,9 @@ pub struct RoomState {
     pub(crate) limiter: MemoryLimiter,
     /// Clients, timers, held frames and info: what a reload carries over.
     pub(crate) room: Occupancy,
+    /// Output waiting for the current event's commit (rooms that use
+    /// storage).
+    pub(crate) gate: OutputGate,
     /// Clients closed by the plugin during the current callback.
     pub(crate) kicked: Vec<ClientId>,
     /// Clients transferred away during the current callback.
@@ -183,7 +192,9 @@ impl RoomState {
                 timers: Timers::new(limits.max_timers_per_room),
                 departing: HashMap::new(),
                 info: None,
+                store: RoomStore::new(limits.storage()),
             },
+            gate: OutputGate::new(description.uses_storage, limits.max_held_output_bytes),
             kicked: Vec::new(),
             transfers: Vec::new(),
             overflowed: Vec::new(),
@@ -375,8 +386,21 @@ impl RoomState {
         }
     }
 
+    /// Loads what the room stores, before `init`: its entries, and its
+    /// durable timers pending again (one whose time passed fires at once).
+    pub(crate) fn restore_storage(&mut self, limits: &Limits, stored: crate::storage::StoredRoom) {
+        let now = unix_millis(SystemTime::now());
+        for &(id, due) in &stored.timers {
+            let delay = std::time::Duration::from_millis(due.saturating_sub(now));
+            if let Err(error) = self.room.timers.set(id, delay) {
+                tracing::warn!(timer = id, %error, "a stored durable timer was not restored");
+            }
+        }
+        self.room.store = RoomStore::loaded(limits.storage(), stored.entries, stored.timers);
+    }
+
     /// The host's metrics, when the room is attached to a host.
-    fn metrics(&self) -> Option<&Metrics> {
+    pub(crate) fn metrics(&self) -> Option<&Metrics> {
         self.link.as_ref().map(|link| link.directory.metrics())
     }
 
@@ -417,12 +441,50 @@ impl RoomState {
         histogram.observe(elapsed.as_secs_f64());
     }
 
+    /// Sends what the gate held, in order: the event's writes are durable.
+    pub(crate) fn release_output(&mut self) {
+        for effect in self.gate.take() {
+            match effect {
+                Held::Frame(to, frame, len) => {
+                    let slow = to.send(frame) == Err(SendError::SlowConsumer);
+                    self.count_out(1, len, usize::from(slow));
+                }
+                Held::Close(to, code, reason) => to.close(code, &reason),
+                Held::Relocate(to, order) => to.relocate(order),
+            }
+        }
+    }
+
+    /// Orders `to`'s connection to another room, through the gate.
+    pub(crate) fn relocate(&mut self, to: &ClientSender, order: Move) {
+        if self.gate.is_on() {
+            self.gate.hold(Held::Relocate(to.clone(), order));
+        } else {
+            to.relocate(order);
+        }
+    }
+
     /// Records how long the room's instance took to create.
     pub(crate) fn record_instantiate(&self, elapsed: std::time::Duration) {
         if let Some(metrics) = self.metrics() {
             metrics.instantiated(elapsed);
         }
     }
+}
+
+/// Queues `frame` for `to`, or holds it in `gate` when the gate is on
+/// (`None`: held, to be counted when released).
+fn pass(
+    gate: &mut OutputGate,
+    to: &ClientSender,
+    frame: WsMessage,
+    len: usize,
+) -> Option<Result<(), SendError>> {
+    if gate.is_on() {
+        gate.hold(Held::Frame(to.clone(), frame, len));
+        return None;
+    }
+    Some(to.send(frame))
 }
 
 /// The payload size of a plugin's frame.
@@ -455,8 +517,9 @@ impl types::Host for RoomState {}
 impl host::Host for RoomState {
     fn send(&mut self, client: ClientId, msg: types::Frame) -> Result<(), String> {
         self.fits(&msg)?;
-        self.tap_frame(Some(client), Direction::Out, &msg);
         let len = frame_len(&msg);
+        self.gate.fits(len).map_err(|error| error.to_string())?;
+        self.tap_frame(Some(client), Direction::Out, &msg);
         let frame = into_ws(msg);
         // A slow consumer is closed by `send`; the room goes on.
         let sent = if let Some(member) = self.room.members.get_mut(&client) {
@@ -464,11 +527,11 @@ impl host::Host for RoomState {
                 self.keep_for_replay(client, frame, len);
                 return Ok(());
             }
-            Some(member.sender.send(frame))
+            pass(&mut self.gate, &member.sender, frame, len)
         } else if let Some(link) = &self.link
             && let Some(other) = link.directory.client(&link.service, client)
         {
-            Some(other.send(frame))
+            pass(&mut self.gate, &other, frame, len)
         } else {
             None
         };
@@ -480,8 +543,13 @@ impl host::Host for RoomState {
 
     fn broadcast(&mut self, msg: types::Frame, mut except: Vec<ClientId>) -> Result<(), String> {
         self.fits(&msg)?;
-        self.tap_frame(None, Direction::Broadcast, &msg);
         let len = frame_len(&msg);
+        if self.gate.is_on() {
+            self.gate
+                .fits(len.saturating_mul(self.room.members.len()))
+                .map_err(|error| error.to_string())?;
+        }
+        self.tap_frame(None, Direction::Broadcast, &msg);
         let frame = into_ws(msg);
         // Sorted, so a long list costs log(n) per member rather than n.
         except.sort_unstable();
@@ -493,9 +561,9 @@ impl host::Host for RoomState {
                     waiting.push(*id);
                     continue;
                 }
-                sent += 1;
-                if member.sender.send(frame.clone()) == Err(SendError::SlowConsumer) {
-                    slow += 1;
+                if let Some(result) = pass(&mut self.gate, &member.sender, frame.clone(), len) {
+                    sent += 1;
+                    slow += usize::from(result == Err(SendError::SlowConsumer));
                 }
             }
         }
@@ -528,7 +596,11 @@ impl host::Host for RoomState {
             );
             close::NORMAL
         };
-        member.close(code, &reason);
+        if self.gate.is_on() {
+            self.gate.hold(Held::Close(member, code, reason));
+        } else {
+            member.close(code, &reason);
+        }
         self.kicked.push(client);
     }
 
@@ -536,11 +608,15 @@ impl host::Host for RoomState {
         self.room
             .timers
             .set(id, checks::timer_delay(delay_ms))
-            .map_err(|error| error.to_string())
+            .map_err(|error| error.to_string())?;
+        // A durable timer replaced by an ordinary one is no longer stored.
+        self.room.store.clear_timer(id);
+        Ok(())
     }
 
     fn cancel_timer(&mut self, id: u64) {
         self.room.timers.cancel(id);
+        self.room.store.clear_timer(id);
     }
 
     fn now_ms(&mut self) -> u64 {
