@@ -211,9 +211,7 @@ impl Document {
             roots::settle(&mut txn);
             let store = txn.store();
             if store.pending_update().is_some() || store.pending_ds().is_some() {
-                return Err(DocError::Incomplete(
-                    "the stored log has a gap".to_owned(),
-                ));
+                return Err(DocError::Incomplete("the stored log has a gap".to_owned()));
             }
         }
         self.produced.borrow_mut().clear();

@@ -167,7 +167,7 @@ impl Collab {
 
     /// Compacts the stored log, if there is one.
     fn compact_log(&mut self, room: &mut Room<'_>) {
-        if self.log.len() > 0 {
+        if self.log.entries() > 0 {
             self.compact(room);
         }
     }

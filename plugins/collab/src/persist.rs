@@ -120,9 +120,8 @@ impl Stored {
         };
         let mut updates = Vec::with_capacity(entries.len());
         for (key, update) in entries {
-            let seq = log_seq(&key).ok_or_else(|| {
-                Unreadable(format!("a log key that is not u/{{seq}}: {key:?}"))
-            })?;
+            let seq = log_seq(&key)
+                .ok_or_else(|| Unreadable(format!("a log key that is not u/{{seq}}: {key:?}")))?;
             if updates.is_empty() {
                 log.first = seq;
             }
@@ -152,13 +151,13 @@ impl Stored {
 
 impl Log {
     /// How many updates the log holds.
-    pub fn len(&self) -> u64 {
+    pub fn entries(&self) -> u64 {
         self.next.saturating_sub(self.first)
     }
 
     /// Whether nothing is stored.
     pub fn is_empty(&self) -> bool {
-        self.chunks == 0 && self.len() == 0
+        self.chunks == 0 && self.entries() == 0
     }
 
     /// The bytes of the log's updates.
@@ -186,14 +185,16 @@ impl Log {
 
     /// Replaces the compacted document with `record` and deletes the log,
     /// in one batch.
-    pub fn compact(&mut self, storage: &mut Storage<'_>, record: &[u8]) -> Result<(), StorageError> {
+    pub fn compact(
+        &mut self,
+        storage: &mut Storage<'_>,
+        record: &[u8],
+    ) -> Result<(), StorageError> {
         let parts: Vec<&[u8]> = record.chunks(CHUNK_BYTES).collect();
         let mut writes: Vec<Write> = (self.first..self.next)
             .map(|seq| Write::Delete(log_key(seq)))
             .collect();
-        writes.extend(
-            (parts.len()..self.chunks).map(|index| Write::Delete(doc_key(index))),
-        );
+        writes.extend((parts.len()..self.chunks).map(|index| Write::Delete(doc_key(index))));
         writes.extend(
             parts
                 .iter()
@@ -226,7 +227,7 @@ impl Collab {
         }
         let refused = match self.log.append(&mut room.storage(), updates) {
             Ok(()) => {
-                if self.log.len() >= self.config.compact_after_updates
+                if self.log.entries() >= self.config.compact_after_updates
                     || self.log.bytes() >= self.config.compact_after_bytes
                 {
                     self.compact(room);
