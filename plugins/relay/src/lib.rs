@@ -12,7 +12,9 @@
 //! - A **session** ([`session`]) relays `command`/`activate` from the host
 //!   to the viewers, routes `history_request`/`history` between them, keeps
 //!   a bounded [`record`] to answer history requests itself when the host is
-//!   slow or absent, and ends on the host's `close` or departure.
+//!   slow or absent, and ends on the host's `close` or departure. The
+//!   record is kept in the room's storage ([`persist`]), so it survives a
+//!   host restart.
 //!
 //! Configuration (all optional):
 //! `{"history_timeout_ms": 2000, "max_record_entries": 10000,
@@ -21,6 +23,7 @@
 #![warn(missing_docs)]
 
 pub mod lobby;
+pub mod persist;
 pub mod record;
 pub mod session;
 

@@ -21,6 +21,9 @@
 //!   `close` the host goes back to the lobby, so it can create again on the
 //!   same socket. The session then has no clients and no timers, and ends.
 //! - Listing metadata: `{"viewers": N}`.
+//! - The record is kept in the room's storage ([`persist`]): a session
+//!   that runs again after a host restart answers history requests with
+//!   what it had relayed; an ended session deletes it.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
@@ -32,6 +35,7 @@ use roomhost_sdk::{
 use serde_json::Value;
 
 use crate::lobby::Lobby;
+use crate::persist;
 use crate::record::{Kind, Record};
 use crate::{Config, Frame, HANDOFF_CLOSED, HANDOFF_HOST, Out, UNKNOWN_ROOM_CODE, is_room_code};
 
@@ -145,7 +149,17 @@ impl Session {
                     Kind::Activate
                 };
                 if let Some(data) = value.get("data") {
-                    self.record.push(kind, data.clone());
+                    let pushed = self.record.push(kind, data.clone());
+                    if let Err(err) = persist::save(&mut room.storage(), &mut self.record, pushed) {
+                        room.warn(&format!(
+                            "a {} frame is relayed but not recorded: {err}",
+                            if kind == Kind::Command {
+                                "command"
+                            } else {
+                                "activate"
+                            }
+                        ));
+                    }
                 }
                 self.broadcast_to_viewers(room, text);
             }
@@ -210,6 +224,7 @@ impl Session {
         for waiting in self.waiting.drain(..) {
             room.cancel_timer(waiting.timer);
         }
+        persist::clear(&mut room.storage(), &self.record);
         self.record.clear();
         self.update_info(room);
     }
@@ -232,6 +247,13 @@ impl Default for Session {
 impl RoomService for Session {
     fn init(&mut self, room: &mut Room<'_>, info: &InitInfo) -> Result<(), String> {
         *self = Session::new(room, &Config::from_init(info)?);
+        // A session that ran before a restart finds its record in storage.
+        let unreadable = persist::load(&mut room.storage(), &mut self.record);
+        if unreadable > 0 {
+            room.warn(&format!(
+                "{unreadable} stored record entries cannot be read; deleted"
+            ));
+        }
         Ok(())
     }
 
