@@ -46,6 +46,17 @@
 //! game ends. The clients' sync state survives a host reconnect (as in the
 //! original relay); a host that lost its state should send `RESET`.
 //!
+//! # Storage
+//!
+//! The game's settings, counters and tokens are kept in the room's storage
+//! ([`persist`]), written in the event that changes them. A room that
+//! starts again after a host restart finds its game with nobody connected:
+//! the host counts as away since the restart (or since it left, if it had),
+//! the grace timer is a durable one, and every player's token works, so a
+//! restart inside the grace period lets everyone back in. A create or join
+//! whose write storage refuses is refused (nothing changes); the game's end
+//! deletes everything.
+//!
 //! # Listing
 //!
 //! `set_info` publishes `{"game", "room", "players", "max_players",
@@ -63,6 +74,7 @@ use serde_json::json;
 use crate::config::Config;
 use crate::errors;
 use crate::lobby::Lobby;
+use crate::persist::{self, Stored};
 use crate::wire::{
     CLIENT_DISCONNECTS, CLIENT_DISCONNECTS_SELF, CLIENT_GETS_KICKED, DELTA_UPDATE, FULL_UPDATE,
     JoinRequest, NEW_CLIENT, RESET, SERVER_DISCONNECTS, SERVER_RPC, error_frame, handshake_reply,
@@ -112,6 +124,8 @@ pub struct Game {
     pub(crate) next_id: u32,
     /// Players who left while the host was away, for its replay.
     left_while_away: BTreeSet<u16>,
+    /// Since when the host is away (ms), while it is.
+    host_away_since: Option<u64>,
 }
 
 impl Game {
@@ -156,6 +170,62 @@ impl Game {
     fn send_to_host(&self, room: &mut Room<'_>, frame: Vec<u8>) {
         if let Some(host) = self.host {
             room.send(host, frame);
+        }
+    }
+
+    /// The game's stored settings and counters.
+    fn stored(&self) -> Stored {
+        let host_token = self
+            .tokens
+            .iter()
+            .find_map(|(token, id)| (*id == HOST_ID).then_some(*token))
+            .unwrap_or_default();
+        Stored {
+            game_id: self.game_id.clone(),
+            room_id: self.room_id.clone(),
+            rule_variation: self.rule_variation,
+            max_players: self.max_players,
+            next_id: self.next_id,
+            host_token,
+            host_away_since: self.host_away_since,
+        }
+    }
+
+    /// The game stored before a restart: nobody is connected, and every
+    /// player counts as having left while the host was away (the host
+    /// learns, on its return, who is not back).
+    fn from_stored(stored: Stored, players: Vec<(u16, u64)>) -> Self {
+        let mut tokens = HashMap::from([(stored.host_token, HOST_ID)]);
+        tokens.extend(players.iter().map(|&(id, token)| (token, id)));
+        Game {
+            game_id: stored.game_id,
+            room_id: stored.room_id,
+            rule_variation: stored.rule_variation,
+            max_players: stored.max_players,
+            host: None,
+            left_while_away: players.iter().map(|&(id, _)| id).collect(),
+            players: players
+                .into_iter()
+                .map(|(id, token)| {
+                    let player = Player {
+                        token,
+                        conn: None,
+                        synced: false,
+                    };
+                    (id, player)
+                })
+                .collect(),
+            conns: HashMap::new(),
+            tokens,
+            next_id: stored.next_id,
+            host_away_since: stored.host_away_since,
+        }
+    }
+
+    /// Stores the game's settings and counters, logging a refusal.
+    fn save_settings(&self, room: &mut Room<'_>) {
+        if let Err(err) = persist::save(&mut room.storage(), vec![self.stored().write()]) {
+            room.warn(&format!("cannot store the game: {err}"));
         }
     }
 
@@ -221,7 +291,11 @@ impl GameRoom {
             tokens: HashMap::from([(host_token, HOST_ID)]),
             next_id: 1,
             left_while_away: BTreeSet::new(),
+            host_away_since: None,
         };
+        persist::save(&mut room.storage(), vec![game.stored().write()]).map_err(|err| {
+            errors::cannot_create(&request.room_id, &request.game_id, &err.to_string())
+        })?;
         room.send(
             client,
             handshake_reply_for(request, HOST_ID, game.rule_variation, host_token),
@@ -251,6 +325,13 @@ impl GameRoom {
         }
         let id = u16::try_from(game.next_id).map_err(|_| errors::out_of_ids(&game.room_id))?;
         let token = game.fresh_token(room)?;
+        let mut stored = game.stored();
+        stored.next_id += 1;
+        persist::save(
+            &mut room.storage(),
+            vec![stored.write(), persist::put_player(id, token)],
+        )
+        .map_err(|err| errors::cannot_join(&game.room_id, &game.game_id, &err.to_string()))?;
         game.next_id += 1;
         game.tokens.insert(token, id);
         game.conns.insert(client, id);
@@ -290,6 +371,8 @@ impl GameRoom {
             }
             room.cancel_timer(GRACE_TIMER);
             game.host = Some(client);
+            game.host_away_since = None;
+            game.save_settings(room);
             room.send(client, handshake_reply(HOST_ID, game.rule_variation, token));
             // The replay: who is here now, and who left meanwhile.
             for (&id, player) in &game.players {
@@ -357,6 +440,7 @@ impl GameRoom {
             return;
         };
         room.cancel_timer(GRACE_TIMER);
+        persist::delete(&mut room.storage(), game.players.keys().copied());
         for player in game.players.values() {
             if let Some(conn) = player.conn {
                 crate::lobby::fail(room, conn, errors::SERVER_LEFT);
@@ -376,6 +460,22 @@ impl GameRoom {
         if let Err(err) = room.set_info(&info) {
             room.warn(&err.to_string());
         }
+    }
+
+    /// Starts the grace period (a durable timer, so it also runs out after
+    /// a restart), or ends the game at once when it is zero or the timer
+    /// cannot be set; whether the game goes on.
+    fn start_grace(&mut self, room: &mut Room<'_>, grace: std::time::Duration) -> bool {
+        if self.config.host_grace().is_zero() {
+            self.end(room);
+            return false;
+        }
+        if let Err(err) = room.storage().set_durable_timer(GRACE_TIMER, grace) {
+            room.warn(&format!("{err}; ending the game now"));
+            self.end(room);
+            return false;
+        }
+        true
     }
 
     /// Publishes the listing metadata.
@@ -431,6 +531,8 @@ fn kick(game: &mut Game, room: &mut Room<'_>, bytes: &[u8]) {
     };
     game.tokens.remove(&player.token);
     game.left_while_away.remove(&id);
+    // Deletions only shrink the room: never refused.
+    let _ = persist::save(&mut room.storage(), vec![persist::delete_player(id)]);
     if let Some(conn) = player.conn {
         game.conns.remove(&conn);
         crate::lobby::fail(room, conn, errors::KICKED);
@@ -459,9 +561,27 @@ fn relay(game: &mut Game, room: &mut Room<'_>, kind: u8, bytes: &[u8]) {
 
 impl RoomService for GameRoom {
     /// Reads the configuration; an invalid one refuses to start the room.
-    fn init(&mut self, _room: &mut Room<'_>, info: &InitInfo) -> Result<(), String> {
+    fn init(&mut self, room: &mut Room<'_>, info: &InitInfo) -> Result<(), String> {
         let config = Config::parse(&info.config).map_err(|err| err.to_string())?;
         *self = GameRoom::new(config, &info.room_id);
+        // A game stored before a restart: its host is away.
+        if let Some((stored, players)) = persist::load(&mut room.storage())? {
+            let mut game = Game::from_stored(stored, players);
+            let now = room.now_ms();
+            let since = *game.host_away_since.get_or_insert(now);
+            game.save_settings(room);
+            room.info(&format!(
+                "game restored with {} players; waiting for the host",
+                game.players.len()
+            ));
+            self.game = Some(game);
+            let left = self
+                .config
+                .host_grace_ms
+                .saturating_sub(now.saturating_sub(since));
+            self.start_grace(room, std::time::Duration::from_millis(left));
+            self.publish(room);
+        }
         Ok(())
     }
 
@@ -515,15 +635,10 @@ impl RoomService for GameRoom {
         };
         if game.host == Some(client) {
             game.host = None;
+            game.host_away_since = Some(room.now_ms());
+            game.save_settings(room);
             room.info(&format!("the host left ({reason:?})"));
-            let grace = self.config.host_grace();
-            if grace.is_zero() {
-                self.end(room);
-                return;
-            }
-            if let Err(err) = room.set_timer(GRACE_TIMER, grace) {
-                room.warn(&format!("{err}; ending the game now"));
-                self.end(room);
+            if !self.start_grace(room, self.config.host_grace()) {
                 return;
             }
         } else if let Some(id) = game.conns.remove(&client) {

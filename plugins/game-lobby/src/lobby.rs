@@ -76,7 +76,12 @@ impl Lobby {
             room.transfer_to_room(client, &key, &data, true)
                 .map_err(|err| errors::cannot_create(room_id, game_id, &err.to_string()))
         } else {
-            room.transfer_to_room(client, &key, &data, false)
+            // A reconnect to a room that is not running starts it: a game
+            // stored before a host restart comes back from storage (a room
+            // with nothing stored refuses the token as "no longer exists",
+            // and ends).
+            let wake = request.reconnect_token.is_some() && !is_live_game(&room.rooms(), &key);
+            room.transfer_to_room(client, &key, &data, wake)
                 .map_err(|err| match err {
                     TransferError::NoSuchRoom => missing_text(&request),
                     other => errors::cannot_join(room_id, game_id, &other.to_string()),
