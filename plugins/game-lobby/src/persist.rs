@@ -71,8 +71,11 @@ pub fn save(storage: &mut Storage<'_>, writes: Vec<Write>) -> Result<(), Storage
     storage.batch(writes)
 }
 
+/// Each player's id and token.
+pub type Tokens = Vec<(u16, u64)>;
+
 /// The stored game with its players' tokens by id, or `None`.
-pub fn load(storage: &mut Storage<'_>) -> Result<Option<(Stored, Vec<(u16, u64)>)>, String> {
+pub fn load(storage: &mut Storage<'_>) -> Result<Option<(Stored, Tokens)>, String> {
     let Some(game) = storage
         .get_json::<Stored>(GAME_KEY)
         .map_err(|err| format!("the stored game cannot be read: {err}"))?
