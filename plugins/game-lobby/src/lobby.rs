@@ -12,6 +12,9 @@
 //!   `create: false`; when the host reports that the room does not exist →
 //!   `[05]"Room {room_id} does not exist for game {game_id}."` (join) or
 //!   `[05]"Room {room_id} no longer exists for game {game_id}."` (reconnect).
+//!   A reconnect to a room that is not running goes with `create: true`
+//!   instead, so a game stored before a host restart wakes; a room with
+//!   nothing stored rejects the token with the same text.
 //! - The hand-off data is the request re-encoded in the form it came in; the
 //!   [game room](crate::game) runs every other check in its `connect`.
 //! - A client the game room rejected comes back here with the reason, and
