@@ -608,6 +608,14 @@ fn stored_entries(room: &TestRoom<Relay>) -> usize {
         .count()
 }
 
+/// A session whose storage holds at most `bytes`.
+fn session_storing(bytes: usize) -> TestRoom<Relay> {
+    TestRoom::<Relay>::builder()
+        .room_id(CODE)
+        .max_room_storage_bytes(bytes)
+        .build()
+}
+
 /// The history a viewer gets from the record of a session without a host.
 fn history_without_host(room: &mut TestRoom<Relay>) -> Vec<Value> {
     let v = viewer(room);
@@ -688,10 +696,7 @@ fn the_stored_record_stays_within_the_record_bounds() {
 
 #[test]
 fn a_full_storage_drops_the_oldest_entries() {
-    let mut room = TestRoom::<Relay>::builder()
-        .room_id(CODE)
-        .max_room_storage_bytes(300)
-        .build();
+    let mut room = session_storing(300);
     let h = host(&mut room);
     let v = viewer(&mut room);
     for i in 0..30 {
@@ -718,10 +723,7 @@ fn a_full_storage_drops_the_oldest_entries() {
 
 #[test]
 fn an_entry_storage_cannot_hold_is_relayed_but_not_recorded() {
-    let mut room = TestRoom::<Relay>::builder()
-        .room_id(CODE)
-        .max_room_storage_bytes(100)
-        .build();
+    let mut room = session_storing(100);
     let h = host(&mut room);
     let v = viewer(&mut room);
     room.message(h, r#"{"type":"command","data":"small"}"#);

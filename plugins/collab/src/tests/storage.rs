@@ -19,6 +19,14 @@ fn keys(room: &TestRoom<Collab>, prefix: &str) -> usize {
         .count()
 }
 
+/// Every stored entry.
+fn entries(room: &TestRoom<Collab>) -> Vec<(Vec<u8>, Vec<u8>)> {
+    room.storage()
+        .entries()
+        .map(|(key, value)| (key.to_vec(), value.to_vec()))
+        .collect()
+}
+
 /// A room with `config` whose storage holds at most `bytes`.
 fn room_storing(config: serde_json::Value, bytes: usize) -> TestRoom<Collab> {
     TestRoom::builder()
@@ -208,11 +216,7 @@ fn a_change_storage_refuses_reaches_nobody_and_is_not_kept() {
     let b = join(&mut room, &bob);
     room.message(a, update_frame(alice.insert("t", 0, "saved ")));
     deliver(&mut room, b, &bob);
-    let stored: Vec<(Vec<u8>, Vec<u8>)> = room
-        .storage()
-        .entries()
-        .map(|(k, v)| (k.to_vec(), v.to_vec()))
-        .collect();
+    let stored = entries(&room);
 
     // Too large for the room's storage even compacted.
     let big = "y".repeat(2000);
@@ -221,11 +225,7 @@ fn a_change_storage_refuses_reaches_nobody_and_is_not_kept() {
     assert!(received(&mut room, b).is_empty(), "nobody receives it");
     assert_eq!(bob.text("t"), "saved ");
     assert_eq!(doc_json(&mut room), json!({"t": "saved "}));
-    let after: Vec<(Vec<u8>, Vec<u8>)> = room
-        .storage()
-        .entries()
-        .map(|(k, v)| (k.to_vec(), v.to_vec()))
-        .collect();
+    let after = entries(&room);
     assert_eq!(after, stored, "storage keeps what it had");
     assert!(
         room.logs()
