@@ -994,6 +994,19 @@ impl<S: RoomService> TestRoomBuilder<S> {
     /// `max_room_storage_bytes` sets it (default
     /// [`MAX_ROOM_STORAGE_BYTES`](crate::limits::MAX_ROOM_STORAGE_BYTES)):
     /// to test how a service handles a refused write.
+    ///
+    /// ```
+    /// # use roomhost_sdk::{InitInfo, Room, RoomService, room_service};
+    /// # #[derive(Default)] #[room_service] struct Notes;
+    /// # impl RoomService for Notes {}
+    /// use roomhost_sdk::StorageError;
+    /// use roomhost_sdk::testing::TestRoom;
+    ///
+    /// let mut room = TestRoom::<Notes>::builder().max_room_storage_bytes(8).build();
+    /// let refused = room.with_room(|_, room| room.storage().put("key", "too long"));
+    /// assert!(matches!(refused, Err(StorageError::RoomFull { needed: 11, limit: 8 })));
+    /// assert_eq!(room.storage().bytes(), 0);
+    /// ```
     pub fn max_room_storage_bytes(mut self, bytes: usize) -> Self {
         self.storage_limits.max_room_bytes = bytes;
         self
