@@ -15,6 +15,16 @@ pub enum Kind {
     Activate,
 }
 
+impl Kind {
+    /// The frame's `type`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Command => "command",
+            Self::Activate => "activate",
+        }
+    }
+}
+
 /// One relayed frame: its kind and its `data` value, exactly as the host
 /// sent it.
 #[derive(Debug, Clone, PartialEq)]

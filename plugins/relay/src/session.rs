@@ -23,7 +23,10 @@
 //! - Listing metadata: `{"viewers": N}`.
 //! - The record is kept in the room's storage ([`persist`]): a session
 //!   that runs again after a host restart answers history requests with
-//!   what it had relayed; an ended session deletes it.
+//!   what it had relayed; an ended session deletes it. A durable timer
+//!   ([`LEASE_TIMER`]) ends a session `stored_record_ms` after its host's
+//!   last frame when the host is gone, so a record stored when the server
+//!   went down does not stay forever.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
@@ -43,6 +46,11 @@ use crate::{Config, Frame, HANDOFF_CLOSED, HANDOFF_HOST, Out, UNKNOWN_ROOM_CODE,
 pub const REASON_HOST_CLOSED: &str = "Host closed the session";
 /// The `closed` reason after the host disconnected.
 pub const REASON_HOST_LEFT: &str = "Host disconnected";
+
+/// The durable timer that bounds how long the stored record outlives its
+/// host (see [`Config::stored_record_ms`]). History timers count up from 0
+/// and never reach it.
+pub const LEASE_TIMER: TimerId = TimerId::MAX;
 
 /// A viewer waiting for history, and the timer that answers it from the
 /// record.
@@ -67,6 +75,10 @@ pub struct Session {
     record: Record,
     /// Set once the host closed or left: the session accepts nobody.
     ended: bool,
+    /// How long the stored record outlives its host's last frame.
+    lease: Duration,
+    /// When the lease timer is due, while this instance has set it.
+    lease_due: Option<u64>,
 }
 
 impl Session {
@@ -87,6 +99,8 @@ impl Session {
             next_timer: 0,
             record: Record::new(config.max_record_entries, config.max_record_bytes),
             ended: false,
+            lease: Duration::from_millis(config.stored_record_ms),
+            lease_due: None,
         }
     }
 
@@ -153,13 +167,10 @@ impl Session {
                     if let Err(err) = persist::save(&mut room.storage(), &mut self.record, pushed) {
                         room.warn(&format!(
                             "a {} frame is relayed but not recorded: {err}",
-                            if kind == Kind::Command {
-                                "command"
-                            } else {
-                                "activate"
-                            }
+                            kind.name()
                         ));
                     }
+                    self.renew_lease(room);
                 }
                 self.broadcast_to_viewers(room, text);
             }
@@ -197,6 +208,28 @@ impl Session {
         room.send(host, text);
     }
 
+    /// Keeps the stored record for `stored_record_ms` after now, with a
+    /// durable timer, so that a session stored when the host went down with
+    /// the server is deleted in time even if nobody comes back to it. Set
+    /// again only once half of it has passed.
+    fn renew_lease(&mut self, room: &mut Room<'_>) {
+        if self.record.is_empty() {
+            return;
+        }
+        let now = room.now_ms();
+        let lease = u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX);
+        if self
+            .lease_due
+            .is_some_and(|due| due.saturating_sub(now) > lease / 2)
+        {
+            return;
+        }
+        match room.storage().set_durable_timer(LEASE_TIMER, self.lease) {
+            Ok(()) => self.lease_due = Some(now.saturating_add(lease)),
+            Err(err) => room.warn(&format!("cannot bound the stored record: {err}")),
+        }
+    }
+
     fn answer_from_record(&self, room: &mut Room<'_>, viewer: ClientId) {
         let reply = self.history_from_record();
         let bytes = reply.len();
@@ -226,6 +259,8 @@ impl Session {
         }
         persist::clear(&mut room.storage(), &self.record);
         self.record.clear();
+        room.cancel_timer(LEASE_TIMER);
+        self.lease_due = None;
         self.update_info(room);
     }
 
@@ -306,6 +341,16 @@ impl RoomService for Session {
     /// A history timer fired: its viewer, if still waiting, is answered
     /// from the record.
     fn timer(&mut self, room: &mut Room<'_>, timer: TimerId) {
+        if timer == LEASE_TIMER {
+            self.lease_due = None;
+            if self.host.is_some() {
+                self.renew_lease(room);
+            } else {
+                room.info("the stored record outlived its host; the session ends");
+                self.end(room, REASON_HOST_LEFT);
+            }
+            return;
+        }
         let Some(index) = self.waiting.iter().position(|w| w.timer == timer) else {
             return;
         };

@@ -8,7 +8,7 @@ use roomhost_sdk::{ClientId, DisconnectReason, Handoff, RoomChange, RoomEntry};
 use serde_json::{Value, json};
 
 use crate::lobby::CREATE_FAILED;
-use crate::session::{REASON_HOST_CLOSED, REASON_HOST_LEFT};
+use crate::session::{LEASE_TIMER, REASON_HOST_CLOSED, REASON_HOST_LEFT};
 use crate::{Relay, UNKNOWN_ROOM_CODE, is_room_code};
 
 const CODE: &str = "ABC123";
@@ -741,4 +741,62 @@ fn an_entry_storage_cannot_hold_is_relayed_but_not_recorded() {
             .iter()
             .any(|(_, line)| line.contains("relayed but not recorded"))
     );
+}
+
+#[test]
+fn a_restored_session_ends_when_its_stored_record_expires() {
+    let (mut room, h, [_]) = hosted();
+    room.message(h, r#"{"type":"command","data":"load 1abc"}"#);
+    let hour = Duration::from_millis(crate::DEFAULT_STORED_RECORD_MS);
+    assert_eq!(room.pending_timers(), [(LEASE_TIMER, hour)]);
+    room.advance(hour / 4);
+    room.restart().expect("the session starts again");
+    // The durable timer is still due an hour after the host's last frame.
+    assert_eq!(room.pending_timers(), [(LEASE_TIMER, hour * 3 / 4)]);
+    let v = viewer(&mut room);
+    room.message(v, REQUEST);
+    assert_eq!(room.take_sent_json(v), [history(json!(["load 1abc"]))]);
+    room.advance(hour * 3 / 4);
+    assert_eq!(
+        room.take_sent_json(v),
+        [json!({"type": "closed", "reason": REASON_HOST_LEFT})]
+    );
+    assert!(!room.is_connected(v));
+    assert_eq!(room.storage().bytes(), 0);
+    assert!(room.pending_timers().is_empty());
+}
+
+#[test]
+fn the_stored_record_is_kept_while_the_host_is_connected() {
+    let mut room = session_with(json!({"stored_record_ms": 1000}));
+    let h = host(&mut room);
+    let v = viewer(&mut room);
+    room.message(h, r#"{"type":"command","data":"a"}"#);
+    // A quiet host: the lease runs out and is renewed.
+    room.advance(Duration::from_millis(2500));
+    assert_eq!(stored_entries(&room), 1);
+    assert!(room.is_connected(v));
+    // Frames renew it once half of it has passed (renewed at 2000: due in
+    // 500 ms now), not before.
+    room.message(h, r#"{"type":"command","data":"b"}"#);
+    assert_eq!(
+        room.pending_timers(),
+        [(LEASE_TIMER, Duration::from_millis(1000))]
+    );
+    room.advance(Duration::from_millis(100));
+    room.message(h, r#"{"type":"command","data":"c"}"#);
+    assert_eq!(
+        room.pending_timers(),
+        [(LEASE_TIMER, Duration::from_millis(900))]
+    );
+    assert_eq!(stored_entries(&room), 3);
+}
+
+#[test]
+fn a_zero_stored_record_time_is_refused() {
+    let started = TestRoom::<Relay>::builder()
+        .room_id(CODE)
+        .config(&json!({"stored_record_ms": 0}))
+        .try_build();
+    assert!(started.is_err_and(|reason| reason.contains("stored_record_ms")));
 }
