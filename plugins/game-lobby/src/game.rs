@@ -52,7 +52,8 @@
 //! ([`persist`]), written in the event that changes them. A room that
 //! starts again after a host restart finds its game with nobody connected:
 //! the host counts as away since the restart (or since it left, if it had),
-//! the grace timer is a durable one, and every player's token works, so a
+//! the grace timer is a durable one (pending for as long as the game
+//! lasts, see [`GRACE_TIMER`]), and every player's token works, so a
 //! restart inside the grace period lets everyone back in. A create or join
 //! whose write storage refuses is refused (nothing changes); the game's end
 //! deletes everything.
@@ -81,7 +82,11 @@ use crate::wire::{
     handshake_reply_for, id_frame, rpc_to_host,
 };
 
-/// The timer that ends the game when the host stays away.
+/// The timer that ends the game when the host stays away. A durable one,
+/// pending as long as the game lasts: while the host is connected it fires
+/// every `host_grace_ms` only to be set again, so that a game stored when
+/// the server went down with its host connected ends at most about two
+/// grace periods later, even if nobody comes back to it.
 pub const GRACE_TIMER: TimerId = 1;
 
 /// The highest player id handed out (the protocol's `u16::MAX - 100`).
@@ -302,6 +307,7 @@ impl GameRoom {
         );
         room.info(&format!("game created by client {client}"));
         self.game = Some(game);
+        self.check_host_later(room);
         self.publish(room);
         Ok(())
     }
@@ -369,7 +375,6 @@ impl GameRoom {
             if game.host.is_some() {
                 return Err(errors::HOST_CONNECTED.to_owned());
             }
-            room.cancel_timer(GRACE_TIMER);
             game.host = Some(client);
             game.host_away_since = None;
             game.save_settings(room);
@@ -386,6 +391,7 @@ impl GameRoom {
                 }
             }
             room.info(&format!("host reconnected as client {client}"));
+            self.check_host_later(room);
         } else {
             let host = game.host;
             let Some(player) = game.players.get_mut(&id) else {
@@ -476,6 +482,19 @@ impl GameRoom {
             return false;
         }
         true
+    }
+
+    /// Sets the grace timer to check on the connected host one grace period
+    /// from now (not with a zero grace period: the game then ends with its
+    /// host's departure, and a stored one when it is restored).
+    fn check_host_later(&mut self, room: &mut Room<'_>) {
+        let grace = self.config.host_grace();
+        if grace.is_zero() {
+            return;
+        }
+        if let Err(err) = room.storage().set_durable_timer(GRACE_TIMER, grace) {
+            room.warn(&format!("cannot set the grace timer: {err}"));
+        }
     }
 
     /// Publishes the listing metadata.
@@ -657,11 +676,19 @@ impl RoomService for GameRoom {
         self.publish(room);
     }
 
-    /// A timer fired: the grace period is over.
+    /// A timer fired: the grace period is over, or (with the host
+    /// connected) it is time to check on the host again.
     fn timer(&mut self, room: &mut Room<'_>, timer: TimerId) {
-        if timer == GRACE_TIMER && self.game.as_ref().is_some_and(|g| g.host.is_none()) {
-            room.info("the host did not come back in time");
-            self.end(room);
+        if timer != GRACE_TIMER {
+            return;
+        }
+        match self.game.as_ref().map(|g| g.host.is_none()) {
+            Some(true) => {
+                room.info("the host did not come back in time");
+                self.end(room);
+            }
+            Some(false) => self.check_host_later(room),
+            None => {}
         }
     }
 }

@@ -597,7 +597,11 @@ fn the_host_reconnects_within_the_grace_period_and_gets_the_replay() {
             bin(&[1, 0, 2]),
         ]
     );
-    assert!(room.pending_timers().is_empty());
+    assert_eq!(
+        room.pending_timers(),
+        [(GRACE_TIMER, Duration::from_millis(1000))],
+        "the grace timer checks on the host from now on"
+    );
     room.advance(Duration::from_secs(5));
     assert!(game(&room).is_some());
     for client in [a2, c, d] {
@@ -854,7 +858,11 @@ fn players_get_back_in_after_a_restart_inside_the_grace_period() {
             bin(&[1, 0, 2]),
         ]
     );
-    assert!(room.pending_timers().is_empty());
+    assert_eq!(
+        room.pending_timers(),
+        [(GRACE_TIMER, Duration::from_millis(1000))],
+        "the grace timer checks on the host from now on"
+    );
     room.message(a, vec![2, 9]);
     assert_eq!(room.take_sent(host), [bin(&[2, 0, 1, 9])]);
     // A new player counts on from the stored ids.
@@ -888,7 +896,11 @@ fn a_host_away_before_the_restart_keeps_its_deadline() {
     room.advance(Duration::from_millis(399));
     let (_, (id, _, _)) = back(&mut room, host_token);
     assert_eq!(id, 0);
-    assert!(room.pending_timers().is_empty());
+    assert_eq!(
+        room.pending_timers(),
+        [(GRACE_TIMER, Duration::from_millis(1000))],
+        "the grace timer checks on the host from now on"
+    );
     // Back: a second restart starts a whole grace period again.
     room.restart().expect("the room starts again");
     assert_eq!(
@@ -986,4 +998,21 @@ fn a_create_storage_refuses_is_refused() {
     assert!(refusal.starts_with("Cannot create room r1 for game tic-tac-toe: "));
     assert!(game(&room).is_none());
     assert_eq!(room.storage().bytes(), 0);
+}
+
+#[test]
+fn the_grace_timer_only_checks_on_a_connected_host() {
+    let (mut room, host, _, [(a, _, _)]) = hosted::<1>();
+    assert_eq!(
+        room.pending_timers(),
+        [(GRACE_TIMER, Duration::from_millis(1000))]
+    );
+    room.advance(Duration::from_millis(5500));
+    assert!(room.is_connected(host) && room.is_connected(a));
+    assert!(game(&room).is_some());
+    assert_eq!(
+        room.pending_timers(),
+        [(GRACE_TIMER, Duration::from_millis(500))]
+    );
+    assert!(room.take_all().is_empty());
 }
