@@ -271,3 +271,48 @@ fn unreadable_storage_refuses_to_start() {
             .is_some_and(|reason| reason.contains("cannot be read")),
     );
 }
+
+#[test]
+fn a_large_document_is_stored_in_chunks() {
+    let mut room = room_with(json!({"compact_after_bytes": 100_000}));
+    let alice = Peer::new(1);
+    let a = join(&mut room, &alice);
+    for i in 0..12 {
+        let chunk = format!("{i:x}").repeat(50_000);
+        let len = alice.text("t").encode_utf16().count() as u32;
+        room.message(a, update_frame(alice.insert("t", len, &chunk)));
+    }
+    // 600 KB of text: more than one chunk of the compacted copy.
+    assert_eq!(keys(&room, DOC_PREFIX), 2);
+    assert!(
+        room.storage()
+            .entries()
+            .all(|(_, value)| value.len() <= crate::persist::CHUNK_BYTES)
+    );
+    room.restart().unwrap();
+    let bob = Peer::new(2);
+    join(&mut room, &bob);
+    assert_eq!(bob.text("t"), alice.text("t"));
+    assert_eq!(bob.text("t").len(), 600_000);
+}
+
+#[test]
+fn a_compaction_to_fewer_chunks_deletes_the_others() {
+    let mut room = room_with(json!({"gc": true, "compact_after_updates": 1}));
+    let alice = Peer::new(1);
+    let a = join(&mut room, &alice);
+    for i in 0..12 {
+        let len = alice.text("t").encode_utf16().count() as u32;
+        let update = alice.insert("t", len, &format!("{i:x}").repeat(50_000));
+        room.message(a, update_frame(update));
+    }
+    assert_eq!(keys(&room, DOC_PREFIX), 2);
+    assert_eq!(keys(&room, LOG_PREFIX), 0);
+    let clear = room.request(HttpRequest::new("DELETE", "/doc"));
+    assert_eq!(clear.status, 200, "{}", clear.body_text());
+    // Collected: the document fits one chunk again.
+    assert_eq!(keys(&room, DOC_PREFIX), 1);
+    assert!(room.storage().bytes() < 1000);
+    room.restart().unwrap();
+    assert_eq!(doc_json(&mut room), json!({"t": ""}));
+}
