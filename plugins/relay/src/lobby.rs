@@ -7,8 +7,7 @@
 //!   client is transferred to the new room with hand-off data `host`. The
 //!   room greets it with `created`.
 //! - `{"type":"join","code":C}` → `C` upper-cased; if it is a valid code of
-//!   a room the host knows (a live room, `transfer` without creating) the
-//!   client is transferred there with hand-off data
+//!   a live room the client is transferred there with hand-off data
 //!   `viewer` (the room greets it with `joined`); otherwise, or if the
 //!   transfer fails, the client gets
 //!   `{"type":"error","message":"Unknown room code"}` and stays here.
@@ -112,9 +111,8 @@ fn join(room: &mut Room<'_>, client: ClientId, code: Option<&Value>) {
         .and_then(Value::as_str)
         .map(str::to_ascii_uppercase)
         .filter(|code| is_room_code(code));
-    // Not only live rooms: the host decides whether the room exists (a
-    // session stored before a restart may be woken by the transfer).
-    let joined = match &code {
+    let live = code.filter(|code| room.rooms().iter().any(|r| r.room_id == *code));
+    let joined = match &live {
         Some(code) => room
             .transfer(client, Some(code), HANDOFF_VIEWER, false)
             .map_err(|err| room.debug(&format!("cannot join {code}: {err}")))
