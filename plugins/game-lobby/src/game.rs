@@ -84,9 +84,10 @@ use crate::wire::{
 
 /// The timer that ends the game when the host stays away. A durable one,
 /// pending as long as the game lasts: while the host is connected it fires
-/// every `host_grace_ms` only to be set again, so that a game stored when
-/// the server went down with its host connected ends at most about two
-/// grace periods later, even if nobody comes back to it.
+/// every `host_grace_ms` only to be set again. So every stored game has a
+/// durable timer: the host wakes it when it starts again, and a game
+/// stored when the server went down with its host connected ends one grace
+/// period after the restart if nobody comes back to it.
 pub const GRACE_TIMER: TimerId = 1;
 
 /// The highest player id handed out (the protocol's `u16::MAX - 100`).
