@@ -61,7 +61,7 @@ use crate::presence::{AwarenessId, Presence};
 use crate::snapshot::Snapshot;
 
 /// Fires `keep_empty_ms` after the last client left; until then the room
-/// (and its document) stays alive.
+/// (and its document, in memory) stays alive.
 pub const KEEP_EMPTY_TIMER: TimerId = 1;
 /// Fires when the oldest awareness state expires.
 pub const AWARENESS_TIMER: TimerId = 2;
@@ -233,8 +233,9 @@ impl RoomService for Collab {
     fn timer(&mut self, room: &mut Room<'_>, timer: TimerId) {
         match timer {
             KEEP_EMPTY_TIMER if self.clients.is_empty() => {
-                // With no clients and no timers the host ends the room, and
-                // the document goes with it. (No awareness timer is left:
+                // With no clients and no timers the host ends the room; the
+                // document stays in storage, compacted so that the next start
+                // reads one record. (No awareness timer is left:
                 // every live state belongs to a connection, and the last
                 // one's departure removed them and cancelled it.)
                 room.debug("no client came back: the room ends, its document stays stored");
