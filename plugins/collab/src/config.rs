@@ -59,8 +59,9 @@ pub const DEFAULT_COMPACT_AFTER_BYTES: usize = 1024 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// How long a room keeps its document after the last client left, in
-    /// milliseconds (`0`: drop it at once).
+    /// How long a room keeps its document in memory after the last client
+    /// left, in milliseconds (`0`: the room ends at once). The document
+    /// stays in storage either way.
     pub keep_empty_ms: u64,
     /// The largest document, in bytes of its v1 encoding. An update that
     /// would grow the document beyond it is refused. `None`:
