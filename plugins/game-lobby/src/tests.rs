@@ -117,6 +117,34 @@ fn hosted<const N: usize>() -> Hosted<N> {
     (room, host, token, players)
 }
 
+/// The host is away: the listing says so, and the whole grace period is
+/// ahead.
+fn assert_host_away(room: &TestRoom<GameLobby>) {
+    assert_eq!(
+        room.pending_timers(),
+        [(GRACE_TIMER, Duration::from_millis(1000))]
+    );
+    assert_eq!(
+        room.info().map(|i| i["host_connected"].clone()),
+        Some(json!(false))
+    );
+}
+
+/// The host reconnects with `token` to room r1: it gets its reply, then
+/// `replay`, and the grace timer checks on it from now on.
+fn host_back(room: &mut TestRoom<GameLobby>, token: u64, replay: &[&[u8]]) -> ClientId {
+    let host = arrive(room, &request(TTT, "r1", false, Some(token))).expect("host back");
+    let mut expected = vec![bin(&handshake_reply(0, 7, token))];
+    expected.extend(replay.iter().map(|frame| bin(frame)));
+    assert_eq!(room.take_sent(host), expected);
+    assert_eq!(
+        room.pending_timers(),
+        [(GRACE_TIMER, Duration::from_millis(1000))],
+        "the grace timer checks on the host from now on"
+    );
+    host
+}
+
 fn game(room: &TestRoom<GameLobby>) -> Option<&Game> {
     room.service().room().and_then(|r| r.game())
 }
@@ -566,14 +594,7 @@ fn a_reconnect_replaces_a_connection_still_open() {
 fn the_host_reconnects_within_the_grace_period_and_gets_the_replay() {
     let (mut room, host, host_token, [(a, _, _), (b, _, _), (c, _, _)]) = hosted::<3>();
     room.disconnect(host, DisconnectReason::Lost);
-    assert_eq!(
-        room.pending_timers(),
-        [(GRACE_TIMER, Duration::from_millis(1000))]
-    );
-    assert_eq!(
-        room.info().map(|i| i["host_connected"].clone()),
-        Some(json!(false))
-    );
+    assert_host_away(&room);
     // Meanwhile: b leaves, a new player joins, a leaves and comes back.
     room.disconnect(b, DisconnectReason::Closed);
     let d = arrive(&mut room, &request(TTT, "r1", false, None)).expect("joins");
@@ -586,21 +607,10 @@ fn the_host_reconnects_within_the_grace_period_and_gets_the_replay() {
     room.advance(Duration::from_millis(999));
     assert!(game(&room).is_some());
 
-    let host2 = arrive(&mut room, &request(TTT, "r1", false, Some(host_token))).expect("host");
-    assert_eq!(
-        room.take_sent(host2),
-        [
-            bin(&handshake_reply(0, 7, host_token)),
-            bin(&[0, 0, 1]),
-            bin(&[0, 0, 3]),
-            bin(&[0, 0, 4]),
-            bin(&[1, 0, 2]),
-        ]
-    );
-    assert_eq!(
-        room.pending_timers(),
-        [(GRACE_TIMER, Duration::from_millis(1000))],
-        "the grace timer checks on the host from now on"
+    let host2 = host_back(
+        &mut room,
+        host_token,
+        &[&[0, 0, 1], &[0, 0, 3], &[0, 0, 4], &[1, 0, 2]],
     );
     room.advance(Duration::from_secs(5));
     assert!(game(&room).is_some());
@@ -833,14 +843,7 @@ fn players_get_back_in_after_a_restart_inside_the_grace_period() {
     assert_eq!(restored.host(), None);
     assert_eq!(restored.rule_variation(), 7);
     assert_eq!(restored.connected(), 0);
-    assert_eq!(
-        room.pending_timers(),
-        [(GRACE_TIMER, Duration::from_millis(1000))]
-    );
-    assert_eq!(
-        room.info().map(|i| i["host_connected"].clone()),
-        Some(json!(false))
-    );
+    assert_host_away(&room);
 
     room.advance(Duration::from_millis(400));
     let (a, (id, rules, token)) = back(&mut room, a_token);
@@ -848,21 +851,7 @@ fn players_get_back_in_after_a_restart_inside_the_grace_period() {
     let (_c, (id, _, _)) = back(&mut room, c_token);
     assert_eq!(id, 3);
     // The host comes back: it hears who is here, and who is not (2).
-    let host = arrive(&mut room, &request(TTT, "r1", false, Some(host_token))).expect("host");
-    assert_eq!(
-        room.take_sent(host),
-        [
-            bin(&handshake_reply(0, 7, host_token)),
-            bin(&[0, 0, 1]),
-            bin(&[0, 0, 3]),
-            bin(&[1, 0, 2]),
-        ]
-    );
-    assert_eq!(
-        room.pending_timers(),
-        [(GRACE_TIMER, Duration::from_millis(1000))],
-        "the grace timer checks on the host from now on"
-    );
+    let host = host_back(&mut room, host_token, &[&[0, 0, 1], &[0, 0, 3], &[1, 0, 2]]);
     room.message(a, vec![2, 9]);
     assert_eq!(room.take_sent(host), [bin(&[2, 0, 1, 9])]);
     // A new player counts on from the stored ids.
