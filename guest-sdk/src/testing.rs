@@ -140,6 +140,7 @@ impl<S: RoomService> TestRoom<S> {
             seed: DEFAULT_SEED,
             auth: TestAuth::disabled(),
             stored: Vec::new(),
+            storage_limits: StorageLimits::default(),
             service: PhantomData,
         }
     }
@@ -911,6 +912,7 @@ pub struct TestRoomBuilder<S> {
     seed: u64,
     auth: TestAuth,
     stored: Vec<(Vec<u8>, Vec<u8>)>,
+    storage_limits: StorageLimits,
     service: PhantomData<fn() -> S>,
 }
 
@@ -988,6 +990,28 @@ impl<S: RoomService> TestRoomBuilder<S> {
         self
     }
 
+    /// The most the room may store, keys plus values, as an operator's
+    /// `max_room_storage_bytes` sets it (default
+    /// [`MAX_ROOM_STORAGE_BYTES`](crate::limits::MAX_ROOM_STORAGE_BYTES)):
+    /// to test how a service handles a refused write.
+    ///
+    /// ```
+    /// # use roomhost_sdk::{InitInfo, Room, RoomService, room_service};
+    /// # #[derive(Default)] #[room_service] struct Notes;
+    /// # impl RoomService for Notes {}
+    /// use roomhost_sdk::StorageError;
+    /// use roomhost_sdk::testing::TestRoom;
+    ///
+    /// let mut room = TestRoom::<Notes>::builder().max_room_storage_bytes(8).build();
+    /// let refused = room.with_room(|_, room| room.storage().put("key", "too long"));
+    /// assert!(matches!(refused, Err(StorageError::RoomFull { needed: 11, limit: 8 })));
+    /// assert_eq!(room.storage().bytes(), 0);
+    /// ```
+    pub fn max_room_storage_bytes(mut self, bytes: usize) -> Self {
+        self.storage_limits.max_room_bytes = bytes;
+        self
+    }
+
     /// Where the fake clock starts (default [`DEFAULT_START_MS`]).
     pub fn start_ms(mut self, start_ms: u64) -> Self {
         self.start_ms = start_ms;
@@ -1040,7 +1064,7 @@ impl<S: RoomService> TestRoomBuilder<S> {
         recorder.resumable = !S::RECONNECT_GRACE.is_zero();
         recorder.auth = self.auth;
         recorder.config = info.config.clone();
-        recorder.store = RoomStore::loaded(StorageLimits::default(), self.stored, []);
+        recorder.store = RoomStore::loaded(self.storage_limits, self.stored, []);
         let mut room = TestRoom {
             service: S::default(),
             recorder,

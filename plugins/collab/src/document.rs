@@ -38,6 +38,9 @@ pub enum DocError {
         /// The cap.
         limit: usize,
     },
+    /// The room's storage refused the change (it is full): the document
+    /// went back to what is stored (see [`persist`](crate::persist)).
+    Unsaved(String),
 }
 
 impl fmt::Display for DocError {
@@ -58,6 +61,7 @@ impl fmt::Display for DocError {
                 f,
                 "document too large: {size} + {incoming} bytes exceeds the {limit}-byte limit"
             ),
+            Self::Unsaved(reason) => write!(f, "the change cannot be stored: {reason}"),
         }
     }
 }
@@ -74,7 +78,7 @@ impl DocError {
     pub fn close_code(&self) -> Option<u16> {
         match self {
             Self::Malformed(_) => Some(crate::CLOSE_MALFORMED),
-            Self::Incomplete(_) | Self::TooLarge { .. } => None,
+            Self::Incomplete(_) | Self::TooLarge { .. } | Self::Unsaved(_) => None,
         }
     }
 
@@ -83,6 +87,7 @@ impl DocError {
         match self {
             Self::Malformed(_) | Self::Incomplete(_) => 400,
             Self::TooLarge { .. } => 413,
+            Self::Unsaved(_) => 507,
         }
     }
 }
@@ -189,9 +194,39 @@ impl Document {
         Ok(document)
     }
 
+    /// Applies updates the room itself produced earlier (its stored log),
+    /// in order, then measures the document. They are trusted: they are
+    /// what this document's observer collected from changes the guard had
+    /// accepted, so they skip the guard and the size cap (a cap lowered
+    /// since applies to new changes only).
+    pub fn replay(&mut self, updates: &[Vec<u8>]) -> Result<(), DocError> {
+        {
+            let mut txn = self.doc.transact_mut();
+            for update in updates {
+                let update = Update::decode_v1(update)
+                    .map_err(|err| DocError::Malformed(err.to_string()))?;
+                txn.apply_update(update)
+                    .map_err(|err| DocError::Malformed(err.to_string()))?;
+            }
+            roots::settle(&mut txn);
+            let store = txn.store();
+            if store.pending_update().is_some() || store.pending_ds().is_some() {
+                return Err(DocError::Incomplete("the stored log has a gap".to_owned()));
+            }
+        }
+        self.produced.borrow_mut().clear();
+        self.size();
+        Ok(())
+    }
+
     /// The yrs document (read access for views and tests).
     pub fn doc(&self) -> &Doc {
         &self.doc
+    }
+
+    /// How the document was set up.
+    pub fn settings(&self) -> Settings {
+        self.settings
     }
 
     /// The client id of the server's own edits.

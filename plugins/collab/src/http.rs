@@ -13,7 +13,8 @@
 //!
 //! Errors are JSON `{"error": "..."}`: 400 for bad input, 404 for unknown
 //! paths, 405 for a wrong method, 409 when a root has another kind, 413
-//! when the document would exceed its cap. A change made while no client
+//! when the document would exceed its cap, 507 when the room's storage
+//! refused the change (nothing of it was kept). A change made while no client
 //! is connected keeps the room alive for `keep_empty_ms`, like a departure.
 
 use roomhost_sdk::{HttpRequest, HttpResponse, Room};
@@ -94,16 +95,15 @@ impl Collab {
         )
     }
 
-    /// Fans out an edit's updates and answers as [`Collab::answer`] does.
+    /// Stores and fans out an edit's updates and answers as [`Collab::answer`] does.
     fn finish_edit(
         &mut self,
         room: &mut Room<'_>,
         result: Result<Edited, EditError>,
     ) -> HttpResponse {
-        let result = result.map(|edited| {
-            let changed = !edited.updates.is_empty();
-            self.fan_out(room, edited.updates, &[]);
-            (edited.summary, changed)
+        let result = result.and_then(|edited| {
+            let changed = self.commit(room, edited.updates, &[])?;
+            Ok((edited.summary, changed))
         });
         self.answer(room, result)
     }

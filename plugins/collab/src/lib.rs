@@ -13,6 +13,10 @@
 //!   it without a Yjs client; [`split`] cuts the document into updates of
 //!   bounded size for a joining client.
 //! - [`presence`] is the awareness table and who controls which entry.
+//! - [`persist`] keeps the document in the room's storage (a log of
+//!   updates, compacted into the document's state), so a room that starts
+//!   again, after it ended or after a host restart, has every change any
+//!   client saw.
 //! - [`http`] is the REST face (`/rooms/collab/{doc}/...`), [`snapshot`]
 //!   what survives a hot reload, [`config`] the configuration.
 //!
@@ -31,6 +35,7 @@ pub mod edits;
 pub mod guard;
 pub mod http;
 pub mod json;
+pub mod persist;
 pub mod presence;
 pub mod protocol;
 pub mod roots;
@@ -50,12 +55,13 @@ use roomhost_sdk::{
 };
 
 use crate::config::Config;
-use crate::document::Document;
+use crate::document::{DocError, Document};
+use crate::persist::{Log, Stored};
 use crate::presence::{AwarenessId, Presence};
 use crate::snapshot::Snapshot;
 
 /// Fires `keep_empty_ms` after the last client left; until then the room
-/// (and its document) stays alive.
+/// (and its document, in memory) stays alive.
 pub const KEEP_EMPTY_TIMER: TimerId = 1;
 /// Fires when the oldest awareness state expires.
 pub const AWARENESS_TIMER: TimerId = 2;
@@ -71,6 +77,8 @@ pub const CLOSE_MALFORMED: u16 = 4400;
 pub struct Collab {
     config: Config,
     doc: Document,
+    /// Where the stored copy of the document stands.
+    log: Log,
     presence: Presence,
     clients: BTreeSet<ClientId>,
     /// Clients whose token grants read-only access: their document updates
@@ -91,6 +99,22 @@ impl Collab {
     #[cfg(test)]
     pub(crate) fn presence(&self) -> &Presence {
         &self.presence
+    }
+
+    /// Stores the updates a change integrated (see [`persist`]), then sends
+    /// each as a sync `update` frame to every client but `except`; returns
+    /// whether the document changed. When storage refuses them, the
+    /// document goes back to what is stored and nobody receives them.
+    pub(crate) fn commit(
+        &mut self,
+        room: &mut Room<'_>,
+        updates: Vec<Vec<u8>>,
+        except: &[ClientId],
+    ) -> Result<bool, DocError> {
+        self.save(room, &updates)?;
+        let changed = !updates.is_empty();
+        self.fan_out(room, updates, except);
+        Ok(changed)
     }
 
     /// Sends each update as a sync `update` frame to every client but
@@ -141,6 +165,13 @@ impl Collab {
         }
     }
 
+    /// Compacts the stored log, if there is one.
+    fn compact_log(&mut self, room: &mut Room<'_>) {
+        if self.log.entries() > 0 {
+            self.compact(room);
+        }
+    }
+
     /// Publishes the listing metadata shown by `GET /rooms`.
     fn publish_info(&self, room: &mut Room<'_>) {
         let info = serde_json::json!({ "clients": self.clients.len() });
@@ -155,7 +186,12 @@ impl RoomService for Collab {
         self.config = Config::from_init(info)?;
         // Yjs client ids are random 32-bit numbers.
         let client_id = room.random_u64() & u64::from(u32::MAX);
-        self.doc = Document::new(self.config.doc_settings(client_id));
+        // A room that starts again finds its document in storage.
+        let stored = Stored::read(&mut room.storage()).map_err(|err| err.to_string())?;
+        self.doc = stored
+            .document(self.config.doc_settings(client_id))
+            .map_err(|err| err.to_string())?;
+        self.log = stored.log;
         self.presence = Presence::new(self.config.presence_limits());
         Ok(())
     }
@@ -187,17 +223,23 @@ impl RoomService for Collab {
         self.broadcast_awareness(room, &removed);
         self.schedule_awareness(room);
         self.keep_if_empty(room);
+        if self.clients.is_empty() && self.config.keep_empty_ms == 0 {
+            // The room ends now: the next start reads one record.
+            self.compact_log(room);
+        }
         self.publish_info(room);
     }
 
     fn timer(&mut self, room: &mut Room<'_>, timer: TimerId) {
         match timer {
             KEEP_EMPTY_TIMER if self.clients.is_empty() => {
-                // With no clients and no timers the host ends the room, and
-                // the document goes with it. (No awareness timer is left:
+                // With no clients and no timers the host ends the room; the
+                // document stays in storage, compacted so that the next start
+                // reads one record. (No awareness timer is left:
                 // every live state belongs to a connection, and the last
                 // one's departure removed them and cancelled it.)
-                room.debug("no client came back: dropping the document");
+                room.debug("no client came back: the room ends, its document stays stored");
+                self.compact_log(room);
             }
             AWARENESS_TIMER => {
                 let expired = self.presence.expire(room.now_ms());
@@ -230,7 +272,7 @@ impl RoomService for Collab {
         Ok(Some(snapshot.encode()))
     }
 
-    fn restore(_room: &mut Room<'_>, info: &InitInfo, snapshot: &[u8]) -> Result<Self, String> {
+    fn restore(room: &mut Room<'_>, info: &InitInfo, snapshot: &[u8]) -> Result<Self, String> {
         let config = Config::from_init(info)?;
         let snapshot = Snapshot::decode(snapshot)?;
         let doc = Document::restore(
@@ -239,15 +281,26 @@ impl RoomService for Collab {
             &snapshot.kinds,
         )
         .map_err(|err| format!("cannot restore the document: {err}"))?;
+        // The stored copy is the same document: only where its log stands
+        // is needed.
+        let log = Stored::read(&mut room.storage())
+            .map_err(|err| err.to_string())?
+            .log;
         let presence =
             Presence::from_parts(snapshot.presence, snapshot.owners, config.presence_limits());
-        Ok(Self {
+        let mut restored = Self {
             config,
             doc,
+            log,
             presence,
             clients: snapshot.clients.into_iter().collect(),
             read_only: snapshot.read_only.into_iter().collect(),
             refusals: BTreeMap::new(),
-        })
+        };
+        if restored.log.is_empty() && !restored.doc.state_vector().is_empty() {
+            // From a version that did not store the document.
+            restored.compact(room);
+        }
+        Ok(restored)
     }
 }

@@ -175,9 +175,9 @@ impl Collab {
         }
     }
 
-    /// Applies an update (from connection `from`, or over HTTP) and fans out
-    /// what was integrated to every other client, also when the update
-    /// failed part way. Returns whether the document changed.
+    /// Applies an update (from connection `from`, or over HTTP), stores what
+    /// was integrated and fans it out to every other client, also when the
+    /// update failed part way. Returns whether the document changed.
     pub(crate) fn apply_and_fan_out(
         &mut self,
         room: &mut Room<'_>,
@@ -192,9 +192,8 @@ impl Collab {
             Ok(updates) => (updates, Ok(())),
             Err(err) => (self.doc.take_updates(), Err(err)),
         };
-        let changed = !updates.is_empty();
-        self.fan_out(room, updates, except);
-        result.map(|()| changed)
+        let changed = self.commit(room, updates, except);
+        result.and(changed)
     }
 
     /// Logs that a frame of `client` was dropped for `reason`: the first

@@ -46,6 +46,18 @@
 //! game ends. The clients' sync state survives a host reconnect (as in the
 //! original relay); a host that lost its state should send `RESET`.
 //!
+//! # Storage
+//!
+//! The game's settings, counters and tokens are kept in the room's storage
+//! ([`persist`]), written in the event that changes them. A room that
+//! starts again after a host restart finds its game with nobody connected:
+//! the host counts as away since the restart (or since it left, if it had),
+//! the grace timer is a durable one (pending for as long as the game
+//! lasts, see [`GRACE_TIMER`]), and every player's token works, so a
+//! restart inside the grace period lets everyone back in. A create or join
+//! whose write storage refuses is refused (nothing changes); the game's end
+//! deletes everything.
+//!
 //! # Listing
 //!
 //! `set_info` publishes `{"game", "room", "players", "max_players",
@@ -63,13 +75,19 @@ use serde_json::json;
 use crate::config::Config;
 use crate::errors;
 use crate::lobby::Lobby;
+use crate::persist::{self, Stored};
 use crate::wire::{
     CLIENT_DISCONNECTS, CLIENT_DISCONNECTS_SELF, CLIENT_GETS_KICKED, DELTA_UPDATE, FULL_UPDATE,
     JoinRequest, NEW_CLIENT, RESET, SERVER_DISCONNECTS, SERVER_RPC, error_frame, handshake_reply,
     handshake_reply_for, id_frame, rpc_to_host,
 };
 
-/// The timer that ends the game when the host stays away.
+/// The timer that ends the game when the host stays away. A durable one,
+/// pending as long as the game lasts: while the host is connected it fires
+/// every `host_grace_ms` only to be set again. So every stored game has a
+/// durable timer: the host wakes it when it starts again, and a game
+/// stored when the server went down with its host connected ends one grace
+/// period after the restart if nobody comes back to it.
 pub const GRACE_TIMER: TimerId = 1;
 
 /// The highest player id handed out (the protocol's `u16::MAX - 100`).
@@ -112,6 +130,8 @@ pub struct Game {
     pub(crate) next_id: u32,
     /// Players who left while the host was away, for its replay.
     left_while_away: BTreeSet<u16>,
+    /// Since when the host is away (ms), while it is.
+    host_away_since: Option<u64>,
 }
 
 impl Game {
@@ -156,6 +176,62 @@ impl Game {
     fn send_to_host(&self, room: &mut Room<'_>, frame: Vec<u8>) {
         if let Some(host) = self.host {
             room.send(host, frame);
+        }
+    }
+
+    /// The game's stored settings and counters.
+    fn stored(&self) -> Stored {
+        let host_token = self
+            .tokens
+            .iter()
+            .find_map(|(token, id)| (*id == HOST_ID).then_some(*token))
+            .unwrap_or_default();
+        Stored {
+            game_id: self.game_id.clone(),
+            room_id: self.room_id.clone(),
+            rule_variation: self.rule_variation,
+            max_players: self.max_players,
+            next_id: self.next_id,
+            host_token,
+            host_away_since: self.host_away_since,
+        }
+    }
+
+    /// The game stored before a restart: nobody is connected, and every
+    /// player counts as having left while the host was away (the host
+    /// learns, on its return, who is not back).
+    fn from_stored(stored: Stored, players: Vec<(u16, u64)>) -> Self {
+        let mut tokens = HashMap::from([(stored.host_token, HOST_ID)]);
+        tokens.extend(players.iter().map(|&(id, token)| (token, id)));
+        Game {
+            game_id: stored.game_id,
+            room_id: stored.room_id,
+            rule_variation: stored.rule_variation,
+            max_players: stored.max_players,
+            host: None,
+            left_while_away: players.iter().map(|&(id, _)| id).collect(),
+            players: players
+                .into_iter()
+                .map(|(id, token)| {
+                    let player = Player {
+                        token,
+                        conn: None,
+                        synced: false,
+                    };
+                    (id, player)
+                })
+                .collect(),
+            conns: HashMap::new(),
+            tokens,
+            next_id: stored.next_id,
+            host_away_since: stored.host_away_since,
+        }
+    }
+
+    /// Stores the game's settings and counters, logging a refusal.
+    fn save_settings(&self, room: &mut Room<'_>) {
+        if let Err(err) = persist::save(&mut room.storage(), vec![self.stored().write()]) {
+            room.warn(&format!("cannot store the game: {err}"));
         }
     }
 
@@ -221,13 +297,18 @@ impl GameRoom {
             tokens: HashMap::from([(host_token, HOST_ID)]),
             next_id: 1,
             left_while_away: BTreeSet::new(),
+            host_away_since: None,
         };
+        persist::save(&mut room.storage(), vec![game.stored().write()]).map_err(|err| {
+            errors::cannot_create(&request.room_id, &request.game_id, &err.to_string())
+        })?;
         room.send(
             client,
             handshake_reply_for(request, HOST_ID, game.rule_variation, host_token),
         );
         room.info(&format!("game created by client {client}"));
         self.game = Some(game);
+        self.check_host_later(room);
         self.publish(room);
         Ok(())
     }
@@ -251,6 +332,13 @@ impl GameRoom {
         }
         let id = u16::try_from(game.next_id).map_err(|_| errors::out_of_ids(&game.room_id))?;
         let token = game.fresh_token(room)?;
+        let mut stored = game.stored();
+        stored.next_id += 1;
+        persist::save(
+            &mut room.storage(),
+            vec![stored.write(), persist::put_player(id, token)],
+        )
+        .map_err(|err| errors::cannot_join(&game.room_id, &game.game_id, &err.to_string()))?;
         game.next_id += 1;
         game.tokens.insert(token, id);
         game.conns.insert(client, id);
@@ -288,8 +376,9 @@ impl GameRoom {
             if game.host.is_some() {
                 return Err(errors::HOST_CONNECTED.to_owned());
             }
-            room.cancel_timer(GRACE_TIMER);
             game.host = Some(client);
+            game.host_away_since = None;
+            game.save_settings(room);
             room.send(client, handshake_reply(HOST_ID, game.rule_variation, token));
             // The replay: who is here now, and who left meanwhile.
             for (&id, player) in &game.players {
@@ -303,6 +392,7 @@ impl GameRoom {
                 }
             }
             room.info(&format!("host reconnected as client {client}"));
+            self.check_host_later(room);
         } else {
             let host = game.host;
             let Some(player) = game.players.get_mut(&id) else {
@@ -357,6 +447,7 @@ impl GameRoom {
             return;
         };
         room.cancel_timer(GRACE_TIMER);
+        persist::delete(&mut room.storage(), game.players.keys().copied());
         for player in game.players.values() {
             if let Some(conn) = player.conn {
                 crate::lobby::fail(room, conn, errors::SERVER_LEFT);
@@ -375,6 +466,35 @@ impl GameRoom {
         });
         if let Err(err) = room.set_info(&info) {
             room.warn(&err.to_string());
+        }
+    }
+
+    /// Starts the grace period (a durable timer, so it also runs out after
+    /// a restart), or ends the game at once when it is zero or the timer
+    /// cannot be set; whether the game goes on.
+    fn start_grace(&mut self, room: &mut Room<'_>, grace: std::time::Duration) -> bool {
+        if self.config.host_grace().is_zero() {
+            self.end(room);
+            return false;
+        }
+        if let Err(err) = room.storage().set_durable_timer(GRACE_TIMER, grace) {
+            room.warn(&format!("{err}; ending the game now"));
+            self.end(room);
+            return false;
+        }
+        true
+    }
+
+    /// Sets the grace timer to check on the connected host one grace period
+    /// from now (not with a zero grace period: the game then ends with its
+    /// host's departure, and a stored one when it is restored).
+    fn check_host_later(&mut self, room: &mut Room<'_>) {
+        let grace = self.config.host_grace();
+        if grace.is_zero() {
+            return;
+        }
+        if let Err(err) = room.storage().set_durable_timer(GRACE_TIMER, grace) {
+            room.warn(&format!("cannot set the grace timer: {err}"));
         }
     }
 
@@ -431,6 +551,8 @@ fn kick(game: &mut Game, room: &mut Room<'_>, bytes: &[u8]) {
     };
     game.tokens.remove(&player.token);
     game.left_while_away.remove(&id);
+    // Deletions only shrink the room: never refused.
+    let _ = persist::save(&mut room.storage(), vec![persist::delete_player(id)]);
     if let Some(conn) = player.conn {
         game.conns.remove(&conn);
         crate::lobby::fail(room, conn, errors::KICKED);
@@ -459,9 +581,27 @@ fn relay(game: &mut Game, room: &mut Room<'_>, kind: u8, bytes: &[u8]) {
 
 impl RoomService for GameRoom {
     /// Reads the configuration; an invalid one refuses to start the room.
-    fn init(&mut self, _room: &mut Room<'_>, info: &InitInfo) -> Result<(), String> {
+    fn init(&mut self, room: &mut Room<'_>, info: &InitInfo) -> Result<(), String> {
         let config = Config::parse(&info.config).map_err(|err| err.to_string())?;
         *self = GameRoom::new(config, &info.room_id);
+        // A game stored before a restart: its host is away.
+        if let Some((stored, players)) = persist::load(&mut room.storage())? {
+            let mut game = Game::from_stored(stored, players);
+            let now = room.now_ms();
+            let since = *game.host_away_since.get_or_insert(now);
+            game.save_settings(room);
+            room.info(&format!(
+                "game restored with {} players; waiting for the host",
+                game.players.len()
+            ));
+            self.game = Some(game);
+            let left = self
+                .config
+                .host_grace_ms
+                .saturating_sub(now.saturating_sub(since));
+            self.start_grace(room, std::time::Duration::from_millis(left));
+            self.publish(room);
+        }
         Ok(())
     }
 
@@ -515,15 +655,10 @@ impl RoomService for GameRoom {
         };
         if game.host == Some(client) {
             game.host = None;
+            game.host_away_since = Some(room.now_ms());
+            game.save_settings(room);
             room.info(&format!("the host left ({reason:?})"));
-            let grace = self.config.host_grace();
-            if grace.is_zero() {
-                self.end(room);
-                return;
-            }
-            if let Err(err) = room.set_timer(GRACE_TIMER, grace) {
-                room.warn(&format!("{err}; ending the game now"));
-                self.end(room);
+            if !self.start_grace(room, self.config.host_grace()) {
                 return;
             }
         } else if let Some(id) = game.conns.remove(&client) {
@@ -542,11 +677,19 @@ impl RoomService for GameRoom {
         self.publish(room);
     }
 
-    /// A timer fired: the grace period is over.
+    /// A timer fired: the grace period is over, or (with the host
+    /// connected) it is time to check on the host again.
     fn timer(&mut self, room: &mut Room<'_>, timer: TimerId) {
-        if timer == GRACE_TIMER && self.game.as_ref().is_some_and(|g| g.host.is_none()) {
-            room.info("the host did not come back in time");
-            self.end(room);
+        if timer != GRACE_TIMER {
+            return;
+        }
+        match self.game.as_ref().map(|g| g.host.is_none()) {
+            Some(true) => {
+                room.info("the host did not come back in time");
+                self.end(room);
+            }
+            Some(false) => self.check_host_later(room),
+            None => {}
         }
     }
 }

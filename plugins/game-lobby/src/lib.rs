@@ -14,7 +14,9 @@
 //!   `connect` (create / join / reconnect, caps, ids, tokens), relays
 //!   between host and players with the per-player sync gate, carries out
 //!   kicks and the end of the game, and keeps the game for a grace period
-//!   when the host drops.
+//!   when the host drops. Its settings and tokens are kept in the room's
+//!   storage ([`persist`]), so a host restart inside the grace period lets
+//!   the players back in.
 //!
 //! Every frame is binary; failures are `[05]` + UTF-8 text ([`errors`])
 //! followed by a close with code 1000.
@@ -30,6 +32,7 @@ pub mod config;
 pub mod errors;
 pub mod game;
 pub mod lobby;
+pub mod persist;
 pub mod wire;
 
 use roomhost_sdk::LobbyAndRooms;

@@ -12,6 +12,9 @@
 //!   `create: false`; when the host reports that the room does not exist →
 //!   `[05]"Room {room_id} does not exist for game {game_id}."` (join) or
 //!   `[05]"Room {room_id} no longer exists for game {game_id}."` (reconnect).
+//!   A reconnect to a room that is not running goes with `create: true`
+//!   instead, so a game stored before a host restart wakes; a room with
+//!   nothing stored rejects the token with the same text.
 //! - The hand-off data is the request re-encoded in the form it came in; the
 //!   [game room](crate::game) runs every other check in its `connect`.
 //! - A client the game room rejected comes back here with the reason, and
@@ -76,7 +79,12 @@ impl Lobby {
             room.transfer_to_room(client, &key, &data, true)
                 .map_err(|err| errors::cannot_create(room_id, game_id, &err.to_string()))
         } else {
-            room.transfer_to_room(client, &key, &data, false)
+            // A reconnect to a room that is not running starts it: a game
+            // stored before a host restart comes back from storage (a room
+            // with nothing stored refuses the token as "no longer exists",
+            // and ends).
+            let wake = request.reconnect_token.is_some() && !is_live_game(&room.rooms(), &key);
+            room.transfer_to_room(client, &key, &data, wake)
                 .map_err(|err| match err {
                     TransferError::NoSuchRoom => missing_text(&request),
                     other => errors::cannot_join(room_id, game_id, &other.to_string()),

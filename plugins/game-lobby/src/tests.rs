@@ -117,6 +117,34 @@ fn hosted<const N: usize>() -> Hosted<N> {
     (room, host, token, players)
 }
 
+/// The host is away: the listing says so, and the whole grace period is
+/// ahead.
+fn assert_host_away(room: &TestRoom<GameLobby>) {
+    assert_eq!(
+        room.pending_timers(),
+        [(GRACE_TIMER, Duration::from_millis(1000))]
+    );
+    assert_eq!(
+        room.info().map(|i| i["host_connected"].clone()),
+        Some(json!(false))
+    );
+}
+
+/// The host reconnects with `token` to room r1: it gets its reply, then
+/// `replay`, and the grace timer checks on it from now on.
+fn host_back(room: &mut TestRoom<GameLobby>, token: u64, replay: &[&[u8]]) -> ClientId {
+    let host = arrive(room, &request(TTT, "r1", false, Some(token))).expect("host back");
+    let mut expected = vec![bin(&handshake_reply(0, 7, token))];
+    expected.extend(replay.iter().map(|frame| bin(frame)));
+    assert_eq!(room.take_sent(host), expected);
+    assert_eq!(
+        room.pending_timers(),
+        [(GRACE_TIMER, Duration::from_millis(1000))],
+        "the grace timer checks on the host from now on"
+    );
+    host
+}
+
 fn game(room: &TestRoom<GameLobby>) -> Option<&Game> {
     room.service().room().and_then(|r| r.game())
 }
@@ -225,11 +253,17 @@ fn a_reconnect_to_a_missing_room_is_told_so() {
     let mut lobby = lobby();
     let client = lobby.connect();
     lobby.message(client, request(TTT, "r1", true, Some(5)).encode());
+    // The room is not running: the reconnect starts it, since it may have
+    // a game stored before a restart. This one has none and refuses.
+    let transfer = lobby.take_transfers().remove(0);
+    assert!(transfer.create);
+    let mut fresh = game_room(KEY);
+    let reason = arrive(&mut fresh, &request(TTT, "r1", true, Some(5))).expect_err("no game");
+    assert_eq!(lobby.bounce_back(&transfer, &reason), Ok(()));
     assert_eq!(
         lobby.take_sent(client),
         [error("Room r1 no longer exists for game tic-tac-toe.")]
     );
-    assert!(lobby.take_transfers().is_empty());
 
     // With the room live, a reconnect goes there without create.
     lobby.set_rooms(vec![RoomEntry::new(KEY, 1, json!(null))]);
@@ -560,14 +594,7 @@ fn a_reconnect_replaces_a_connection_still_open() {
 fn the_host_reconnects_within_the_grace_period_and_gets_the_replay() {
     let (mut room, host, host_token, [(a, _, _), (b, _, _), (c, _, _)]) = hosted::<3>();
     room.disconnect(host, DisconnectReason::Lost);
-    assert_eq!(
-        room.pending_timers(),
-        [(GRACE_TIMER, Duration::from_millis(1000))]
-    );
-    assert_eq!(
-        room.info().map(|i| i["host_connected"].clone()),
-        Some(json!(false))
-    );
+    assert_host_away(&room);
     // Meanwhile: b leaves, a new player joins, a leaves and comes back.
     room.disconnect(b, DisconnectReason::Closed);
     let d = arrive(&mut room, &request(TTT, "r1", false, None)).expect("joins");
@@ -580,18 +607,11 @@ fn the_host_reconnects_within_the_grace_period_and_gets_the_replay() {
     room.advance(Duration::from_millis(999));
     assert!(game(&room).is_some());
 
-    let host2 = arrive(&mut room, &request(TTT, "r1", false, Some(host_token))).expect("host");
-    assert_eq!(
-        room.take_sent(host2),
-        [
-            bin(&handshake_reply(0, 7, host_token)),
-            bin(&[0, 0, 1]),
-            bin(&[0, 0, 3]),
-            bin(&[0, 0, 4]),
-            bin(&[1, 0, 2]),
-        ]
+    let host2 = host_back(
+        &mut room,
+        host_token,
+        &[&[0, 0, 1], &[0, 0, 3], &[0, 0, 4], &[1, 0, 2]],
     );
-    assert!(room.pending_timers().is_empty());
     room.advance(Duration::from_secs(5));
     assert!(game(&room).is_some());
     for client in [a2, c, d] {
@@ -790,4 +810,198 @@ fn the_host_ends_the_game() {
     // Until the room is disposed, a new creator may start over.
     let (_, _) = create_in(&mut room, TTT);
     assert!(room.info().is_some_and(|i| i.get("ended").is_none()));
+}
+
+// ---- the game in storage ----
+
+/// The game room `KEY` with a room storage cap of `bytes`.
+fn game_room_storing(bytes: usize) -> TestRoom<GameLobby> {
+    TestRoom::<GameLobby>::builder()
+        .room_id(KEY)
+        .config(&config())
+        .max_room_storage_bytes(bytes)
+        .build()
+}
+
+/// Reconnects with `token`; returns the connection and its reply.
+fn back(room: &mut TestRoom<GameLobby>, token: u64) -> (ClientId, (u16, u16, u64)) {
+    let client = arrive(room, &request(TTT, "r1", false, Some(token))).expect("back in");
+    let sent = room.take_sent(client);
+    assert!(!sent.is_empty(), "a reply");
+    (client, reply(&sent[0]))
+}
+
+#[test]
+fn players_get_back_in_after_a_restart_inside_the_grace_period() {
+    let (mut room, _host, host_token, [(_, 1, a_token), (_, 2, _b_token), (_, 3, c_token)]) =
+        hosted::<3>()
+    else {
+        panic!("ids 1, 2, 3");
+    };
+    room.restart().expect("the room starts again");
+    let restored = game(&room).expect("the game is restored");
+    assert_eq!(restored.host(), None);
+    assert_eq!(restored.rule_variation(), 7);
+    assert_eq!(restored.connected(), 0);
+    assert_host_away(&room);
+
+    room.advance(Duration::from_millis(400));
+    let (a, (id, rules, token)) = back(&mut room, a_token);
+    assert_eq!((id, rules, token), (1, 7, a_token));
+    let (_c, (id, _, _)) = back(&mut room, c_token);
+    assert_eq!(id, 3);
+    // The host comes back: it hears who is here, and who is not (2).
+    let host = host_back(&mut room, host_token, &[&[0, 0, 1], &[0, 0, 3], &[1, 0, 2]]);
+    room.message(a, vec![2, 9]);
+    assert_eq!(room.take_sent(host), [bin(&[2, 0, 1, 9])]);
+    // A new player counts on from the stored ids.
+    let (_, id, _) = join_in(&mut room, TTT, host);
+    assert_eq!(id, 4);
+}
+
+#[test]
+fn the_grace_period_runs_out_after_a_restart() {
+    let (mut room, _host, host_token, [_]) = hosted::<1>();
+    room.restart().expect("the room starts again");
+    room.advance(Duration::from_millis(1000));
+    assert!(game(&room).is_none());
+    assert_eq!(room.storage().bytes(), 0, "an ended game stores nothing");
+    assert_eq!(
+        arrive(&mut room, &request(TTT, "r1", false, Some(host_token))),
+        Err("Room r1 no longer exists for game tic-tac-toe.".to_owned())
+    );
+}
+
+#[test]
+fn a_host_away_before_the_restart_keeps_its_deadline() {
+    let (mut room, host, host_token, [_]) = hosted::<1>();
+    room.disconnect(host, DisconnectReason::Lost);
+    room.advance(Duration::from_millis(600));
+    room.restart().expect("the room starts again");
+    assert_eq!(
+        room.pending_timers(),
+        [(GRACE_TIMER, Duration::from_millis(400))]
+    );
+    room.advance(Duration::from_millis(399));
+    let (_, (id, _, _)) = back(&mut room, host_token);
+    assert_eq!(id, 0);
+    assert_eq!(
+        room.pending_timers(),
+        [(GRACE_TIMER, Duration::from_millis(1000))],
+        "the grace timer checks on the host from now on"
+    );
+    // Back: a second restart starts a whole grace period again.
+    room.restart().expect("the room starts again");
+    assert_eq!(
+        room.pending_timers(),
+        [(GRACE_TIMER, Duration::from_millis(1000))]
+    );
+}
+
+#[test]
+fn a_kicked_token_stays_revoked_after_a_restart() {
+    let (mut room, host, _, [(_, _, kicked), (_, _, kept)]) = hosted::<2>();
+    room.message(host, vec![1, 0, 1]);
+    room.restart().expect("the room starts again");
+    assert_eq!(
+        arrive(&mut room, &request(TTT, "r1", false, Some(kicked))),
+        Err(errors::INVALID_TOKEN.to_owned())
+    );
+    assert_eq!(back(&mut room, kept).1.0, 2);
+}
+
+#[test]
+fn an_ended_game_deletes_what_it_stored() {
+    let (mut room, host, _, [_, _]) = hosted::<2>();
+    assert!(room.storage().bytes() > 0);
+    room.message(host, vec![0]);
+    assert_eq!(room.storage().bytes(), 0);
+    room.restart().expect("the room starts again");
+    assert!(game(&room).is_none());
+}
+
+#[test]
+fn a_room_without_a_game_stores_nothing() {
+    let mut room = game_room(KEY);
+    let refused = arrive(&mut room, &request(TTT, "r1", false, Some(5)));
+    assert!(refused.is_err());
+    assert_eq!(room.storage().bytes(), 0);
+}
+
+#[test]
+fn the_stored_game_stays_bounded_by_its_players() {
+    let mut room = TestRoom::<GameLobby>::builder()
+        .room_id("r1#open")
+        .config(&config())
+        .build();
+    let (host, _) = create_in(&mut room, "open");
+    let settings = room.storage().bytes();
+    for round in 0..50 {
+        let (a, id, _) = join_in(&mut room, "open", host);
+        room.disconnect(a, DisconnectReason::Closed);
+        room.take_sent(host);
+        if round % 2 == 0 {
+            room.message(host, [vec![1], id.to_be_bytes().to_vec()].concat());
+            room.take_sent(host);
+        }
+        let players = game(&room).map_or(0, |g| g.players().len());
+        // The settings (whose next id may grow by a digit or two) and 14
+        // bytes per player still holding a token.
+        assert!(room.storage().bytes() <= settings + 4 + 14 * players);
+    }
+    assert_eq!(game(&room).map(|g| g.players().len()), Some(25));
+}
+
+#[test]
+fn a_join_storage_refuses_is_refused() {
+    let mut room = game_room_storing(200);
+    let (host, _) = create_in(&mut room, TTT);
+    let stored = room.storage().bytes();
+    let mut joined = 0;
+    let refusal = loop {
+        match arrive(&mut room, &request(TTT, "r1", false, None)) {
+            Ok(_) => {
+                joined += 1;
+                room.take_all();
+            }
+            Err(reason) => break reason,
+        }
+        assert!(joined < 20, "the cap refuses a join eventually");
+    };
+    assert!(
+        refusal.starts_with("Cannot join room r1 for game tic-tac-toe: the room would store"),
+        "{refusal}"
+    );
+    // Nothing changed: the next id is still free, the host heard nothing.
+    assert!(room.take_sent(host).is_empty());
+    let game = game(&room).expect("the game goes on");
+    assert_eq!(game.players().len(), joined);
+    assert_eq!(game.next_id, joined as u32 + 1);
+    assert!(room.storage().bytes() <= 200 && room.storage().bytes() > stored);
+}
+
+#[test]
+fn a_create_storage_refuses_is_refused() {
+    let mut room = game_room_storing(20);
+    let refusal = arrive(&mut room, &request(TTT, "r1", true, None)).expect_err("refused");
+    assert!(refusal.starts_with("Cannot create room r1 for game tic-tac-toe: "));
+    assert!(game(&room).is_none());
+    assert_eq!(room.storage().bytes(), 0);
+}
+
+#[test]
+fn the_grace_timer_only_checks_on_a_connected_host() {
+    let (mut room, host, _, [(a, _, _)]) = hosted::<1>();
+    assert_eq!(
+        room.pending_timers(),
+        [(GRACE_TIMER, Duration::from_millis(1000))]
+    );
+    room.advance(Duration::from_millis(5500));
+    assert!(room.is_connected(host) && room.is_connected(a));
+    assert!(game(&room).is_some());
+    assert_eq!(
+        room.pending_timers(),
+        [(GRACE_TIMER, Duration::from_millis(500))]
+    );
+    assert!(room.take_all().is_empty());
 }

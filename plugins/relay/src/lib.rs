@@ -12,15 +12,18 @@
 //! - A **session** ([`session`]) relays `command`/`activate` from the host
 //!   to the viewers, routes `history_request`/`history` between them, keeps
 //!   a bounded [`record`] to answer history requests itself when the host is
-//!   slow or absent, and ends on the host's `close` or departure.
+//!   slow or absent, and ends on the host's `close` or departure. The
+//!   record is kept in the room's storage ([`persist`]), so it survives a
+//!   host restart.
 //!
 //! Configuration (all optional):
 //! `{"history_timeout_ms": 2000, "max_record_entries": 10000,
-//! "max_record_bytes": 8388608}`.
+//! "max_record_bytes": 8388608, "stored_record_ms": 3600000}`.
 
 #![warn(missing_docs)]
 
 pub mod lobby;
+pub mod persist;
 pub mod record;
 pub mod session;
 
@@ -41,6 +44,9 @@ pub const HANDOFF_CLOSED: &[u8] = b"closed";
 /// The error text for a `join` the relay cannot honour.
 pub const UNKNOWN_ROOM_CODE: &str = "Unknown room code";
 
+/// How long a stored record outlives its host by default (1 h).
+pub const DEFAULT_STORED_RECORD_MS: u64 = 60 * 60 * 1000;
+
 /// The relay's configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default)]
@@ -52,6 +58,10 @@ pub struct Config {
     pub max_record_entries: usize,
     /// The most bytes (of `data` JSON text) a session records.
     pub max_record_bytes: usize,
+    /// How long a session's stored record outlives its host's last sign of
+    /// life, in milliseconds: a session that came back from storage after
+    /// a restart (without its host) ends then and deletes its record.
+    pub stored_record_ms: u64,
 }
 
 impl Default for Config {
@@ -60,6 +70,7 @@ impl Default for Config {
             history_timeout_ms: 2000,
             max_record_entries: 10_000,
             max_record_bytes: 8 * 1024 * 1024,
+            stored_record_ms: DEFAULT_STORED_RECORD_MS,
         }
     }
 }
@@ -72,8 +83,13 @@ impl Config {
     /// The service's configuration; a bad one refuses to start the room
     /// (for the lobby, the server) with the reason.
     pub fn from_init(info: &InitInfo) -> Result<Self, String> {
-        info.config()
-            .map_err(|err| format!("invalid relay config: {err}"))
+        let config: Self = info
+            .config()
+            .map_err(|err| format!("invalid relay config: {err}"))?;
+        if config.stored_record_ms == 0 {
+            return Err("invalid relay config: stored_record_ms must be positive".to_owned());
+        }
+        Ok(config)
     }
 }
 

@@ -1,5 +1,6 @@
 //! The session record: every `command` and `activate` the room relayed, in
-//! order, bounded by entry count and bytes.
+//! order, bounded by entry count and bytes, each with its sequence number
+//! (its key in storage, see [`persist`](crate::persist)).
 
 use std::collections::VecDeque;
 
@@ -14,6 +15,16 @@ pub enum Kind {
     Activate,
 }
 
+impl Kind {
+    /// The frame's `type`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Command => "command",
+            Self::Activate => "activate",
+        }
+    }
+}
+
 /// One relayed frame: its kind and its `data` value, exactly as the host
 /// sent it.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,6 +36,24 @@ pub struct Entry {
     /// What the entry counts towards the byte bound: the length of `data`
     /// as JSON text.
     bytes: usize,
+    /// The entry's sequence number: one more than the entry before it.
+    seq: u64,
+}
+
+impl Entry {
+    /// The entry's sequence number.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+}
+
+/// What a [`Record::push`] changed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Pushed {
+    /// The new entry's sequence number, when it was kept.
+    pub kept: Option<u64>,
+    /// The sequence numbers of the entries dropped to make room.
+    pub evicted: Vec<u64>,
 }
 
 /// The last relayed `command`/`activate` frames, oldest first. Holds at most
@@ -36,6 +65,8 @@ pub struct Record {
     bytes: usize,
     max_entries: usize,
     max_bytes: usize,
+    /// The sequence number of the next entry.
+    next_seq: u64,
 }
 
 impl Record {
@@ -46,21 +77,52 @@ impl Record {
             bytes: 0,
             max_entries,
             max_bytes,
+            next_seq: 0,
         }
     }
 
     /// Appends a frame, then drops the oldest entries until the bounds hold
     /// (an entry larger than `max_bytes` on its own is therefore not kept).
-    pub fn push(&mut self, kind: Kind, data: Value) {
+    pub fn push(&mut self, kind: Kind, data: Value) -> Pushed {
+        self.push_at(self.next_seq, kind, data)
+    }
+
+    /// [`Record::push`] with sequence number `seq` (the next entries count
+    /// on from it): for entries read back from storage.
+    pub fn push_at(&mut self, seq: u64, kind: Kind, data: Value) -> Pushed {
         let bytes = data.to_string().len();
-        self.entries.push_back(Entry { kind, data, bytes });
+        self.entries.push_back(Entry {
+            kind,
+            data,
+            bytes,
+            seq,
+        });
+        self.next_seq = seq.saturating_add(1);
         self.bytes += bytes;
+        let mut evicted = Vec::new();
         while self.entries.len() > self.max_entries || self.bytes > self.max_bytes {
-            let Some(oldest) = self.entries.pop_front() else {
+            let Some(oldest) = self.pop_oldest() else {
                 break;
             };
-            self.bytes -= oldest.bytes;
+            evicted.push(oldest.seq);
         }
+        let kept = self.entries.back().map(|e| e.seq).filter(|s| *s == seq);
+        evicted.retain(|evicted| *evicted != seq);
+        Pushed { kept, evicted }
+    }
+
+    /// Removes and returns the oldest entry.
+    pub fn pop_oldest(&mut self) -> Option<Entry> {
+        let oldest = self.entries.pop_front()?;
+        self.bytes -= oldest.bytes;
+        Some(oldest)
+    }
+
+    /// Removes and returns the newest entry.
+    pub fn pop_newest(&mut self) -> Option<Entry> {
+        let newest = self.entries.pop_back()?;
+        self.bytes -= newest.bytes;
+        Some(newest)
     }
 
     /// The recorded entries, oldest first.
@@ -141,6 +203,33 @@ mod tests {
         record.push(Kind::Command, json!("x".repeat(20)));
         assert!(record.is_empty());
         assert_eq!(record.bytes(), 0);
+    }
+
+    #[test]
+    fn pushes_report_what_they_kept_and_evicted() {
+        let mut record = Record::new(2, 10);
+        assert_eq!(record.push(Kind::Command, json!("a")).kept, Some(0));
+        record.push(Kind::Command, json!("b"));
+        let pushed = record.push(Kind::Command, json!("c"));
+        assert_eq!(
+            pushed,
+            Pushed {
+                kept: Some(2),
+                evicted: vec![0]
+            }
+        );
+        // Too big on its own: not kept, and the others are gone too.
+        let pushed = record.push(Kind::Command, json!("x".repeat(20)));
+        assert_eq!(
+            pushed,
+            Pushed {
+                kept: None,
+                evicted: vec![1, 2]
+            }
+        );
+        // Read back from storage: the next entries count on.
+        record.push_at(41, Kind::Command, json!("d"));
+        assert_eq!(record.push(Kind::Command, json!("e")).kept, Some(42));
     }
 
     #[test]

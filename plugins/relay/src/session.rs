@@ -21,6 +21,12 @@
 //!   `close` the host goes back to the lobby, so it can create again on the
 //!   same socket. The session then has no clients and no timers, and ends.
 //! - Listing metadata: `{"viewers": N}`.
+//! - The record is kept in the room's storage ([`persist`]): a session
+//!   that runs again after a host restart answers history requests with
+//!   what it had relayed; an ended session deletes it. A durable timer
+//!   ([`LEASE_TIMER`]) ends a session `stored_record_ms` after its host's
+//!   last frame when the host is gone, so a record stored when the server
+//!   went down does not stay forever.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
@@ -32,6 +38,7 @@ use roomhost_sdk::{
 use serde_json::Value;
 
 use crate::lobby::Lobby;
+use crate::persist;
 use crate::record::{Kind, Record};
 use crate::{Config, Frame, HANDOFF_CLOSED, HANDOFF_HOST, Out, UNKNOWN_ROOM_CODE, is_room_code};
 
@@ -39,6 +46,11 @@ use crate::{Config, Frame, HANDOFF_CLOSED, HANDOFF_HOST, Out, UNKNOWN_ROOM_CODE,
 pub const REASON_HOST_CLOSED: &str = "Host closed the session";
 /// The `closed` reason after the host disconnected.
 pub const REASON_HOST_LEFT: &str = "Host disconnected";
+
+/// The durable timer that bounds how long the stored record outlives its
+/// host (see [`Config::stored_record_ms`]). History timers count up from 0
+/// and never reach it.
+pub const LEASE_TIMER: TimerId = TimerId::MAX;
 
 /// A viewer waiting for history, and the timer that answers it from the
 /// record.
@@ -63,6 +75,10 @@ pub struct Session {
     record: Record,
     /// Set once the host closed or left: the session accepts nobody.
     ended: bool,
+    /// How long the stored record outlives its host's last frame.
+    lease: Duration,
+    /// When the lease timer is due, while this instance has set it.
+    lease_due: Option<u64>,
 }
 
 impl Session {
@@ -83,6 +99,8 @@ impl Session {
             next_timer: 0,
             record: Record::new(config.max_record_entries, config.max_record_bytes),
             ended: false,
+            lease: Duration::from_millis(config.stored_record_ms),
+            lease_due: None,
         }
     }
 
@@ -145,7 +163,14 @@ impl Session {
                     Kind::Activate
                 };
                 if let Some(data) = value.get("data") {
-                    self.record.push(kind, data.clone());
+                    let pushed = self.record.push(kind, data.clone());
+                    if let Err(err) = persist::save(&mut room.storage(), &mut self.record, pushed) {
+                        room.warn(&format!(
+                            "a {} frame is relayed but not recorded: {err}",
+                            kind.name()
+                        ));
+                    }
+                    self.renew_lease(room);
                 }
                 self.broadcast_to_viewers(room, text);
             }
@@ -183,6 +208,28 @@ impl Session {
         room.send(host, text);
     }
 
+    /// Keeps the stored record for `stored_record_ms` after now, with a
+    /// durable timer, so that a session stored when the host went down with
+    /// the server is deleted in time even if nobody comes back to it. Set
+    /// again only once half of it has passed.
+    fn renew_lease(&mut self, room: &mut Room<'_>) {
+        if self.record.is_empty() {
+            return;
+        }
+        let now = room.now_ms();
+        let lease = u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX);
+        if self
+            .lease_due
+            .is_some_and(|due| due.saturating_sub(now) > lease / 2)
+        {
+            return;
+        }
+        match room.storage().set_durable_timer(LEASE_TIMER, self.lease) {
+            Ok(()) => self.lease_due = Some(now.saturating_add(lease)),
+            Err(err) => room.warn(&format!("cannot bound the stored record: {err}")),
+        }
+    }
+
     fn answer_from_record(&self, room: &mut Room<'_>, viewer: ClientId) {
         let reply = self.history_from_record();
         let bytes = reply.len();
@@ -210,7 +257,10 @@ impl Session {
         for waiting in self.waiting.drain(..) {
             room.cancel_timer(waiting.timer);
         }
+        persist::clear(&mut room.storage(), &self.record);
         self.record.clear();
+        room.cancel_timer(LEASE_TIMER);
+        self.lease_due = None;
         self.update_info(room);
     }
 
@@ -232,6 +282,13 @@ impl Default for Session {
 impl RoomService for Session {
     fn init(&mut self, room: &mut Room<'_>, info: &InitInfo) -> Result<(), String> {
         *self = Session::new(room, &Config::from_init(info)?);
+        // A session that ran before a restart finds its record in storage.
+        let unreadable = persist::load(&mut room.storage(), &mut self.record);
+        if unreadable > 0 {
+            room.warn(&format!(
+                "{unreadable} stored record entries cannot be read; deleted"
+            ));
+        }
         Ok(())
     }
 
@@ -284,6 +341,16 @@ impl RoomService for Session {
     /// A history timer fired: its viewer, if still waiting, is answered
     /// from the record.
     fn timer(&mut self, room: &mut Room<'_>, timer: TimerId) {
+        if timer == LEASE_TIMER {
+            self.lease_due = None;
+            if self.host.is_some() {
+                self.renew_lease(room);
+            } else {
+                room.info("the stored record outlived its host; the session ends");
+                self.end(room, REASON_HOST_LEFT);
+            }
+            return;
+        }
         let Some(index) = self.waiting.iter().position(|w| w.timer == timer) else {
             return;
         };

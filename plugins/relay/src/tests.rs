@@ -8,7 +8,7 @@ use roomhost_sdk::{ClientId, DisconnectReason, Handoff, RoomChange, RoomEntry};
 use serde_json::{Value, json};
 
 use crate::lobby::CREATE_FAILED;
-use crate::session::{REASON_HOST_CLOSED, REASON_HOST_LEFT};
+use crate::session::{LEASE_TIMER, REASON_HOST_CLOSED, REASON_HOST_LEFT};
 use crate::{Relay, UNKNOWN_ROOM_CODE, is_room_code};
 
 const CODE: &str = "ABC123";
@@ -596,4 +596,207 @@ fn create_join_stream_and_close() {
         room.take_sent(v),
         [r#"{"type":"closed","reason":"Host closed the session"}"#]
     );
+}
+
+// ---- the record in storage ----
+
+/// How many record entries the session's storage holds.
+fn stored_entries(room: &TestRoom<Relay>) -> usize {
+    room.storage()
+        .entries()
+        .filter(|(key, _)| key.starts_with(crate::persist::PREFIX.as_bytes()))
+        .count()
+}
+
+/// A session whose storage holds at most `bytes`.
+fn session_storing(bytes: usize) -> TestRoom<Relay> {
+    TestRoom::<Relay>::builder()
+        .room_id(CODE)
+        .max_room_storage_bytes(bytes)
+        .build()
+}
+
+/// The history a viewer gets from the record of a session without a host.
+fn history_without_host(room: &mut TestRoom<Relay>) -> Vec<Value> {
+    let v = viewer(room);
+    room.message(v, REQUEST);
+    room.take_sent_json(v)
+}
+
+#[test]
+fn the_record_survives_a_restart() {
+    let (mut room, h, [v]) = hosted();
+    room.message(h, r#"{"type":"command","data":"load 1abc"}"#);
+    room.message(h, r#"{"type":"activate","data":{"id":"1abc"}}"#);
+    room.message(h, r#"{"type":"command","data":"color red"}"#);
+    room.take_sent(v);
+    room.restart().expect("the session starts again");
+    assert!(!room.is_connected(h));
+    assert_eq!(room.service().room().map(|s| s.record().len()), Some(3));
+    // No host: the record answers at once, as before the restart.
+    assert_eq!(
+        history_without_host(&mut room),
+        [history(json!([
+            "load 1abc",
+            {"type": "activate", "data": {"id": "1abc"}},
+            "color red"
+        ]))]
+    );
+    // The next frames count on after the stored ones.
+    let h = host(&mut room);
+    room.message(h, r#"{"type":"command","data":"spin"}"#);
+    room.restart().expect("the session starts again");
+    assert_eq!(
+        history_without_host(&mut room),
+        [history(json!([
+            "load 1abc",
+            {"type": "activate", "data": {"id": "1abc"}},
+            "color red",
+            "spin"
+        ]))]
+    );
+}
+
+#[test]
+fn an_ended_session_deletes_its_stored_record() {
+    for ending in [r#"{"type":"close"}"#, ""] {
+        let (mut room, h, [_v]) = hosted();
+        room.message(h, r#"{"type":"command","data":"load 1abc"}"#);
+        assert_eq!(stored_entries(&room), 1);
+        if ending.is_empty() {
+            room.disconnect(h, DisconnectReason::Closed);
+        } else {
+            room.message(h, ending);
+        }
+        assert_eq!(room.storage().bytes(), 0, "after {ending:?}");
+    }
+}
+
+#[test]
+fn the_stored_record_stays_within_the_record_bounds() {
+    let mut room = session_with(json!({"max_record_entries": 5, "max_record_bytes": 100}));
+    let h = host(&mut room);
+    for i in 0..200 {
+        room.message(
+            h,
+            json!({"type": "command", "data": format!("cmd {i}")}).to_string(),
+        );
+        let record = room.service().room().map(|s| s.record().len());
+        assert_eq!(Some(stored_entries(&room)), record);
+        assert!(room.storage().bytes() <= 5 * (18 + 1 + 100));
+    }
+    room.restart().expect("the session starts again");
+    assert_eq!(
+        history_without_host(&mut room),
+        [history(json!([
+            "cmd 195", "cmd 196", "cmd 197", "cmd 198", "cmd 199"
+        ]))]
+    );
+}
+
+#[test]
+fn a_full_storage_drops_the_oldest_entries() {
+    let mut room = session_storing(300);
+    let h = host(&mut room);
+    let v = viewer(&mut room);
+    for i in 0..30 {
+        let frame = json!({"type": "command", "data": format!("command number {i:02}")});
+        room.message(h, frame.to_string());
+        // Relayed whatever storage says.
+        assert_eq!(room.take_sent_json(v), [frame]);
+        let record = room.service().room().map(|s| s.record().len());
+        assert_eq!(
+            Some(stored_entries(&room)),
+            record,
+            "the record is what is stored"
+        );
+        assert!(room.storage().bytes() <= 300);
+    }
+    let kept = stored_entries(&room);
+    assert!((5..30).contains(&kept), "{kept} entries kept");
+    room.restart().expect("the session starts again");
+    let expected: Vec<String> = (30 - kept..30)
+        .map(|i| format!("command number {i:02}"))
+        .collect();
+    assert_eq!(history_without_host(&mut room), [history(json!(expected))]);
+}
+
+#[test]
+fn an_entry_storage_cannot_hold_is_relayed_but_not_recorded() {
+    let mut room = session_storing(100);
+    let h = host(&mut room);
+    let v = viewer(&mut room);
+    room.message(h, r#"{"type":"command","data":"small"}"#);
+    let big = json!({"type": "command", "data": "x".repeat(200)});
+    room.message(h, big.to_string());
+    assert_eq!(
+        room.take_sent_json(v),
+        [json!({"type": "command", "data": "small"}), big]
+    );
+    // The big entry is not recorded, and the record keeps what it had.
+    assert_eq!(room.service().room().map(|s| s.record().len()), Some(1));
+    assert_eq!(stored_entries(&room), 1);
+    assert!(
+        room.logs()
+            .iter()
+            .any(|(_, line)| line.contains("relayed but not recorded"))
+    );
+}
+
+#[test]
+fn a_restored_session_ends_when_its_stored_record_expires() {
+    let (mut room, h, [_]) = hosted();
+    room.message(h, r#"{"type":"command","data":"load 1abc"}"#);
+    let hour = Duration::from_millis(crate::DEFAULT_STORED_RECORD_MS);
+    assert_eq!(room.pending_timers(), [(LEASE_TIMER, hour)]);
+    room.advance(hour / 4);
+    room.restart().expect("the session starts again");
+    // The durable timer is still due an hour after the host's last frame.
+    assert_eq!(room.pending_timers(), [(LEASE_TIMER, hour * 3 / 4)]);
+    let v = viewer(&mut room);
+    room.message(v, REQUEST);
+    assert_eq!(room.take_sent_json(v), [history(json!(["load 1abc"]))]);
+    room.advance(hour * 3 / 4);
+    assert_eq!(
+        room.take_sent_json(v),
+        [json!({"type": "closed", "reason": REASON_HOST_LEFT})]
+    );
+    assert!(!room.is_connected(v));
+    assert_eq!(room.storage().bytes(), 0);
+    assert!(room.pending_timers().is_empty());
+}
+
+#[test]
+fn the_stored_record_is_kept_while_the_host_is_connected() {
+    let mut room = session_with(json!({"stored_record_ms": 1000}));
+    let h = host(&mut room);
+    let v = viewer(&mut room);
+    room.message(h, r#"{"type":"command","data":"a"}"#);
+    // A quiet host: the lease runs out and is renewed.
+    room.advance(Duration::from_millis(2500));
+    assert_eq!(stored_entries(&room), 1);
+    assert!(room.is_connected(v));
+    // Frames renew it once half of it has passed (renewed at 2000: due in
+    // 500 ms now), not before.
+    room.message(h, r#"{"type":"command","data":"b"}"#);
+    assert_eq!(
+        room.pending_timers(),
+        [(LEASE_TIMER, Duration::from_millis(1000))]
+    );
+    room.advance(Duration::from_millis(100));
+    room.message(h, r#"{"type":"command","data":"c"}"#);
+    assert_eq!(
+        room.pending_timers(),
+        [(LEASE_TIMER, Duration::from_millis(900))]
+    );
+    assert_eq!(stored_entries(&room), 3);
+}
+
+#[test]
+fn a_zero_stored_record_time_is_refused() {
+    let started = TestRoom::<Relay>::builder()
+        .room_id(CODE)
+        .config(&json!({"stored_record_ms": 0}))
+        .try_build();
+    assert!(started.is_err_and(|reason| reason.contains("stored_record_ms")));
 }

@@ -7,6 +7,7 @@ mod http;
 mod lifecycle;
 mod malformed;
 mod split;
+mod storage;
 mod sync;
 
 use std::collections::HashMap;
