@@ -1,80 +1,15 @@
 //! The `roomhost` binary end to end: serve, signals, the compile cache, build.
 
 use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::{Command, Stdio};
 
 use roomhost_e2e::{Client, plugin, plugin_target_dir, workspace_root};
 use serde_json::json;
 
-const ROOMHOST: &str = env!("CARGO_BIN_EXE_roomhost");
+mod common;
 
-/// A `roomhost serve` process and what it printed at startup.
-struct Served {
-    child: Child,
-    addr: SocketAddr,
-    banner: Vec<String>,
-}
-
-fn serve(args: &[&str], cache_dir: &Path) -> Served {
-    let mut child = Command::new(ROOMHOST)
-        .arg("serve")
-        .args(["--listen", "127.0.0.1:0", "--cache-dir"])
-        .arg(cache_dir)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("roomhost starts");
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let mut lines = BufReader::new(stdout).lines();
-    let first = lines
-        .next()
-        .expect("a banner line")
-        .expect("readable stdout");
-    let addr = first
-        .rsplit("http://")
-        .next()
-        .and_then(|addr| addr.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {first:?}"));
-    let mut banner = vec![first];
-    for line in lines.by_ref() {
-        let line = line.expect("readable stdout");
-        let done = line.contains("status:");
-        banner.push(line);
-        if done {
-            break;
-        }
-    }
-    // Keep draining stdout so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Served {
-        child,
-        addr,
-        banner,
-    }
-}
-
-fn terminate(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
-}
-
-fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
-    for _ in 0..200 {
-        if let Some(status) = child.try_wait().expect("wait works") {
-            return status;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    panic!("roomhost did not exit after SIGTERM");
-}
+use common::{ROOMHOST, serve, terminate, wait_exit};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_runs_a_plugin_and_sigterm_closes_clients_with_1001() {

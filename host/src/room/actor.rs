@@ -33,6 +33,17 @@ use crate::wasm::{
     GuestRoomChange, MAX_PLUGIN_TEXT, RoomLink, ServiceDirectory, WasmEngine, bounded,
 };
 
+/// The most inbox events whose storage writes share one commit.
+const MAX_EVENTS_PER_COMMIT: usize = 64;
+
+/// Where a room goes after an event.
+enum Flow {
+    /// On, with the event's outcome (an error disposes the room).
+    Go(Result<(), GuestError>),
+    /// The room has ended.
+    End,
+}
+
 pub(crate) struct RoomActor {
     table: Arc<RoomTable>,
     /// What the room's instance may ask of its service.
@@ -143,37 +154,36 @@ impl RoomActor {
                 (Some(timer), Some(expiry)) => Some(timer.min(expiry)),
                 (timer, expiry) => timer.or(expiry),
             };
-            let step = tokio::select! {
+            let mut step = tokio::select! {
                 event = self.inbox.recv() => match event {
-                    Some(RoomEvent::Reload { plugin, reply }) => {
-                        let outcome = reload_room(
-                            instance,
-                            &self.meta,
-                            link.clone(),
-                            &plugin,
-                            &engine,
-                            &limits,
-                            self.service.config(),
-                        )
-                        .await;
-                        let (answer, step) = match outcome {
-                            Ok(outcome) => (outcome, Ok(())),
-                            Err(error) => (RoomReload::Failed(error.0.clone()), Err(error)),
-                        };
-                        let _ = reply.send(answer);
-                        step
-                    }
-                    Some(RoomEvent::Close { code, reason }) => {
-                        return self.close(instance, code, &reason);
-                    }
-                    #[cfg(feature = "fault-injection")]
-                    Some(RoomEvent::Panic) => panic!("injected panic (fault-injection)"),
-                    Some(event) => handle(instance, &self.meta, &self.storage, event).await,
+                    Some(event) => match self.on_event(instance, event, &link, &engine, &limits).await {
+                        Flow::Go(step) => step,
+                        Flow::End => return,
+                    },
                     // The table holds a sender while the room is listed.
                     None => return,
                 },
                 () = wait_until(next_timer) => fire_due_timers(instance, &self.meta).await,
             };
+            // Events already waiting join this one's commit: a busy room
+            // pays one durable write per batch, not per event.
+            let mut batched = 1;
+            while step.is_ok()
+                && batched < MAX_EVENTS_PER_COMMIT
+                && instance.state().room.store.has_changes()
+            {
+                let Ok(event) = self.inbox.try_recv() else {
+                    break;
+                };
+                batched += 1;
+                step = match self
+                    .on_event(instance, event, &link, &engine, &limits)
+                    .await
+                {
+                    Flow::Go(step) => step,
+                    Flow::End => return,
+                };
+            }
             let step = match step {
                 Ok(()) => self.deliver_lobby_notices(instance).await,
                 Err(error) => Err(error),
@@ -192,6 +202,54 @@ impl RoomActor {
                 self.drain(None, HashMap::new());
                 return;
             }
+        }
+    }
+
+    /// Handles one event from the inbox.
+    async fn on_event(
+        &mut self,
+        instance: &mut RoomBody,
+        event: RoomEvent,
+        link: &RoomLink,
+        engine: &WasmEngine,
+        limits: &Limits,
+    ) -> Flow {
+        match event {
+            RoomEvent::Reload { plugin, reply } => {
+                // The old version's last writes are durable before it goes.
+                if let Err(error) = settle(instance, &self.storage, &self.meta).await {
+                    let _ = reply.send(RoomReload::Failed(error.0.clone()));
+                    return Flow::Go(Err(error));
+                }
+                let outcome = reload_room(
+                    instance,
+                    &self.meta,
+                    link.clone(),
+                    &plugin,
+                    engine,
+                    limits,
+                    self.service.config(),
+                )
+                .await;
+                let (answer, step) = match outcome {
+                    Ok(outcome) => (outcome, Ok(())),
+                    Err(error) => (RoomReload::Failed(error.0.clone()), Err(error)),
+                };
+                let _ = reply.send(answer);
+                Flow::Go(step)
+            }
+            RoomEvent::Close { code, reason } => {
+                // What the room wrote before the host closed it is kept.
+                if let Err(error) = settle(instance, &self.storage, &self.meta).await {
+                    self.dispose(Some(instance), error);
+                    return Flow::End;
+                }
+                self.close(instance, code, &reason);
+                Flow::End
+            }
+            #[cfg(feature = "fault-injection")]
+            RoomEvent::Panic => panic!("injected panic (fault-injection)"),
+            event => Flow::Go(handle(instance, &self.meta, &self.storage, event).await),
         }
     }
 
