@@ -269,18 +269,19 @@ pub fn run(args: StorageArgs) -> anyhow::Result<()> {
                 .collect();
             let backend = store.open()?;
             backend.delete_room(&export.service, &export.room)?;
-            let mut changes = roomhost_host::storage::Changes::default();
             let count = stored.entries.len();
-            changes.entries = stored
-                .entries
-                .into_iter()
-                .map(|(key, value)| (key, Some(value)))
-                .collect();
-            changes.timers = stored
-                .timers
-                .into_iter()
-                .map(|(id, due)| (id, Some(due)))
-                .collect();
+            let changes = roomhost_host::storage::Changes {
+                entries: stored
+                    .entries
+                    .into_iter()
+                    .map(|(key, value)| (key, Some(value)))
+                    .collect(),
+                timers: stored
+                    .timers
+                    .into_iter()
+                    .map(|(id, due)| (id, Some(due)))
+                    .collect(),
+            };
             backend.commit(&[RoomCommit {
                 service: export.service.as_str().into(),
                 room: export.room.as_str().into(),

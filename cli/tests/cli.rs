@@ -126,7 +126,7 @@ fn bad_input_fails_with_a_clear_message() {
     let not_a_plugin = tempdir("bad").join("bad.wasm");
     std::fs::write(&not_a_plugin, b"not wasm at all").unwrap();
     let output = Command::new(ROOMHOST)
-        .args(["serve", "--no-cache", "--plugin"])
+        .args(["serve", "--no-cache", "--no-storage", "--plugin"])
         .arg(&not_a_plugin)
         .output()
         .expect("roomhost runs");
@@ -263,6 +263,8 @@ fn stderr_of_serve(extra: &[&str], name: &str) -> String {
         .arg(&cache)
         .arg("--plugin")
         .arg(&counter)
+        .arg("--data-dir")
+        .arg(cache.join("data"))
         .args(extra)
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())

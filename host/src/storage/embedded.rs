@@ -235,17 +235,18 @@ impl Backend for EmbeddedBackend {
         if stored.is_empty() {
             return Ok(false);
         }
-        let mut changes = roomhost_rules::storage::Changes::default();
-        changes.entries = stored
-            .entries
-            .into_iter()
-            .map(|(key, _)| (key, None))
-            .collect();
-        changes.timers = stored
-            .timers
-            .into_iter()
-            .map(|(id, _)| (id, None))
-            .collect();
+        let changes = roomhost_rules::storage::Changes {
+            entries: stored
+                .entries
+                .into_iter()
+                .map(|(key, _)| (key, None))
+                .collect(),
+            timers: stored
+                .timers
+                .into_iter()
+                .map(|(id, _)| (id, None))
+                .collect(),
+        };
         self.commit(&[RoomCommit {
             service: service.into(),
             room: room.into(),
