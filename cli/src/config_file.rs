@@ -8,6 +8,7 @@
 //! plugin = "plugins/chat"          # a .wasm component or a plugin crate directory
 //! config = { typing_timeout_ms = 2000 }
 //! http_creates_rooms = true        # REST requests may create rooms (default: 404)
+//! durable_snapshots_ms = 1000      # save rooms' snapshots (at most every second) and restore them
 //!
 //! [services.chat.access]           # see roomhost_host::AccessPolicy
 //! require_token = true
@@ -78,6 +79,9 @@ pub struct ServiceEntry {
     pub http_creates_rooms: bool,
     /// Who may connect and call rooms (`[services.NAME.access]`).
     pub access: Option<AccessPolicy>,
+    /// Save each room's snapshot at most this often (milliseconds) and
+    /// restore rooms from it: durability without storage code.
+    pub durable_snapshots_ms: Option<u64>,
 }
 
 impl ConfigFile {

@@ -551,12 +551,17 @@ fn server_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
     let mut services = Vec::new();
     for (name, entry) in &file.services {
         let plugin = resolve_plugin(&entry.plugin)?;
-        services.push(
-            ServiceSpec::new(name.clone(), plugin)
-                .with_config(entry.config_json()?)
-                .with_http_creates_rooms(entry.http_creates_rooms)
-                .with_access(entry.access.clone().unwrap_or_default()),
-        );
+        let mut service = ServiceSpec::new(name.clone(), plugin)
+            .with_config(entry.config_json()?)
+            .with_http_creates_rooms(entry.http_creates_rooms)
+            .with_access(entry.access.clone().unwrap_or_default());
+        if let Some(every) = entry.durable_snapshots_ms {
+            if every == 0 {
+                bail!("services.{name}.durable_snapshots_ms must be greater than 0");
+            }
+            service = service.with_durable_snapshots(Duration::from_millis(every));
+        }
+        services.push(service);
     }
     for plugin in &args.plugins {
         let (name, path) = match plugin.split_once('=') {

@@ -32,6 +32,13 @@ pub struct ServiceSpec {
     /// Who may connect and call rooms over HTTP (token, rooms, origins).
     /// Open by default.
     pub access: AccessPolicy,
+    /// Keeps a snapshot-based service durable without storage code: the
+    /// host saves each room's `snapshot` at most this often after it
+    /// changed, and when the room ends or the server stops, and a room that
+    /// starts again restores from it. Off (`None`) by default. Weaker than
+    /// the `storage` interface: what changed since the last save is lost in
+    /// a crash, and output is not held for it.
+    pub durable_snapshots: Option<std::time::Duration>,
     /// Native code to run instead of `plugin` (the benchmark baseline; see
     /// [`ServiceSpec::native`]).
     #[cfg(feature = "native-baseline")]
@@ -47,6 +54,7 @@ impl ServiceSpec {
             config: serde_json::Value::Null,
             http_creates_rooms: false,
             access: AccessPolicy::default(),
+            durable_snapshots: None,
             #[cfg(feature = "native-baseline")]
             native: None,
         }
@@ -64,6 +72,7 @@ impl ServiceSpec {
             config: serde_json::Value::Null,
             http_creates_rooms: false,
             access: AccessPolicy::default(),
+            durable_snapshots: None,
             native: Some(crate::native::NativeCode(factory)),
         }
     }
@@ -78,6 +87,13 @@ impl ServiceSpec {
     /// [`ServiceSpec::http_creates_rooms`]).
     pub fn with_http_creates_rooms(mut self, creates: bool) -> ServiceSpec {
         self.http_creates_rooms = creates;
+        self
+    }
+
+    /// Saves rooms' snapshots at most every `every` (see
+    /// [`ServiceSpec::durable_snapshots`]).
+    pub fn with_durable_snapshots(mut self, every: std::time::Duration) -> ServiceSpec {
+        self.durable_snapshots = Some(every);
         self
     }
 
@@ -104,6 +120,7 @@ pub struct Service {
     config: String,
     http_creates_rooms: bool,
     access: AccessPolicy,
+    durable_snapshots: Option<std::time::Duration>,
     /// Held for the length of a hot reload.
     reload: tokio::sync::Mutex<()>,
 }
@@ -125,6 +142,7 @@ impl Service {
                 config: spec.config.to_string(),
                 http_creates_rooms: spec.http_creates_rooms,
                 access: spec.access.clone(),
+                durable_snapshots: spec.durable_snapshots,
                 reload: tokio::sync::Mutex::new(()),
             });
         }
@@ -136,8 +154,15 @@ impl Service {
             config: spec.config.to_string(),
             http_creates_rooms: spec.http_creates_rooms,
             access: spec.access.clone(),
+            durable_snapshots: spec.durable_snapshots,
             reload: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// How often rooms' snapshots are saved, if the service is made durable
+    /// by snapshots.
+    pub fn durable_snapshots(&self) -> Option<std::time::Duration> {
+        self.durable_snapshots
     }
 
     /// The service name.

@@ -302,3 +302,36 @@ async fn many_rooms_share_commits_and_lose_nothing() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_service_made_durable_by_configuration_comes_back_after_a_restart() {
+    let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+    let counter = || {
+        vec![
+            ServiceSpec::new("counter", plugin("counter"))
+                .with_durable_snapshots(Duration::from_millis(100)),
+        ]
+    };
+    let server = TestServer::start_with_storage(counter(), test_limits(), backend.clone()).await;
+    let mut client = server.connect("/ws/tally").await;
+    assert_eq!(client.recv_json().await["count"], 0);
+    for _ in 0..3 {
+        client.send_text("increment").await;
+        client.recv_json().await;
+    }
+    // Saved within the interval, while the client stays.
+    eventually("the snapshot to be saved", || async {
+        let stored = backend.load("counter#snapshot", "tally").ok()?;
+        (!stored.entries.is_empty()).then_some(())
+    })
+    .await;
+    client.send_text("increment").await;
+    assert_eq!(client.recv_json().await["count"], 4);
+    drop(client);
+    // A graceful stop saves the last change.
+    server.stop().await;
+    let server = TestServer::start_with_storage(counter(), test_limits(), backend.clone()).await;
+    let mut client = server.connect("/ws/tally").await;
+    assert_eq!(client.recv_json().await["count"], 4);
+    server.stop().await;
+}

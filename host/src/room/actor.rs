@@ -19,6 +19,7 @@ use super::body::RoomBody;
 use super::callbacks::{after_call, end_grace, leave_reason, offer, settle};
 use super::meta::{RoomMeta, lock};
 use super::reload::{RoomReload, reload_room};
+use super::snapshots;
 use super::table::RoomTable;
 use super::{ConnectRequest, JoinError, LeaveReason, RoomEvent};
 use crate::client::{ClientId, ClientSender};
@@ -53,6 +54,9 @@ pub(crate) struct RoomActor {
     inbox: mpsc::Receiver<RoomEvent>,
     /// Where the room's stored data lives.
     storage: Arc<Storage>,
+    /// When the room's snapshot is to be saved (a service with durable
+    /// snapshots whose room changed since the last save).
+    snapshot_due: Option<Instant>,
     /// The room changed since the lobby last heard of it (a new room has
     /// not been reported yet).
     unreported: bool,
@@ -74,6 +78,7 @@ impl RoomActor {
             meta,
             inbox,
             storage,
+            snapshot_due: None,
             unreported: true,
         }
     }
@@ -105,11 +110,19 @@ impl RoomActor {
         engine: WasmEngine,
         limits: Arc<Limits>,
     ) {
+        let restored = if self.service.durable_snapshots().is_some() {
+            match snapshots::load(&self.storage, &self.meta).await {
+                Ok(restored) => restored,
+                Err(error) => return self.dispose(None, error),
+            }
+        } else {
+            None
+        };
         let init = GuestInitInfo {
             room_id: self.meta.key.room.to_string(),
             lobby: self.meta.is_lobby(),
             config: self.service.config().to_owned(),
-            restored: None,
+            restored,
         };
         let link = RoomLink {
             directory: self.directory.clone(),
@@ -154,16 +167,24 @@ impl RoomActor {
                 (Some(timer), Some(expiry)) => Some(timer.min(expiry)),
                 (timer, expiry) => timer.or(expiry),
             };
+            let snapshot_due = self.snapshot_due;
             let mut step = tokio::select! {
                 event = self.inbox.recv() => match event {
-                    Some(event) => match self.on_event(instance, event, &link, &engine, &limits).await {
-                        Flow::Go(step) => step,
-                        Flow::End => return,
-                    },
+                    Some(event) => {
+                        self.changed();
+                        match self.on_event(instance, event, &link, &engine, &limits).await {
+                            Flow::Go(step) => step,
+                            Flow::End => return,
+                        }
+                    }
                     // The table holds a sender while the room is listed.
                     None => return,
                 },
-                () = wait_until(next_timer) => fire_due_timers(instance, &self.meta).await,
+                () = wait_until(next_timer) => {
+                    self.changed();
+                    fire_due_timers(instance, &self.meta).await
+                }
+                () = wait_until(snapshot_due) => self.save_snapshot(instance).await,
             };
             // Events already waiting join this one's commit: a busy room
             // pays one durable write per batch, not per event.
@@ -197,6 +218,13 @@ impl RoomActor {
                 return self.dispose(Some(instance), error);
             }
             self.publish(instance);
+            // The last changes are saved before the room can end.
+            if self.is_idle(instance)
+                && self.snapshot_due.is_some()
+                && let Err(error) = self.save_snapshot(instance).await
+            {
+                return self.dispose(Some(instance), error);
+            }
             if self.is_idle(instance) && self.table.retire(&self.meta, &self.inbox) {
                 tracing::debug!("room ended: no clients and no timers");
                 self.drain(None, HashMap::new());
@@ -240,7 +268,11 @@ impl RoomActor {
             }
             RoomEvent::Close { code, reason } => {
                 // What the room wrote before the host closed it is kept.
-                if let Err(error) = settle(instance, &self.storage, &self.meta).await {
+                let saved = match settle(instance, &self.storage, &self.meta).await {
+                    Ok(()) if self.snapshot_due.is_some() => self.save_snapshot(instance).await,
+                    saved => saved,
+                };
+                if let Err(error) = saved {
                     self.dispose(Some(instance), error);
                     return Flow::End;
                 }
@@ -251,6 +283,22 @@ impl RoomActor {
             RoomEvent::Panic => panic!("injected panic (fault-injection)"),
             event => Flow::Go(handle(instance, &self.meta, &self.storage, event).await),
         }
+    }
+
+    /// Notes that the room may have changed: with durable snapshots, its
+    /// snapshot is due within the service's interval.
+    fn changed(&mut self) {
+        if let Some(every) = self.service.durable_snapshots()
+            && self.snapshot_due.is_none()
+        {
+            self.snapshot_due = Some(Instant::now() + every);
+        }
+    }
+
+    /// Saves the room's snapshot now (durable snapshots).
+    async fn save_snapshot(&mut self, instance: &mut RoomBody) -> Result<(), GuestError> {
+        self.snapshot_due = None;
+        snapshots::save(instance, &self.storage, &self.meta).await
     }
 
     /// What the room stores, loaded before its `init`.

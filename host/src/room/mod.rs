@@ -19,6 +19,7 @@ mod meta;
 mod notices;
 mod reload;
 mod rollout;
+mod snapshots;
 mod table;
 
 pub use directory::Rooms;
