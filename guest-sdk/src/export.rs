@@ -9,12 +9,15 @@ use std::marker::PhantomData;
 use std::sync::Once;
 
 use crate::bindings::exports::roomhost::room::service::Guest;
-use crate::bindings::roomhost::room::{auth, directory, host, storage, types as wit};
+use crate::bindings::roomhost::room::{auth, directory, host, types as wit};
 use crate::room::{Backend, ClientStateRefusal};
+#[cfg(not(target_arch = "wasm32"))]
+use crate::storage;
 use crate::{
     ClientId, ClientInfo, DisconnectReason, Handoff, HttpRequest, HttpResponse, InitInfo, LogLevel,
     Message, Reloadable, Room, RoomChange, RoomEntry, RoomService, TimerId, TransferError,
 };
+#[cfg(not(target_arch = "wasm32"))]
 use roomhost_rules::storage::{StorageRefusal, Write};
 
 /// The type `#[room_service]` exports: implements the generated `Guest`
@@ -283,71 +286,46 @@ impl Backend for WitHost {
         auth::verify_token(token)
     }
 
+    // Natively only, for the trait: in wasm, `Storage` calls the imports
+    // itself (see `storage`).
+    #[cfg(not(target_arch = "wasm32"))]
     fn storage_get(&mut self, key: &[u8]) -> Option<Vec<u8>> {
-        storage::get(key)
+        storage::wit::get(self, key)
     }
 
+    #[cfg(not(target_arch = "wasm32"))]
     fn storage_put(&mut self, key: Vec<u8>, value: Vec<u8>) -> Result<(), StorageRefusal> {
-        storage::put(&key, &value).map_err(refusal)
+        storage::wit::put(self, key, value)
     }
 
+    #[cfg(not(target_arch = "wasm32"))]
     fn storage_delete(&mut self, key: &[u8]) -> bool {
-        storage::delete(key)
+        storage::wit::delete(self, key)
     }
 
+    #[cfg(not(target_arch = "wasm32"))]
     fn storage_batch(&mut self, writes: Vec<Write>) -> Result<(), StorageRefusal> {
-        let writes: Vec<storage::Write> = writes
-            .into_iter()
-            .map(|write| match write {
-                Write::Put(key, value) => storage::Write::Put(storage::Entry { key, value }),
-                Write::Delete(key) => storage::Write::Delete(key),
-            })
-            .collect();
-        storage::batch(&writes).map_err(refusal)
+        storage::wit::batch(self, writes)
     }
 
+    #[cfg(not(target_arch = "wasm32"))]
     fn storage_list(
         &mut self,
         prefix: &[u8],
         start_after: Option<&[u8]>,
         limit: u32,
     ) -> Vec<(Vec<u8>, Vec<u8>)> {
-        storage::list_prefix(prefix, start_after, limit)
-            .into_iter()
-            .map(|entry| (entry.key, entry.value))
-            .collect()
+        storage::wit::list(self, prefix, start_after, limit)
     }
 
+    #[cfg(not(target_arch = "wasm32"))]
     fn storage_size(&mut self) -> u64 {
-        storage::size()
+        storage::wit::size(self)
     }
 
+    #[cfg(not(target_arch = "wasm32"))]
     fn set_durable_timer(&mut self, id: TimerId, delay_ms: u64) -> Result<(), String> {
-        storage::set_durable_timer(id, delay_ms)
-    }
-}
-
-/// The contract's `storage-error` as the rules' [`StorageRefusal`].
-fn refusal(error: storage::StorageError) -> StorageRefusal {
-    let sizes = |over: storage::OverLimit| {
-        (
-            usize::try_from(over.size).unwrap_or(usize::MAX),
-            usize::try_from(over.limit).unwrap_or(usize::MAX),
-        )
-    };
-    match error {
-        storage::StorageError::KeyTooLarge(over) => {
-            let (len, limit) = sizes(over);
-            StorageRefusal::KeyTooLarge { len, limit }
-        }
-        storage::StorageError::ValueTooLarge(over) => {
-            let (len, limit) = sizes(over);
-            StorageRefusal::ValueTooLarge { len, limit }
-        }
-        storage::StorageError::RoomFull(over) => {
-            let (needed, limit) = sizes(over);
-            StorageRefusal::RoomFull { needed, limit }
-        }
+        storage::wit::set_durable_timer(self, id, delay_ms)
     }
 }
 

@@ -24,6 +24,7 @@ pub use roomhost_rules::checks::ClientStateRefusal;
 /// }
 /// ```
 pub use roomhost_rules::checks::TransferRefusal as TransferError;
+#[cfg(not(target_arch = "wasm32"))]
 use roomhost_rules::storage::{StorageRefusal, Write};
 
 /// Identifies a timer. Ids are chosen by the service; setting an id that is
@@ -123,16 +124,25 @@ pub trait Backend {
     /// Verifies `token` with the host's key: its claims as JSON object
     /// text, or why it is refused (including when no key is configured).
     fn verify_token(&mut self, token: &str) -> Result<String, String>;
+    // Storage: in wasm, `Storage` calls the `storage` imports directly, so
+    // a plugin that never uses storage does not import it (a trait object
+    // would reference every method, and the host holds a storage-using
+    // room's output until each commit).
     /// The value stored under `key`, this event's writes included.
+    #[cfg(not(target_arch = "wasm32"))]
     fn storage_get(&mut self, key: &[u8]) -> Option<Vec<u8>>;
     /// Stores `value` under `key`, as `roomhost_rules::storage::RoomStore`
     /// decides.
+    #[cfg(not(target_arch = "wasm32"))]
     fn storage_put(&mut self, key: Vec<u8>, value: Vec<u8>) -> Result<(), StorageRefusal>;
     /// Removes `key`; whether it was there.
+    #[cfg(not(target_arch = "wasm32"))]
     fn storage_delete(&mut self, key: &[u8]) -> bool;
     /// Applies `writes` all or none, as `RoomStore::apply` decides.
+    #[cfg(not(target_arch = "wasm32"))]
     fn storage_batch(&mut self, writes: Vec<Write>) -> Result<(), StorageRefusal>;
     /// A page of entries, as `RoomStore::list` gives it.
+    #[cfg(not(target_arch = "wasm32"))]
     fn storage_list(
         &mut self,
         prefix: &[u8],
@@ -140,9 +150,11 @@ pub trait Backend {
         limit: u32,
     ) -> Vec<(Vec<u8>, Vec<u8>)>;
     /// The bytes the room stores.
+    #[cfg(not(target_arch = "wasm32"))]
     fn storage_size(&mut self) -> u64;
     /// Arms timer `id` like [`Backend::set_timer`] and records it as
     /// durable, to be committed with the event's writes.
+    #[cfg(not(target_arch = "wasm32"))]
     fn set_durable_timer(&mut self, id: TimerId, delay_ms: u64) -> Result<(), String>;
 }
 

@@ -86,7 +86,7 @@ impl<'r> Storage<'r> {
 
     /// The value stored under `key`.
     pub fn get(&mut self, key: impl AsRef<[u8]>) -> Option<Vec<u8>> {
-        self.backend.storage_get(key.as_ref())
+        calls::get(&mut *self.backend, key.as_ref())
     }
 
     /// Stores `value` under `key`, replacing what was there.
@@ -95,17 +95,17 @@ impl<'r> Storage<'r> {
         key: impl Into<Vec<u8>>,
         value: impl Into<Vec<u8>>,
     ) -> Result<(), StorageError> {
-        self.backend.storage_put(key.into(), value.into())
+        calls::put(&mut *self.backend, key.into(), value.into())
     }
 
     /// Removes `key`; whether it was there.
     pub fn delete(&mut self, key: impl AsRef<[u8]>) -> bool {
-        self.backend.storage_delete(key.as_ref())
+        calls::delete(&mut *self.backend, key.as_ref())
     }
 
     /// Applies `writes` in order, all or none (every cap is checked first).
     pub fn batch(&mut self, writes: Vec<Write>) -> Result<(), StorageError> {
-        self.backend.storage_batch(writes)
+        calls::batch(&mut *self.backend, writes)
     }
 
     /// Entries whose key starts with `prefix`, in key order, after
@@ -133,13 +133,12 @@ impl<'r> Storage<'r> {
         start_after: Option<&[u8]>,
         limit: u32,
     ) -> Vec<(Vec<u8>, Vec<u8>)> {
-        self.backend
-            .storage_list(prefix.as_ref(), start_after, limit)
+        calls::list(&mut *self.backend, prefix.as_ref(), start_after, limit)
     }
 
     /// The bytes the room stores, keys plus values.
     pub fn size(&mut self) -> u64 {
-        self.backend.storage_size()
+        calls::size(&mut *self.backend)
     }
 
     /// The JSON value stored under `key`, deserialized; `Ok(None)` when the
@@ -169,8 +168,7 @@ impl<'r> Storage<'r> {
     /// it survives restarts, and a host that starts after its time fires it
     /// at once, waking the room. [`Room::cancel_timer`] cancels it.
     pub fn set_durable_timer(&mut self, id: TimerId, delay: Duration) -> Result<(), TimerError> {
-        self.backend
-            .set_durable_timer(id, duration_to_ms(delay))
+        calls::set_durable_timer(&mut *self.backend, id, duration_to_ms(delay))
             .map_err(TimerError::from_host)
     }
 }
@@ -214,5 +212,150 @@ impl Room<'_> {
     /// The room's durable storage; see [`Storage`].
     pub fn storage(&mut self) -> Storage<'_> {
         Storage::new(self.backend_mut())
+    }
+}
+
+/// Where storage calls go. In wasm, straight to the `storage` imports
+/// ([`wit`]): a plugin imports `storage` only if its code uses [`Storage`],
+/// and only such a plugin's rooms have their output held for commits.
+/// Natively (the test harness, the benchmark baseline), through the room's
+/// [`Backend`].
+#[cfg(target_arch = "wasm32")]
+use wit as calls;
+
+/// The `storage` imports, with the SDK's types. Compiled everywhere (the
+/// native build of the wasm backend refers to them) and reached only in wasm.
+pub(crate) mod wit {
+    use roomhost_rules::storage::{StorageRefusal, Write};
+
+    use crate::TimerId;
+    use crate::bindings::roomhost::room::storage;
+    use crate::room::Backend;
+
+    pub(crate) fn get(_: &mut dyn Backend, key: &[u8]) -> Option<Vec<u8>> {
+        storage::get(key)
+    }
+
+    pub(crate) fn put(
+        _: &mut dyn Backend,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    ) -> Result<(), StorageRefusal> {
+        storage::put(&key, &value).map_err(refusal)
+    }
+
+    pub(crate) fn delete(_: &mut dyn Backend, key: &[u8]) -> bool {
+        storage::delete(key)
+    }
+
+    pub(crate) fn batch(_: &mut dyn Backend, writes: Vec<Write>) -> Result<(), StorageRefusal> {
+        let writes: Vec<storage::Write> = writes
+            .into_iter()
+            .map(|write| match write {
+                Write::Put(key, value) => storage::Write::Put(storage::Entry { key, value }),
+                Write::Delete(key) => storage::Write::Delete(key),
+            })
+            .collect();
+        storage::batch(&writes).map_err(refusal)
+    }
+
+    pub(crate) fn list(
+        _: &mut dyn Backend,
+        prefix: &[u8],
+        start_after: Option<&[u8]>,
+        limit: u32,
+    ) -> Vec<(Vec<u8>, Vec<u8>)> {
+        storage::list_prefix(prefix, start_after, limit)
+            .into_iter()
+            .map(|entry| (entry.key, entry.value))
+            .collect()
+    }
+
+    pub(crate) fn size(_: &mut dyn Backend) -> u64 {
+        storage::size()
+    }
+
+    pub(crate) fn set_durable_timer(
+        _: &mut dyn Backend,
+        id: TimerId,
+        delay_ms: u64,
+    ) -> Result<(), String> {
+        storage::set_durable_timer(id, delay_ms)
+    }
+
+    /// The contract's `storage-error` as the rules' [`StorageRefusal`].
+    fn refusal(error: storage::StorageError) -> StorageRefusal {
+        let sizes = |over: storage::OverLimit| {
+            (
+                usize::try_from(over.size).unwrap_or(usize::MAX),
+                usize::try_from(over.limit).unwrap_or(usize::MAX),
+            )
+        };
+        match error {
+            storage::StorageError::KeyTooLarge(over) => {
+                let (len, limit) = sizes(over);
+                StorageRefusal::KeyTooLarge { len, limit }
+            }
+            storage::StorageError::ValueTooLarge(over) => {
+                let (len, limit) = sizes(over);
+                StorageRefusal::ValueTooLarge { len, limit }
+            }
+            storage::StorageError::RoomFull(over) => {
+                let (needed, limit) = sizes(over);
+                StorageRefusal::RoomFull { needed, limit }
+            }
+        }
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+mod calls {
+    use roomhost_rules::storage::{StorageRefusal, Write};
+
+    use crate::TimerId;
+    use crate::room::Backend;
+
+    pub(super) fn get(backend: &mut dyn Backend, key: &[u8]) -> Option<Vec<u8>> {
+        backend.storage_get(key)
+    }
+
+    pub(super) fn put(
+        backend: &mut dyn Backend,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    ) -> Result<(), StorageRefusal> {
+        backend.storage_put(key, value)
+    }
+
+    pub(super) fn delete(backend: &mut dyn Backend, key: &[u8]) -> bool {
+        backend.storage_delete(key)
+    }
+
+    pub(super) fn batch(
+        backend: &mut dyn Backend,
+        writes: Vec<Write>,
+    ) -> Result<(), StorageRefusal> {
+        backend.storage_batch(writes)
+    }
+
+    pub(super) fn list(
+        backend: &mut dyn Backend,
+        prefix: &[u8],
+        start_after: Option<&[u8]>,
+        limit: u32,
+    ) -> Vec<(Vec<u8>, Vec<u8>)> {
+        backend.storage_list(prefix, start_after, limit)
+    }
+
+    pub(super) fn size(backend: &mut dyn Backend) -> u64 {
+        backend.storage_size()
+    }
+
+    pub(super) fn set_durable_timer(
+        backend: &mut dyn Backend,
+        id: TimerId,
+        delay_ms: u64,
+    ) -> Result<(), String> {
+        backend.set_durable_timer(id, delay_ms)
     }
 }

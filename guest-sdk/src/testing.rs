@@ -69,7 +69,9 @@ use serde_json::Value;
 
 use roomhost_rules::checks::{self, ClientStateRefusal, InfoRefusal, TransferSource};
 use roomhost_rules::close;
-use roomhost_rules::storage::{RoomStore, StorageLimits, StorageRefusal, Write};
+use roomhost_rules::storage::{RoomStore, StorageLimits};
+#[cfg(not(target_arch = "wasm32"))]
+use roomhost_rules::storage::{StorageRefusal, Write};
 
 use crate::limits::{
     MAX_CLIENT_STATE_BYTES, MAX_CLOSE_REASON_BYTES, MAX_INFO_BYTES, MAX_PLUGIN_FRAME_BYTES,
@@ -1528,22 +1530,27 @@ impl Backend for Recorder {
         }
     }
 
+    #[cfg(not(target_arch = "wasm32"))]
     fn storage_get(&mut self, key: &[u8]) -> Option<Vec<u8>> {
         self.store.get(key).map(<[u8]>::to_vec)
     }
 
+    #[cfg(not(target_arch = "wasm32"))]
     fn storage_put(&mut self, key: Vec<u8>, value: Vec<u8>) -> Result<(), StorageRefusal> {
         self.store.put(key, value)
     }
 
+    #[cfg(not(target_arch = "wasm32"))]
     fn storage_delete(&mut self, key: &[u8]) -> bool {
         self.store.delete(key)
     }
 
+    #[cfg(not(target_arch = "wasm32"))]
     fn storage_batch(&mut self, writes: Vec<Write>) -> Result<(), StorageRefusal> {
         self.store.apply(writes)
     }
 
+    #[cfg(not(target_arch = "wasm32"))]
     fn storage_list(
         &mut self,
         prefix: &[u8],
@@ -1554,10 +1561,12 @@ impl Backend for Recorder {
         self.store.list(prefix, start_after, limit)
     }
 
+    #[cfg(not(target_arch = "wasm32"))]
     fn storage_size(&mut self) -> u64 {
         u64::try_from(self.store.bytes()).unwrap_or(u64::MAX)
     }
 
+    #[cfg(not(target_arch = "wasm32"))]
     fn set_durable_timer(&mut self, id: TimerId, delay_ms: u64) -> Result<(), String> {
         self.set_timer(id, delay_ms)?;
         let due = self.timers.get(&id).map_or(self.now_ms, |(due, _)| *due);

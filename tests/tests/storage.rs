@@ -335,3 +335,21 @@ async fn a_snapshot_service_made_durable_by_configuration_comes_back_after_a_res
     assert_eq!(client.recv_json().await["count"], 4);
     server.stop().await;
 }
+
+/// Only a plugin whose code uses storage imports it, so only its rooms pay
+/// for loads and for output held until commits: the SDK must not reference
+/// the storage imports from code every plugin links.
+#[test]
+fn only_plugins_that_use_storage_import_it() {
+    let engine = roomhost_host::wasm::WasmEngine::new(&test_limits()).expect("engine");
+    let uses = |name: &str| {
+        roomhost_host::wasm::Plugin::load(&engine, &plugin(name), None)
+            .expect("loads")
+            .description()
+            .uses_storage
+    };
+    assert!(uses("durable"));
+    assert!(uses("collab"));
+    assert!(!uses("counter"));
+    assert!(!uses("chat"));
+}
