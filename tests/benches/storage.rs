@@ -334,6 +334,15 @@ async fn main() {
         )
         .await;
     }
+    // The output gate's cost to one client: a write's answer waits for the
+    // fsync (group commit), for a commit without a disk (in memory), or for
+    // nothing (a read: the gate holds and releases it in the same event).
+    for (name, store, command) in [
+        ("1 room × 1 client, in-memory backend", Store::Memory, "put"),
+        ("1 room × 1 client, reads only", Store::Grouped, "get"),
+    ] {
+        scenario(name, store, 1, 1, command, secs, None).await;
+    }
     scenario(
         "1,000 rooms × 1 client, in-memory backend",
         Store::Memory,
