@@ -1,7 +1,8 @@
 //! `roomhost serve --cluster URL` against a throwaway PostgreSQL: rooms are
 //! stored in the database, a room held by a live node does not start on
-//! another, a node that stops hands its rooms over at once, and a node
-//! killed and restarted under the same id gets its rooms back.
+//! another, a node that stops hands its rooms over at once, a node killed
+//! and restarted under the same id gets its rooms back, and a node's
+//! backup is an embedded store.
 
 mod common;
 
@@ -97,6 +98,26 @@ async fn rooms_live_in_postgres_and_one_node_at_a_time_holds_a_room() {
         ask(&mut again, "get k").await.as_deref(),
         Some("value k v2")
     );
+
+    // A running node's backup is an embedded store `roomhost storage` reads.
+    let copy = tempfile::tempdir().unwrap();
+    let file = copy.path().join(roomhost_host::storage::FILE_NAME);
+    let server = format!("http://{}", two.addr);
+    let backup = std::process::Command::new(common::ROOMHOST)
+        .args(["storage", "backup"])
+        .arg(&file)
+        .args(["--server", &server])
+        .output()
+        .unwrap();
+    assert!(backup.status.success(), "{backup:?}");
+    let list = std::process::Command::new(common::ROOMHOST)
+        .args(["storage", "list", "--data-dir"])
+        .arg(copy.path())
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&list.stdout);
+    assert!(listed.contains("durable") && listed.contains("doc"), "{listed}");
+
     common::terminate(&two.child);
     common::wait_exit(&mut two.child);
 }
