@@ -116,7 +116,10 @@ async fn rooms_live_in_postgres_and_one_node_at_a_time_holds_a_room() {
         .output()
         .unwrap();
     let listed = String::from_utf8_lossy(&list.stdout);
-    assert!(listed.contains("durable") && listed.contains("doc"), "{listed}");
+    assert!(
+        listed.contains("durable") && listed.contains("doc"),
+        "{listed}"
+    );
 
     common::terminate(&two.child);
     common::wait_exit(&mut two.child);

@@ -57,6 +57,11 @@ fn pair(key: &str, value: &str) -> (String, String) {
 }
 
 const LONG: Duration = Duration::from_secs(30);
+/// A lease short enough to wait out in a test, long enough that a loaded
+/// machine does not lose it between two steps of one.
+const SHORT: Duration = Duration::from_secs(2);
+/// Waited past a lapsed lease.
+const MARGIN: Duration = Duration::from_millis(500);
 
 #[test]
 fn commits_round_trip_and_a_group_is_all_or_nothing() {
@@ -211,7 +216,7 @@ fn a_live_lease_keeps_a_room_and_release_hands_it_over_at_once() {
 fn after_a_lease_lapses_the_new_owner_is_fenced_from_the_old() {
     let pg = PgServer::start().unwrap();
     let url = pg.create_database("fencing").unwrap();
-    let lease = Duration::from_millis(800);
+    let lease = SHORT;
     let a = node(&url, "a", lease);
     let b = node(&url, "b", LONG);
     let old = a.claim("collab", "doc").unwrap();
@@ -225,7 +230,7 @@ fn after_a_lease_lapses_the_new_owner_is_fenced_from_the_old() {
     ));
 
     // a stops renewing (paused, partitioned): its lease lapses.
-    std::thread::sleep(lease + Duration::from_millis(300));
+    std::thread::sleep(lease + MARGIN);
     assert!(!a.lease_valid());
     assert!(!a.check_lease().unwrap());
     let new = b.claim("collab", "doc").unwrap();
@@ -301,7 +306,7 @@ fn a_stale_epoch_is_refused_even_under_a_live_lease() {
 fn a_renewed_lease_outlives_its_length_and_lapses_when_renewal_stops() {
     let pg = PgServer::start().unwrap();
     let url = pg.create_database("renewal").unwrap();
-    let lease = Duration::from_millis(800);
+    let lease = SHORT;
     let a = node(&url, "a", lease);
     let b = node(&url, "b", LONG);
     a.claim("chat", "room").unwrap();
@@ -313,7 +318,59 @@ fn a_renewed_lease_outlives_its_length_and_lapses_when_renewal_stops() {
         Err(ClusterError::Owned { .. })
     ));
     drop(renewal);
-    std::thread::sleep(lease + Duration::from_millis(300));
+    std::thread::sleep(lease + MARGIN);
     assert!(!a.lease_valid());
     b.claim("chat", "room").unwrap();
+}
+
+#[test]
+fn writes_racing_a_takeover_never_land_after_it() {
+    // The old holder commits as fast as it can while the new one claims:
+    // every write of the old holder is either in what the new one loaded
+    // after its claim, or refused. Nothing of the old lands after the
+    // takeover. (Same node id twice, so only the epoch decides.)
+    let pg = PgServer::start().unwrap();
+    let url = pg.create_database("race").unwrap();
+    let old = node(&url, "a", LONG);
+    old.claim("chat", "room").unwrap();
+    let writer = {
+        let old = old.clone();
+        std::thread::spawn(move || {
+            let store = backend(&old);
+            let mut written = Vec::new();
+            for i in 0..10_000 {
+                let key = format!("old-{i:05}");
+                match store.commit(&[commit("chat", "room", &[(&key, Some("x"))])]) {
+                    Ok(()) => written.push(key),
+                    Err(StorageError::Fenced(_)) => return (written, true),
+                    Err(other) => panic!("{other}"),
+                }
+            }
+            (written, false)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(150));
+    let new = node(&url, "a", LONG);
+    new.claim("chat", "room").unwrap();
+    let store = backend(&new);
+    let seen = entries(&store.load("chat", "room").unwrap());
+    store
+        .commit(&[commit("chat", "room", &[("new", Some("y"))])])
+        .unwrap();
+    let (written, fenced) = writer.join().unwrap();
+    assert!(fenced, "the old holder was never refused");
+    assert!(!written.is_empty(), "the old holder wrote nothing first");
+    let mut expected = seen.clone();
+    expected.push(pair("new", "y"));
+    expected.sort();
+    let last = entries(&store.load("chat", "room").unwrap());
+    assert_eq!(
+        last, expected,
+        "a write of the old holder landed after the takeover"
+    );
+    assert_eq!(
+        seen.len(),
+        written.len(),
+        "an acknowledged write is missing"
+    );
 }
