@@ -72,11 +72,12 @@ async fn rooms_live_in_postgres_and_one_node_at_a_time_holds_a_room() {
     // Node two may not start the room node one holds.
     let mut two = node("two");
     let mut other = connect(two.addr).await;
-    assert_eq!(
-        ask(&mut other, "get k").await,
-        None,
-        "the room started twice"
-    );
+    other.send(Message::text("get k")).await.unwrap();
+    let refused = tokio::time::timeout(Duration::from_secs(10), other.next()).await;
+    match refused {
+        Ok(Some(Ok(Message::Close(Some(frame))))) => assert_eq!(u16::from(frame.code), 1011),
+        other => panic!("the room started on a second node: {other:?}"),
+    }
 
     // Node one stops: it releases the room, and node two takes it at once.
     common::terminate(&one.child);

@@ -44,6 +44,16 @@ fn failed(error: postgres::Error) -> StorageError {
     StorageError::Backend(format!("PostgreSQL: {}", crate::error::message(&error)))
 }
 
+/// A read-only transaction that sees one consistent snapshot.
+fn snapshot(client: &mut postgres::Client) -> Result<Transaction<'_>, StorageError> {
+    client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .map_err(failed)
+}
+
 /// A timer id as the database's signed bigint, bit for bit.
 fn timer_id(id: u64) -> i64 {
     i64::from_be_bytes(id.to_be_bytes())
@@ -251,12 +261,7 @@ impl PostgresBackend {
     /// Every stored room's data, read in one snapshot.
     fn everything(&self) -> Result<Vec<RoomCommit>, StorageError> {
         let mut conn = self.leases.conn()?;
-        let mut txn = conn
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .map_err(failed)?;
+        let mut txn = snapshot(&mut conn)?;
         let mut rooms: Vec<RoomCommit> = Vec::new();
         let mut index: HashMap<(String, String), usize> = HashMap::new();
         let mut slot = |service: String, room: String| -> usize {
@@ -323,12 +328,7 @@ impl Backend for PostgresBackend {
             self.leases.claim(service, room)?;
         }
         let mut conn = self.leases.conn()?;
-        let mut txn = conn
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .map_err(failed)?;
+        let mut txn = snapshot(&mut conn)?;
         let mut stored = StoredRoom::default();
         for row in txn
             .query(
