@@ -14,6 +14,11 @@ pub const DEFAULT_RENEW_EVERY: Duration = Duration::from_millis(3_333);
 pub const DEFAULT_POOL_SIZE: usize = 4;
 /// How long connecting to the database may take unless configured.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one statement may run, and data sent may stay unacknowledged
+/// by the database host, unless configured: past it the call fails (a
+/// commit fails and its room is disposed) instead of hanging the storage
+/// thread on a database that stopped answering.
+pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How a node joins a cluster.
 #[derive(Debug, Clone)]
@@ -37,6 +42,9 @@ pub struct ClusterConfig {
     pub pool_size: usize,
     /// How long connecting may take ([`DEFAULT_CONNECT_TIMEOUT`]).
     pub connect_timeout: Duration,
+    /// How long a statement may run, and sent data stay unacknowledged
+    /// ([`DEFAULT_STATEMENT_TIMEOUT`]).
+    pub statement_timeout: Duration,
 }
 
 impl ClusterConfig {
@@ -55,6 +63,7 @@ impl ClusterConfig {
             renew_every: DEFAULT_RENEW_EVERY,
             pool_size: DEFAULT_POOL_SIZE,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            statement_timeout: DEFAULT_STATEMENT_TIMEOUT,
         }
     }
 
@@ -81,6 +90,9 @@ impl ClusterConfig {
                 "the renewal interval ({:?}) must be above zero and shorter than the lease ({:?})",
                 self.renew_every, self.lease
             ));
+        }
+        if self.statement_timeout < Duration::from_millis(1) {
+            return Err("the statement timeout is under 1 ms".into());
         }
         if self.pool_size == 0 {
             return Err("the pool size is 0".into());

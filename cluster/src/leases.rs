@@ -47,6 +47,16 @@ impl Leases {
         let mut pg = postgres::Config::from_str(&config.url)
             .map_err(|error| ClusterError::Config(format!("the database URL: {error}")))?;
         pg.connect_timeout(config.connect_timeout);
+        pg.tcp_user_timeout(config.statement_timeout);
+        let timeout = format!(
+            "-c statement_timeout={}",
+            config.statement_timeout.as_millis()
+        );
+        let options = match pg.get_options() {
+            Some(given) => format!("{given} {timeout}"),
+            None => timeout,
+        };
+        pg.options(&options);
         if pg.get_application_name().is_none() {
             pg.application_name(&format!("roomhost {}", config.node_id));
         }
