@@ -374,3 +374,40 @@ fn writes_racing_a_takeover_never_land_after_it() {
         "an acknowledged write is missing"
     );
 }
+
+#[test]
+fn the_renewal_thread_rejoins_without_claims_when_the_lease_lapsed() {
+    // The database ends a's lease behind its back (as if its renewals had
+    // not reached it in time) and b takes the room: a's renewal thread
+    // finds the lease lapsed, joins again holding nothing, and a's writes
+    // to the room are refused.
+    let pg = PgServer::start().unwrap();
+    let url = pg.create_database("rejoin").unwrap();
+    let a = node(&url, "a", SHORT);
+    let b = node(&url, "b", LONG);
+    a.claim("chat", "room").unwrap();
+    let _renewal = a.keep_renewed().unwrap();
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    admin
+        .execute(
+            "UPDATE roomhost.nodes SET lease_until = now() - interval '1 second' WHERE id = 'a'",
+            &[],
+        )
+        .unwrap();
+    b.claim("chat", "room").unwrap();
+    std::thread::sleep(SHORT / 4 + MARGIN);
+    assert!(a.claims().list().is_empty(), "{:?}", a.claims().list());
+    assert!(
+        a.lease_valid() && a.check_lease().unwrap(),
+        "a joined again"
+    );
+    let refused = backend(&a).commit(&[commit("chat", "room", &[("k", Some("a"))])]);
+    assert!(
+        matches!(refused, Err(StorageError::Fenced(_))),
+        "{refused:?}"
+    );
+    assert!(matches!(
+        a.claim("chat", "room"),
+        Err(ClusterError::Owned { .. })
+    ));
+}
