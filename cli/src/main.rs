@@ -1,6 +1,7 @@
 //! `roomhost`: run WebSocket rooms whose logic is a WebAssembly plugin.
 
 mod build;
+mod cluster;
 mod config_file;
 mod dev;
 mod loadtest;

@@ -55,6 +55,8 @@ pub struct ServeArgs {
     limits: LimitArgs,
     #[command(flatten)]
     data: crate::storage::DataArgs,
+    #[command(flatten)]
+    cluster: crate::cluster::ClusterArgs,
 }
 
 /// Token verification, for services that require a token and for plugins
@@ -481,15 +483,26 @@ const DEFAULT_FILE: &str = "roomhost.toml";
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     crate::logging::init(&args.log);
-    let config = server_config(&args)?;
+    let mut config = server_config(&args)?;
+    // Joined before the runtime starts: the PostgreSQL client blocks.
+    let node = args.cluster.join(&config.listen.to_string())?;
+    if let Some(node) = &node {
+        config.storage = node.backend.clone();
+    }
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(async move {
+    let served = runtime.block_on(async move {
         let server = Server::bind(config).await?;
         print_banner(&server);
         server.run(roomhost_host::shutdown_signal()).await?;
-        println!("roomhost stopped");
         anyhow::Ok(())
-    })
+    });
+    drop(runtime);
+    if let Some(node) = node {
+        node.leave();
+    }
+    served?;
+    println!("roomhost stopped");
+    Ok(())
 }
 
 /// What a bound server tells its user: the address (first line, which
@@ -616,7 +629,12 @@ fn server_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
         auth: args.auth.config(file.auth.as_ref())?,
         admin: args.admin.config(file.open_admin)?,
         dev_tap: None,
-        storage: args.data.open(&default_data_dir)?,
+        // A cluster node's storage is set once it has joined.
+        storage: if args.cluster.enabled() {
+            std::sync::Arc::new(roomhost_host::storage::MemoryBackend::new())
+        } else {
+            args.data.open(&default_data_dir)?
+        },
     })
 }
 

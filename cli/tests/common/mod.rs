@@ -21,7 +21,7 @@ pub struct Served {
 /// Starts `roomhost serve ARGS` on an ephemeral port, caching compiled
 /// plugins in `cache_dir`, and reads its banner. Rooms store their data in
 /// `cache_dir/data` unless `args` say where (`--data-dir`, `--no-storage`,
-/// `--file`).
+/// `--file`, `--cluster`).
 pub fn serve(args: &[&str], cache_dir: &Path) -> Served {
     let mut command = Command::new(ROOMHOST);
     command
@@ -31,7 +31,7 @@ pub fn serve(args: &[&str], cache_dir: &Path) -> Served {
         .args(args);
     let placed = args
         .iter()
-        .any(|arg| ["--data-dir", "--no-storage", "--file"].contains(arg));
+        .any(|arg| ["--data-dir", "--no-storage", "--file", "--cluster"].contains(arg));
     if !placed {
         command.arg("--data-dir").arg(cache_dir.join("data"));
     }

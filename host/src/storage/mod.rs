@@ -80,6 +80,11 @@ pub enum StorageError {
     /// The data directory is held by another process.
     #[error("the data directory is in use by another roomhost process ({0})")]
     InUse(String),
+    /// The write was refused because this node no longer owns the room: in
+    /// a cluster, another node claimed it with a newer epoch (or this
+    /// node's lease lapsed). Nothing of the refused write was stored.
+    #[error("fenced, this node does not hold the room: {0}")]
+    Fenced(String),
     /// The commit thread is gone (the server is shutting down).
     #[error("storage is shut down")]
     Closed,

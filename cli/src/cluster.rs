@@ -1,0 +1,118 @@
+//! `roomhost serve --cluster URL`: rooms' stored data in PostgreSQL, this
+//! server one node of a cluster (issue 16, first step). The node joins
+//! (takes a lease), keeps its lease renewed on a thread, claims each
+//! storage-using room when the room loads, and writes only rooms it holds
+//! (fencing). When the server stops it leaves: its rooms are released and
+//! its lease ended, so another node can take them at once. Routing clients
+//! to a room's owner is not built yet: every node serves the rooms its own
+//! clients ask for, and a room another live node holds fails to start.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use roomhost_cluster::{ClusterConfig, Leases, PostgresBackend, Renewal};
+
+/// Cluster flags of `serve`.
+#[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "Cluster")]
+pub(crate) struct ClusterArgs {
+    /// Store rooms in PostgreSQL (postgres://user:password@host:port/db, no TLS) as one
+    /// node of a cluster, instead of the data directory. The tables are created on
+    /// connect. See docs/cluster.md.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "ROOMHOST_CLUSTER",
+        conflicts_with_all = ["data_dir", "no_storage"]
+    )]
+    cluster: Option<String>,
+    /// This node's id, unique in the cluster and the same across its restarts
+    /// [default: the host name].
+    #[arg(
+        long,
+        value_name = "ID",
+        env = "ROOMHOST_NODE_ID",
+        requires = "cluster"
+    )]
+    node_id: Option<String>,
+    /// The address other nodes reach this node at, stored with its lease
+    /// [default: the listen address].
+    #[arg(long, value_name = "HOST:PORT", requires = "cluster")]
+    advertise: Option<String>,
+    /// How long the node's lease lasts after each renewal [default: 10000].
+    #[arg(long, value_name = "MS", requires = "cluster")]
+    lease_ms: Option<u64>,
+    /// How often the lease is renewed; below the lease [default: a third of it].
+    #[arg(long, value_name = "MS", requires = "cluster")]
+    renew_ms: Option<u64>,
+}
+
+/// A joined node: its storage backend, and its lease kept renewed while
+/// this lives.
+pub(crate) struct Node {
+    pub(crate) leases: Arc<Leases>,
+    pub(crate) backend: Arc<PostgresBackend>,
+    renewal: Option<Renewal>,
+}
+
+impl ClusterArgs {
+    /// Whether `--cluster` is given.
+    pub(crate) fn enabled(&self) -> bool {
+        self.cluster.is_some()
+    }
+
+    /// Joins the cluster when `--cluster` is given (before the async
+    /// runtime starts: the PostgreSQL client blocks).
+    pub(crate) fn join(&self, listen: &str) -> anyhow::Result<Option<Node>> {
+        let Some(url) = &self.cluster else {
+            return Ok(None);
+        };
+        let node_id = match &self.node_id {
+            Some(id) => id.clone(),
+            None => host_name(),
+        };
+        let mut config = ClusterConfig::new(
+            url.clone(),
+            node_id,
+            self.advertise.clone().unwrap_or_else(|| listen.to_owned()),
+        );
+        if let Some(ms) = self.lease_ms {
+            config.lease = Duration::from_millis(ms);
+            config.renew_every = config.lease / 3;
+        }
+        if let Some(ms) = self.renew_ms {
+            config.renew_every = Duration::from_millis(ms);
+        }
+        let (leases, backend) =
+            roomhost_cluster::connect(config, true).context("cannot join the cluster")?;
+        let renewal = leases.keep_renewed()?;
+        Ok(Some(Node {
+            leases,
+            backend,
+            renewal: Some(renewal),
+        }))
+    }
+}
+
+impl Node {
+    /// Leaves the cluster: stops renewing, releases every room, ends the
+    /// lease.
+    pub(crate) fn leave(mut self) {
+        drop(self.renewal.take());
+        if let Err(error) = self.leases.leave() {
+            tracing::warn!(%error, "cannot leave the cluster: its rooms wait for the lease to lapse");
+        }
+    }
+}
+
+/// The machine's host name, or "roomhost".
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "roomhost".to_owned())
+}
