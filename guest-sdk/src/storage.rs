@@ -136,6 +136,34 @@ impl<'r> Storage<'r> {
         calls::list(&mut *self.backend, prefix.as_ref(), start_after, limit)
     }
 
+    /// Every entry whose key starts with `prefix`, in key order, read page
+    /// by page with [`Storage::list`]. What a room stores is bounded by
+    /// [`MAX_ROOM_STORAGE_BYTES`](crate::limits::MAX_ROOM_STORAGE_BYTES), so
+    /// this is too.
+    ///
+    /// ```
+    /// # use roomhost_sdk::Room;
+    /// fn players(room: &mut Room<'_>) -> Vec<String> {
+    ///     room.storage()
+    ///         .list_all("player/")
+    ///         .into_iter()
+    ///         .map(|(_, name)| String::from_utf8_lossy(&name).into_owned())
+    ///         .collect()
+    /// }
+    /// ```
+    pub fn list_all(&mut self, prefix: impl AsRef<[u8]>) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let prefix = prefix.as_ref();
+        let mut all: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        loop {
+            let after = all.last().map(|(key, _)| key.clone());
+            let page = self.list(prefix, after.as_deref(), 0);
+            if page.is_empty() {
+                return all;
+            }
+            all.extend(page);
+        }
+    }
+
     /// The bytes the room stores, keys plus values.
     pub fn size(&mut self) -> u64 {
         calls::size(&mut *self.backend)

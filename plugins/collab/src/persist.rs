@@ -90,30 +90,17 @@ fn log_seq(key: &[u8]) -> Option<u64> {
     u64::from_str_radix(hex, 16).ok()
 }
 
-/// Every entry under `prefix`, in key order.
-fn list_all(storage: &mut Storage<'_>, prefix: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let mut all: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-    loop {
-        let after = all.last().map(|(key, _)| key.clone());
-        let page = storage.list(prefix, after.as_deref(), 0);
-        if page.is_empty() {
-            return all;
-        }
-        all.extend(page);
-    }
-}
-
 impl Stored {
     /// Reads the stored copy.
     pub fn read(storage: &mut Storage<'_>) -> Result<Self, Unreadable> {
-        let chunks = list_all(storage, DOC_PREFIX);
+        let chunks = storage.list_all(DOC_PREFIX);
         let state = if chunks.is_empty() {
             None
         } else {
             let record: Vec<u8> = chunks.iter().flat_map(|(_, v)| v.iter().copied()).collect();
             Some(Snapshot::decode(&record).map_err(Unreadable)?)
         };
-        let entries = list_all(storage, LOG_PREFIX);
+        let entries = storage.list_all(LOG_PREFIX);
         let mut log = Log {
             chunks: chunks.len(),
             ..Log::default()

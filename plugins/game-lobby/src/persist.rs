@@ -83,23 +83,15 @@ pub fn load(storage: &mut Storage<'_>) -> Result<Option<(Stored, Tokens)>, Strin
         return Ok(None);
     };
     let mut players = Vec::new();
-    let mut after: Option<Vec<u8>> = None;
-    loop {
-        let page = storage.list(PLAYER_PREFIX, after.as_deref(), 0);
-        let Some((last, _)) = page.last() else {
-            break;
-        };
-        after = Some(last.clone());
-        for (key, value) in page {
-            let id = key
-                .strip_prefix(PLAYER_PREFIX.as_bytes())
-                .and_then(|hex| std::str::from_utf8(hex).ok())
-                .and_then(|hex| u16::from_str_radix(hex, 16).ok());
-            let token = <[u8; 8]>::try_from(value.as_slice()).ok();
-            match (id, token) {
-                (Some(id), Some(token)) => players.push((id, u64::from_be_bytes(token))),
-                _ => return Err(format!("a stored player cannot be read: {key:?}")),
-            }
+    for (key, value) in storage.list_all(PLAYER_PREFIX) {
+        let id = key
+            .strip_prefix(PLAYER_PREFIX.as_bytes())
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u16::from_str_radix(hex, 16).ok());
+        let token = <[u8; 8]>::try_from(value.as_slice()).ok();
+        match (id, token) {
+            (Some(id), Some(token)) => players.push((id, u64::from_be_bytes(token))),
+            _ => return Err(format!("a stored player cannot be read: {key:?}")),
         }
     }
     Ok(Some((game, players)))

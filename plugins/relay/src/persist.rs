@@ -55,23 +55,15 @@ fn decode(key: &[u8], value: &[u8]) -> Option<(u64, Kind, Value)> {
 pub fn load(storage: &mut Storage<'_>, record: &mut Record) -> usize {
     let mut stale = Vec::new();
     let mut unreadable = 0;
-    let mut after: Option<Vec<u8>> = None;
-    loop {
-        let page = storage.list(PREFIX, after.as_deref(), 0);
-        let Some((last, _)) = page.last() else {
-            break;
-        };
-        after = Some(last.clone());
-        for (key, value) in page {
-            match decode(&key, &value) {
-                Some((seq, kind, data)) => {
-                    let pushed = record.push_at(seq, kind, data);
-                    stale.extend(pushed.evicted.into_iter().map(self::key));
-                }
-                None => {
-                    unreadable += 1;
-                    stale.push(key);
-                }
+    for (key, value) in storage.list_all(PREFIX) {
+        match decode(&key, &value) {
+            Some((seq, kind, data)) => {
+                let pushed = record.push_at(seq, kind, data);
+                stale.extend(pushed.evicted.into_iter().map(self::key));
+            }
+            None => {
+                unreadable += 1;
+                stale.push(key);
             }
         }
     }
