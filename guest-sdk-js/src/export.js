@@ -12,6 +12,9 @@ import { Message } from './message.js';
 import { Room } from './room.js';
 import { toResponse } from './http.js';
 
+/** Reads the service instance behind an export (the test harness's `service`). */
+export const INSTANCE = Symbol('roomhost service instance');
+
 /**
  * The contract's `service` export for `service`, calling the host through
  * `imports` (`{ host, directory, auth }`).
@@ -27,6 +30,8 @@ export function exportService(service, imports) {
   };
 
   return {
+    [INSTANCE]: () => instance,
+
     describe() {
       return {
         lobby: lobbyClass !== null,
@@ -62,7 +67,9 @@ export function exportService(service, imports) {
         outcome = call('connect', clientInfo(raw));
       } catch (error) {
         if (error instanceof Rejection) throw rejection(error);
-        throw error;
+        // Anything else is a failure of the service, as a Rust panic: the
+        // room is disposed (never read as a rejection record).
+        throw error instanceof Error ? error : new Error(String(error));
       }
       if (outcome instanceof Rejection) throw rejection(outcome);
     },
