@@ -103,7 +103,7 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
 
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let mut watcher = Watcher::start(build.dir(), build.target_dir())?;
+        let mut watcher = Watcher::start(build.dir(), &build.target_dir())?;
         let tap = DevTap::new();
         // The first build has no old version to fall back on: wait for a fix.
         let built = loop {
