@@ -38,46 +38,54 @@ export function utf8Encode(text) {
   return Uint8Array.from(out);
 }
 
-/** @param {Uint8Array} bytes @returns {string} */
+/**
+ * @param {Uint8Array} bytes @returns {string}
+ * Malformed input decodes as the WHATWG decoder does: each maximal invalid
+ * subpart becomes one U+FFFD.
+ */
 export function utf8Decode(bytes) {
   let out = '';
   let i = 0;
   while (i < bytes.length) {
-    const b0 = bytes[i];
-    let code = 0xfffd;
-    let width = 1;
+    const b0 = bytes[i++];
     if (b0 < 0x80) {
-      code = b0;
-    } else if (b0 >= 0xc2 && b0 < 0xe0 && continuation(bytes, i, 1)) {
-      code = ((b0 & 0x1f) << 6) | (bytes[i + 1] & 0x3f);
-      width = 2;
-    } else if (b0 >= 0xe0 && b0 < 0xf0 && continuation(bytes, i, 2)) {
-      const c = ((b0 & 0x0f) << 12) | ((bytes[i + 1] & 0x3f) << 6) | (bytes[i + 2] & 0x3f);
-      if (c >= 0x800 && (c < 0xd800 || c > 0xdfff)) {
-        code = c;
-        width = 3;
-      }
-    } else if (b0 >= 0xf0 && b0 < 0xf5 && continuation(bytes, i, 3)) {
-      const c =
-        ((b0 & 0x07) << 18) |
-        ((bytes[i + 1] & 0x3f) << 12) |
-        ((bytes[i + 2] & 0x3f) << 6) |
-        (bytes[i + 3] & 0x3f);
-      if (c >= 0x10000 && c <= 0x10ffff) {
-        code = c;
-        width = 4;
-      }
+      out += String.fromCharCode(b0);
+      continue;
     }
-    out += String.fromCodePoint(code);
-    i += width;
+    let need = 0;
+    let lower = 0x80;
+    let upper = 0xbf;
+    let code = 0;
+    if (b0 >= 0xc2 && b0 <= 0xdf) {
+      need = 1;
+      code = b0 & 0x1f;
+    } else if (b0 >= 0xe0 && b0 <= 0xef) {
+      need = 2;
+      code = b0 & 0x0f;
+      if (b0 === 0xe0) lower = 0xa0;
+      if (b0 === 0xed) upper = 0x9f;
+    } else if (b0 >= 0xf0 && b0 <= 0xf4) {
+      need = 3;
+      code = b0 & 0x07;
+      if (b0 === 0xf0) lower = 0x90;
+      if (b0 === 0xf4) upper = 0x8f;
+    } else {
+      out += '\ufffd';
+      continue;
+    }
+    let complete = true;
+    for (let k = 0; k < need; k++) {
+      const b = bytes[i];
+      if (b === undefined || b < lower || b > upper) {
+        complete = false;
+        break;
+      }
+      code = (code << 6) | (b & 0x3f);
+      lower = 0x80;
+      upper = 0xbf;
+      i++;
+    }
+    out += complete ? String.fromCodePoint(code) : '\ufffd';
   }
   return out;
-}
-
-function continuation(bytes, at, count) {
-  for (let k = 1; k <= count; k++) {
-    const b = bytes[at + k];
-    if (b === undefined || (b & 0xc0) !== 0x80) return false;
-  }
-  return true;
 }
