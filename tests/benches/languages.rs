@@ -1,0 +1,178 @@
+//! The same service in Rust and in TypeScript: `plugins/counter` against
+//! `plugins/counter-ts` (QuickJS, built by guest-sdk-js), measured in one
+//! process, taking turns, so the ratios come from one run.
+//!
+//! `cargo bench -p roomhost-e2e --bench languages [-- ROOMS [RUNS]]`
+//! (defaults 1,000 rooms, 3 runs). Each run and each plugin: load (compile)
+//! the component, instantiate ROOMS rooms (each with its own store and
+//! instance, `init` called) and keep them all live, then time `message`
+//! calls on one room with one member (the call parses the command, updates
+//! the count, broadcasts `{"count": n}` and publishes `set-info`). Reports
+//! per plugin: artefact size, compile time, instantiate + `init` per room
+//! (median), memory per idle room and the `message` call (median); then the
+//! medians over the runs and the JS/Rust ratios of each run. Results are
+//! recorded in BENCHMARKS.md.
+//!
+//! Memory per idle room is given twice, as growth over ROOMS rooms: RSS,
+//! and PSS (`/proc/self/smaps_rollup`). They differ for components with a
+//! large initial memory image (the QuickJS engine and its Wizer snapshot):
+//! each room maps the image copy-on-write, and the pages a room only reads
+//! stay shared page-cache pages, counted in full in every room's RSS but
+//! once in PSS. PSS is what the rooms cost the machine.
+
+use std::time::{Duration, Instant};
+
+use roomhost_host::client::ClientSender;
+use roomhost_host::wasm::{RoomInstance, WasmEngine, guest};
+use roomhost_host::{Limits, Plugin};
+
+/// The plugins compared: the Rust counter, then the TypeScript one.
+const PLUGINS: [&str; 2] = ["counter", "counter-ts"];
+
+/// `message` calls timed per plugin and run.
+const CALLS: usize = 5_000;
+
+/// One plugin's figures in one run.
+#[derive(Clone, Copy)]
+struct Figures {
+    compile: Duration,
+    instantiate: Duration,
+    per_room_bytes: f64,
+    per_room_pss: f64,
+    message: Duration,
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime");
+    runtime.block_on(run());
+}
+
+async fn run() {
+    let mut numbers = std::env::args().skip(1).filter_map(|arg| arg.parse().ok());
+    let rooms: usize = numbers.next().unwrap_or(1_000);
+    let runs: usize = numbers.next().unwrap_or(3);
+    for name in PLUGINS {
+        let path = roomhost_e2e::plugin(name);
+        let bytes = std::fs::metadata(&path).map(|meta| meta.len()).unwrap_or(0);
+        println!("{name}: artefact {:.2} MB ({})", bytes as f64 / 1e6, path.display());
+    }
+    let mut all: Vec<[Figures; 2]> = Vec::new();
+    for run in 1..=runs {
+        let mut figures = Vec::new();
+        for name in PLUGINS {
+            let measured = measure(name, rooms).await;
+            println!(
+                "run {run} {name:>10}: compile {:>9.1?}  instantiate+init {:>9.1?}  idle room RSS {:>7.1} KiB, PSS {:>7.1} KiB  message {:>7.1?}",
+                measured.compile,
+                measured.instantiate,
+                measured.per_room_bytes / 1024.0,
+                measured.per_room_pss / 1024.0,
+                measured.message
+            );
+            figures.push(measured);
+        }
+        all.push([figures[0], figures[1]]);
+    }
+    println!("\nmedians over {runs} runs, {rooms} rooms each (counter / counter-ts, and the ratio of each run):");
+    let row = |what: &str, get: &dyn Fn(&Figures) -> f64, unit: &str| {
+        let rust = median(all.iter().map(|pair| get(&pair[0])).collect());
+        let js = median(all.iter().map(|pair| get(&pair[1])).collect());
+        let ratios: Vec<String> = all
+            .iter()
+            .map(|pair| format!("{:.1}", get(&pair[1]) / get(&pair[0])))
+            .collect();
+        println!(
+            "  {what:<26} {rust:>10.1} {unit} / {js:>10.1} {unit}   JS/Rust per run: {}",
+            ratios.join(", ")
+        );
+    };
+    row("compile (ms)", &|f| f.compile.as_secs_f64() * 1e3, "ms");
+    row("instantiate + init (µs)", &|f| f.instantiate.as_secs_f64() * 1e6, "µs");
+    row("idle room, RSS (KiB)", &|f| f.per_room_bytes / 1024.0, "KiB");
+    row("idle room, PSS (KiB)", &|f| f.per_room_pss / 1024.0, "KiB");
+    row("message call (µs)", &|f| f.message.as_secs_f64() * 1e6, "µs");
+}
+
+/// Loads plugin `name` into a fresh engine and measures it with `rooms` live.
+async fn measure(name: &str, rooms: usize) -> Figures {
+    let limits = Limits {
+        max_rooms: rooms + 1,
+        ..Limits::default()
+    };
+    let engine = WasmEngine::new(&limits).expect("engine");
+    let started = Instant::now();
+    let plugin = Plugin::load(&engine, &roomhost_e2e::plugin(name), None).expect("the plugin loads");
+    let compile = started.elapsed();
+    let init = guest::InitInfo {
+        room_id: "bench".into(),
+        lobby: false,
+        config: "null".into(),
+        restored: None,
+    };
+    let rss_before = resident_bytes();
+    let pss_before = proportional_bytes();
+    let mut live = Vec::with_capacity(rooms);
+    let mut instantiate = Vec::with_capacity(rooms);
+    for _ in 0..rooms {
+        let started = Instant::now();
+        let mut room = RoomInstance::instantiate(&engine, &plugin, &limits, None)
+            .await
+            .expect("instantiate");
+        room.init(&init).await.expect("init");
+        instantiate.push(started.elapsed());
+        live.push(room);
+    }
+    let per_room_bytes = resident_bytes().saturating_sub(rss_before) as f64 / rooms as f64;
+    let per_room_pss = proportional_bytes().saturating_sub(pss_before) as f64 / rooms as f64;
+
+    let room = &mut live[0];
+    let (sender, mut queue) = ClientSender::detached(1, 1 << 20);
+    room.state().insert_member(sender);
+    let increment = guest::Frame::Text("increment".into());
+    let mut calls = Vec::with_capacity(CALLS);
+    for _ in 0..CALLS {
+        let started = Instant::now();
+        room.message(1, &increment).await.expect("message");
+        calls.push(started.elapsed());
+        while queue.try_recv().is_ok() {}
+    }
+    instantiate.sort();
+    calls.sort();
+    Figures {
+        compile,
+        instantiate: instantiate[instantiate.len() / 2],
+        per_room_bytes,
+        per_room_pss,
+        message: calls[calls.len() / 2],
+    }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|pages| pages.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+/// The process's proportional set size: shared pages divided among the
+/// mappings (and processes) sharing them.
+fn proportional_bytes() -> u64 {
+    let rollup = std::fs::read_to_string("/proc/self/smaps_rollup").unwrap_or_default();
+    rollup
+        .lines()
+        .find_map(|line| line.strip_prefix("Pss:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap_or(0)
+        * 1024
+}
