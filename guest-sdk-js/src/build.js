@@ -50,6 +50,8 @@ function wrapper(entry) {
     "import * as directory from 'roomhost:room/directory@0.4.0';",
     "import * as auth from 'roomhost:room/auth@0.4.0';",
     "import { exportService } from '@roomhost/sdk';",
+    `import { installGlobals } from ${JSON.stringify(join(SDK_DIR, 'src', 'globals.js'))};`,
+    'installGlobals(host);',
     `import Service from ${JSON.stringify(entry)};`,
     'export const service = exportService(Service, { host, directory, auth });',
     '',

@@ -8,6 +8,7 @@
 import { HostError, refusal } from './errors.js';
 import { toFrame } from './message.js';
 import { clientInfo } from './client.js';
+import { random53 } from './globals.js';
 import { utf8Decode, utf8Encode } from './utf8.js';
 
 const LEVELS = ['trace', 'debug', 'info', 'warn', 'error'];
@@ -81,7 +82,7 @@ export class Room {
 
   /** A random integer below 2^53 from the host's secure generator. */
   random() {
-    return this.#imports.host.random() % 2 ** 53;
+    return random53(this.#imports.host);
   }
 
   /** Writes a line to the host's log, tagged with the room. */

@@ -170,3 +170,24 @@ test('the harness: kicks, timers, client state, requests and a reload without sn
   assert.deepEqual(room.clients(), []);
   assert.deepEqual(room.logs.at(-1), { level: 'info', message: 'left 1 kicked' });
 });
+
+test('the component globals: Math.random and console over the host', async () => {
+  const { installGlobals, random53 } = await import('../src/globals.js');
+  const lines = [];
+  let next = 2 ** 64 - 1;
+  const host = { random: () => next, log: (level, message) => lines.push([level, message]) };
+  assert.equal(random53(host), 2 ** 53 - 1, 'the largest u64 stays below 2^53');
+  next = 2 ** 63;
+  assert.equal(random53(host), 2 ** 52);
+  const saved = { random: Math.random, console: globalThis.console };
+  try {
+    globalThis.console = undefined;
+    installGlobals(host);
+    assert.equal(Math.random(), 0.5);
+    console.warn('seen', { n: 1 }, 2);
+    assert.deepEqual(lines, [['warn', 'seen {"n":1} 2']]);
+  } finally {
+    Math.random = saved.random;
+    globalThis.console = saved.console;
+  }
+});
