@@ -2,8 +2,10 @@
 //! `plugins/counter-ts` (QuickJS, built by guest-sdk-js), measured in one
 //! process, taking turns, so the ratios come from one run.
 //!
-//! `cargo bench -p roomhost-e2e --bench languages [-- ROOMS [RUNS]]`
-//! (defaults 1,000 rooms, 3 runs). Each run and each plugin: load (compile)
+//! `cargo bench -p roomhost-e2e --bench languages [-- ROOMS [RUNS] [NAME=WASM...]]`
+//! (defaults 1,000 rooms, 3 runs). Each `NAME=WASM` adds a component to
+//! measure after the two in the same runs (ratios stay against `counter`):
+//! `bench/engines.mjs` builds the engine comparison's components. Each run and each plugin: load (compile)
 //! the component, instantiate ROOMS rooms (each with its own store and
 //! instance, `init` called) and keep them all live, then time `message`
 //! calls on one room with one member (the call parses the command, updates
@@ -20,6 +22,7 @@
 //! stay shared page-cache pages, counted in full in every room's RSS but
 //! once in PSS. PSS is what the rooms cost the machine.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use roomhost_host::client::ClientSender;
@@ -28,6 +31,12 @@ use roomhost_host::{Limits, Plugin};
 
 /// The plugins compared: the Rust counter, then the TypeScript one.
 const PLUGINS: [&str; 2] = ["counter", "counter-ts"];
+
+/// A component under measurement: its name and file.
+struct Subject {
+    name: String,
+    path: PathBuf,
+}
 
 /// `message` calls timed per plugin and run.
 const CALLS: usize = 5_000;
@@ -51,21 +60,41 @@ fn main() {
 }
 
 async fn run() {
-    let mut numbers = std::env::args().skip(1).filter_map(|arg| arg.parse().ok());
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut numbers = args.iter().filter_map(|arg| arg.parse().ok());
     let rooms: usize = numbers.next().unwrap_or(1_000);
     let runs: usize = numbers.next().unwrap_or(3);
-    for name in PLUGINS {
-        let path = roomhost_e2e::plugin(name);
-        let bytes = std::fs::metadata(&path).map(|meta| meta.len()).unwrap_or(0);
-        println!("{name}: artefact {:.2} MB ({})", bytes as f64 / 1e6, path.display());
+    let mut subjects: Vec<Subject> = PLUGINS
+        .iter()
+        .map(|name| Subject {
+            name: (*name).to_owned(),
+            path: roomhost_e2e::plugin(name),
+        })
+        .collect();
+    subjects.extend(args.iter().filter_map(|arg| {
+        let (name, path) = arg.split_once('=')?;
+        Some(Subject {
+            name: name.to_owned(),
+            path: PathBuf::from(path),
+        })
+    }));
+    for subject in &subjects {
+        let bytes = std::fs::metadata(&subject.path).map(|meta| meta.len()).unwrap_or(0);
+        println!(
+            "{}: artefact {:.2} MB ({})",
+            subject.name,
+            bytes as f64 / 1e6,
+            subject.path.display()
+        );
     }
-    let mut all: Vec<[Figures; 2]> = Vec::new();
+    let mut all: Vec<Vec<Figures>> = Vec::new();
     for run in 1..=runs {
         let mut figures = Vec::new();
-        for name in PLUGINS {
-            let measured = measure(name, rooms).await;
+        for subject in &subjects {
+            let measured = measure(&subject.path, rooms).await;
             println!(
-                "run {run} {name:>10}: compile {:>9.1?}  instantiate+init {:>9.1?}  idle room RSS {:>7.1} KiB, PSS {:>7.1} KiB  message {:>7.1?}",
+                "run {run} {:>12}: compile {:>9.1?}  instantiate+init {:>9.1?}  idle room RSS {:>7.1} KiB, PSS {:>7.1} KiB  message {:>7.1?}",
+                subject.name,
                 measured.compile,
                 measured.instantiate,
                 measured.per_room_bytes / 1024.0,
@@ -74,37 +103,46 @@ async fn run() {
             );
             figures.push(measured);
         }
-        all.push([figures[0], figures[1]]);
+        all.push(figures);
     }
-    println!("\nmedians over {runs} runs, {rooms} rooms each (counter / counter-ts, and the ratio of each run):");
-    let row = |what: &str, get: &dyn Fn(&Figures) -> f64, unit: &str| {
-        let rust = median(all.iter().map(|pair| get(&pair[0])).collect());
-        let js = median(all.iter().map(|pair| get(&pair[1])).collect());
-        let ratios: Vec<String> = all
-            .iter()
-            .map(|pair| format!("{:.1}", get(&pair[1]) / get(&pair[0])))
-            .collect();
-        println!(
-            "  {what:<26} {rust:>10.1} {unit} / {js:>10.1} {unit}   JS/Rust per run: {}",
-            ratios.join(", ")
-        );
-    };
-    row("compile (ms)", &|f| f.compile.as_secs_f64() * 1e3, "ms");
-    row("instantiate + init (µs)", &|f| f.instantiate.as_secs_f64() * 1e6, "µs");
-    row("idle room, RSS (KiB)", &|f| f.per_room_bytes / 1024.0, "KiB");
-    row("idle room, PSS (KiB)", &|f| f.per_room_pss / 1024.0, "KiB");
-    row("message call (µs)", &|f| f.message.as_secs_f64() * 1e6, "µs");
+    println!(
+        "\nmedians over {runs} runs, {rooms} rooms each; after each, its ratio to {} in each run:",
+        subjects[0].name
+    );
+    let rows: [(&str, &dyn Fn(&Figures) -> f64); 5] = [
+        ("compile (ms)", &|f| f.compile.as_secs_f64() * 1e3),
+        ("instantiate + init (µs)", &|f| f.instantiate.as_secs_f64() * 1e6),
+        ("idle room, RSS (KiB)", &|f| f.per_room_bytes / 1024.0),
+        ("idle room, PSS (KiB)", &|f| f.per_room_pss / 1024.0),
+        ("message call (µs)", &|f| f.message.as_secs_f64() * 1e6),
+    ];
+    for (what, get) in rows {
+        println!("  {what}");
+        for (index, subject) in subjects.iter().enumerate() {
+            let value = median(all.iter().map(|run| get(&run[index])).collect());
+            let ratios: Vec<String> = all
+                .iter()
+                .map(|run| format!("{:.1}", get(&run[index]) / get(&run[0])))
+                .collect();
+            println!(
+                "    {:>12} {value:>10.1}   ×{}",
+                subject.name,
+                ratios.join(", ×")
+            );
+        }
+    }
 }
 
-/// Loads plugin `name` into a fresh engine and measures it with `rooms` live.
-async fn measure(name: &str, rooms: usize) -> Figures {
+/// Loads the component at `path` into a fresh engine and measures it with
+/// `rooms` live.
+async fn measure(path: &std::path::Path, rooms: usize) -> Figures {
     let limits = Limits {
         max_rooms: rooms + 1,
         ..Limits::default()
     };
     let engine = WasmEngine::new(&limits).expect("engine");
     let started = Instant::now();
-    let plugin = Plugin::load(&engine, &roomhost_e2e::plugin(name), None).expect("the plugin loads");
+    let plugin = Plugin::load(&engine, path, None).expect("the plugin loads");
     let compile = started.elapsed();
     let init = guest::InitInfo {
         room_id: "bench".into(),
