@@ -251,12 +251,14 @@ fn js_sdk_dependency(sdk: Option<&Path>) -> anyhow::Result<String> {
         Some(path) => path
             .canonicalize()
             .with_context(|| format!("--sdk {} does not exist", path.display()))?,
-        None => Path::new(BUILT_FROM_JS_SDK).canonicalize().with_context(|| {
-            format!(
-                "the TypeScript SDK is not on disk at {BUILT_FROM_JS_SDK}: pass --sdk \
+        None => Path::new(BUILT_FROM_JS_SDK)
+            .canonicalize()
+            .with_context(|| {
+                format!(
+                    "the TypeScript SDK is not on disk at {BUILT_FROM_JS_SDK}: pass --sdk \
                  PATH/TO/guest-sdk-js"
-            )
-        })?,
+                )
+            })?,
     };
     if !path.join("package.json").is_file() {
         bail!(

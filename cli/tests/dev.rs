@@ -181,7 +181,11 @@ async fn editing_a_scaffolded_typescript_service_reloads_it_under_connected_clie
     for client in &mut clients {
         let echo = client.recv_json().await;
         assert_eq!(
-            (echo["type"].as_str(), echo["from"].as_str(), echo["count"].as_u64()),
+            (
+                echo["type"].as_str(),
+                echo["from"].as_str(),
+                echo["count"].as_u64()
+            ),
             (Some("echo"), Some("ada"), Some(1))
         );
     }
@@ -202,7 +206,10 @@ async fn editing_a_scaffolded_typescript_service_reloads_it_under_connected_clie
     // A syntax error: shown, and the last good version serves on.
     edit_file(&source, "this.count += 1;", "this.count += ;");
     let failed = dev.wait_for("✗ build failed", REBUILD);
-    assert!(failed.contains("last good version keeps serving"), "{failed}");
+    assert!(
+        failed.contains("last good version keeps serving"),
+        "{failed}"
+    );
     clients[0].send_text("still").await;
     for client in &mut clients {
         assert_eq!(client.recv_json().await["count"], 3);

@@ -32,6 +32,9 @@ use roomhost_host::{Limits, Plugin};
 /// The plugins compared: the Rust counter, then the TypeScript one.
 const PLUGINS: [&str; 2] = ["counter", "counter-ts"];
 
+/// Reads one figure (in the unit its row names).
+type Reading = fn(&Figures) -> f64;
+
 /// A component under measurement: its name and file.
 struct Subject {
     name: String,
@@ -79,7 +82,9 @@ async fn run() {
         })
     }));
     for subject in &subjects {
-        let bytes = std::fs::metadata(&subject.path).map(|meta| meta.len()).unwrap_or(0);
+        let bytes = std::fs::metadata(&subject.path)
+            .map(|meta| meta.len())
+            .unwrap_or(0);
         println!(
             "{}: artefact {:.2} MB ({})",
             subject.name,
@@ -109,12 +114,14 @@ async fn run() {
         "\nmedians over {runs} runs, {rooms} rooms each; after each, its ratio to {} in each run:",
         subjects[0].name
     );
-    let rows: [(&str, &dyn Fn(&Figures) -> f64); 5] = [
-        ("compile (ms)", &|f| f.compile.as_secs_f64() * 1e3),
-        ("instantiate + init (µs)", &|f| f.instantiate.as_secs_f64() * 1e6),
-        ("idle room, RSS (KiB)", &|f| f.per_room_bytes / 1024.0),
-        ("idle room, PSS (KiB)", &|f| f.per_room_pss / 1024.0),
-        ("message call (µs)", &|f| f.message.as_secs_f64() * 1e6),
+    let rows: [(&str, Reading); 5] = [
+        ("compile (ms)", |f| f.compile.as_secs_f64() * 1e3),
+        ("instantiate + init (µs)", |f| {
+            f.instantiate.as_secs_f64() * 1e6
+        }),
+        ("idle room, RSS (KiB)", |f| f.per_room_bytes / 1024.0),
+        ("idle room, PSS (KiB)", |f| f.per_room_pss / 1024.0),
+        ("message call (µs)", |f| f.message.as_secs_f64() * 1e6),
     ];
     for (what, get) in rows {
         println!("  {what}");
@@ -210,7 +217,13 @@ fn proportional_bytes() -> u64 {
     rollup
         .lines()
         .find_map(|line| line.strip_prefix("Pss:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
         .unwrap_or(0)
         * 1024
 }
