@@ -51,6 +51,9 @@ const PLUGIN_CRATES: &[&str] = &[
 /// each speaking the protocol of the Rust plugin named without `-ts`.
 pub const JS_PLUGINS: &[&str] = &["counter-ts", "chat-ts"];
 
+/// TypeScript fixtures in `tests/fixtures/`.
+const JS_FIXTURES: &[&str] = &["lobby-ts"];
+
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -68,7 +71,7 @@ pub fn plugin_target_dir() -> PathBuf {
 /// The component built from plugin crate `name` (built on first use, once
 /// per test binary).
 pub fn plugin(name: &str) -> PathBuf {
-    if JS_PLUGINS.contains(&name) {
+    if JS_PLUGINS.contains(&name) || JS_FIXTURES.contains(&name) {
         return js_plugin(name);
     }
     static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
@@ -120,9 +123,9 @@ pub fn leb128(mut value: usize) -> Vec<u8> {
     }
 }
 
-/// The component built from the TypeScript service `plugins/NAME` (the JS
-/// plugins are built on first use, once per test binary: `npm ci` in
-/// `guest-sdk-js`, then `roomhost-js build` for each).
+/// The component built from the TypeScript service `plugins/NAME` or
+/// `tests/fixtures/NAME` (built on first use, once per test binary: `npm
+/// ci` in `guest-sdk-js`, then `roomhost-js build` for each).
 pub fn js_plugin(name: &str) -> PathBuf {
     static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
     let built = BUILT.get_or_init(|| build_js_plugins().map_err(|error| format!("{error:#}")));
@@ -141,17 +144,19 @@ fn js_plugin_path(name: &str) -> PathBuf {
 fn build_js_plugins() -> anyhow::Result<()> {
     let sdk = workspace_root().join("guest-sdk-js");
     node::npm_ci(&sdk).map_err(anyhow::Error::msg)?;
-    for name in JS_PLUGINS {
+    let plugins = JS_PLUGINS.iter().map(|name| ("plugins", name));
+    let fixtures = JS_FIXTURES.iter().map(|name| ("tests/fixtures", name));
+    for (parent, name) in plugins.chain(fixtures) {
         let status = Command::new("node")
             .arg(sdk.join("bin").join("roomhost-js.mjs"))
             .arg("build")
-            .arg(workspace_root().join("plugins").join(name))
+            .arg(workspace_root().join(parent).join(name))
             .arg("--out")
             .arg(js_plugin_path(name))
             .status()
             .context("cannot run node")?;
         if !status.success() {
-            bail!("roomhost-js build of plugins/{name} failed ({status})");
+            bail!("roomhost-js build of {parent}/{name} failed ({status})");
         }
     }
     Ok(())
