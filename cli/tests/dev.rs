@@ -151,6 +151,17 @@ fn scaffold_in(name: &str, options: &[&str]) -> PathBuf {
     dir
 }
 
+/// A client on each path, past the scaffold's welcome.
+async fn welcomed<const N: usize>(addr: SocketAddr, paths: [&str; N]) -> Vec<Client> {
+    let mut clients = Vec::new();
+    for path in paths {
+        let mut client = Client::connect(addr, path).await.expect("connects");
+        assert_eq!(client.recv_json().await["type"], "welcome");
+        clients.push(client);
+    }
+    clients
+}
+
 fn edit(dir: &Path, from: &str, to: &str) {
     edit_file(&dir.join("src/lib.rs"), from, to);
 }
@@ -169,14 +180,7 @@ async fn editing_a_scaffolded_typescript_service_reloads_it_under_connected_clie
     let dir = scaffold_ts("tsdemo");
     let source = dir.join("src/index.ts");
     let mut dev = Dev::start(&dir);
-    let mut clients = Vec::new();
-    for name in ["ada", "bob"] {
-        let mut client = Client::connect(dev.addr, &format!("/ws/ts-room?name={name}"))
-            .await
-            .expect("connects");
-        assert_eq!(client.recv_json().await["type"], "welcome");
-        clients.push(client);
-    }
+    let mut clients = welcomed(dev.addr, ["/ws/ts-room?name=ada", "/ws/ts-room?name=bob"]).await;
     clients[0].send_text("before").await;
     for client in &mut clients {
         let echo = client.recv_json().await;
@@ -256,14 +260,7 @@ async fn editing_a_scaffolded_plugin_reloads_it_under_connected_clients() {
         .any(|entry| entry.path().extension().is_some_and(|ext| ext == "cwasm"));
     assert!(cached, "no compiled plugin in the target directory's cache");
 
-    let mut clients = Vec::new();
-    for _ in 0..3 {
-        let mut client = Client::connect(dev.addr, "/ws/lobby-room")
-            .await
-            .expect("connects");
-        assert_eq!(client.recv_json().await["type"], "welcome");
-        clients.push(client);
-    }
+    let mut clients = welcomed(dev.addr, ["/ws/lobby-room"; 3]).await;
     clients[0].send_text("before").await;
     for client in &mut clients {
         let echo = client.recv_json().await;

@@ -25,6 +25,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use roomhost_e2e::memory::{proportional_bytes, resident_bytes};
 use roomhost_host::client::ClientSender;
 use roomhost_host::wasm::{RoomInstance, WasmEngine, guest};
 use roomhost_host::{Limits, Plugin};
@@ -198,32 +199,4 @@ async fn measure(path: &std::path::Path, rooms: usize) -> Figures {
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
-}
-
-fn resident_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|pages| pages.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
-}
-
-/// The process's proportional set size: shared pages divided among the
-/// mappings (and processes) sharing them.
-fn proportional_bytes() -> u64 {
-    let rollup = std::fs::read_to_string("/proc/self/smaps_rollup").unwrap_or_default();
-    rollup
-        .lines()
-        .find_map(|line| line.strip_prefix("Pss:"))
-        .and_then(|rest| {
-            rest.trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<u64>()
-                .ok()
-        })
-        .unwrap_or(0)
-        * 1024
 }

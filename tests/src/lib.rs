@@ -5,6 +5,7 @@
 //! browser test.
 
 pub mod keys;
+pub mod memory;
 pub mod node;
 pub mod raw;
 pub mod webdriver;
