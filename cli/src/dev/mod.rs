@@ -126,11 +126,13 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
             dev_tap: Some(tap.clone()),
         })
         .await?;
+        // Listening for signals before the banner says the server is up.
+        let shutdown = roomhost_host::shutdown_signal();
         print_banner(&server);
         println!("  dashboard        http://{}/", server.local_addr());
         println!("  watching         {}", dir.display());
         let handle = server.handle();
-        let mut served = tokio::spawn(server.run(roomhost_host::shutdown_signal()));
+        let mut served = tokio::spawn(server.run(shutdown));
         loop {
             tokio::select! {
                 result = &mut served => {
