@@ -1,4 +1,5 @@
-//! `roomhost build`: compile a plugin crate to a WebAssembly component.
+//! `roomhost build`: compile a plugin (a Rust crate, or a JavaScript/
+//! TypeScript project: see [`crate::js`]) to a WebAssembly component.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -6,13 +7,17 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, bail};
 use clap::Args;
 
+use crate::js::{self, JsProject};
+
 /// The target plugins are built for.
 pub const WASM_TARGET: &str = "wasm32-wasip2";
 
 /// Arguments of `roomhost build`.
 #[derive(Args)]
 pub struct BuildArgs {
-    /// The plugin crate (a directory with a Cargo.toml).
+    /// The plugin: a crate (a directory with a Cargo.toml) or a
+    /// JavaScript/TypeScript project (a package.json depending on
+    /// @roomhost/sdk).
     #[arg(default_value = ".")]
     dir: PathBuf,
     /// Cargo's target directory (default: the crate's own).
@@ -26,63 +31,105 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Builds the plugin crate in `dir` in release mode for [`WASM_TARGET`] and
-/// returns the component's path. Cargo's progress goes to stderr.
+/// Builds the plugin in `dir` (a crate in release mode for
+/// [`WASM_TARGET`], or a JavaScript/TypeScript project) and returns the
+/// component's path. The build's progress goes to stderr.
 pub fn build_plugin(dir: &Path, target_dir: Option<&Path>) -> anyhow::Result<PathBuf> {
     let build = PluginBuild::prepare(dir, target_dir)?;
-    eprintln!("building plugin {} for {WASM_TARGET}", build.package());
-    let status = build.command().status().context("cannot run cargo")?;
+    eprintln!("building plugin {}", build.package());
+    let status = build
+        .command()
+        .status()
+        .with_context(|| format!("cannot run {}", build.tool()))?;
     if !status.success() {
         bail!(
-            "building {} failed (cargo exited with {status})",
-            dir.display()
+            "building {} failed ({} exited with {status})",
+            dir.display(),
+            build.tool()
         );
     }
     build.output()
 }
 
-/// A plugin crate checked and ready to build, as often as needed (the dev
-/// loop rebuilds it on every change).
+/// A plugin checked and ready to build, as often as needed (the dev loop
+/// rebuilds it on every change).
 pub struct PluginBuild {
     dir: PathBuf,
-    manifest: PathBuf,
     target_dir: Option<PathBuf>,
-    crate_info: CrateInfo,
+    kind: Kind,
+}
+
+/// What builds the plugin.
+enum Kind {
+    /// A Rust crate: cargo.
+    Rust {
+        manifest: PathBuf,
+        crate_info: CrateInfo,
+    },
+    /// A JavaScript/TypeScript project: the SDK's `roomhost-js build`.
+    Js(JsProject),
 }
 
 impl PluginBuild {
-    /// Checks that `dir` is a plugin crate and that the wasm target is
-    /// installed (installing it if not).
+    /// Checks that `dir` is a plugin crate (installing the wasm target if
+    /// missing) or a JavaScript/TypeScript project (installing its npm
+    /// packages if missing).
     pub fn prepare(dir: &Path, target_dir: Option<&Path>) -> anyhow::Result<PluginBuild> {
-        let manifest = dir.join("Cargo.toml");
-        if !manifest.is_file() {
-            bail!(
-                "{} is not a plugin crate: it has no Cargo.toml",
-                dir.display()
-            );
-        }
-        ensure_wasm_target()?;
-        let crate_info = CrateInfo::read(&manifest)?;
+        let kind = if js::is_project(dir) {
+            Kind::Js(JsProject::prepare(dir)?)
+        } else {
+            let manifest = dir.join("Cargo.toml");
+            if !manifest.is_file() {
+                bail!(
+                    "{} is not a plugin: it has no Cargo.toml (a Rust crate) or package.json \
+                     (a TypeScript project)",
+                    dir.display()
+                );
+            }
+            ensure_wasm_target()?;
+            let crate_info = CrateInfo::read(&manifest)?;
+            Kind::Rust {
+                manifest,
+                crate_info,
+            }
+        };
         Ok(PluginBuild {
             dir: dir.to_owned(),
-            manifest,
             target_dir: target_dir.map(Path::to_path_buf),
-            crate_info,
+            kind,
         })
     }
 
-    /// The crate's package name.
+    /// The crate's or project's package name.
     pub fn package(&self) -> &str {
-        &self.crate_info.package
+        match &self.kind {
+            Kind::Rust { crate_info, .. } => &crate_info.package,
+            Kind::Js(project) => &project.name,
+        }
     }
 
-    /// The crate directory.
+    /// The program that builds it, for messages.
+    pub fn tool(&self) -> &'static str {
+        match self.kind {
+            Kind::Rust { .. } => "cargo",
+            Kind::Js(_) => "roomhost-js",
+        }
+    }
+
+    /// The plugin's directory.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
-    /// The `cargo build` command; the caller decides where its output goes.
+    /// The build command; the caller decides where its output goes.
     pub fn command(&self) -> Command {
+        let (manifest, crate_info) = match &self.kind {
+            Kind::Rust {
+                manifest,
+                crate_info,
+            } => (manifest, crate_info),
+            Kind::Js(project) => return project.command(&self.dir, &self.js_output()),
+        };
         let mut cargo = Command::new(cargo());
         cargo
             .args([
@@ -92,8 +139,8 @@ impl PluginBuild {
                 WASM_TARGET,
                 "--manifest-path",
             ])
-            .arg(&self.manifest)
-            .args(["-p", &self.crate_info.package]);
+            .arg(manifest)
+            .args(["-p", &crate_info.package]);
         if let Some(target_dir) = &self.target_dir {
             cargo.arg("--target-dir").arg(target_dir);
         }
@@ -102,11 +149,21 @@ impl PluginBuild {
 
     /// The component a successful build produced.
     pub fn output(&self) -> anyhow::Result<PathBuf> {
+        let lib_name = match &self.kind {
+            Kind::Rust { crate_info, .. } => &crate_info.lib_name,
+            Kind::Js(_) => {
+                let wasm = self.js_output();
+                if !wasm.is_file() {
+                    bail!("roomhost-js succeeded but {} is missing", wasm.display());
+                }
+                return Ok(wasm);
+            }
+        };
         let wasm = self
             .target_dir()
             .join(WASM_TARGET)
             .join("release")
-            .join(format!("{}.wasm", self.crate_info.lib_name));
+            .join(format!("{lib_name}.wasm"));
         if !wasm.is_file() {
             bail!(
                 "cargo succeeded but {} is missing: does the crate have `crate-type = [\"cdylib\"]`?",
@@ -116,11 +173,23 @@ impl PluginBuild {
         Ok(wasm)
     }
 
-    /// Cargo's target directory for this crate (ignored by the dev watcher).
-    pub fn target_dir(&self) -> &Path {
-        self.target_dir
-            .as_deref()
-            .unwrap_or(&self.crate_info.target_dir)
+    /// The build's output directory (ignored by the dev watcher): cargo's
+    /// target directory for a crate, `DIR/target` for a JavaScript project.
+    pub fn target_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.target_dir {
+            return dir.clone();
+        }
+        match &self.kind {
+            Kind::Rust { crate_info, .. } => crate_info.target_dir.clone(),
+            Kind::Js(_) => self.dir.join("target"),
+        }
+    }
+
+    /// Where a JavaScript project's component goes.
+    fn js_output(&self) -> PathBuf {
+        self.target_dir()
+            .join("roomhost")
+            .join(format!("{}.wasm", self.package().replace('-', "_")))
     }
 }
 

@@ -4,6 +4,7 @@ mod build;
 mod cluster;
 mod config_file;
 mod dev;
+mod js;
 mod loadtest;
 mod logging;
 mod new;
@@ -38,23 +39,27 @@ enum Command {
     ///   roomhost serve                                 (reads ./roomhost.toml)
     #[command(verbatim_doc_comment)]
     Serve(Box<serve::ServeArgs>),
-    /// Build a plugin crate to a release WebAssembly component and print its path.
+    /// Build a plugin to a release WebAssembly component and print its path.
     ///
-    /// Installs the wasm32-wasip2 target with rustup if it is missing.
+    /// A Rust crate is built with cargo (installing the wasm32-wasip2 target with rustup if it
+    /// is missing); a TypeScript/JavaScript project (a package.json depending on
+    /// @roomhost/sdk) is bundled and componentized by the SDK's roomhost-js, after `npm ci`
+    /// or `npm install` when its node_modules is missing.
     Build(build::BuildArgs),
     /// Develop a plugin: build it, serve it with a dashboard, hot-reload it on every edit.
     ///
-    /// Builds the plugin crate in DIR, serves it (dashboard at http://ADDR/), watches the
-    /// crate's files and, on every change, rebuilds and moves every live room onto the new
-    /// version. Clients stay connected. Rooms of a service with snapshots
-    /// (#[room_service(snapshot = serde)], or snapshot/restore by hand) keep their state;
+    /// Builds the plugin in DIR (a crate, or a TypeScript project), serves it (dashboard at
+    /// http://ADDR/), watches its files and, on every change, rebuilds and moves every live
+    /// room onto the new version. Clients stay connected. Rooms of a service with snapshots
+    /// (#[room_service(snapshot = serde)], snapshot/restore by hand, or a TypeScript class's
+    /// snapshot() and static restore()) keep their state;
     /// rooms of a service without them restart fresh, with `connect` replayed for each
     /// client. A rebuild that produces the same component leaves the rooms untouched. A failed
     /// build is shown here and on the dashboard while the last good version keeps serving.
     /// Compiled plugins are cached in the target directory's roomhost-dev-cache/.
     ///
     /// Examples:
-    ///   roomhost dev                          (the crate in the current directory)
+    ///   roomhost dev                          (the crate or project in the current directory)
     ///   roomhost dev plugins/chat --listen 127.0.0.1:9000
     ///   roomhost dev --config '{"typing_timeout_ms": 2000}'
     #[command(verbatim_doc_comment)]
@@ -62,10 +67,13 @@ enum Command {
     /// Create a plugin crate that `roomhost dev` runs as is.
     ///
     /// Writes NAME/Cargo.toml, NAME/src/lib.rs (an echo room whose state survives hot
-    /// reloads, with unit tests through the SDK harness) and NAME/README.md.
+    /// reloads, with unit tests through the SDK harness) and NAME/README.md. With --lang ts:
+    /// NAME/package.json, NAME/src/index.ts (the same room in TypeScript), a Node test
+    /// through the SDK's TestRoom, tsconfig.json and README.md.
     ///
-    /// Example:
+    /// Examples:
     ///   roomhost new demo && cd demo && roomhost dev
+    ///   roomhost new demo --lang ts && cd demo && roomhost dev
     #[command(verbatim_doc_comment)]
     New(new::NewArgs),
     /// Load-test a deployment: rooms × clients sending frames that the room broadcasts.

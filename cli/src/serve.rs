@@ -492,8 +492,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let served = runtime.block_on(async move {
         let server = Server::bind(config).await?;
+        // Listening for signals before the banner says the server is up.
+        let shutdown = roomhost_host::shutdown_signal();
         print_banner(&server);
-        server.run(roomhost_host::shutdown_signal()).await?;
+        server.run(shutdown).await?;
+        println!("roomhost stopped");
         anyhow::Ok(())
     });
     drop(runtime);

@@ -121,6 +121,15 @@ fn user_cache(crate_dir: &Path) -> PathBuf {
 }
 
 fn scaffold(name: &str) -> PathBuf {
+    scaffold_in(name, &[])
+}
+
+/// `roomhost new NAME --lang ts`: the npm install runs too.
+fn scaffold_ts(name: &str) -> PathBuf {
+    scaffold_in(name, &["--lang", "ts"])
+}
+
+fn scaffold_in(name: &str, options: &[&str]) -> PathBuf {
     let parent = plugin_target_dir()
         .join("cli-tests")
         .join(format!("dev-{name}-{}", std::process::id()));
@@ -130,6 +139,7 @@ fn scaffold(name: &str) -> PathBuf {
     let output = Command::new(ROOMHOST)
         .args(["new", name, "--path"])
         .arg(&dir)
+        .args(options)
         .output()
         .expect("roomhost new runs");
     assert!(
@@ -141,11 +151,97 @@ fn scaffold(name: &str) -> PathBuf {
     dir
 }
 
+/// A client on each path, past the scaffold's welcome.
+async fn welcomed<const N: usize>(addr: SocketAddr, paths: [&str; N]) -> Vec<Client> {
+    let mut clients = Vec::new();
+    for path in paths {
+        let mut client = Client::connect(addr, path).await.expect("connects");
+        assert_eq!(client.recv_json().await["type"], "welcome");
+        clients.push(client);
+    }
+    clients
+}
+
 fn edit(dir: &Path, from: &str, to: &str) {
-    let path = dir.join("src/lib.rs");
-    let source = std::fs::read_to_string(&path).expect("lib.rs");
+    edit_file(&dir.join("src/lib.rs"), from, to);
+}
+
+fn edit_file(path: &Path, from: &str, to: &str) {
+    let source = std::fs::read_to_string(path).expect("the scaffold's source");
     assert!(source.contains(from), "{from:?} not in the scaffold");
-    std::fs::write(&path, source.replace(from, to)).expect("edit lib.rs");
+    std::fs::write(path, source.replace(from, to)).expect("edit the scaffold's source");
+}
+
+/// The promise: `roomhost new demo --lang ts && cd demo && roomhost
+/// dev`, edit the service, and see the change live with clients connected
+/// and the rooms' state kept (snapshot/restore in the TypeScript class).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn editing_a_scaffolded_typescript_service_reloads_it_under_connected_clients() {
+    let dir = scaffold_ts("tsdemo");
+    let source = dir.join("src/index.ts");
+    let mut dev = Dev::start(&dir);
+    let mut clients = welcomed(dev.addr, ["/ws/ts-room?name=ada", "/ws/ts-room?name=bob"]).await;
+    clients[0].send_text("before").await;
+    for client in &mut clients {
+        let echo = client.recv_json().await;
+        assert_eq!(
+            (
+                echo["type"].as_str(),
+                echo["from"].as_str(),
+                echo["count"].as_u64()
+            ),
+            (Some("echo"), Some("ada"), Some(1))
+        );
+    }
+
+    dev.drain();
+    edit_file(&source, "type: 'echo'", "type: 'shout'");
+    let reloaded = dev.wait_for("↻ reloaded", REBUILD);
+    assert!(reloaded.contains("restored 1"), "{reloaded}");
+    clients[1].send_text("after").await;
+    for client in &mut clients {
+        let shout = client.recv_json().await;
+        assert_eq!(shout["type"], "shout", "{shout}");
+        assert_eq!(shout["count"], 2, "state kept: {shout}");
+        // The host kept the client's state (its name) across the reload.
+        assert_eq!(shout["from"], "bob", "{shout}");
+    }
+
+    // A syntax error: shown, and the last good version serves on.
+    edit_file(&source, "this.count += 1;", "this.count += ;");
+    let failed = dev.wait_for("✗ build failed", REBUILD);
+    assert!(
+        failed.contains("last good version keeps serving"),
+        "{failed}"
+    );
+    clients[0].send_text("still").await;
+    for client in &mut clients {
+        assert_eq!(client.recv_json().await["count"], 3);
+    }
+    edit_file(&source, "this.count += ;", "this.count += 10;");
+    dev.wait_for("↻ reloaded", REBUILD);
+    clients[0].send_text("fixed").await;
+    for client in &mut clients {
+        assert_eq!(client.recv_json().await["count"], 13);
+    }
+}
+
+#[test]
+fn the_typescript_scaffold_tests_pass() {
+    let dir = scaffold_ts("ts-scaffold-tests");
+    for script in ["test", "check"] {
+        let output = Command::new("npm")
+            .args(["run", script])
+            .current_dir(&dir)
+            .output()
+            .expect("npm runs");
+        assert!(
+            output.status.success(),
+            "npm run {script} failed in the TypeScript scaffold:\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -164,14 +260,7 @@ async fn editing_a_scaffolded_plugin_reloads_it_under_connected_clients() {
         .any(|entry| entry.path().extension().is_some_and(|ext| ext == "cwasm"));
     assert!(cached, "no compiled plugin in the target directory's cache");
 
-    let mut clients = Vec::new();
-    for _ in 0..3 {
-        let mut client = Client::connect(dev.addr, "/ws/lobby-room")
-            .await
-            .expect("connects");
-        assert_eq!(client.recv_json().await["type"], "welcome");
-        clients.push(client);
-    }
+    let mut clients = welcomed(dev.addr, ["/ws/lobby-room"; 3]).await;
     clients[0].send_text("before").await;
     for client in &mut clients {
         let echo = client.recv_json().await;

@@ -10,6 +10,7 @@
 
 use std::time::{Duration, Instant};
 
+use roomhost_e2e::memory::resident_bytes;
 use roomhost_host::client::ClientSender;
 use roomhost_host::wasm::{RoomInstance, WasmEngine, guest};
 use roomhost_host::{Limits, Plugin};
@@ -104,16 +105,6 @@ async fn run() {
 
 fn percentile(sorted: &[Duration], p: usize) -> Duration {
     sorted[(sorted.len() - 1) * p / 100]
-}
-
-fn resident_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|pages| pages.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
 }
 
 fn max_map_count() -> String {

@@ -5,6 +5,7 @@
 //! browser test.
 
 pub mod keys;
+pub mod memory;
 pub mod node;
 pub mod raw;
 pub mod webdriver;
@@ -49,6 +50,13 @@ const PLUGIN_CRATES: &[&str] = &[
     "collab",
 ];
 
+/// The TypeScript services in `plugins/` (built with `guest-sdk-js`),
+/// each speaking the protocol of the Rust plugin named without `-ts`.
+pub const JS_PLUGINS: &[&str] = &["counter-ts", "chat-ts"];
+
+/// TypeScript fixtures in `tests/fixtures/`.
+const JS_FIXTURES: &[&str] = &["lobby-ts"];
+
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -66,6 +74,9 @@ pub fn plugin_target_dir() -> PathBuf {
 /// The component built from plugin crate `name` (built on first use, once
 /// per test binary).
 pub fn plugin(name: &str) -> PathBuf {
+    if JS_PLUGINS.contains(&name) || JS_FIXTURES.contains(&name) {
+        return js_plugin(name);
+    }
     static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
     let built = BUILT.get_or_init(|| build_plugins().map_err(|error| format!("{error:#}")));
     if let Err(error) = built {
@@ -113,6 +124,45 @@ pub fn leb128(mut value: usize) -> Vec<u8> {
         }
         out.push(byte | 0x80);
     }
+}
+
+/// The component built from the TypeScript service `plugins/NAME` or
+/// `tests/fixtures/NAME` (built on first use, once per test binary: `npm
+/// ci` in `guest-sdk-js`, then `roomhost-js build` for each).
+pub fn js_plugin(name: &str) -> PathBuf {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| build_js_plugins().map_err(|error| format!("{error:#}")));
+    if let Err(error) = built {
+        panic!("building the TypeScript test plugins failed: {error}");
+    }
+    js_plugin_path(name)
+}
+
+fn js_plugin_path(name: &str) -> PathBuf {
+    plugin_target_dir()
+        .join("js")
+        .join(format!("{}.wasm", name.replace('-', "_")))
+}
+
+fn build_js_plugins() -> anyhow::Result<()> {
+    let sdk = workspace_root().join("guest-sdk-js");
+    node::npm_ci(&sdk).map_err(anyhow::Error::msg)?;
+    let plugins = JS_PLUGINS.iter().map(|name| ("plugins", name));
+    let fixtures = JS_FIXTURES.iter().map(|name| ("tests/fixtures", name));
+    for (parent, name) in plugins.chain(fixtures) {
+        let status = Command::new("node")
+            .arg(sdk.join("bin").join("roomhost-js.mjs"))
+            .arg("build")
+            .arg(workspace_root().join(parent).join(name))
+            .arg("--out")
+            .arg(js_plugin_path(name))
+            .status()
+            .context("cannot run node")?;
+        if !status.success() {
+            bail!("roomhost-js build of {parent}/{name} failed ({status})");
+        }
+    }
+    Ok(())
 }
 
 fn build_plugins() -> anyhow::Result<()> {

@@ -250,6 +250,8 @@ async fn a_plugin_importing_sockets_is_refused_at_load() {
         "game-lobby",
         "collab",
         "misbehave",
+        "counter-ts",
+        "chat-ts",
     ] {
         Plugin::load(&engine, &plugin(name), None)
             .unwrap_or_else(|error| panic!("{name} does not load: {error}"));

@@ -12,7 +12,18 @@ use serde_json::json;
 /// once and in order, and the count survives (serde snapshot).
 #[tokio::test]
 async fn serde_snapshot_keeps_state_and_loses_no_frame() {
-    let server = TestServer::single("counter").await;
+    snapshot_keeps_state_and_loses_no_frame("counter").await;
+}
+
+/// The same check against the TypeScript counter: its JSON snapshot
+/// carries the count across the reload.
+#[tokio::test]
+async fn serde_snapshot_keeps_state_and_loses_no_frame_ts() {
+    snapshot_keeps_state_and_loses_no_frame("counter-ts").await;
+}
+
+async fn snapshot_keeps_state_and_loses_no_frame(name: &str) {
+    let server = TestServer::single(name).await;
     let mut alice = server.connect("/ws/tally").await;
     let mut bob = server.connect("/ws/tally").await;
     assert_eq!(alice.recv_json().await["count"], 0);
@@ -24,8 +35,9 @@ async fn serde_snapshot_keeps_state_and_loses_no_frame() {
         alice.send_text("increment").await;
     }
     let handle = server.handle().clone();
-    let counter = plugin_rebuilt("counter", "v2");
-    let reload = tokio::spawn(async move { handle.reload("counter", &counter).await });
+    let counter = plugin_rebuilt(name, "v2");
+    let service = name.to_owned();
+    let reload = tokio::spawn(async move { handle.reload(&service, &counter).await });
     for _ in 0..DURING {
         alice.send_text("increment").await;
     }

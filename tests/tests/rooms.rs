@@ -9,7 +9,19 @@ use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broadcast_reaches_every_member_of_the_room_and_no_one_else() {
-    let server = TestServer::single("counter").await;
+    counter_broadcasts_to_its_room_only("counter").await;
+}
+
+/// The same check against the TypeScript counter (`plugins/counter-ts`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcast_reaches_every_member_of_the_room_and_no_one_else_ts() {
+    counter_broadcasts_to_its_room_only("counter-ts").await;
+}
+
+/// Counter plugin `name`'s protocol over real sockets: greetings, both
+/// command forms, broadcasts within one room only.
+async fn counter_broadcasts_to_its_room_only(name: &str) {
+    let server = TestServer::single(name).await;
     let mut a1 = server.connect("/ws/a").await;
     let mut a2 = server.connect("/ws/a").await;
     let mut a3 = server.connect("/ws/a").await;
@@ -31,13 +43,51 @@ async fn broadcast_reaches_every_member_of_the_room_and_no_one_else() {
     b1.send_text("decrement").await;
     assert_eq!(b1.recv_json().await, json!({ "count": -1 }));
     a3.expect_silence(Duration::from_millis(200)).await;
+
+    // Refused commands are answered to the sender alone, word for word.
+    b1.send_text("nope").await;
+    assert_eq!(
+        b1.recv_json().await,
+        json!({ "error": "unknown command \"nope\"" })
+    );
+    b1.send_text(r#"{"op":"increment","by":0}"#).await;
+    assert_eq!(
+        b1.recv_json().await,
+        json!({ "error": "\"by\" must be an integer from 1 to 1000000" })
+    );
+    let (_, rooms) = server.get_json("/rooms").await;
+    let mut infos: Vec<_> = rooms
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|room| (room["room"].clone(), room["info"].clone()))
+        .collect();
+    infos.sort_by_key(|(room, _)| room.to_string());
+    assert_eq!(
+        infos,
+        [
+            (json!("a"), json!({ "count": 6 })),
+            (json!("b"), json!({ "count": -1 }))
+        ]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn services_are_addressed_by_name_when_several_are_loaded() {
+    services_by_name("counter").await;
+}
+
+/// The same check with the TypeScript counter as the configured service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_are_addressed_by_name_when_several_are_loaded_ts() {
+    services_by_name("counter-ts").await;
+}
+
+/// Counter plugin `counter` (configured to start at 41) beside misbehave.
+async fn services_by_name(counter: &str) {
     let server = TestServer::start(
         vec![
-            ServiceSpec::new("counter", plugin("counter")).with_config(json!({ "start": 41 })),
+            ServiceSpec::new("counter", plugin(counter)).with_config(json!({ "start": 41 })),
             ServiceSpec::new("echo", plugin("misbehave")),
         ],
         test_limits(),
@@ -146,7 +196,18 @@ async fn a_rejected_connect_is_closed_with_the_plugins_reason() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_rejects_taken_names_and_announces_joins_and_leaves() {
-    let server = TestServer::single("chat").await;
+    chat_names_joins_and_leaves("chat").await;
+}
+
+/// The same check against the TypeScript chat (`plugins/chat-ts`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_rejects_taken_names_and_announces_joins_and_leaves_ts() {
+    chat_names_joins_and_leaves("chat-ts").await;
+}
+
+/// Chat plugin `name`'s protocol over real sockets.
+async fn chat_names_joins_and_leaves(name: &str) {
+    let server = TestServer::single(name).await;
     let mut alice = server.connect("/ws/lobby?name=alice").await;
     let welcome = alice.recv_json().await;
     assert_eq!(welcome["type"], "welcome");

@@ -110,7 +110,7 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
 
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let mut watcher = Watcher::start(build.dir(), build.target_dir())?;
+        let mut watcher = Watcher::start(build.dir(), &build.target_dir())?;
         let tap = DevTap::new();
         // The first build has no old version to fall back on: wait for a fix.
         let built = loop {
@@ -134,11 +134,13 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
             storage,
         })
         .await?;
+        // Listening for signals before the banner says the server is up.
+        let shutdown = roomhost_host::shutdown_signal();
         print_banner(&server);
         println!("  dashboard        http://{}/", server.local_addr());
         println!("  watching         {}", dir.display());
         let handle = server.handle();
-        let mut served = tokio::spawn(server.run(roomhost_host::shutdown_signal()));
+        let mut served = tokio::spawn(server.run(shutdown));
         loop {
             tokio::select! {
                 result = &mut served => {

@@ -3,8 +3,8 @@
 //! give one rebuild, not five.
 //!
 //! Cargo's target directory (the configured one, and the crate's top-level
-//! `target/`), `.git` and editor swap files are ignored, so a build never
-//! triggers the next one.
+//! `target/`), `.git`, `node_modules` (a TypeScript project's packages) and
+//! editor swap files are ignored, so a build never triggers the next one.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -95,7 +95,10 @@ impl Ignored {
         if inside.starts_with("target") {
             return true;
         }
-        if inside.components().any(|part| part.as_os_str() == ".git") {
+        if inside
+            .components()
+            .any(|part| part.as_os_str() == ".git" || part.as_os_str() == "node_modules")
+        {
             return true;
         }
         let name = path
@@ -150,6 +153,10 @@ mod tests {
             "/work/demo/target/wasm32-wasip2/release/demo.wasm"
         )));
         assert!(ignored.contains(Path::new("/work/demo/.git/index")));
+        assert!(ignored.contains(Path::new(
+            "/work/demo/node_modules/@roomhost/sdk/package.json"
+        )));
+        assert!(!ignored.contains(Path::new("/work/demo/src/index.ts")));
         assert!(ignored.contains(Path::new("/work/demo/src/.lib.rs.swp")));
         assert!(ignored.contains(Path::new("/work/demo/src/lib.rs~")));
         assert!(!ignored.contains(Path::new("/work/demo/src/lib.rs")));

@@ -1,0 +1,69 @@
+// Types of @roomhost/sdk/testing: the Node test harness.
+
+import type {
+  ClientId,
+  DisconnectReason,
+  LobbyAndRooms,
+  Message,
+  Outgoing,
+  RoomServiceClass,
+  TimerId,
+} from './index.js';
+
+/** The virtual clock's start: 2024-01-01T00:00:00Z. */
+export declare const DEFAULT_START_MS: number;
+
+export interface TestRoomOptions {
+  roomId?: string;
+  lobby?: boolean;
+  /** The service's configuration (any JSON value). */
+  config?: unknown;
+  startMs?: number;
+}
+
+export interface ConnectOptions {
+  identity?: string | null;
+  /** The verified token's claims. */
+  claims?: unknown;
+  readOnly?: boolean;
+  handoff?: { fromRoom?: string | null; data?: Uint8Array | string; rejected?: string | null } | null;
+  path?: string;
+}
+
+export interface TestResponse {
+  status: number;
+  headers: Array<[string, string]>;
+  body: Uint8Array;
+  text(): string;
+  json(): unknown;
+}
+
+/** Runs a service under Node without wasm, playing the host. */
+export declare class TestRoom<S = any> {
+  constructor(service: RoomServiceClass | LobbyAndRooms, options?: TestRoomOptions);
+  readonly service: S;
+  readonly hasLobby: boolean;
+  connect(query?: string, options?: ConnectOptions): ClientId;
+  tryConnect(query?: string, options?: ConnectOptions): { id: ClientId; rejection?: undefined } | { id?: undefined; rejection: { code: number | null; reason: string } };
+  message(client: ClientId, data: Outgoing): void;
+  disconnect(client: ClientId, reason?: DisconnectReason): void;
+  suspend(client: ClientId): void;
+  reconnect(client: ClientId): string;
+  advance(ms: number): void;
+  readonly nowMs: number;
+  pendingTimers(): Array<[TimerId, number]>;
+  takeSent(client: ClientId): Message[];
+  takeSentJson(client: ClientId): any[];
+  takeAll(): Array<[ClientId, Message]>;
+  readonly closed: Array<{ client: ClientId; code: number; reason: string }>;
+  readonly info: any;
+  readonly logs: Array<{ level: string; message: string }>;
+  clients(): ClientId[];
+  takeTransfers(): Array<{ client: ClientId; room: string | null; data: Uint8Array; create: boolean }>;
+  roomChanged(change: { kind: 'updated'; roomId: string; clients: number; info?: unknown } | { kind: 'closed'; roomId: string }): void;
+  setRooms(rooms: Array<{ roomId: string; clients: number; info?: unknown }>): void;
+  setAuth(verify: ((token: string) => unknown) | null): void;
+  readonly servedRoot: boolean;
+  request(request?: { method?: string; path?: string; query?: string; headers?: Array<[string, string]>; body?: string | Uint8Array }): TestResponse;
+  reload(): { restored: boolean };
+}
