@@ -268,20 +268,26 @@ pub fn run(args: StorageArgs) -> anyhow::Result<()> {
                 .map(|timer| (timer.id, timer.due_ms))
                 .collect();
             let backend = store.open()?;
-            backend.delete_room(&export.service, &export.room)?;
+            // One transaction: the old data goes and the export comes in
+            // together, or neither (a failure leaves the room as it was).
+            let old = backend.load(&export.service, &export.room)?;
             let count = stored.entries.len();
-            let changes = roomhost_host::storage::Changes {
-                entries: stored
+            let mut changes = roomhost_host::storage::Changes::default();
+            changes
+                .entries
+                .extend(old.entries.into_iter().map(|(key, _)| (key, None)));
+            changes
+                .timers
+                .extend(old.timers.into_iter().map(|(id, _)| (id, None)));
+            changes.entries.extend(
+                stored
                     .entries
                     .into_iter()
-                    .map(|(key, value)| (key, Some(value)))
-                    .collect(),
-                timers: stored
-                    .timers
-                    .into_iter()
-                    .map(|(id, due)| (id, Some(due)))
-                    .collect(),
-            };
+                    .map(|(key, value)| (key, Some(value))),
+            );
+            changes
+                .timers
+                .extend(stored.timers.into_iter().map(|(id, due)| (id, Some(due))));
             backend.commit(&[RoomCommit {
                 service: export.service.as_str().into(),
                 room: export.room.as_str().into(),

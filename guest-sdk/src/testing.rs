@@ -1406,6 +1406,8 @@ impl Backend for Recorder {
         self.next_timer_seq += 1;
         self.timers
             .insert(id, (self.now_ms.saturating_add(delay_ms), seq));
+        // As on the host: an ordinary timer replaces a durable one.
+        self.store.clear_timer(id);
         Ok(())
     }
 

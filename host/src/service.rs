@@ -34,7 +34,7 @@ pub struct ServiceSpec {
     pub access: AccessPolicy,
     /// Keeps a snapshot-based service durable without storage code: the
     /// host saves each room's `snapshot` at most this often after it
-    /// changed, and when the room ends or the server stops, and a room that
+    /// changed, and when the room ends, and a room that
     /// starts again restores from it. Off (`None`) by default. Weaker than
     /// the `storage` interface: what changed since the last save is lost in
     /// a crash, and output is not held for it.

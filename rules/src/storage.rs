@@ -81,6 +81,16 @@ pub enum StorageRefusal {
         /// The limit in bytes.
         limit: usize,
     },
+    /// The writes awaiting the current commit (keys and values, deleted
+    /// keys included) would pass twice `max_room_storage_bytes`: one event
+    /// may rewrite a full room, but cannot pile up changes without bound by
+    /// deleting what it put. Reported to a plugin as `room-full`.
+    TooManyChanges {
+        /// What would await the commit after the write, in bytes.
+        pending: usize,
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// The room would store more than `max_room_storage_bytes`.
     RoomFull {
         /// What the room would store after the write, in bytes.
@@ -100,6 +110,11 @@ impl fmt::Display for StorageRefusal {
             Self::ValueTooLarge { len, limit } => write!(
                 f,
                 "storage value is {len} bytes; the limit is {limit} (max_storage_value_bytes)"
+            ),
+            Self::TooManyChanges { pending, limit } => write!(
+                f,
+                "this event's writes awaiting their commit would reach {pending} bytes; the \
+                 limit is {limit} (twice max_room_storage_bytes); nothing was written"
             ),
             Self::RoomFull { needed, limit } => write!(
                 f,
@@ -155,6 +170,8 @@ pub struct RoomStore {
     bytes: usize,
     limits: StorageLimits,
     changes: Changes,
+    /// The bytes of `changes.entries` (keys, and values of puts).
+    pending: usize,
 }
 
 impl RoomStore {
@@ -185,6 +202,7 @@ impl RoomStore {
             bytes,
             limits,
             changes: Changes::default(),
+            pending: 0,
         }
     }
 
@@ -210,7 +228,7 @@ impl RoomStore {
             return false;
         };
         self.bytes -= key.len() + value.len();
-        self.changes.entries.insert(key.to_vec(), None);
+        self.record(key.to_vec(), None);
         true
     }
 
@@ -221,18 +239,30 @@ impl RoomStore {
         for write in writes {
             match write {
                 Write::Put(key, value) => {
-                    self.changes
-                        .entries
-                        .insert(key.clone(), Some(value.clone()));
+                    self.record(key.clone(), Some(value.clone()));
                     self.entries.insert(key, value);
                 }
+                // `after` already accounts for it: no byte arithmetic here,
+                // where a key put earlier in the batch would not add up.
                 Write::Delete(key) => {
-                    self.delete(&key);
+                    if self.entries.remove(&key).is_some() {
+                        self.record(key, None);
+                    }
                 }
             }
         }
         self.bytes = after;
         Ok(())
+    }
+
+    /// Records a change awaiting the commit, keeping `pending` in step.
+    fn record(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
+        let size = key.len() + value.as_ref().map_or(0, Vec::len);
+        let key_len = key.len();
+        if let Some(old) = self.changes.entries.insert(key, value) {
+            self.pending -= key_len + old.map_or(0, |old| old.len());
+        }
+        self.pending += size;
     }
 
     /// The room's total after `writes`, or why they are refused.
@@ -270,6 +300,17 @@ impl RoomStore {
                 needed: total,
                 limit: self.limits.max_room_bytes,
             });
+        }
+        // An upper bound: writes that replace pending changes count whole.
+        let pending = writes.iter().fold(self.pending, |pending, write| {
+            pending.saturating_add(match write {
+                Write::Put(key, value) => key.len() + value.len(),
+                Write::Delete(key) => key.len(),
+            })
+        });
+        let limit = self.limits.max_room_bytes.saturating_mul(2);
+        if pending > limit {
+            return Err(StorageRefusal::TooManyChanges { pending, limit });
         }
         Ok(total)
     }
@@ -351,6 +392,7 @@ impl RoomStore {
 
     /// Takes the writes made since the last call, for the backend to commit.
     pub fn take_changes(&mut self) -> Changes {
+        self.pending = 0;
         std::mem::take(&mut self.changes)
     }
 }
@@ -413,6 +455,42 @@ mod tests {
         let changes = store.take_changes();
         assert_eq!(changes.entries.get(&b"a"[..]), Some(&None));
         assert_eq!(changes.entries.len(), 3);
+    }
+
+    #[test]
+    fn a_key_put_and_deleted_in_one_batch_leaves_nothing() {
+        let mut store = small(100);
+        store
+            .apply(vec![
+                Write::Put(b"k".to_vec(), b"12345678".to_vec()),
+                Write::Delete(b"k".to_vec()),
+            ])
+            .unwrap();
+        assert_eq!((store.bytes(), store.get(b"k")), (0, None));
+    }
+
+    #[test]
+    fn one_event_cannot_pile_up_changes_by_deleting_what_it_put() {
+        let mut store = small(40);
+        // Each round leaves a 2-byte deleted key awaiting the commit, though
+        // the room stores nothing.
+        let refused = (0..=255u8).find_map(|i| match store.put(vec![b'k', i], b"v".to_vec()) {
+            Err(refused) => Some((i, refused)),
+            Ok(()) => {
+                assert!(store.delete(&[b'k', i]));
+                None
+            }
+        });
+        assert!(
+            matches!(
+                refused,
+                Some((38.., StorageRefusal::TooManyChanges { limit: 80, .. }))
+            ),
+            "{refused:?}"
+        );
+        assert_eq!(store.bytes(), 0);
+        store.take_changes();
+        store.put(b"k".to_vec(), b"v".to_vec()).unwrap();
     }
 
     #[test]

@@ -353,3 +353,58 @@ fn only_plugins_that_use_storage_import_it() {
     assert!(!uses("counter"));
     assert!(!uses("chat"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hot_reload_keeps_what_the_room_stored() {
+    let server =
+        TestServer::start_with_storage(durable(), test_limits(), Arc::new(MemoryBackend::new()))
+            .await;
+    let mut client = server.connect("/ws/kept").await;
+    assert_eq!(ask(&mut client, "put a 1").await, "ok a");
+    // The fixture has no snapshot: the new version starts fresh and the
+    // client's connect is replayed, over the same storage.
+    let report = server
+        .handle()
+        .reload("durable", &roomhost_e2e::plugin_rebuilt("durable", "v2"))
+        .await
+        .expect("reload");
+    assert_eq!(report.restarted, 1, "{report:?}");
+    assert_eq!(ask(&mut client, "get a").await, "value a 1");
+    assert_eq!(
+        ask(&mut client, "count").await,
+        "count 1",
+        "init read it back"
+    );
+    let (_, room) = server.get_json("/rooms/durable/kept").await;
+    assert!(room["storage_bytes"].as_u64().unwrap() > 0, "{room}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_request_wakes_a_room_that_stored_data() {
+    let server =
+        TestServer::start_with_storage(durable(), test_limits(), Arc::new(MemoryBackend::new()))
+            .await;
+    // The service's requests do not create rooms...
+    let response = http_request(server.addr(), "GET", "/rooms/durable/board/k/a", b"")
+        .await
+        .unwrap();
+    assert_eq!(response.status, 404);
+    let mut client = server.connect("/ws/board").await;
+    assert_eq!(ask(&mut client, "put a 1").await, "ok a");
+    client.close().await;
+    eventually("the room to end", || async {
+        let (status, _) = server.get_json("/rooms/durable/board").await;
+        (status == 404).then_some(())
+    })
+    .await;
+    // ...but a room with stored data wakes for one.
+    let response = http_request(server.addr(), "GET", "/rooms/durable/board/k/a", b"")
+        .await
+        .unwrap();
+    assert_eq!(
+        (response.status, response.body.as_slice()),
+        (200, &b"1"[..])
+    );
+    server.stop().await;
+}

@@ -107,8 +107,13 @@ async fn answer(
             format!("more than {max_headers} headers (max_http_headers)"),
         );
     }
-    let create = service.http_creates_rooms();
-    if !create && !app.rooms.is_live(service.name(), &room) {
+    // A room that is not live is started for a request when the service
+    // lets requests create rooms, or when the room stored data: it wakes
+    // from storage as it would for a client.
+    let create = service.http_creates_rooms()
+        || app.rooms.is_live(service.name(), &room)
+        || app.rooms.stores_data(service, &room).await;
+    if !create {
         return no_live_room(service.name(), &room);
     }
     let limit = app.limits.max_http_body_bytes;

@@ -395,6 +395,9 @@ impl RoomActor {
         self.table.remove(&self.meta);
         let mut departing = HashMap::new();
         if let Some(instance) = instance {
+            for left in instance.state().abandon_output() {
+                left.close(close::ROOM_ERROR, &error.0);
+            }
             for (id, member) in &instance.state().room.members {
                 member.sender.close(close::ROOM_ERROR, &error.0);
                 // A client waiting to reconnect has nothing to come back to.
@@ -447,7 +450,9 @@ async fn handle(
     event: RoomEvent,
 ) -> Result<(), GuestError> {
     match event {
-        RoomEvent::Connect { request, reply } => connect(instance, meta, request, reply).await,
+        RoomEvent::Connect { request, reply } => {
+            connect(instance, meta, storage, request, reply).await
+        }
         RoomEvent::Frame { client, message } => {
             if instance.state().is_member(client) {
                 instance
@@ -517,7 +522,7 @@ async fn handle(
             sender,
             token,
             reply,
-        } => resume(instance, meta, sender, token, reply).await,
+        } => resume(instance, meta, storage, sender, token, reply).await,
         // Taken after every event of the lobby (see `run`).
         RoomEvent::LobbyNotices => Ok(()),
         RoomEvent::Started { reply } => {
@@ -560,6 +565,7 @@ async fn handle(
 async fn connect(
     instance: &mut RoomBody,
     meta: &RoomMeta,
+    storage: &Storage,
     request: ConnectRequest,
     reply: oneshot::Sender<Result<(), JoinError>>,
 ) -> Result<(), GuestError> {
@@ -585,6 +591,14 @@ async fn connect(
         code: close::rejection_code(rejection.code),
         reason: bounded(rejection.reason, MAX_PLUGIN_TEXT),
     });
+    // The answer is output too (a rejection's reason may tell of what
+    // `connect` wrote): a room that uses storage commits first.
+    if instance.state().gate.is_on()
+        && let Err(error) = settle(instance, storage, meta).await
+    {
+        let _ = reply.send(Err(JoinError::RoomFailed(error.0.clone())));
+        return Err(error);
+    }
     let accepted = answer.is_ok() && instance.state().is_member(id);
     if reply.send(answer).is_err() {
         if accepted && instance.state().remove_member(id).is_some() {
@@ -613,11 +627,15 @@ async fn connect(
 async fn resume(
     instance: &mut RoomBody,
     meta: &RoomMeta,
+    storage: &Storage,
     sender: ClientSender,
     token: String,
     reply: oneshot::Sender<Result<(), String>>,
 ) -> Result<(), GuestError> {
     let client = sender.id();
+    // The frames kept for the client may come from events whose writes
+    // are not committed yet (this one's batch): they are durable first.
+    settle(instance, storage, meta).await?;
     let Some(member) = instance.state().room.members.get_mut(&client) else {
         let _ = reply.send(Err("the client is no longer in its room".into()));
         return Ok(());

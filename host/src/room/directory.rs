@@ -117,6 +117,21 @@ impl Rooms {
         });
     }
 
+    /// Whether room `room` of `service` has stored data to wake with (only
+    /// plugins that use storage have any; a backend that fails says no).
+    pub(crate) async fn stores_data(&self, service: &Service, room: &str) -> bool {
+        if !service.plugin().description().uses_storage || room == LOBBY {
+            return false;
+        }
+        match self.storage.load(service.name(), room).await {
+            Ok(stored) => !stored.is_empty(),
+            Err(error) => {
+                tracing::warn!(%error, room, "cannot tell whether a room stored data");
+                false
+            }
+        }
+    }
+
     /// Starts room `room` of `service` without a client, if it is not live,
     /// and waits for its `init`: a room with durable timers wakes this way
     /// when the host starts.

@@ -134,6 +134,9 @@ async fn restart(
     meta: &RoomMeta,
     init: &GuestInitInfo,
 ) -> Result<RoomReload, String> {
+    // What the room stores is the room's, whatever version runs it.
+    let store = old.state().room.store.clone();
+    fresh.state().adopt_store(store);
     let started = match fresh.init(init).await {
         Ok(()) => after_call(fresh, meta).await,
         Err(error) => Err(error),

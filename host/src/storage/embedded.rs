@@ -166,9 +166,11 @@ impl Backend for EmbeddedBackend {
                             .map(|old| old.value().len()),
                     };
                     let entry_bytes = entry.len() as u64;
+                    // Saturating: a summary that drifted must not take the
+                    // storage thread down.
                     if let Some(old) = old {
-                        count -= 1;
-                        bytes -= entry_bytes + old as u64;
+                        count = count.saturating_sub(1);
+                        bytes = bytes.saturating_sub(entry_bytes + old as u64);
                     }
                     if let Some(value) = value {
                         count += 1;
@@ -182,7 +184,8 @@ impl Backend for EmbeddedBackend {
                         Some(due) => timers.insert(key.as_slice(), *due).map_err(failed)?,
                         None => timers.remove(key.as_slice()).map_err(failed)?,
                     };
-                    timer_count = timer_count - u64::from(old.is_some()) + u64::from(due.is_some());
+                    timer_count = timer_count.saturating_sub(u64::from(old.is_some()))
+                        + u64::from(due.is_some());
                 }
                 if count == 0 && timer_count == 0 {
                     rooms.remove(prefix.as_slice()).map_err(failed)?;

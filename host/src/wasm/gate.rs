@@ -4,11 +4,16 @@
 //! take back. Rooms of plugins that do not import `storage` send at once.
 //!
 //! What is held is bounded by `max_held_output_bytes` (frame bytes, counted
-//! per recipient): a `send` or `broadcast` beyond it fails for the plugin.
+//! per recipient, plus [`ENTRY_BYTES`] per held effect so that empty frames
+//! count too): a `send` or `broadcast` beyond it fails for the plugin.
 
 use axum::extract::ws::Message as WsMessage;
 
 use crate::client::{ClientSender, Move};
+
+/// What one held effect costs besides its payload (the recipient's handle,
+/// the frame's envelope), in the gate's accounting.
+pub(crate) const ENTRY_BYTES: usize = 64;
 
 /// One held effect, in the order the plugin asked for it.
 pub(crate) enum Held {
@@ -56,7 +61,7 @@ impl OutputGate {
 
     /// Checks that `bytes` more frame bytes (all recipients together) fit.
     pub(crate) fn fits(&self, bytes: usize) -> Result<(), GateFull> {
-        if self.bytes.saturating_add(bytes) > self.max_bytes {
+        if self.on && self.bytes.saturating_add(bytes) > self.max_bytes {
             return Err(GateFull {
                 limit: self.max_bytes,
             });
@@ -66,9 +71,11 @@ impl OutputGate {
 
     /// Holds an effect (frames must have passed [`OutputGate::fits`]).
     pub(crate) fn hold(&mut self, effect: Held) {
-        if let Held::Frame(_, _, len) = &effect {
-            self.bytes = self.bytes.saturating_add(*len);
-        }
+        let len = match &effect {
+            Held::Frame(_, _, len) => *len,
+            Held::Close(..) | Held::Relocate(..) => 0,
+        };
+        self.bytes = self.bytes.saturating_add(len + ENTRY_BYTES);
         self.held.push(effect);
     }
 

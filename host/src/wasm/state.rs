@@ -389,14 +389,28 @@ impl RoomState {
     /// Loads what the room stores, before `init`: its entries, and its
     /// durable timers pending again (one whose time passed fires at once).
     pub(crate) fn restore_storage(&mut self, limits: &Limits, stored: crate::storage::StoredRoom) {
+        self.adopt_store(RoomStore::loaded(
+            limits.storage(),
+            stored.entries,
+            stored.timers,
+        ));
+    }
+
+    /// Makes `store` the room's storage, its durable timers pending again
+    /// (a hot reload that restarts the room hands its store on this way).
+    /// A durable timer the room has no room for is dropped from the store,
+    /// so it does not wake the room at every start without firing.
+    pub(crate) fn adopt_store(&mut self, mut store: RoomStore) {
         let now = unix_millis(SystemTime::now());
-        for &(id, due) in &stored.timers {
+        let timers: Vec<(u64, u64)> = store.timers().collect();
+        for (id, due) in timers {
             let delay = std::time::Duration::from_millis(due.saturating_sub(now));
             if let Err(error) = self.room.timers.set(id, delay) {
-                tracing::warn!(timer = id, %error, "a stored durable timer was not restored");
+                tracing::warn!(timer = id, %error, "a stored durable timer was dropped");
+                store.clear_timer(id);
             }
         }
-        self.room.store = RoomStore::loaded(limits.storage(), stored.entries, stored.timers);
+        self.room.store = store;
     }
 
     /// The host's metrics, when the room is attached to a host.
@@ -453,6 +467,20 @@ impl RoomState {
                 Held::Relocate(to, order) => to.relocate(order),
             }
         }
+    }
+
+    /// Drops what the gate held (its event failed, nothing of it is sent)
+    /// and returns the clients it was closing or moving: they have left
+    /// the room already and must still hear that it failed.
+    pub(crate) fn abandon_output(&mut self) -> Vec<ClientSender> {
+        self.gate
+            .take()
+            .into_iter()
+            .filter_map(|effect| match effect {
+                Held::Close(to, ..) | Held::Relocate(to, _) => Some(to),
+                Held::Frame(..) => None,
+            })
+            .collect()
     }
 
     /// Orders `to`'s connection to another room, through the gate.
@@ -518,7 +546,9 @@ impl host::Host for RoomState {
     fn send(&mut self, client: ClientId, msg: types::Frame) -> Result<(), String> {
         self.fits(&msg)?;
         let len = frame_len(&msg);
-        self.gate.fits(len).map_err(|error| error.to_string())?;
+        self.gate
+            .fits(len + super::gate::ENTRY_BYTES)
+            .map_err(|error| error.to_string())?;
         self.tap_frame(Some(client), Direction::Out, &msg);
         let frame = into_ws(msg);
         // A slow consumer is closed by `send`; the room goes on.
@@ -546,7 +576,7 @@ impl host::Host for RoomState {
         let len = frame_len(&msg);
         if self.gate.is_on() {
             self.gate
-                .fits(len.saturating_mul(self.room.members.len()))
+                .fits((len + super::gate::ENTRY_BYTES).saturating_mul(self.room.members.len()))
                 .map_err(|error| error.to_string())?;
         }
         self.tap_frame(None, Direction::Broadcast, &msg);

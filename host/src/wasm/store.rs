@@ -76,6 +76,9 @@ fn into_wit(refusal: StorageRefusal) -> StorageError {
             StorageError::ValueTooLarge(over(len, limit))
         }
         StorageRefusal::RoomFull { needed, limit } => StorageError::RoomFull(over(needed, limit)),
+        StorageRefusal::TooManyChanges { pending, limit } => {
+            StorageError::RoomFull(over(pending, limit))
+        }
         // The rules may refuse in new ways; the contract's closest kind.
         _ => StorageError::RoomFull(over(0, 0)),
     }
