@@ -29,7 +29,7 @@ pub const DEFAULT_DATA_DIR: &str = "roomhost-data";
 pub(crate) struct DataArgs {
     /// Directory of the embedded store (one file, roomhost.redb). Default for serve:
     /// roomhost-data/ next to the roomhost.toml read, else in the working directory;
-    /// for dev: roomhost-dev-data/ in the crate's target directory. [toml: data_dir]
+    /// for dev: roomhost-dev-data/SERVICE/ in the crate's target directory. [toml: data_dir]
     #[arg(long, value_name = "DIR", env = "ROOMHOST_DATA_DIR")]
     data_dir: Option<PathBuf>,
     /// Keep stored data in memory only: it is lost when the process exits.

@@ -39,6 +39,10 @@ impl Dev {
             ])
             // Shared with the CLI's other crate builds: the SDK compiles once.
             .arg(dev_target_dir())
+            // Its own store: the default one in the shared target directory
+            // is held by whichever dev test runs first.
+            .arg("--data-dir")
+            .arg(dir.join("roomhost-dev-data"))
             .env("RUST_LOG", "warn")
             // dev must not fill the user's compile cache.
             .env("XDG_CACHE_HOME", user_cache(dir))

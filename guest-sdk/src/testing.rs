@@ -616,7 +616,11 @@ impl<S: RoomService> TestRoom<S> {
         // mutably; ids are short.
         let room_id = self.recorder.room_id.clone();
         let mut room = Room::new(&room_id, self.recorder.lobby, &mut self.recorder);
-        f(&mut self.service, &mut room)
+        let result = f(&mut self.service, &mut room);
+        // The callback's writes are committed, as the host commits an
+        // event's writes after it.
+        self.recorder.store.take_changes();
+        result
     }
 
     /// Delivers `disconnect(client, Kicked | Transferred)` for every client

@@ -101,9 +101,12 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
     args.limits.apply(&mut limits);
     let build = PluginBuild::prepare(&dir, args.target_dir.as_deref())?;
     let cache = CompileCache::new(build.target_dir().join(COMPILE_CACHE_DIR));
-    // Project-local, beside the compile cache: a dev restart keeps rooms'
+    // Project-local, beside the compile cache, one per service (a
+    // workspace's plugins share a target directory): a dev restart keeps rooms'
     // data, and `cargo clean` removes it.
-    let storage = args.data.open(&build.target_dir().join(DEV_DATA_DIR))?;
+    let storage = args
+        .data
+        .open(&build.target_dir().join(DEV_DATA_DIR).join(&name))?;
     let debounce = Duration::from_millis(args.debounce_ms);
     let auth = args.auth.config(None)?;
     let admin = args.admin.config(false)?;
