@@ -169,9 +169,14 @@ async fn a_room_with_a_pending_timer_outlives_its_clients() {
     client.send_text("timer:1:400").await;
     assert_eq!(client.recv_text().await, "timer-set:1");
     client.close().await;
-    let (status, room) = server.get_json("/rooms/misbehave/linger").await;
-    assert_eq!(status, 200);
-    assert_eq!(room["clients"], 0);
+    // The room hears of the close after the client does: wait for it, then
+    // the room is still there, empty, held by its timer.
+    eventually("the room to see its client leave", || async {
+        let (status, room) = server.get_json("/rooms/misbehave/linger").await;
+        assert_eq!(status, 200, "the room ended before its timer");
+        (room["clients"] == 0).then_some(())
+    })
+    .await;
     eventually("the room to end after its timer", || async {
         let (status, _) = server.get_json("/rooms/misbehave/linger").await;
         (status == 404).then_some(())
