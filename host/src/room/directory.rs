@@ -123,8 +123,8 @@ impl Rooms {
         if !service.plugin().description().uses_storage || room == LOBBY {
             return false;
         }
-        match self.storage.load(service.name(), room).await {
-            Ok(stored) => !stored.is_empty(),
+        match self.storage.has_data(service.name(), room).await {
+            Ok(stored) => stored,
             Err(error) => {
                 tracing::warn!(%error, room, "cannot tell whether a room stored data");
                 false

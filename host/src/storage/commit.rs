@@ -73,6 +73,15 @@ impl Storage {
             .unwrap_or_else(|error| Err(StorageError::Backend(format!("load failed: {error}"))))
     }
 
+    /// Whether room `room` of `service` stores anything.
+    pub(crate) async fn has_data(&self, service: &str, room: &str) -> Result<bool, StorageError> {
+        let backend = self.backend.clone();
+        let (service, room) = (service.to_owned(), room.to_owned());
+        tokio::task::spawn_blocking(move || backend.has_data(&service, &room))
+            .await
+            .unwrap_or_else(|error| Err(StorageError::Backend(format!("lookup failed: {error}"))))
+    }
+
     /// Commits one room's changes; returns once they are durable, with what
     /// the commit cost.
     pub(crate) async fn commit(&self, commit: RoomCommit) -> Result<CommitTiming, StorageError> {

@@ -139,6 +139,14 @@ impl Backend for EmbeddedBackend {
         Ok(stored)
     }
 
+    fn has_data(&self, service: &str, room: &str) -> Result<bool, StorageError> {
+        // The per-room summary exists exactly while the room stores something.
+        let read = self.db.begin_read().map_err(failed)?;
+        let rooms = read.open_table(ROOMS).map_err(failed)?;
+        let prefix = room_prefix(service, room);
+        Ok(rooms.get(prefix.as_slice()).map_err(failed)?.is_some())
+    }
+
     fn commit(&self, commits: &[RoomCommit]) -> Result<(), StorageError> {
         let txn = self.db.begin_write().map_err(failed)?;
         {
@@ -314,6 +322,8 @@ mod tests {
         }
         let store = EmbeddedBackend::open(dir.path()).unwrap();
         let a = store.load("chat", "a").unwrap();
+        assert!(store.has_data("chat", "a").unwrap());
+        assert!(!store.has_data("chat", "b").unwrap());
         assert_eq!(a.entries, vec![(b"k".to_vec(), b"1".to_vec())]);
         let rooms = store.rooms().unwrap();
         assert_eq!(rooms.len(), 2);

@@ -99,6 +99,11 @@ pub enum StorageError {
 pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     /// What a room stores (empty when nothing).
     fn load(&self, service: &str, room: &str) -> Result<StoredRoom, StorageError>;
+    /// Whether a room stores anything (entries or durable timers), without
+    /// reading its data; by default through [`Backend::load`].
+    fn has_data(&self, service: &str, room: &str) -> Result<bool, StorageError> {
+        self.load(service, room).map(|stored| !stored.is_empty())
+    }
     /// Applies the changes of many rooms in one durable transaction: all of
     /// them, or (on `Err`) none.
     fn commit(&self, commits: &[RoomCommit]) -> Result<(), StorageError>;
