@@ -2,17 +2,18 @@
 //! server one node of a cluster (issue 16, first step). The node joins
 //! (takes a lease), keeps its lease renewed on a thread, claims each
 //! storage-using room when the room loads, and writes only rooms it holds
-//! (fencing). When the server stops it leaves: its rooms are released and
-//! its lease ended, so another node can take them at once. Routing clients
-//! to a room's owner is not built yet: every node serves the rooms its own
-//! clients ask for, and a room another live node holds fails to start.
+//! (fencing). Every room runs on the node that claimed it: a client or
+//! request for a room another node owns is forwarded there (the host's
+//! placement, [`NodePlacement`]). When the server stops it leaves: its
+//! rooms are released and its lease ended, so another node can take them
+//! at once.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use roomhost_cluster::{ClusterConfig, Leases, PostgresBackend, Renewal};
+use roomhost_cluster::{ClusterConfig, Leases, NodePlacement, PostgresBackend, Renewal};
 
 /// Cluster flags of `serve`.
 #[derive(Args, Clone, Debug)]
@@ -54,6 +55,9 @@ pub(crate) struct ClusterArgs {
 pub(crate) struct Node {
     pub(crate) leases: Arc<Leases>,
     pub(crate) backend: Arc<PostgresBackend>,
+    pub(crate) placement: Arc<NodePlacement>,
+    /// Whether `--advertise` was given (otherwise the bound address is).
+    advertised: bool,
     renewal: Option<Renewal>,
 }
 
@@ -87,16 +91,35 @@ impl ClusterArgs {
         }
         let (leases, backend) =
             roomhost_cluster::connect(config, true).context("cannot join the cluster")?;
+        let placement = Arc::new(
+            NodePlacement::new(leases.clone()).context("cannot read the cluster's peer key")?,
+        );
         let renewal = leases.keep_renewed()?;
         Ok(Some(Node {
             leases,
             backend,
+            placement,
+            advertised: self.advertise.is_some(),
             renewal: Some(renewal),
         }))
     }
 }
 
 impl Node {
+    /// Stores the address the server bound as this node's, unless
+    /// `--advertise` named one (blocking: call off the async runtime).
+    pub(crate) fn bound(&self, address: std::net::SocketAddr) -> anyhow::Result<()> {
+        if self.advertised {
+            return Ok(());
+        }
+        if address.ip().is_unspecified() {
+            tracing::warn!(%address, "listening on every interface without --advertise: other nodes will try this node at its own address; give --advertise HOST:PORT on a multi-machine cluster");
+        }
+        self.leases
+            .set_address(&address.to_string())
+            .context("cannot store this node's address")
+    }
+
     /// Leaves the cluster: stops renewing, releases every room, ends the
     /// lease.
     pub(crate) fn leave(mut self) {

@@ -488,10 +488,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let node = args.cluster.join(&config.listen.to_string())?;
     if let Some(node) = &node {
         config.storage = node.backend.clone();
+        config.placement = Some(node.placement.clone());
     }
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    let served = runtime.block_on(async move {
+    let served = runtime.block_on(async {
         let server = Server::bind(config).await?;
+        if let Some(node) = &node {
+            let bound = server.local_addr();
+            tokio::task::block_in_place(|| node.bound(bound))?;
+        }
         // Listening for signals before the banner says the server is up.
         let shutdown = roomhost_host::shutdown_signal();
         print_banner(&server);
@@ -638,6 +643,8 @@ fn server_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
         } else {
             args.data.open(&default_data_dir)?
         },
+        // Set with the storage, once the node has joined.
+        placement: None,
     })
 }
 

@@ -359,6 +359,21 @@ impl Backend for PostgresBackend {
         Ok(stored)
     }
 
+    /// From the per-room summary, without claiming the room: any node may
+    /// ask (an HTTP request deciding whether a stored room may wake).
+    fn has_data(&self, service: &str, room: &str) -> Result<bool, StorageError> {
+        let row = self
+            .leases
+            .conn()?
+            .query_opt(
+                "SELECT 1 FROM roomhost.room_data
+                 WHERE service = $1 AND room = $2 AND (entries > 0 OR timers > 0)",
+                &[&service, &room],
+            )
+            .map_err(failed)?;
+        Ok(row.is_some())
+    }
+
     fn commit(&self, commits: &[RoomCommit]) -> Result<(), StorageError> {
         if commits.is_empty() {
             return Ok(());

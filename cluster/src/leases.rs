@@ -37,6 +37,9 @@ pub struct Leases {
     claims: Claims,
     /// When the lease lapses by this node's clock (`None`: no lease).
     valid_until: Mutex<Option<Instant>>,
+    /// The address stored with the lease (the configured one until the
+    /// server knows the port it bound).
+    address: Mutex<String>,
 }
 
 impl Leases {
@@ -65,6 +68,7 @@ impl Leases {
         schema::migrate(&mut *pool.get()?)?;
         Ok(Leases {
             pool,
+            address: Mutex::new(config.address.clone()),
             config,
             target,
             claims: Claims::default(),
@@ -108,6 +112,34 @@ impl Leases {
             .unwrap_or_else(PoisonError::into_inner) = until;
     }
 
+    /// The address other nodes reach this node at.
+    pub fn address(&self) -> String {
+        self.address
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Stores a new address with the lease (a server that bound port 0
+    /// learns its port after joining).
+    pub fn set_address(&self, address: &str) -> Result<(), ClusterError> {
+        address.clone_into(&mut self.address.lock().unwrap_or_else(PoisonError::into_inner));
+        self.conn()?.execute(
+            "UPDATE roomhost.nodes SET address = $2 WHERE id = $1",
+            &[&self.config.node_id, &address],
+        )?;
+        Ok(())
+    }
+
+    /// The key nodes of this cluster present to each other.
+    pub fn peer_key(&self) -> Result<String, ClusterError> {
+        let row = self.conn()?.query_one(
+            "SELECT value FROM roomhost.secrets WHERE name = 'peer-key'",
+            &[],
+        )?;
+        Ok(row.try_get(0)?)
+    }
+
     /// Takes a fresh lease (registering the node, or updating its address)
     /// and forgets every claim the node held.
     pub fn join(&self) -> Result<(), ClusterError> {
@@ -119,7 +151,7 @@ impl Leases {
              VALUES ($1, $2, now() + $3::bigint * interval '1 millisecond')
              ON CONFLICT (id) DO UPDATE
              SET address = EXCLUDED.address, lease_until = EXCLUDED.lease_until",
-            &[&self.config.node_id, &self.config.address, &self.lease_ms()],
+            &[&self.config.node_id, &self.address(), &self.lease_ms()],
         )?;
         self.set_valid_until(Some(sent + self.config.lease));
         tracing::info!(node = %self.config.node_id, database = %self.target, lease = ?self.config.lease, "joined the cluster");
@@ -156,6 +188,92 @@ impl Leases {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .is_some_and(|until| Instant::now() < until)
+    }
+
+    /// Whether the lease will still be valid `margin` from now, by this
+    /// node's clock: a node that cannot say so stops serving rooms before
+    /// the lease lapses.
+    pub fn lease_valid_for(&self, margin: std::time::Duration) -> bool {
+        self.valid_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some_and(|until| Instant::now() + margin < until)
+    }
+
+    /// Where room `room` of `service` runs: claimed for this node when no
+    /// live node holds it ([`Leases::claim`]), or the owner and its
+    /// address.
+    pub fn locate(&self, service: &str, room: &str) -> Result<Location, ClusterError> {
+        // Twice: the owner may release the room between the claim and the
+        // lookup.
+        for _ in 0..2 {
+            match self.claim(service, room) {
+                Ok(epoch) => return Ok(Location::Here { epoch }),
+                Err(ClusterError::Owned { .. }) => {}
+                Err(other) => return Err(other),
+            }
+            let owner = self.conn()?.query_opt(
+                "SELECT n.id, n.address FROM roomhost.rooms r
+                 JOIN roomhost.nodes n ON n.id = r.node
+                 WHERE r.service = $1 AND r.room = $2",
+                &[&service, &room],
+            )?;
+            if let Some(row) = owner {
+                return Ok(Location::Elsewhere {
+                    node: row.try_get(0)?,
+                    address: row.try_get(1)?,
+                });
+            }
+        }
+        Err(ClusterError::Unexpected(format!(
+            "room {service}/{room} changed owners twice while being located: retry"
+        )))
+    }
+
+    /// Which live node owns room `room` of `service`, without claiming it:
+    /// `None` when no node with a live lease does.
+    pub fn live_owner(&self, service: &str, room: &str) -> Result<Option<Location>, ClusterError> {
+        let row = self.conn()?.query_opt(
+            "SELECT n.id, n.address, r.epoch FROM roomhost.rooms r
+             JOIN roomhost.nodes n ON n.id = r.node
+             WHERE r.service = $1 AND r.room = $2 AND n.lease_until > now()",
+            &[&service, &room],
+        )?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let node: String = row.try_get(0)?;
+        if node == self.config.node_id {
+            return Ok(Some(Location::Here {
+                epoch: row.try_get(2)?,
+            }));
+        }
+        Ok(Some(Location::Elsewhere {
+            node,
+            address: row.try_get(1)?,
+        }))
+    }
+
+    /// Forgets this node's claim on a room at once, returning its epoch;
+    /// [`Leases::release_epoch`] then deletes the ownership row.
+    pub fn forget(&self, service: &str, room: &str) -> Option<i64> {
+        self.claims.remove(service, room)
+    }
+
+    /// Deletes the ownership row of a room this node held with `epoch`, if
+    /// it still does (a newer claim, of this node or another, stays).
+    pub fn release_epoch(
+        &self,
+        service: &str,
+        room: &str,
+        epoch: i64,
+    ) -> Result<bool, ClusterError> {
+        let deleted = self.conn()?.execute(
+            "DELETE FROM roomhost.rooms
+             WHERE service = $1 AND room = $2 AND node = $3 AND epoch = $4",
+            &[&service, &room, &self.config.node_id, &epoch],
+        )?;
+        Ok(deleted == 1)
     }
 
     /// Whether the database holds this node's lease as live now.
@@ -234,15 +352,10 @@ impl Leases {
     /// it is still this node's claim, so another node can claim it at once.
     /// Whether the database still held this node's claim.
     pub fn release(&self, service: &str, room: &str) -> Result<bool, ClusterError> {
-        let Some(epoch) = self.claims.remove(service, room) else {
+        let Some(epoch) = self.forget(service, room) else {
             return Ok(false);
         };
-        let deleted = self.conn()?.execute(
-            "DELETE FROM roomhost.rooms
-             WHERE service = $1 AND room = $2 AND node = $3 AND epoch = $4",
-            &[&service, &room, &self.config.node_id, &epoch],
-        )?;
-        Ok(deleted == 1)
+        self.release_epoch(service, room, epoch)
     }
 
     /// Leaves the cluster: releases every room this node still owns and
@@ -304,6 +417,23 @@ impl Leases {
             thread: Some(thread),
         })
     }
+}
+
+/// Where a room runs, as [`Leases::locate`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// This node holds it, with this epoch.
+    Here {
+        /// The fencing epoch of this node's claim.
+        epoch: i64,
+    },
+    /// Another node with a live lease owns it.
+    Elsewhere {
+        /// The owner's id.
+        node: String,
+        /// The owner's address.
+        address: String,
+    },
 }
 
 /// Keeps a lease renewed; stops (and waits for the thread) when dropped.

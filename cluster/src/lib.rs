@@ -8,6 +8,9 @@
 //! - [`leases`]: node leases renewed on the database's clock, room claims
 //!   with fencing epochs, release, and [`claims::Claims`], the epochs this
 //!   node holds.
+//! - [`placement`]: [`NodePlacement`], the host's room placement on the
+//!   leases: claim a room or name its owner, release it when it ends, and
+//!   stop serving before the lease can lapse.
 //! - [`backend`]: [`PostgresBackend`], the host's storage
 //!   [`Backend`](roomhost_host::storage::Backend) on PostgreSQL, whose
 //!   writes are fenced by the epochs in [`claims::Claims`].
@@ -20,6 +23,7 @@ pub mod claims;
 pub mod config;
 pub mod error;
 pub mod leases;
+pub mod placement;
 mod pool;
 pub mod schema;
 #[cfg(feature = "testing")]
@@ -29,7 +33,8 @@ pub use backend::PostgresBackend;
 pub use claims::Claims;
 pub use config::ClusterConfig;
 pub use error::ClusterError;
-pub use leases::{Leases, Renewal};
+pub use leases::{Leases, Location, Renewal};
+pub use placement::NodePlacement;
 
 use std::sync::Arc;
 

@@ -9,7 +9,8 @@
 //! epoch)` and the sequence `epochs`. Storage, as the embedded backend has
 //! it: `entries(service, room, key, value)`, `timers(service, room, id,
 //! due_ms)` and `room_data(service, room, entries, bytes, timers)`, the
-//! per-room summary every commit keeps in step. Text columns use the "C"
+//! per-room summary every commit keeps in step. `secrets(name, value)`: the
+//! peer key nodes authenticate forwarded requests with. Text columns use the "C"
 //! collation so rooms list in byte order, as the embedded store lists them.
 
 use postgres::Client;
@@ -59,6 +60,18 @@ const MIGRATIONS: &[&str] = &[
         bytes bigint NOT NULL,
         timers bigint NOT NULL,
         PRIMARY KEY (service, room)
+    );
+    "#,
+    // 2: the cluster's shared secrets (the key nodes present to each other
+    // on forwarded requests), made once by the first node.
+    r#"
+    CREATE TABLE roomhost.secrets (
+        name text COLLATE "C" PRIMARY KEY,
+        value text NOT NULL
+    );
+    INSERT INTO roomhost.secrets (name, value) VALUES (
+        'peer-key',
+        replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '')
     );
     "#,
 ];

@@ -19,6 +19,10 @@ pub const POLICY: u16 = 1008;
 pub const TOO_BIG: u16 = 1009;
 /// The room failed (trap, deadline, memory limit) and was disposed.
 pub const ROOM_ERROR: u16 = 1011;
+/// The room is moving to another node of the cluster (this node stopped
+/// vouching for it, or it moved while the client connected): reconnect
+/// through the proxy to reach it.
+pub const SERVICE_RESTART: u16 = 1012;
 /// A limit (rooms, connections) is reached; try again later.
 pub const TRY_AGAIN_LATER: u16 = 1013;
 

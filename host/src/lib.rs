@@ -34,6 +34,8 @@
 //! - [`admin`]: the gate in front of `/status`, `/rooms` and dev endpoints.
 //! - [`dev`]: the live event stream behind `roomhost dev`'s dashboard.
 //! - [`limits`] and [`close`]: every bound and every close code.
+//! - [`placement`]: which node runs each room when the host is one node of
+//!   a cluster (`http::forward` reaches rooms other nodes own).
 //! - `native` (feature `native-baseline`, off by default): rooms driven by
 //!   native code through the same actor, for benchmark baselines only.
 
@@ -50,6 +52,7 @@ pub mod limits;
 pub mod metrics;
 #[cfg(feature = "native-baseline")]
 pub mod native;
+pub mod placement;
 pub mod room;
 pub mod server;
 pub mod service;

@@ -63,6 +63,7 @@ pub struct Metrics {
     rooms: Family<ServiceLabel, Gauge>,
     clients: Family<ServiceLabel, Gauge>,
     connections_accepted: Counter,
+    connections_forwarded: Counter,
     connections_refused: Family<ReasonLabel, Counter>,
     frames_in: Counter,
     bytes_in: Counter,
@@ -98,6 +99,7 @@ impl Metrics {
             rooms: Family::default(),
             clients: Family::default(),
             connections_accepted: Counter::default(),
+            connections_forwarded: Counter::default(),
             connections_refused: Family::default(),
             frames_in: Counter::default(),
             bytes_in: Counter::default(),
@@ -126,6 +128,11 @@ impl Metrics {
             "connections_accepted",
             "WebSocket connections upgraded",
             m.connections_accepted.clone(),
+        );
+        registry.register(
+            "connections_forwarded",
+            "WebSocket connections forwarded to the node that owns their room (cluster)",
+            m.connections_forwarded.clone(),
         );
         registry.register(
             "connections_refused",
@@ -201,6 +208,11 @@ impl Metrics {
     /// A WebSocket connection was upgraded.
     pub fn connection_accepted(&self) {
         self.connections_accepted.inc();
+    }
+
+    /// A WebSocket connection was forwarded to its room's owner.
+    pub fn connection_forwarded(&self) {
+        self.connections_forwarded.inc();
     }
 
     /// A connection was refused (`reason`: a short snake_case word).

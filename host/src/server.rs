@@ -21,6 +21,7 @@ use crate::auth::{AuthConfig, AuthError, TokenVerifier};
 use crate::dev::{DevEvent, DevTap};
 use crate::http::{self, App, Lingering};
 use crate::limits::Limits;
+use crate::placement::SharedPlacement;
 use crate::room::{ReloadReport, Rooms};
 use crate::service::{Service, ServiceSpec, is_valid_service_name};
 use crate::wasm::{CompileCache, Plugin, PluginError, WasmEngine};
@@ -49,6 +50,9 @@ pub struct ServerConfig {
     /// an [`EmbeddedBackend`](crate::storage::EmbeddedBackend) in the data
     /// directory; the default keeps it in memory, lost on exit.
     pub storage: Arc<dyn Backend>,
+    /// Which node runs each room, when this server is one node of a
+    /// cluster (the CLI's `--cluster`); `None` runs every room here.
+    pub placement: Option<SharedPlacement>,
 }
 
 impl ServerConfig {
@@ -63,6 +67,7 @@ impl ServerConfig {
             admin: AdminConfig::default(),
             dev_tap: None,
             storage: Arc::new(MemoryBackend::new()),
+            placement: None,
         }
     }
 }
@@ -151,6 +156,7 @@ impl Server {
             admin,
             dev_tap,
             storage,
+            placement,
         } = config;
         if specs.is_empty() {
             return Err(ServerError::NoServices);
@@ -222,7 +228,15 @@ impl Server {
             verifier.spawn_refresh(shutdown.clone());
         }
         tracing::info!(storage = storage.describe(), "rooms store their data here");
-        let rooms = Rooms::new(engine, limits.clone(), verifier, dev_tap.clone(), storage);
+        let rooms = Rooms::new(
+            engine,
+            limits.clone(),
+            verifier,
+            dev_tap.clone(),
+            storage,
+            placement,
+        );
+        rooms.watch_standing(shutdown.clone());
         rooms.set_rooms_per_service(limits.rooms_per_service(services.len()));
         for service in services
             .values()
@@ -253,6 +267,7 @@ impl Server {
             cache,
             dev_tap,
             admin,
+            peers: http::Peers::new(),
         });
         Ok(Server { listener, app })
     }

@@ -311,6 +311,7 @@ impl TestServer {
             admin,
             dev_tap,
             storage: Arc::new(MemoryBackend::new()),
+            placement: None,
         }
     }
 

@@ -135,6 +135,7 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
             admin,
             dev_tap: Some(tap.clone()),
             storage,
+            placement: None,
         })
         .await?;
         // Listening for signals before the banner says the server is up.

@@ -22,6 +22,17 @@ pub struct Served {
 /// plugins in `cache_dir`, and reads its banner. Rooms store their data in
 /// `cache_dir/data` unless `args` say where (`--data-dir`, `--no-storage`,
 /// `--file`, `--cluster`).
+/// A server still running when its test ends (a failed assertion) is
+/// killed, so no process outlives the test.
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 pub fn serve(args: &[&str], cache_dir: &Path) -> Served {
     let mut command = Command::new(ROOMHOST);
     command

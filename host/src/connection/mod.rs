@@ -201,6 +201,8 @@ fn join_error_label(error: &JoinError) -> &'static str {
         JoinError::RoomFailed(_) => "room_failed",
         JoinError::NoSuchRoom(_) => "no_such_room",
         JoinError::ResumeRefused(_) => "resume_refused",
+        JoinError::Elsewhere { .. } => "elsewhere",
+        JoinError::Unplaced(_) => "unplaced",
     }
 }
 
@@ -213,7 +215,12 @@ fn read_only(grant: Option<&Grant>, room: &str) -> bool {
 fn join_error_code(error: &JoinError) -> u16 {
     match error {
         JoinError::Rejected { code, .. } => *code,
-        JoinError::RoomLimit(_) | JoinError::CreationRate(_) => close::TRY_AGAIN_LATER,
+        JoinError::RoomLimit(_) | JoinError::CreationRate(_) | JoinError::Unplaced(_) => {
+            close::TRY_AGAIN_LATER
+        }
+        // The room moved to another node since the upgrade was routed:
+        // reconnecting reaches it.
+        JoinError::Elsewhere { .. } => close::SERVICE_RESTART,
         JoinError::RoomFailed(_) | JoinError::NoSuchRoom(_) => close::ROOM_ERROR,
         JoinError::ResumeRefused(_) => close::POLICY,
     }

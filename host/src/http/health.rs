@@ -19,10 +19,23 @@ pub(crate) async fn healthz() -> &'static str {
 /// `GET /readyz`: 200 once every plugin is loaded (the router only runs
 /// then) and while the server accepts connections; 503 once it is shutting
 /// down (seen by requests on connections already open: the listener
-/// closes as the shutdown starts).
+/// closes as the shutdown starts), and on a cluster node while it cannot
+/// vouch for rooms (its lease is not live), so the proxy sends clients to
+/// other nodes.
 pub(crate) async fn readyz(State(app): State<Arc<App>>) -> Response {
     if app.shutdown.is_cancelled() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    }
+    if app
+        .rooms
+        .placement()
+        .is_some_and(|placement| !placement.serving())
+    {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not serving rooms: the cluster lease is not live\n",
+        )
+            .into_response();
     }
     "ready\n".into_response()
 }

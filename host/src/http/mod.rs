@@ -28,6 +28,7 @@ mod accept;
 mod api;
 mod body;
 mod dashboard;
+mod forward;
 mod health;
 mod linger;
 mod peer;
@@ -36,6 +37,7 @@ mod storage;
 mod ws;
 
 pub(crate) use accept::{Acceptor, PendingConnections};
+pub(crate) use forward::Peers;
 pub(crate) use linger::Lingering;
 
 use std::collections::BTreeMap;
@@ -81,6 +83,8 @@ pub(crate) struct App {
     pub(crate) dev_tap: Option<DevTap>,
     /// Who may read the admin endpoints.
     pub(crate) admin: AdminGate,
+    /// Connections to the other nodes of a cluster (forwarded requests).
+    pub(crate) peers: forward::Peers,
 }
 
 impl App {

@@ -21,8 +21,10 @@ use axum::response::{IntoResponse, Response};
 use super::App;
 use super::api::error;
 use super::body::{self, BodyError};
+use super::forward;
 use super::peer::Peer;
 use crate::access::{AccessPolicy, Admission};
+use crate::placement::Place;
 use crate::room::JoinError;
 use crate::wasm::ServiceDirectory as _;
 use crate::wasm::{GuestHttpRequest, GuestHttpResponse};
@@ -51,6 +53,7 @@ pub(crate) async fn room_request(
             format!("no service named {service:?}"),
         );
     };
+    let address = forward::client_address(&app, address, &headers);
     if let Some(refused) = app.refuse_long_room_id(&room) {
         return refused;
     }
@@ -107,11 +110,21 @@ async fn answer(
             format!("more than {max_headers} headers (max_http_headers)"),
         );
     }
+    let live = app.rooms.is_live(service.name(), &room);
+    // On a cluster node, a room another node runs answers there.
+    let elsewhere = match app.rooms.placement() {
+        Some(_) if !live => match app.rooms.owner(service.name(), &room).await {
+            Some(Place::Elsewhere { node, address }) => Some((node, address)),
+            _ => None,
+        },
+        _ => None,
+    };
     // A room that is not live is started for a request when the service
     // lets requests create rooms, or when the room stored data: it wakes
     // from storage as it would for a client.
-    let create = service.http_creates_rooms()
-        || app.rooms.is_live(service.name(), &room)
+    let create = elsewhere.is_some()
+        || live
+        || service.http_creates_rooms()
         || app.rooms.stores_data(service, &room).await;
     if !create {
         return no_live_room(service.name(), &room);
@@ -129,6 +142,10 @@ async fn answer(
         Ok(body) => body,
         Err(refused) => return error(body_error_status(&refused), refused.to_string()),
     };
+    let forwarded = (method.clone(), &uri, &headers, address);
+    if let Some((node, owner)) = elsewhere {
+        return forward_to(app, (&node, &owner), forwarded, body.bytes.clone()).await;
+    }
     let request = GuestHttpRequest {
         method: method.as_str().to_owned(),
         path: format!("/{rest}"),
@@ -170,6 +187,13 @@ async fn answer(
             error(StatusCode::TOO_MANY_REQUESTS, refused.to_string())
         }
         Ok(Err(JoinError::NoSuchRoom(_))) => no_live_room(service.name(), &room),
+        Ok(Err(JoinError::Elsewhere {
+            node,
+            address: owner,
+        })) => forward_to(app, (&node, &owner), forwarded, body.bytes.clone()).await,
+        Ok(Err(refused @ JoinError::Unplaced(_))) => {
+            error(StatusCode::SERVICE_UNAVAILABLE, refused.to_string())
+        }
         Ok(Err(failure)) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("the room failed: {failure}"),
@@ -182,6 +206,20 @@ async fn answer(
             ),
         ),
     }
+}
+
+/// Sends a request on to the node that runs its room, unless another node
+/// sent it here already (the room moved meanwhile: 503, retry).
+async fn forward_to(
+    app: &App,
+    (node, address): (&str, &str),
+    request: (Method, &axum::http::Uri, &HeaderMap, std::net::IpAddr),
+    body: hyper::body::Bytes,
+) -> Response {
+    if forward::from_peer(app, request.2) {
+        return forward::moved_again();
+    }
+    forward::request(app, forward::Upstream { node, address }, request, body).await
 }
 
 /// `OPTIONS /rooms/{service}/{room}/{path...}`: the CORS preflight. An

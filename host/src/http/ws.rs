@@ -18,10 +18,12 @@ use tracing::Instrument;
 
 use super::App;
 use super::api::error;
+use super::forward;
 use super::peer::Peer;
 use crate::access::{self, Admission, TokenSource};
 use crate::connection::{self, Target};
 use crate::contain::panic_message;
+use crate::placement::Place;
 use crate::room::LOBBY;
 use crate::service::Service;
 
@@ -42,7 +44,7 @@ pub(crate) async fn root(
             "no service serves the root: connect to /ws/{service} or /ws/{service}/{room}".into(),
         );
     };
-    attach(app, service, LOBBY.into(), (uri, peer, &headers), upgrade)
+    attach(app, service, LOBBY.into(), (uri, peer, &headers), upgrade).await
 }
 
 pub(crate) async fn single_lobby(
@@ -53,7 +55,7 @@ pub(crate) async fn single_lobby(
     ValidUpgrade(upgrade): ValidUpgrade,
 ) -> Response {
     match app.single_service().cloned() {
-        Some(service) => attach(app, service, LOBBY.into(), (uri, peer, &headers), upgrade),
+        Some(service) => attach(app, service, LOBBY.into(), (uri, peer, &headers), upgrade).await,
         None => several_services(&app),
     }
 }
@@ -68,10 +70,10 @@ pub(crate) async fn single_service(
     ValidUpgrade(upgrade): ValidUpgrade,
 ) -> Response {
     if let Some(service) = app.single_service().cloned() {
-        return attach(app, service, room, (uri, peer, &headers), upgrade);
+        return attach(app, service, room, (uri, peer, &headers), upgrade).await;
     }
     match app.services.get(&room).cloned() {
-        Some(service) => attach(app, service, LOBBY.into(), (uri, peer, &headers), upgrade),
+        Some(service) => attach(app, service, LOBBY.into(), (uri, peer, &headers), upgrade).await,
         None => several_services(&app),
     }
 }
@@ -101,7 +103,7 @@ pub(crate) async fn named_service(
             format!("no service named {service:?}"),
         );
     };
-    attach(app, service, room, (uri, peer, &headers), upgrade)
+    attach(app, service, room, (uri, peer, &headers), upgrade).await
 }
 
 /// The checks of an upgrade's target before any room is touched: the
@@ -130,16 +132,50 @@ fn admit(
         .map(|refused| ("query_too_long", refused))
 }
 
-fn attach(
+async fn attach(
     app: Arc<App>,
     service: Arc<Service>,
     room: String,
-    (uri, Peer(address), headers): (axum::http::Uri, Peer, &HeaderMap),
+    (uri, Peer(peer), headers): (axum::http::Uri, Peer, &HeaderMap),
     upgrade: WebSocketUpgrade,
 ) -> Response {
     if let Some((reason, refused)) = admit(&app, &service, &room, &uri) {
         app.rooms.metrics().connection_refused(reason);
         return refused;
+    }
+    let address = forward::client_address(&app, peer, headers);
+    // A cluster node runs the room only if it holds it; the owner gets the
+    // upgrade (and decides on it) otherwise.
+    match app.rooms.place(service.name(), &room).await {
+        Ok(Place::Here) => {}
+        Ok(Place::Elsewhere {
+            node,
+            address: owner,
+        }) => {
+            if forward::from_peer(&app, headers) {
+                app.rooms.metrics().connection_refused("moved");
+                return forward::moved_again();
+            }
+            let Ok(slot) = app.connection_slots.clone().try_acquire_owned() else {
+                return connection_limit(&app);
+            };
+            let upstream = forward::Upstream {
+                node: &node,
+                address: &owner,
+            };
+            return forward::websocket(
+                app.clone(),
+                upstream,
+                (&uri, headers, address),
+                upgrade,
+                slot,
+            )
+            .await;
+        }
+        Err(refused) => {
+            app.rooms.metrics().connection_refused("unplaced");
+            return error(StatusCode::SERVICE_UNAVAILABLE, refused.to_string());
+        }
     }
     let policy = service.access();
     let query = uri.query().unwrap_or_default();
@@ -177,11 +213,7 @@ fn attach(
         None => upgrade,
     };
     let Ok(slot) = app.connection_slots.clone().try_acquire_owned() else {
-        app.rooms.metrics().connection_refused("connection_limit");
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("connection limit reached ({})", app.limits.max_connections),
-        );
+        return connection_limit(&app);
     };
     let client = app.next_client.fetch_add(1, Ordering::Relaxed);
     let resume = query
@@ -247,8 +279,17 @@ fn attach(
         })
 }
 
+/// The 503 for a connection past `max_connections`.
+fn connection_limit(app: &App) -> Response {
+    app.rooms.metrics().connection_refused("connection_limit");
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("connection limit reached ({})", app.limits.max_connections),
+    )
+}
+
 /// Initial read buffer of a WebSocket connection.
-const READ_BUFFER_BYTES: usize = 4 * 1024;
+pub(super) const READ_BUFFER_BYTES: usize = 4 * 1024;
 
 /// Bytes a writer's batch collects before it goes to the socket, at most:
 /// enough for ~200 small frames per `write` call, small enough that the

@@ -21,6 +21,7 @@ use crate::client::{ClientId, ClientSender};
 use crate::dev::DevTap;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
+use crate::placement::{Place, SharedPlacement};
 use crate::service::Service;
 use crate::wasm::{
     GuestHttpRequest, GuestHttpResponse, GuestRoomEntry, ServiceDirectory, WasmEngine,
@@ -28,6 +29,9 @@ use crate::wasm::{
 
 /// How many times a connect retries when its room ends under it.
 const JOIN_ATTEMPTS: usize = 4;
+
+/// How often a cluster node checks that it may still run rooms.
+const STANDING_CHECK: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// A connected client: its service, its writing side, and the inbox of the
 /// room it last joined (so a connection that dies of a host bug can still
@@ -54,20 +58,24 @@ pub struct Rooms {
     tap: Option<DevTap>,
     metrics: Metrics,
     storage: Arc<Storage>,
+    /// Which node runs each room, when the host is a cluster node.
+    placement: Option<SharedPlacement>,
 }
 
 impl Rooms {
     /// An empty table whose rooms run on `engine` under `limits`, reporting
-    /// to `tap` when one is given (dev mode).
+    /// to `tap` when one is given (dev mode), and placed by `placement` when
+    /// the host is a cluster node.
     pub fn new(
         engine: WasmEngine,
         limits: Arc<Limits>,
         auth: Option<Arc<TokenVerifier>>,
         tap: Option<DevTap>,
         storage: Arc<dyn Backend>,
+        placement: Option<SharedPlacement>,
     ) -> Arc<Rooms> {
         Arc::new(Rooms {
-            table: Arc::new(RoomTable::new(&limits)),
+            table: Arc::new(RoomTable::new(&limits, placement.clone())),
             clients: Mutex::new(HashMap::new()),
             resume_tokens: Mutex::new(HashMap::new()),
             root: Mutex::new(None),
@@ -77,7 +85,104 @@ impl Rooms {
             tap,
             metrics: Metrics::new(),
             storage: Arc::new(Storage::new(storage)),
+            placement,
         })
+    }
+
+    /// The cluster's placement, when the host is a cluster node.
+    pub(crate) fn placement(&self) -> Option<&SharedPlacement> {
+        self.placement.as_ref()
+    }
+
+    /// Where room `room` of `service` runs: here when it is live here or
+    /// the host is not a cluster node; otherwise the placement claims it for
+    /// this node or names its owner.
+    pub(crate) async fn place(&self, service: &str, room: &str) -> Result<Place, JoinError> {
+        let Some(placement) = &self.placement else {
+            return Ok(Place::Here);
+        };
+        if !placement.serving() {
+            return Err(JoinError::Unplaced(
+                crate::placement::PlacementError::NotServing.to_string(),
+            ));
+        }
+        if self.table.is_live(service, room) {
+            return Ok(Place::Here);
+        }
+        let (placement, service, room) = (placement.clone(), service.to_owned(), room.to_owned());
+        let placed = tokio::task::spawn_blocking(move || placement.place(&service, &room)).await;
+        match placed {
+            Ok(Ok(place)) => Ok(place),
+            Ok(Err(error)) => Err(JoinError::Unplaced(error.to_string())),
+            Err(error) => Err(JoinError::Unplaced(format!("placement failed: {error}"))),
+        }
+    }
+
+    /// On a cluster node, closes every room with 1012 each time the node
+    /// stops serving (its lease is about to lapse, or lapsed), so clients
+    /// reconnect to the rooms' next owners, until `shutdown`.
+    pub(crate) fn watch_standing(self: &Arc<Self>, shutdown: tokio_util::sync::CancellationToken) {
+        let Some(placement) = self.placement.clone() else {
+            return;
+        };
+        let rooms = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(STANDING_CHECK);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut was_serving = true;
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                let serving = placement.serving();
+                if was_serving && !serving {
+                    tracing::error!(
+                        node = placement.node_id(),
+                        "this node cannot vouch for its rooms (cluster lease): closing them with 1012"
+                    );
+                    rooms
+                        .evacuate(
+                            crate::close::SERVICE_RESTART,
+                            "this room is moving to another node",
+                        )
+                        .await;
+                }
+                was_serving = serving;
+            }
+        });
+    }
+
+    /// Where room `room` of `service` runs now, without claiming it (`None`:
+    /// nowhere, or the database cannot say).
+    pub(crate) async fn owner(&self, service: &str, room: &str) -> Option<Place> {
+        if self.table.is_live(service, room) {
+            return Some(Place::Here);
+        }
+        let placement = self.placement.clone()?;
+        let (service, room) = (service.to_owned(), room.to_owned());
+        match tokio::task::spawn_blocking(move || placement.owner(&service, &room)).await {
+            Ok(Ok(owner)) => owner,
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "cannot tell which node runs a room");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// Closes every live room's clients with `code` (1012 when this node
+    /// stops vouching for its rooms): each room ends, its last writes
+    /// stored where the node still may, and its clients reconnect to the
+    /// room's next owner.
+    pub(crate) async fn evacuate(&self, code: u16, reason: &str) {
+        for handle in self.table.all_handles() {
+            let event = RoomEvent::Close {
+                code,
+                reason: reason.to_owned(),
+            };
+            let _ = handle.inbox.send(event).await;
+        }
     }
 
     /// Where rooms' stored data lives.
@@ -107,11 +212,13 @@ impl Rooms {
                 if room.room == LOBBY {
                     continue;
                 }
-                if let Err(error) = rooms.wake(service, &room.room).await {
-                    tracing::warn!(
+                match rooms.wake(service, &room.room).await {
+                    // Another node owns it, and wakes it.
+                    Ok(()) | Err(JoinError::Elsewhere { .. }) => {}
+                    Err(error) => tracing::warn!(
                         service = %room.service, room = %room.room, %error,
                         "a room with durable timers did not wake"
-                    );
+                    ),
                 }
             }
         });
@@ -196,6 +303,9 @@ impl Rooms {
         creator: Option<IpAddr>,
         event: impl Fn(oneshot::Sender<T>) -> RoomEvent,
     ) -> Result<(RoomHandle, T), JoinError> {
+        if let Place::Elsewhere { node, address } = self.place(service.name(), room).await? {
+            return Err(JoinError::Elsewhere { node, address });
+        }
         for _ in 0..JOIN_ATTEMPTS {
             let handle = self.get_or_create(service, room, create, creator)?;
             let (reply, answer) = oneshot::channel();
@@ -240,6 +350,11 @@ impl Rooms {
         self: &Arc<Self>,
         service: &Arc<Service>,
     ) -> Result<(), JoinError> {
+        // A cluster has one lobby per service, on the node that claims it;
+        // the others forward its clients there.
+        if let Place::Elsewhere { .. } = self.place(service.name(), LOBBY).await? {
+            return Ok(());
+        }
         let handle = self.get_or_create(service, LOBBY, true, None)?;
         // If `init` fails before the probe is queued, the reason is on the meta.
         let failed = || {

@@ -71,6 +71,19 @@ pub enum JoinError {
     /// join is told this reason.
     #[error("{}", roomhost_rules::checks::TransferRefusal::NoSuchRoom)]
     NoSuchRoom(String),
+    /// Another node of the cluster owns the room (the caller forwards to
+    /// it, or refuses).
+    #[error("room lives on node {node} ({address})")]
+    Elsewhere {
+        /// The owner's id.
+        node: String,
+        /// Where the owner is reached.
+        address: String,
+    },
+    /// The cluster could not place the room (this node's lease is not
+    /// live, or the database is unreachable): try again later.
+    #[error("{0}")]
+    Unplaced(String),
 }
 
 /// A client asking to join a room.

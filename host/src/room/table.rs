@@ -19,6 +19,7 @@ use super::meta::{RoomHandle, RoomKey, RoomListing, RoomMeta, lock};
 use super::notices::LobbyNotices;
 use super::{JoinError, LOBBY, RoomEvent};
 use crate::limits::Limits;
+use crate::placement::SharedPlacement;
 use crate::wasm::{GuestRoomChange, GuestRoomEntry};
 
 /// The live rooms of every service.
@@ -33,11 +34,14 @@ pub(crate) struct RoomTable {
     room_creations_per_minute: usize,
     creation_rate: CreationRate,
     lobby_notices: LobbyNotices,
+    /// The cluster's placement, told when a room leaves (a cluster node).
+    placement: Option<SharedPlacement>,
 }
 
 impl RoomTable {
-    /// An empty table under `limits`.
-    pub(crate) fn new(limits: &Limits) -> RoomTable {
+    /// An empty table under `limits`; a room that leaves it is released to
+    /// `placement`, when the host is a cluster node.
+    pub(crate) fn new(limits: &Limits, placement: Option<SharedPlacement>) -> RoomTable {
         RoomTable {
             rooms: Mutex::new(HashMap::new()),
             service_rooms: Mutex::new(HashMap::new()),
@@ -47,6 +51,7 @@ impl RoomTable {
             room_creations_per_minute: limits.room_creations_per_minute,
             creation_rate: CreationRate::new(limits.room_creations_per_minute),
             lobby_notices: LobbyNotices::default(),
+            placement,
         }
     }
 
@@ -138,6 +143,11 @@ impl RoomTable {
             .filter(|handle| &*handle.meta.key.service == service)
             .cloned()
             .collect()
+    }
+
+    /// Every live room of every service, lobbies included.
+    pub(crate) fn all_handles(&self) -> Vec<RoomHandle> {
+        self.lock().values().cloned().collect()
     }
 
     /// Every live room (lobbies excluded).
@@ -243,6 +253,11 @@ impl RoomTable {
             let mut service_rooms = lock(&self.service_rooms);
             if let Some(count) = service_rooms.get_mut(&meta.key.service) {
                 *count = count.saturating_sub(1);
+            }
+            // Under the table lock, so a join that starts the room again
+            // here claims it afresh instead of finding the old claim.
+            if let Some(placement) = &self.placement {
+                placement.release(&meta.key.service, &meta.key.room);
             }
         }
         if meta.is_lobby() {

@@ -1,0 +1,81 @@
+//! Where rooms live when the host is one node of a cluster.
+//!
+//! A host started with a [`Placement`] runs a room only after the placement
+//! says the room is *here* (this node claimed it); a room another node owns
+//! is *elsewhere*, and the host forwards the WebSocket or HTTP request to
+//! that node (`http::forward`) instead of starting a second copy. Without
+//! a placement (one node, the default) every room is here.
+//!
+//! The host also watches the placement's standing: a node that can no longer
+//! vouch for its ownership (its lease is about to lapse, or lapsed) closes
+//! every room's clients with 1012 so they reconnect to whichever node owns
+//! the room next, and places no room until it stands again.
+//!
+//! The cluster crate implements the trait on PostgreSQL leases; the host
+//! knows nothing of how ownership is decided.
+
+use std::sync::Arc;
+
+/// Where a room runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Place {
+    /// This node holds the room: run it here.
+    Here,
+    /// Another node owns the room.
+    Elsewhere {
+        /// That node's id.
+        node: String,
+        /// Where other nodes reach it (`host:port`).
+        address: String,
+    },
+}
+
+/// Why a room could not be placed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlacementError {
+    /// This node cannot vouch for any room now (its lease lapsed or is about
+    /// to); clients should try again, through another node.
+    #[error("this node is not serving rooms now (its cluster lease is not live)")]
+    NotServing,
+    /// The cluster's database could not be asked.
+    #[error("cannot reach the cluster database: {0}")]
+    Unavailable(String),
+}
+
+/// Decides which node runs each room. Implemented by the cluster crate.
+///
+/// `place` and `serving` are called by the host; `place` may block (it
+/// runs on a blocking thread), the others must not.
+pub trait Placement: Send + Sync + std::fmt::Debug + 'static {
+    /// Claims room `room` of `service` for this node when nobody live holds
+    /// it, or says who does. Blocking.
+    fn place(&self, service: &str, room: &str) -> Result<Place, PlacementError>;
+
+    /// Which node runs room `room` of `service` now, without claiming it:
+    /// `None` when no live node does. Blocking. For requests that must not
+    /// start a room (an HTTP request to a service whose requests create no
+    /// rooms).
+    fn owner(&self, service: &str, room: &str) -> Result<Option<Place>, PlacementError>;
+
+    /// Room `room` of `service` ended on this node: give it up so any node
+    /// may claim it. Called when the room leaves the host's table, after its
+    /// last write is stored; must not block (tell the database in the
+    /// background).
+    fn release(&self, service: &str, room: &str);
+
+    /// Whether this node may run rooms now. When this turns false the host
+    /// closes every room with 1012 and places nothing until it turns true.
+    fn serving(&self) -> bool;
+
+    /// This node's id, for logs and the cluster view.
+    fn node_id(&self) -> &str;
+
+    /// The secret nodes present to each other on forwarded requests, so a
+    /// node trusts the client address a peer passes on. Clients never see
+    /// it.
+    fn peer_key(&self) -> &str;
+}
+
+/// A placement shared by the host's parts.
+pub type SharedPlacement = Arc<dyn Placement>;
