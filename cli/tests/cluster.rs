@@ -549,3 +549,83 @@ async fn a_killed_owner_s_document_is_back_on_another_node_through_the_proxy() {
         common::wait_exit(&mut served.child);
     }
 }
+
+/// The next text frame.
+async fn text(socket: &mut Socket) -> String {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), socket.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => return text.to_string(),
+            Ok(Some(Ok(Message::Close(frame)))) => panic!("closed: {frame:?}"),
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("no frame: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_to_a_room_on_another_node_keeps_the_socket_and_every_frame() {
+    let (_pg, url) = database("transfer").await;
+    let cache = tempfile::tempdir().unwrap();
+    let misbehave = format!("misbehave={}", plugin("misbehave").display());
+    let node = |id: &str| {
+        common::serve(
+            &[
+                "--plugin",
+                &misbehave,
+                "--cluster",
+                &url,
+                "--node-id",
+                id,
+                "--lease-ms",
+                "3000",
+            ],
+            cache.path(),
+        )
+    };
+    let mut one = node("one");
+    let mut two = node("two");
+    // Room a runs on node one, room b on node two.
+    let mut mover = connect_to(one.addr, "/ws/misbehave/a").await;
+    let mut stayer = connect_to(two.addr, "/ws/misbehave/b").await;
+    mover.send(Message::text("whoami")).await.unwrap();
+    assert_eq!(text(&mut mover).await, "room:a");
+    stayer.send(Message::text("whoami")).await.unwrap();
+    assert_eq!(text(&mut stayer).await, "room:b");
+    let all = [&one, &two];
+    assert_eq!(owners(&all, "misbehave", "a").await, [0]);
+    assert_eq!(owners(&all, "misbehave", "b").await, [1]);
+
+    // Room a transfers the client to room b; the frames it sends meanwhile
+    // follow it, in order, over the same socket.
+    mover.send(Message::text("go:b:hello")).await.unwrap();
+    for _ in 0..3 {
+        mover.send(Message::text("whoami")).await.unwrap();
+    }
+    assert_eq!(text(&mut mover).await, "arrived:a:hello:");
+    for _ in 0..3 {
+        assert_eq!(text(&mut mover).await, "room:b");
+    }
+    // Room b has both clients; room a ended on node one.
+    stayer
+        .send(Message::text("broadcast:hi all"))
+        .await
+        .unwrap();
+    assert_eq!(text(&mut mover).await, "hi all");
+    assert_eq!(text(&mut stayer).await, "hi all");
+    roomhost_e2e::eventually("room a to end on node one", || async {
+        owners(&[&one], "misbehave", "a")
+            .await
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+
+    // Room b's close of the client reaches it through node one.
+    mover.send(Message::text("close:4321:bye")).await.unwrap();
+    assert_eq!(close_code(&mut mover).await, Some(4321));
+
+    for served in [&mut one, &mut two] {
+        common::terminate(&served.child);
+        common::wait_exit(&mut served.child);
+    }
+}

@@ -15,7 +15,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use axum::http::{HeaderMap, Method, StatusCode, header};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::auth::{TokenError, TokenVerifier};
 
@@ -126,7 +126,7 @@ impl fmt::Display for TokenSource {
 }
 
 /// What a token allows in one room.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Access {
     /// Read only: the plugin sees `read-only`; HTTP requests may only GET.
     Read,
@@ -135,7 +135,9 @@ pub enum Access {
 }
 
 /// What a verified token grants: who it is, its claims, and its rooms.
-#[derive(Debug, Clone, PartialEq)]
+/// Serialized only between the nodes of a cluster, which pass a transferred
+/// client's grant on under their peer key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Grant {
     /// The `sub` claim.
     pub identity: Option<String>,

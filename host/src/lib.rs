@@ -52,6 +52,7 @@ pub mod limits;
 pub mod metrics;
 #[cfg(feature = "native-baseline")]
 pub mod native;
+mod peering;
 pub mod placement;
 pub mod room;
 pub mod server;

@@ -53,6 +53,9 @@ pub(crate) struct Target {
     /// identity and claims, and the rooms it may enter (checked again on
     /// every transfer).
     pub(crate) grant: Option<Grant>,
+    /// Set when the client arrives by a transfer from a room on another
+    /// node of the cluster.
+    pub(crate) handoff: Option<GuestHandoff>,
 }
 
 /// The query parameter a reconnecting client presents its token in.
@@ -126,7 +129,7 @@ pub(crate) async fn run(
                 .and_then(|grant| grant.identity.clone()),
             claims: target.grant.as_ref().map(|grant| grant.claims.clone()),
             read_only: read_only(target.grant.as_ref(), &target.room),
-            handoff: None,
+            handoff: target.handoff.clone(),
             resume_token: resume_token.clone(),
             address: Some(target.address),
         };
@@ -259,11 +262,25 @@ impl Mover<'_> {
         // refused like a room that rejected the client.
         let joined = match self.grant.map(|grant| grant.access_to(target)) {
             Some(Err(refused)) => Err(refused.to_string()),
-            _ => self
+            _ => match self
                 .rooms
-                .join(self.service, target, request, order.create)
+                .join(self.service, target, request.clone(), order.create)
                 .await
-                .map_err(|refused| refused.to_string()),
+            {
+                // Another node runs the target: the client follows over a
+                // link to it, keeping this socket.
+                Err(JoinError::Elsewhere { node, address }) => {
+                    self.rooms
+                        .join_remote(
+                            (self.service.name(), target),
+                            (&node, &address),
+                            &request,
+                            self.grant,
+                        )
+                        .await
+                }
+                joined => joined.map_err(|refused| refused.to_string()),
+            },
         };
         let room = match joined {
             Ok(room) => room,

@@ -16,10 +16,10 @@
 //!   passed back.
 //!
 //! Nodes trust each other through the cluster's peer key
-//! ([`PEER_KEY_HEADER`]): a request bearing it may name the client's address
-//! ([`CLIENT_ADDRESS_HEADER`]), which the owner then counts room creations
-//! against, and it is never forwarded again (a room that moved once more
-//! meanwhile gets 503, and the client retries).
+//! (`peering::PEER_KEY_HEADER`): a request bearing it may name the client's
+//! address, which the owner then counts room creations against, and it is
+//! never forwarded again (a room that moved once more meanwhile gets 503,
+//! and the client retries).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::ws::{self as axum_ws, WebSocket, WebSocketUpgrade};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, Full, Limited};
@@ -35,44 +35,18 @@ use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, interval_at, timeout};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::{self, Message as UpMessage};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::tungstenite::Message as UpMessage;
 
 use super::App;
 use super::api::error;
 use crate::close;
-
-/// The header a node presents the cluster's peer key in.
-pub(crate) const PEER_KEY_HEADER: &str = "x-roomhost-peer-key";
-/// The header a node names the client's address in (trusted only with the
-/// peer key).
-pub(crate) const CLIENT_ADDRESS_HEADER: &str = "x-roomhost-client-address";
-
-/// Headers that belong to one hop (or to the WebSocket handshake, which the
-/// forwarding node makes anew) and are not passed on.
-const HOP_HEADERS: [&str; 12] = [
-    "host",
-    "connection",
-    "upgrade",
-    "keep-alive",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "content-length",
-    "proxy-connection",
-    "sec-websocket-key",
-    "sec-websocket-version",
-    "sec-websocket-extensions",
-];
-
-/// How long a node waits for the owner to answer a forwarded upgrade or
-/// request before telling the client to try again.
-const PEER_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+use crate::peering::{
+    self, CLIENT_ADDRESS_HEADER, DialError, HANDOFF_HEADER, HOP_HEADERS, PEER_CONNECT_TIMEOUT,
+    PEER_KEY_HEADER, UpstreamSocket, close_frame, same_secret, to_client_close, to_client_message,
+    to_owner_message,
+};
 
 /// The forwarding node's HTTP client (pooled connections to its peers).
 pub(crate) struct Peers {
@@ -114,16 +88,6 @@ pub(crate) fn client_address(app: &App, peer: IpAddr, headers: &HeaderMap) -> Ip
         .unwrap_or(peer)
 }
 
-/// Compares secrets in time independent of where they differ.
-fn same_secret(given: &[u8], expected: &[u8]) -> bool {
-    given.len() == expected.len()
-        && given
-            .iter()
-            .zip(expected)
-            .fold(0u8, |differ, (a, b)| differ | (a ^ b))
-            == 0
-}
-
 /// The 503 a forwarded request gets when the room moved again.
 pub(crate) fn moved_again() -> Response {
     error(
@@ -140,18 +104,14 @@ fn peer_headers(app: &App, headers: &HeaderMap, client: IpAddr) -> HeaderMap {
         if HOP_HEADERS.contains(&name.as_str())
             || name == PEER_KEY_HEADER
             || name == CLIENT_ADDRESS_HEADER
+            || name == HANDOFF_HEADER
         {
             continue;
         }
         passed.append(name.clone(), value.clone());
     }
-    if let Some(placement) = app.rooms.placement()
-        && let Ok(key) = HeaderValue::from_str(placement.peer_key())
-    {
-        passed.insert(HeaderName::from_static(PEER_KEY_HEADER), key);
-    }
-    if let Ok(address) = HeaderValue::from_str(&client.to_string()) {
-        passed.insert(HeaderName::from_static(CLIENT_ADDRESS_HEADER), address);
+    if let Some(placement) = app.rooms.placement() {
+        passed.extend(peering::peer_headers(placement.peer_key(), client));
     }
     passed
 }
@@ -177,59 +137,30 @@ pub(crate) async fn websocket(
     upgrade: WebSocketUpgrade,
     slot: OwnedSemaphorePermit,
 ) -> Response {
-    let url = format!("ws://{}{}", upstream.address, path_and_query(uri));
-    let mut request = match url.as_str().into_client_request() {
-        Ok(request) => request,
-        Err(refused) => {
-            return error(
-                StatusCode::BAD_GATEWAY,
-                format!("cannot address node {}: {refused}", upstream.node),
-            );
-        }
-    };
-    request
-        .headers_mut()
-        .extend(peer_headers(&app, headers, client));
-    let limits = &app.limits;
-    let config = WebSocketConfig::default()
-        // Frames from the owner are the room's (up to
-        // `max_plugin_frame_bytes`); the client's were checked on the way in.
-        .max_message_size(Some(
-            limits.max_plugin_frame_bytes.max(limits.max_frame_bytes),
-        ))
-        .max_frame_size(Some(
-            limits.max_plugin_frame_bytes.max(limits.max_frame_bytes),
-        ))
-        .read_buffer_size(super::ws::READ_BUFFER_BYTES)
-        .write_buffer_size(0);
-    let connected = timeout(
-        PEER_CONNECT_TIMEOUT,
-        tokio_tungstenite::connect_async_with_config(request, Some(config), true),
-    )
-    .await;
-    let (socket, response) = match connected {
-        Ok(Ok(connected)) => connected,
-        Ok(Err(tungstenite::Error::Http(refused))) => {
+    let passed = peer_headers(&app, headers, client);
+    let dialed = peering::dial(upstream.address, path_and_query(uri), passed, &app.limits).await;
+    let (socket, response) = match dialed {
+        Ok(connected) => connected,
+        Err(DialError::Refused(refused)) => {
             // The owner refused the client (access, limits): its answer is
             // the client's.
             let (parts, body) = refused.into_parts();
             let mut answer = Response::new(Body::from(body.unwrap_or_default()));
             *answer.status_mut() = parts.status;
-            if let Some(kind) = parts.headers.get(header::CONTENT_TYPE) {
-                answer
-                    .headers_mut()
-                    .insert(header::CONTENT_TYPE, kind.clone());
-            }
-            if let Some(challenge) = parts.headers.get(header::WWW_AUTHENTICATE) {
-                answer
-                    .headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, challenge.clone());
+            for name in [
+                header::CONTENT_TYPE,
+                header::WWW_AUTHENTICATE,
+                header::RETRY_AFTER,
+            ] {
+                if let Some(value) = parts.headers.get(&name) {
+                    answer.headers_mut().insert(name, value.clone());
+                }
             }
             return answer;
         }
-        Ok(Err(failed)) => return unreachable_owner(upstream.node, &failed.to_string()),
-        Err(_) => return unreachable_owner(upstream.node, "no answer"),
+        Err(failed) => return unreachable_owner(upstream.node, &failed.to_string()),
     };
+    let limits = &app.limits;
     app.rooms.metrics().connection_forwarded();
     let protocol = response
         .headers()
@@ -269,8 +200,6 @@ fn unreachable_owner(node: &str, why: &str) -> Response {
         .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     answer
 }
-
-type UpstreamSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Pumps frames between the client and the owner until either side closes,
 /// passing each close frame (code and reason) on.
@@ -347,46 +276,6 @@ async fn pump(
             }
         }
     }
-}
-
-fn close_frame(code: u16, reason: &str) -> axum_ws::Message {
-    axum_ws::Message::Close(Some(axum_ws::CloseFrame {
-        code,
-        reason: reason.into(),
-    }))
-}
-
-/// A client's frame as the owner gets it (pings and pongs stay on their
-/// hop: each side answers its own).
-fn to_owner_message(message: axum_ws::Message) -> Option<UpMessage> {
-    Some(match message {
-        axum_ws::Message::Text(text) => UpMessage::text(text.as_str()),
-        axum_ws::Message::Binary(bytes) => UpMessage::Binary(bytes),
-        axum_ws::Message::Close(frame) => {
-            UpMessage::Close(frame.map(|frame| tungstenite::protocol::CloseFrame {
-                code: frame.code.into(),
-                reason: frame.reason.as_str().into(),
-            }))
-        }
-        axum_ws::Message::Ping(_) | axum_ws::Message::Pong(_) => return None,
-    })
-}
-
-fn to_client_close(frame: tungstenite::protocol::CloseFrame) -> axum_ws::CloseFrame {
-    axum_ws::CloseFrame {
-        code: frame.code.into(),
-        reason: frame.reason.as_str().into(),
-    }
-}
-
-/// An owner's frame as the client gets it.
-fn to_client_message(message: UpMessage) -> Option<axum_ws::Message> {
-    Some(match message {
-        UpMessage::Text(text) => axum_ws::Message::Text(text.as_str().into()),
-        UpMessage::Binary(bytes) => axum_ws::Message::Binary(bytes),
-        UpMessage::Close(frame) => axum_ws::Message::Close(frame.map(to_client_close)),
-        UpMessage::Ping(_) | UpMessage::Pong(_) | UpMessage::Frame(_) => return None,
-    })
 }
 
 /// Sends a room request on to its owner and passes the answer back, its

@@ -20,10 +20,12 @@ use super::App;
 use super::api::error;
 use super::forward;
 use super::peer::Peer;
-use crate::access::{self, Admission, TokenSource};
+use crate::access::{self, Access, Admission, TokenSource};
 use crate::connection::{self, Target};
 use crate::contain::panic_message;
+use crate::peering;
 use crate::placement::Place;
+use crate::room::Arrival;
 use crate::room::LOBBY;
 use crate::service::Service;
 
@@ -179,13 +181,25 @@ async fn attach(
     }
     let policy = service.access();
     let query = uri.query().unwrap_or_default();
-    let admitted = policy.admit(
-        app.rooms.auth(),
-        headers,
-        query,
-        &room,
-        Admission::WebSocket,
-    );
+    // A client transferred here from a room on another node was admitted
+    // there; its grant comes with it, under the peer key.
+    let arrival = forward::from_peer(&app, headers)
+        .then(|| headers.get(peering::HANDOFF_HEADER)?.to_str().ok())
+        .flatten()
+        .and_then(Arrival::decode);
+    let admitted = match &arrival {
+        Some(arrival) => Ok(arrival.grant.clone().map(|grant| {
+            let access = grant.access(&room).unwrap_or(Access::Write);
+            (grant, access)
+        })),
+        None => policy.admit(
+            app.rooms.auth(),
+            headers,
+            query,
+            &room,
+            Admission::WebSocket,
+        ),
+    };
     let grant = match admitted {
         Ok(grant) => grant,
         Err(refused) => {
@@ -232,6 +246,7 @@ async fn attach(
         address,
         resume,
         grant: grant.map(|(grant, _)| grant),
+        handoff: arrival.as_ref().map(Arrival::handoff),
     };
     let span = tracing::info_span!("client", client, service = %target.service.name());
     // Held from here, so shutdown also waits for a connection whose upgrade

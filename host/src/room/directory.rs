@@ -292,6 +292,40 @@ impl Rooms {
         Ok(handle)
     }
 
+    /// Puts a transferred client into room `room` of `service`, which node
+    /// `node` at `address` runs: the returned handle stands in for it (see
+    /// [`super::remote`]).
+    pub(crate) async fn join_remote(
+        &self,
+        (service, room): (&str, &str),
+        (node, address): (&str, &str),
+        request: &ConnectRequest,
+        grant: Option<&crate::access::Grant>,
+    ) -> Result<RoomHandle, String> {
+        let placement = self
+            .placement
+            .as_ref()
+            .ok_or_else(|| "this server is not a cluster node".to_owned())?;
+        let destination = super::remote::Destination {
+            service,
+            room,
+            node,
+            address,
+        };
+        let handle = super::remote::join(
+            destination,
+            request,
+            grant,
+            placement.peer_key(),
+            &self.limits,
+        )
+        .await?;
+        if let Some(seat) = lock(&self.clients).get_mut(&request.id()) {
+            seat.room = Some(handle.clone());
+        }
+        Ok(handle)
+    }
+
     /// Hands room `room` of `service` the event `event` builds around a
     /// reply channel and waits for the answer. A room that ends before it
     /// answers drops the event, so it is built again for a fresh room.

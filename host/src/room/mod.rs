@@ -18,6 +18,7 @@ mod directory;
 mod meta;
 mod notices;
 mod reload;
+mod remote;
 mod rollout;
 mod snapshots;
 mod table;
@@ -26,6 +27,7 @@ pub use directory::Rooms;
 pub(crate) use meta::RoomHandle;
 pub use meta::RoomListing;
 pub use reload::RoomReload;
+pub(crate) use remote::Arrival;
 pub use rollout::ReloadReport;
 
 use std::sync::Arc;
