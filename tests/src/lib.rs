@@ -55,7 +55,7 @@ const PLUGIN_CRATES: &[&str] = &[
 pub const JS_PLUGINS: &[&str] = &["counter-ts", "chat-ts"];
 
 /// TypeScript fixtures in `tests/fixtures/`.
-const JS_FIXTURES: &[&str] = &["lobby-ts"];
+const JS_FIXTURES: &[&str] = &["lobby-ts", "durable-ts"];
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
