@@ -19,7 +19,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use futures_util::{SinkExt, StreamExt};
 use roomhost_host::dev::DevTap;
-use roomhost_host::storage::{Backend, MemoryBackend};
+use roomhost_host::storage::{Backend, EmbeddedBackend, MemoryBackend};
 use roomhost_host::{
     AdminConfig, AuthConfig, CompileCache, Limits, Server, ServerConfig, ServerHandle, ServiceSpec,
 };
@@ -643,6 +643,16 @@ pub(crate) fn dechunk(mut body: &[u8]) -> anyhow::Result<Vec<u8>> {
         out.extend_from_slice(rest.get(..size).context("short chunk")?);
         body = rest.get(size + 2..).context("short chunk")?;
     }
+}
+
+/// The embedded store in `dir`, once a server stopped before has let go of
+/// it (its file lock is released shortly after the server stops): what a
+/// restart test hands the next server.
+pub async fn open_store(dir: &Path) -> EmbeddedBackend {
+    eventually("the store to be free", || async {
+        EmbeddedBackend::open(dir).ok()
+    })
+    .await
 }
 
 /// Polls `check` until it returns `Some`, failing after [`WAIT`].

@@ -17,11 +17,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use roomhost_e2e::{
-    Client, JS_PLUGINS, TestServer, eventually, http_request, node, plugin, test_limits,
+    Client, JS_PLUGINS, TestServer, http_request, node, open_store, plugin, test_limits,
     workspace_root,
 };
 use roomhost_host::ServiceSpec;
-use roomhost_host::storage::{EmbeddedBackend, MemoryBackend};
+use roomhost_host::storage::MemoryBackend;
 use serde_json::json;
 
 /// Runs `node ARGS` in `dir` and fails with its output unless it exits 0.
@@ -59,7 +59,9 @@ fn the_sdk_tests_pass() {
 fn the_typescript_plugins_unit_tests_pass() {
     let sdk = sdk_ready();
     let bin = sdk.join("bin").join("roomhost-js.mjs");
-    let plugins = JS_PLUGINS.iter().map(|name| workspace_root().join("plugins").join(name));
+    let plugins = JS_PLUGINS
+        .iter()
+        .map(|name| workspace_root().join("plugins").join(name));
     // The storage fixture's harness tests assert the answers its end-to-end
     // tests below get from the real host.
     let fixtures = [workspace_root().join("tests/fixtures/durable-ts")];
@@ -143,15 +145,12 @@ async fn ask(client: &mut Client, command: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_typescript_rooms_stored_data_survives_a_server_restart() {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    // The first server's store closes shortly after it stops.
-    let open = || async {
-        eventually("the store to be free", || async {
-            EmbeddedBackend::open(dir.path()).ok()
-        })
-        .await
-    };
-    let server =
-        TestServer::start_with_storage(durable_ts(), test_limits(), Arc::new(open().await)).await;
+    let server = TestServer::start_with_storage(
+        durable_ts(),
+        test_limits(),
+        Arc::new(open_store(dir.path()).await),
+    )
+    .await;
     let mut client = server.connect("/ws/durable-ts/notes").await;
     for (key, value) in [("a", "1"), ("b", "2"), ("c", "3 and more")] {
         assert_eq!(
@@ -166,10 +165,18 @@ async fn a_typescript_rooms_stored_data_survives_a_server_restart() {
     // The alarm comes due while no server runs.
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    let server =
-        TestServer::start_with_storage(durable_ts(), test_limits(), Arc::new(open().await)).await;
+    let server = TestServer::start_with_storage(
+        durable_ts(),
+        test_limits(),
+        Arc::new(open_store(dir.path()).await),
+    )
+    .await;
     let mut client = server.connect("/ws/durable-ts/notes").await;
-    assert_eq!(ask(&mut client, "count").await, "count 3", "init read it back");
+    assert_eq!(
+        ask(&mut client, "count").await,
+        "count 3",
+        "init read it back"
+    );
     assert_eq!(ask(&mut client, "get a").await, "value a 1");
     assert_eq!(ask(&mut client, "get b").await, "none b");
     assert_eq!(ask(&mut client, "get c").await, "value c 3 and more");
@@ -184,7 +191,10 @@ async fn a_typescript_rooms_stored_data_survives_a_server_restart() {
         answer = ask(&mut client, "get fired").await;
     }
     let fired = answer.strip_prefix("value fired ").unwrap_or(&answer);
-    assert!(fired.parse::<u64>().is_ok(), "the alarm did not fire: {answer}");
+    assert!(
+        fired.parse::<u64>().is_ok(),
+        "the alarm did not fire: {answer}"
+    );
     assert_eq!(ask(&mut client, "list").await, "keys a,c,fired");
     server.stop().await;
 }
@@ -193,14 +203,15 @@ async fn a_typescript_rooms_stored_data_survives_a_server_restart() {
 /// with the host's sizes and limits, and change nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_typescript_room_gets_the_hosts_storage_refusals() {
-    let limits = roomhost_host::Limits {
+    let backend = Arc::new(MemoryBackend::new());
+    let small = roomhost_host::Limits {
         max_room_storage_bytes: 1000,
         ..test_limits()
     };
-    let server =
-        TestServer::start_with_storage(durable_ts(), limits, Arc::new(MemoryBackend::new())).await;
+    let server = TestServer::start_with_storage(durable_ts(), small, backend).await;
     let mut client = server.connect("/ws/durable-ts/capped").await;
-    assert_eq!(ask(&mut client, "fill doc 500").await, "ok doc");
+    let filled = ask(&mut client, "fill doc 500").await;
+    assert_eq!(filled, "ok doc");
     // "k/doc" plus 2,000 bytes replacing the 500.
     assert_eq!(
         ask(&mut client, "fill doc 2000").await,
@@ -211,24 +222,11 @@ async fn a_typescript_room_gets_the_hosts_storage_refusals() {
         ask(&mut client, &format!("fill {long_key} 1")).await,
         "refused key-too-large 2102 2048"
     );
-    assert_eq!(ask(&mut client, "size").await, "size 505", "nothing changed");
+    assert_eq!(
+        ask(&mut client, "size").await,
+        "size 505",
+        "nothing changed"
+    );
     assert_eq!(ask(&mut client, "put small x").await, "ok small");
     server.stop().await;
-}
-
-/// Only a TypeScript service whose code uses storage imports it, so only
-/// its rooms are loaded from the store and held behind the output gate.
-#[test]
-fn only_typescript_services_that_use_storage_import_it() {
-    let engine = roomhost_host::wasm::WasmEngine::new(&test_limits()).expect("engine");
-    let uses = |name: &str| {
-        roomhost_host::wasm::Plugin::load(&engine, &plugin(name), None)
-            .expect("loads")
-            .description()
-            .uses_storage
-    };
-    assert!(uses("durable-ts"));
-    for name in ["counter-ts", "chat-ts", "lobby-ts"] {
-        assert!(!uses(name), "{name} imports storage");
-    }
 }
