@@ -61,8 +61,9 @@ export class TestStore {
   /** Durable timers: id -> due time (Unix ms). */
   timers = new Map();
 
+  /** A copy, as the host's bytes are: a service changing it changes nothing stored. */
   get(key) {
-    return this.#entries.get(id(key))?.value ?? null;
+    return this.#entries.get(id(key))?.value.slice() ?? null;
   }
 
   /** The bytes stored, keys plus values. */
@@ -96,7 +97,9 @@ export class TestStore {
     const after = this.#check(writes);
     for (const write of writes) {
       if (write.tag === 'put') {
-        const { key, value } = write.val;
+        // Copies: the host copies the bytes out of the guest's memory.
+        const key = write.val.key.slice();
+        const value = write.val.value.slice();
         const name = id(key);
         this.#entries.set(name, { key, value });
         this.#record(name, key.length + value.length);
@@ -164,7 +167,7 @@ export class TestStore {
       if (!name.startsWith(start) || page.length === max) break;
       bytes += key.length + value.length;
       if (bytes > MAX_LIST_BYTES && page.length > 0) break;
-      page.push({ key, value });
+      page.push({ key: key.slice(), value: value.slice() });
     }
     return page;
   }

@@ -99,6 +99,16 @@ test('reads see writes; text, JSON and bytes keys and values round-trip', () => 
   assert.deepEqual(bytes.storage.get('text'), utf8Encode('é'));
   // Keys plus values: 2 + 3, 1 + 13, 4 + 2.
   assert.equal(bytes.storage.size, 25);
+  // Stored bytes are copies, as the host's are.
+  const aliasing = new TestRoom(class {
+    init(room) {
+      const value = new Uint8Array([1]);
+      room.storage.put('v', value);
+      value[0] = 9;
+      room.storage.get('v')[0] = 8;
+    }
+  });
+  assert.deepEqual(aliasing.storage.get('v'), new Uint8Array([1]));
   // `init` failures reach the harness as the contract's error string.
   assert.throws(() => new TestRoom(class { init(room) { room.storage.putJson('u', undefined); } }), /undefined is not a JSON value/);
   assert.throws(() => new TestRoom(class { init(room) { room.storage.put('n', 5); } }), /a storage value is a string or a Uint8Array/);
