@@ -151,7 +151,7 @@ async fn a_typescript_rooms_stored_data_survives_a_server_restart() {
         Arc::new(open_store(dir.path()).await),
     )
     .await;
-    let mut client = server.connect("/ws/durable-ts/notes").await;
+    let mut client = server.connect("/ws/notes").await;
     for (key, value) in [("a", "1"), ("b", "2"), ("c", "3 and more")] {
         assert_eq!(
             ask(&mut client, &format!("put {key} {value}")).await,
@@ -159,11 +159,11 @@ async fn a_typescript_rooms_stored_data_survives_a_server_restart() {
         );
     }
     assert_eq!(ask(&mut client, "del b").await, "deleted b true");
-    assert_eq!(ask(&mut client, "alarm 200").await, "armed");
+    assert_eq!(ask(&mut client, "alarm 500").await, "armed");
     drop(client);
     server.stop().await;
     // The alarm comes due while no server runs.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
 
     let server = TestServer::start_with_storage(
         durable_ts(),
@@ -171,7 +171,7 @@ async fn a_typescript_rooms_stored_data_survives_a_server_restart() {
         Arc::new(open_store(dir.path()).await),
     )
     .await;
-    let mut client = server.connect("/ws/durable-ts/notes").await;
+    let mut client = server.connect("/ws/notes").await;
     assert_eq!(
         ask(&mut client, "count").await,
         "count 3",
@@ -209,7 +209,7 @@ async fn a_typescript_room_gets_the_hosts_storage_refusals() {
         ..test_limits()
     };
     let server = TestServer::start_with_storage(durable_ts(), small, backend).await;
-    let mut client = server.connect("/ws/durable-ts/capped").await;
+    let mut client = server.connect("/ws/capped").await;
     let filled = ask(&mut client, "fill doc 500").await;
     assert_eq!(filled, "ok doc");
     // "k/doc" plus 2,000 bytes replacing the 500.
