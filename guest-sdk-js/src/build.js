@@ -132,25 +132,28 @@ export async function bundle(dir) {
   return { source: result.outputFiles[0].text, storage };
 }
 
-/** The contract's WIT plus the world without `storage`, written under `dir`; its path. */
+/**
+ * The contract's WIT plus a world like `room` without its `storage` import,
+ * written under `dir`; its path. Derived from `room` itself, so an
+ * interface a later contract adds reaches both worlds.
+ */
 function witWithoutStorage(dir) {
   const contract = readFileSync(join(WIT_DIR, 'room.wit'), 'utf8');
-  const world = [
+  const room = contract.match(new RegExp(`^world ${WORLD} \\{[^}]*\\}`, 'm'));
+  const storage = /^\s*import storage;\n/m;
+  if (room === null || !storage.test(room[0])) {
+    throw new Error(`${WIT_DIR}/room.wit has no \`world ${WORLD}\` importing storage: the SDK does not match the contract`);
+  }
+  const world = room[0].replace(`world ${WORLD} {`, `world ${WORLD_WITHOUT_STORAGE} {`).replace(storage, '');
+  const note = [
     '',
-    '/// Written by the JavaScript SDK\'s build: the `room` world without',
-    '/// `storage`, for services that never use it (their rooms skip the',
-    "/// host's output gate).",
-    `world ${WORLD_WITHOUT_STORAGE} {`,
-    '    import host;',
-    '    import directory;',
-    '    import auth;',
-    '    export service;',
-    '}',
+    "/// Written by the JavaScript SDK's build: `room` without `storage`, for",
+    "/// services that never use it (their rooms skip the host's output gate).",
     '',
   ].join('\n');
   mkdirSync(dir, { recursive: true });
   const path = join(dir, 'room.wit');
-  writeFileSync(path, contract + world);
+  writeFileSync(path, `${contract}${note}${world}\n`);
   return path;
 }
 
