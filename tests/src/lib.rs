@@ -285,6 +285,22 @@ impl TestServer {
         Self::start_from(config).await
     }
 
+    /// Serves `services` with rooms' stored data in the embedded store in
+    /// `dir`: start a second server on the same directory to play a restart
+    /// (it waits for the server stopped before to let go of the store's
+    /// file lock, which happens shortly after it stops).
+    pub async fn start_with_store_in(
+        services: Vec<ServiceSpec>,
+        limits: Limits,
+        dir: &Path,
+    ) -> TestServer {
+        let store = eventually("the store to be free", || async {
+            EmbeddedBackend::open(dir).ok()
+        })
+        .await;
+        Self::start_with_storage(services, limits, Arc::new(store)).await
+    }
+
     async fn start_config(
         services: Vec<ServiceSpec>,
         limits: Limits,
@@ -643,16 +659,6 @@ pub(crate) fn dechunk(mut body: &[u8]) -> anyhow::Result<Vec<u8>> {
         out.extend_from_slice(rest.get(..size).context("short chunk")?);
         body = rest.get(size + 2..).context("short chunk")?;
     }
-}
-
-/// The embedded store in `dir`, once a server stopped before has let go of
-/// it (its file lock is released shortly after the server stops): what a
-/// restart test hands the next server.
-pub async fn open_store(dir: &Path) -> EmbeddedBackend {
-    eventually("the store to be free", || async {
-        EmbeddedBackend::open(dir).ok()
-    })
-    .await
 }
 
 /// Polls `check` until it returns `Some`, failing after [`WAIT`].

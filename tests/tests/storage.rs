@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use roomhost_e2e::{Client, TestServer, eventually, http_request, open_store, plugin, test_limits};
+use roomhost_e2e::{Client, TestServer, eventually, http_request, plugin, test_limits};
 use roomhost_host::ServiceSpec;
 use roomhost_host::storage::{
     Backend, EmbeddedBackend, MemoryBackend, RoomCommit, StorageError, StoredRoom,
@@ -114,12 +114,7 @@ async fn a_room_that_ended_wakes_with_what_it_stored() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_a_restart_of_the_server() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start_with_storage(
-        durable(),
-        test_limits(),
-        Arc::new(open_store(dir.path()).await),
-    )
-    .await;
+    let server = TestServer::start_with_store_in(durable(), test_limits(), dir.path()).await;
     let mut client = server.connect("/ws/doc").await;
     for i in 0..20 {
         assert_eq!(
@@ -134,12 +129,7 @@ async fn acknowledged_writes_survive_a_restart_of_the_server() {
     drop(client);
     server.stop().await;
 
-    let server = TestServer::start_with_storage(
-        durable(),
-        test_limits(),
-        Arc::new(open_store(dir.path()).await),
-    )
-    .await;
+    let server = TestServer::start_with_store_in(durable(), test_limits(), dir.path()).await;
     let mut client = server.connect("/ws/doc").await;
     assert_eq!(ask(&mut client, "count").await, "count 20");
     assert_eq!(ask(&mut client, "get k19").await, "value k19 v19");

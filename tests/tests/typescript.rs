@@ -17,8 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use roomhost_e2e::{
-    Client, JS_PLUGINS, TestServer, http_request, node, open_store, plugin, test_limits,
-    workspace_root,
+    Client, JS_PLUGINS, TestServer, http_request, node, plugin, test_limits, workspace_root,
 };
 use roomhost_host::ServiceSpec;
 use roomhost_host::storage::MemoryBackend;
@@ -145,12 +144,7 @@ async fn ask(client: &mut Client, command: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_typescript_rooms_stored_data_survives_a_server_restart() {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let server = TestServer::start_with_storage(
-        durable_ts(),
-        test_limits(),
-        Arc::new(open_store(dir.path()).await),
-    )
-    .await;
+    let server = TestServer::start_with_store_in(durable_ts(), test_limits(), dir.path()).await;
     let mut client = server.connect("/ws/notes").await;
     for (key, value) in [("a", "1"), ("b", "2"), ("c", "3 and more")] {
         assert_eq!(
@@ -165,12 +159,7 @@ async fn a_typescript_rooms_stored_data_survives_a_server_restart() {
     // The alarm comes due while no server runs.
     tokio::time::sleep(Duration::from_millis(600)).await;
 
-    let server = TestServer::start_with_storage(
-        durable_ts(),
-        test_limits(),
-        Arc::new(open_store(dir.path()).await),
-    )
-    .await;
+    let server = TestServer::start_with_store_in(durable_ts(), test_limits(), dir.path()).await;
     let mut client = server.connect("/ws/notes").await;
     assert_eq!(
         ask(&mut client, "count").await,
