@@ -26,9 +26,11 @@ async function main(argv) {
     case 'build': {
       const out = option('--out');
       const started = Date.now();
-      const wasm = await build(args[0] ?? '.', out);
-      process.stderr.write(`built ${wasm} in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
-      process.stdout.write(`${wasm}\n`);
+      const { path, storage } = await build(args[0] ?? '.', out);
+      const seconds = ((Date.now() - started) / 1000).toFixed(1);
+      const imports = storage ? 'imports storage' : 'without storage';
+      process.stderr.write(`built ${path} (${imports}) in ${seconds} s\n`);
+      process.stdout.write(`${path}\n`);
       return 0;
     }
     case 'test':

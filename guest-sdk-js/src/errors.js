@@ -1,8 +1,8 @@
 /**
  * The values a service and the host exchange when something is refused:
- * `Rejection` (a service refusing a client) and `HostError` (the host
- * refusing a call), plus reading the error payload the engine attaches to
- * a failed host call.
+ * `Rejection` (a service refusing a client), `HostError` (the host
+ * refusing a call) and its `StorageError` (a refused storage write), plus
+ * reading the error payload the engine attaches to a failed host call.
  */
 
 /** Why `connect` refused a client: return or throw one. */
@@ -30,7 +30,8 @@ export class Rejection {
  * A host call that was refused. `kind` names the case (`frame-too-large`,
  * `too-many-timers`, `invalid-info`, `not-a-member`, `same-room`,
  * `invalid-room-id`, `no-such-room`, `no-lobby`, `unavailable`,
- * `too-large`, `root-taken`, `auth`); `limit` carries the host's bound when
+ * `too-large`, `root-taken`, `auth`; the storage refusals are
+ * `StorageError`s); `limit` carries the host's bound when
  * the case has one.
  */
 export class HostError extends Error {
@@ -40,6 +41,30 @@ export class HostError extends Error {
     this.call = call;
     this.kind = kind;
     this.limit = limit;
+  }
+}
+
+/** Why a write was refused; what each case of the contract's `storage-error` says. */
+export const STORAGE_REFUSALS = {
+  'key-too-large': ({ size, limit }) => `storage key is ${size} bytes; the limit is ${limit} (max_storage_key_bytes)`,
+  'value-too-large': ({ size, limit }) =>
+    `storage value is ${size} bytes; the limit is ${limit} (max_storage_value_bytes)`,
+  'room-full': ({ size, limit }) =>
+    `the room would store ${size} bytes; the limit is ${limit} (max_room_storage_bytes); nothing was written`,
+};
+
+/**
+ * A write the host refused; nothing was written. `kind` is
+ * `key-too-large`, `value-too-large` or `room-full`; `size` is the key's or
+ * value's length, or what the room would store after the write; `limit`
+ * the host's bound, both in bytes.
+ */
+export class StorageError extends HostError {
+  constructor(call, kind, size, limit) {
+    const message = STORAGE_REFUSALS[kind] ?? (() => kind);
+    super(call, kind, message({ size, limit }), limit);
+    this.name = 'StorageError';
+    this.size = size;
   }
 }
 

@@ -60,9 +60,87 @@ export declare class HostError extends Error {
     | 'unavailable'
     | 'too-large'
     | 'root-taken'
-    | 'auth';
+    | 'auth'
+    | 'key-too-large'
+    | 'value-too-large'
+    | 'room-full';
   /** The host's bound, for `too-large` and `invalid-room-id`. */
   readonly limit: number | null;
+}
+
+/** A storage write the host refused (a key, a value or the room's total over its cap); nothing was written. */
+export declare class StorageError extends HostError {
+  readonly call: 'put' | 'batch';
+  readonly kind: 'key-too-large' | 'value-too-large' | 'room-full';
+  /** The key's or value's length, or (`room-full`) what the room would store after the write, in bytes. */
+  readonly size: number;
+  /** The host's bound, in bytes (`max_storage_key_bytes`, `max_storage_value_bytes`, `max_room_storage_bytes`). */
+  readonly limit: number;
+}
+
+/** A storage key or value: a string (stored as UTF-8) or bytes. */
+export type StorageBytes = string | Uint8Array;
+
+/** One write of `Storage.batch`. */
+export type StorageWrite =
+  | { op: 'put'; key: StorageBytes; value: StorageBytes }
+  /** `json` is stored as `JSON.stringify(json)`. */
+  | { op: 'put'; key: StorageBytes; json: unknown }
+  | { op: 'delete'; key: StorageBytes };
+
+/** One stored entry, as `Storage.list` returns it. */
+export declare class StorageEntry {
+  readonly key: Uint8Array;
+  readonly value: Uint8Array;
+  /** The key as UTF-8 text. */
+  keyText(): string;
+  /** The value as UTF-8 text. */
+  text(): string;
+  /** The value parsed as JSON; throws `SyntaxError`. */
+  json(): unknown;
+}
+
+/**
+ * A room's durable key-value storage (`room.storage`): byte keys to byte
+ * values, kept by the host across restarts and crashes. Reads see every
+ * earlier write. The writes of one event commit together once it is
+ * handled, and what the event sends reaches clients only after that
+ * commit is durable. Caps (host defaults): keys 2 KiB, values 1 MiB, 32 MiB
+ * per room, keys plus values; a write over one throws `StorageError` and
+ * changes nothing.
+ */
+export declare class Storage {
+  /** The value under `key`; `null` when absent. */
+  get(key: StorageBytes): Uint8Array | null;
+  /** The value under `key` as UTF-8 text; `null` when absent. */
+  getText(key: StorageBytes): string | null;
+  /** The JSON value under `key`; `null` when absent. Throws `SyntaxError` when the value is not JSON. */
+  getJson<T = unknown>(key: StorageBytes): T | null;
+  /** Stores `value` under `key`; throws `StorageError` over a cap. */
+  put(key: StorageBytes, value: StorageBytes): void;
+  /** Stores `JSON.stringify(value)` under `key`; throws `StorageError` over a cap, `TypeError` for a value JSON cannot hold. */
+  putJson(key: StorageBytes, value: unknown): void;
+  /** Removes `key`; whether it was there. */
+  delete(key: StorageBytes): boolean;
+  /** Applies `writes` in order, all or none; throws `StorageError` (nothing written). */
+  batch(writes: Iterable<StorageWrite>): void;
+  /**
+   * Entries whose key starts with `prefix`, in key order, after `startAfter`:
+   * at most `limit` (0, the default: 1,000) and about 4 MiB. Page on with the
+   * last key returned; an empty page means there are no more.
+   */
+  list(prefix?: StorageBytes, options?: { startAfter?: StorageBytes | null; limit?: number }): StorageEntry[];
+  /** Every entry whose key starts with `prefix`, read page by page. */
+  listAll(prefix?: StorageBytes): StorageEntry[];
+  /** The bytes the room stores, keys plus values. */
+  size(): number;
+  /**
+   * `timer(id)` in `delayMs`, stored with the room's data: it survives
+   * restarts and fires at once on a host that starts after its time.
+   * `room.cancelTimer` cancels it; `room.setTimer` on the id replaces it.
+   * Throws `HostError` (`too-many-timers`).
+   */
+  setDurableTimer(id: TimerId, delayMs: number): void;
 }
 
 /** What a client brought when it was transferred from another room. */
@@ -133,6 +211,12 @@ export interface HttpResponse {
 export declare class Room {
   readonly id: string;
   readonly isLobby: boolean;
+  /**
+   * The room's durable storage. The build gives a service the contract's
+   * `storage` import only when its code mentions `storage` (or package.json
+   * says `"roomhost": { "storage": true }`); without it this throws.
+   */
+  readonly storage: Storage;
   send(client: ClientId, message: Outgoing): void;
   sendJson(client: ClientId, value: unknown): void;
   broadcast(message: Outgoing, except?: Iterable<ClientId>): void;
@@ -199,7 +283,7 @@ export declare function lobbyAndRooms(lobby: RoomServiceClass, room: RoomService
 /** The contract's `service` export for a service (`roomhost build` calls it). */
 export declare function exportService(
   service: RoomServiceClass | LobbyAndRooms,
-  imports: { host: unknown; directory: unknown; auth: unknown },
+  imports: { host: unknown; directory: unknown; auth: unknown; storage?: unknown },
 ): typeof import('roomhost:room/service@0.4.0');
 
 export declare function utf8Encode(text: string): Uint8Array;

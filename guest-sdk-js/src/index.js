@@ -7,10 +7,11 @@
  */
 
 export { ClientInfo } from './client.js';
-export { HostError, Rejection } from './errors.js';
+export { HostError, Rejection, StorageError } from './errors.js';
 export { exportService } from './export.js';
 export { InitInfo, Snapshot } from './init.js';
 export { lobbyAndRooms } from './lobby.js';
 export { Message } from './message.js';
 export { Room } from './room.js';
+export { Storage, StorageEntry } from './storage.js';
 export { utf8Decode, utf8Encode } from './utf8.js';

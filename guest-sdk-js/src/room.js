@@ -1,6 +1,6 @@
 /**
  * `Room`: what a callback may do, over the contract's host imports (`host`,
- * `directory`, `auth`). Host refusals become `HostError`s; the conversions
+ * `directory`, `auth`, and `storage` when the service was built with it). Host refusals become `HostError`s; the conversions
  * between the service's values (JSON, strings) and the contract's bytes
  * and records live here.
  */
@@ -9,6 +9,7 @@ import { HostError, refusal } from './errors.js';
 import { toFrame } from './message.js';
 import { clientInfo } from './client.js';
 import { random53 } from './globals.js';
+import { Storage, missingStorage } from './storage.js';
 import { utf8Decode, utf8Encode } from './utf8.js';
 
 const LEVELS = ['trace', 'debug', 'info', 'warn', 'error'];
@@ -16,8 +17,8 @@ const LEVELS = ['trace', 'debug', 'info', 'warn', 'error'];
 /** The room a callback runs in. */
 export class Room {
   /**
-   * @param {{ host: any, directory: any, auth: any }} imports the contract's
-   *   imports (the engine's, or the test harness's)
+   * @param {{ host: any, directory: any, auth: any, storage?: any }} imports
+   *   the contract's imports (the engine's, or the test harness's)
    * @param {{ roomId: string, lobby: boolean }} info
    */
   constructor(imports, info) {
@@ -27,6 +28,16 @@ export class Room {
   }
 
   #imports;
+  #storage = null;
+
+  /** The room's durable storage (see `Storage`). */
+  get storage() {
+    if (this.#storage === null) {
+      if (!this.#imports.storage) throw missingStorage();
+      this.#storage = new Storage(this.#imports.storage);
+    }
+    return this.#storage;
+  }
 
   /** Sends a frame (`Message`, string or bytes) to a client of the service. */
   send(client, message) {

@@ -19,6 +19,29 @@ export interface TestRoomOptions {
   /** The service's configuration (any JSON value). */
   config?: unknown;
   startMs?: number;
+  /** What the room's storage holds when it starts, as if an earlier instance had stored it. */
+  stored?: Record<string, string | Uint8Array> | Array<[string | Uint8Array, string | Uint8Array]>;
+  /** The host's `max_room_storage_bytes` (default 32 MiB), to test a refused write. */
+  maxRoomStorageBytes?: number;
+  /** The host's `max_storage_key_bytes` (default 2 KiB). */
+  maxStorageKeyBytes?: number;
+  /** The host's `max_storage_value_bytes` (default 1 MiB). */
+  maxStorageValueBytes?: number;
+}
+
+/** The room's storage as the service left it (`TestRoom.storage`). */
+export interface TestStorage {
+  get(key: string | Uint8Array): Uint8Array | null;
+  getText(key: string | Uint8Array): string | null;
+  getJson<T = unknown>(key: string | Uint8Array): T | null;
+  /** Every entry in key order. */
+  entries(): Array<[Uint8Array, Uint8Array]>;
+  /** Every key as text, in key order. */
+  keys(): string[];
+  /** Bytes stored, keys plus values. */
+  readonly size: number;
+  /** Durable timers: `[id, due time in Unix ms]`, by id. */
+  timers(): Array<[TimerId, number]>;
 }
 
 export interface ConnectOptions {
@@ -66,4 +89,8 @@ export declare class TestRoom<S = any> {
   readonly servedRoot: boolean;
   request(request?: { method?: string; path?: string; query?: string; headers?: Array<[string, string]>; body?: string | Uint8Array }): TestResponse;
   reload(): { restored: boolean };
+  /** The room's storage as the service left it. */
+  readonly storage: TestStorage;
+  /** A host restart: a new instance over the stored data and durable timers; clients and ordinary timers are gone. */
+  restart(): void;
 }

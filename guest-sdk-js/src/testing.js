@@ -4,13 +4,17 @@
  * record what the service sends, closes, schedules and transfers, and a
  * virtual clock fires timers. The calls go through the same export the
  * component uses (`exportService`), so the SDK's conversions are the ones
- * under test. The host's size limits (frames, timers, client state) are
- * not applied here; the end-to-end tests run those against the real host.
+ * under test. The host's size limits on frames, timers and client state
+ * are not applied here (the end-to-end tests run those against the real
+ * host); storage's caps are, through `TestStore`, the model of the host's
+ * store. `restart()` plays a host restart over the room's storage.
  */
 
 import { exportService, INSTANCE } from './export.js';
 import { Message, toFrame } from './message.js';
 import { utf8Decode, utf8Encode } from './utf8.js';
+import { storageBytes } from './storage.js';
+import { STORAGE_LIMITS, TestStore } from './test-store.js';
 
 /** The virtual clock's start: 2024-01-01T00:00:00Z. */
 export const DEFAULT_START_MS = 1_704_067_200_000;
@@ -25,15 +29,37 @@ function refused(payload) {
 export class TestRoom {
   /**
    * @param service a service class, or `lobbyAndRooms(Lobby, Room)`
-   * @param options `roomId`, `lobby`, `config` (a JSON value), `startMs`
+   * @param options `roomId`, `lobby`, `config` (a JSON value), `startMs`;
+   *   `stored` (what the room's storage holds when it starts: an object of
+   *   key to value, or `[key, value]` pairs; strings or bytes),
+   *   `maxRoomStorageBytes`, `maxStorageKeyBytes`, `maxStorageValueBytes`
+   *   (the host's caps, default the host's defaults)
    */
-  constructor(service, { roomId = 'test-room', lobby = false, config = null, startMs = DEFAULT_START_MS } = {}) {
+  constructor(
+    service,
+    {
+      roomId = 'test-room',
+      lobby = false,
+      config = null,
+      startMs = DEFAULT_START_MS,
+      stored = [],
+      maxRoomStorageBytes = STORAGE_LIMITS.maxRoomBytes,
+      maxStorageKeyBytes = STORAGE_LIMITS.maxKeyBytes,
+      maxStorageValueBytes = STORAGE_LIMITS.maxValueBytes,
+    } = {},
+  ) {
     this.#service = service;
     this.#roomId = lobby ? '' : roomId;
     this.#lobby = lobby;
     this.#config = JSON.stringify(config);
     this.#now = startMs;
+    const pairs = Array.isArray(stored) ? stored : Object.entries(stored);
+    this.#store = new TestStore(
+      { maxKeyBytes: maxStorageKeyBytes, maxValueBytes: maxStorageValueBytes, maxRoomBytes: maxRoomStorageBytes },
+      pairs.map(([key, value]) => [storageBytes(key, 'key'), storageBytes(value, 'value')]),
+    );
     this.#start(null);
+    this.#store.commit();
   }
 
   #service;
@@ -55,6 +81,7 @@ export class TestRoom {
   #auth = null;
   #rootServed = false;
   #tokens = 0;
+  #store;
 
   /** The contract's imports, recording into this harness. */
   #imports() {
@@ -76,9 +103,12 @@ export class TestRoom {
         },
         setTimer: (id, delayMs) => {
           this.#timers.set(id, this.#now + delayMs);
+          // As on the host: an ordinary timer replaces a durable one.
+          this.#store.timers.delete(id);
         },
         cancelTimer: (id) => {
           this.#timers.delete(id);
+          this.#store.timers.delete(id);
         },
         nowMs: () => this.#now,
         random: () => Math.floor(Math.random() * 2 ** 53),
@@ -120,6 +150,18 @@ export class TestRoom {
           this.#rootServed = true;
         },
       },
+      storage: {
+        get: (key) => this.#store.get(key),
+        put: (key, value) => this.#store.put(key, value),
+        delete: (key) => this.#store.delete(key),
+        batch: (writes) => this.#store.batch(writes),
+        listPrefix: (prefix, startAfter, limit) => this.#store.list(prefix, startAfter, limit),
+        size: () => this.#store.bytes,
+        setDurableTimer: (id, delayMs) => {
+          this.#timers.set(id, this.#now + delayMs);
+          this.#store.timers.set(id, this.#now + delayMs);
+        },
+      },
       auth: {
         enabled: () => this.#auth !== null,
         verifyToken: (token) => {
@@ -139,12 +181,16 @@ export class TestRoom {
     this.#export.init({ roomId: this.#roomId, lobby: this.#lobby, config: this.#config, restored });
   }
 
-  /** What the host does after each callback: kicked and moved clients leave. */
+  /**
+   * What the host does after each callback: kicked clients leave, and the
+   * event's writes commit (here: the bound on pending changes starts over).
+   */
   #after() {
     while (this.#kicks.length > 0) {
       const client = this.#kicks.shift();
       if (this.#members.delete(client)) this.#export.disconnect(client, 'kicked');
     }
+    this.#store.commit();
   }
 
   /** The service instance. */
@@ -239,6 +285,8 @@ export class TestRoom {
       }
       if (next === null) break;
       this.#timers.delete(next[0]);
+      // A durable timer that fired is done, as on the host.
+      this.#store.timers.delete(next[0]);
       this.#now = next[1];
       this.#export.timer(next[0]);
       this.#after();
@@ -351,6 +399,53 @@ export class TestRoom {
       text: () => utf8Decode(response.body),
       json: () => JSON.parse(utf8Decode(response.body)),
     };
+  }
+
+  /**
+   * The room's storage as the service left it: `get(key)`, `getText`,
+   * `getJson`, `entries()` (`[key, value]` bytes in key order), `keys()`
+   * (as text), `size` (bytes, keys plus values) and `timers()` (durable
+   * timers: `[id, dueMs]`).
+   */
+  get storage() {
+    const store = this.#store;
+    const get = (key) => store.get(storageBytes(key, 'key'));
+    return {
+      get,
+      getText: (key) => {
+        const value = get(key);
+        return value === null ? null : utf8Decode(value);
+      },
+      getJson: (key) => {
+        const value = get(key);
+        return value === null ? null : JSON.parse(utf8Decode(value));
+      },
+      entries: () => store.entries(),
+      keys: () => store.entries().map(([key]) => utf8Decode(key)),
+      get size() {
+        return store.bytes;
+      },
+      timers: () => [...store.timers].sort((a, b) => a[0] - b[0]),
+    };
+  }
+
+  /**
+   * Restarts the room as a host restart (or crash) after its last event
+   * would: the service instance, its clients, ordinary timers and info are
+   * gone; a new instance starts (`init`) over the room's storage as it
+   * was, with its durable timers pending again (one whose time passed fires
+   * on the next `advance`, even `advance(0)`). Clients that were connected
+   * are no longer members, without `disconnect` (the old process is gone).
+   * Throws when `init` fails.
+   */
+  restart() {
+    this.#members.clear();
+    this.#kicks = [];
+    this.#transfers = [];
+    this.#info = null;
+    this.#timers = new Map([...this.#store.timers].map(([id, due]) => [id, Math.max(due, this.#now)]));
+    this.#start(null);
+    this.#after();
   }
 
   /**

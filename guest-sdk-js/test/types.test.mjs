@@ -13,7 +13,7 @@ test('the contract types match guest-sdk/wit/room.wit (npm run gen-types)', asyn
 
 test('the SDK, its harness and the TypeScript plugins type-check', () => {
   const tsc = join(root, 'node_modules', '.bin', 'tsc');
-  for (const project of [join(root, 'test', 'typecheck'), join(root, '..', 'plugins', 'counter-ts'), join(root, '..', 'plugins', 'chat-ts'), join(root, '..', 'tests', 'fixtures', 'lobby-ts')]) {
+  for (const project of [join(root, 'test', 'typecheck'), join(root, '..', 'plugins', 'counter-ts'), join(root, '..', 'plugins', 'chat-ts'), join(root, '..', 'tests', 'fixtures', 'lobby-ts'), join(root, '..', 'tests', 'fixtures', 'durable-ts')]) {
     const run = spawnSync(tsc, ['-p', project], { encoding: 'utf8' });
     assert.equal(run.status, 0, `tsc -p ${project}:\n${run.stdout}${run.stderr}`);
   }

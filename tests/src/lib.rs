@@ -19,7 +19,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use futures_util::{SinkExt, StreamExt};
 use roomhost_host::dev::DevTap;
-use roomhost_host::storage::{Backend, MemoryBackend};
+use roomhost_host::storage::{Backend, EmbeddedBackend, MemoryBackend};
 use roomhost_host::{
     AdminConfig, AuthConfig, CompileCache, Limits, Server, ServerConfig, ServerHandle, ServiceSpec,
 };
@@ -55,7 +55,7 @@ const PLUGIN_CRATES: &[&str] = &[
 pub const JS_PLUGINS: &[&str] = &["counter-ts", "chat-ts"];
 
 /// TypeScript fixtures in `tests/fixtures/`.
-const JS_FIXTURES: &[&str] = &["lobby-ts"];
+const JS_FIXTURES: &[&str] = &["lobby-ts", "durable-ts"];
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
@@ -283,6 +283,22 @@ impl TestServer {
         let mut config = Self::config(services, limits, None, AdminConfig::default(), None);
         config.storage = storage;
         Self::start_from(config).await
+    }
+
+    /// Serves `services` with rooms' stored data in the embedded store in
+    /// `dir`: start a second server on the same directory to play a restart
+    /// (it waits for the server stopped before to let go of the store's
+    /// file lock, which happens shortly after it stops).
+    pub async fn start_with_store_in(
+        services: Vec<ServiceSpec>,
+        limits: Limits,
+        dir: &Path,
+    ) -> TestServer {
+        let store = eventually("the store to be free", || async {
+            EmbeddedBackend::open(dir).ok()
+        })
+        .await;
+        Self::start_with_storage(services, limits, Arc::new(store)).await
     }
 
     async fn start_config(

@@ -114,14 +114,7 @@ async fn a_room_that_ended_wakes_with_what_it_stored() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_a_restart_of_the_server() {
     let dir = tempfile::tempdir().unwrap();
-    let open = || async {
-        eventually("the store to be free", || async {
-            EmbeddedBackend::open(dir.path()).ok()
-        })
-        .await
-    };
-    let server =
-        TestServer::start_with_storage(durable(), test_limits(), Arc::new(open().await)).await;
+    let server = TestServer::start_with_store_in(durable(), test_limits(), dir.path()).await;
     let mut client = server.connect("/ws/doc").await;
     for i in 0..20 {
         assert_eq!(
@@ -136,8 +129,7 @@ async fn acknowledged_writes_survive_a_restart_of_the_server() {
     drop(client);
     server.stop().await;
 
-    let server =
-        TestServer::start_with_storage(durable(), test_limits(), Arc::new(open().await)).await;
+    let server = TestServer::start_with_store_in(durable(), test_limits(), dir.path()).await;
     let mut client = server.connect("/ws/doc").await;
     assert_eq!(ask(&mut client, "count").await, "count 20");
     assert_eq!(ask(&mut client, "get k19").await, "value k19 v19");
@@ -338,7 +330,8 @@ async fn a_snapshot_service_made_durable_by_configuration_comes_back_after_a_res
 
 /// Only a plugin whose code uses storage imports it, so only its rooms pay
 /// for loads and for output held until commits: the SDK must not reference
-/// the storage imports from code every plugin links.
+/// the storage imports from code every plugin links (Rust), and the build
+/// must not give every service the world that imports them (TypeScript).
 #[test]
 fn only_plugins_that_use_storage_import_it() {
     let engine = roomhost_host::wasm::WasmEngine::new(&test_limits()).expect("engine");
@@ -352,6 +345,13 @@ fn only_plugins_that_use_storage_import_it() {
     assert!(uses("collab"));
     assert!(!uses("counter"));
     assert!(!uses("chat"));
+    // A TypeScript component imports its whole world, so the JavaScript
+    // SDK's build picks the world without `storage` unless the service's
+    // code mentions it.
+    assert!(uses("durable-ts"));
+    for name in ["counter-ts", "chat-ts", "lobby-ts"] {
+        assert!(!uses(name), "{name} imports storage");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

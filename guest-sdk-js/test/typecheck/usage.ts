@@ -13,6 +13,10 @@ import {
   Rejection,
   Room,
   Snapshot,
+  Storage,
+  StorageEntry,
+  StorageError,
+  type StorageWrite,
   exportService,
   lobbyAndRooms,
   utf8Decode,
@@ -58,6 +62,36 @@ class Game {
     return game;
   }
 }
+
+class Notes {
+  message(room: Room, _client: ClientId, message: Message): void {
+    const storage: Storage = room.storage;
+    const count = storage.getJson<number>('count') ?? 0;
+    const writes: StorageWrite[] = [
+      { op: 'put', key: `note/${count}`, value: message.bytes },
+      { op: 'put', key: 'count', json: count + 1 },
+      { op: 'delete', key: utf8Encode('old') },
+    ];
+    try {
+      storage.batch(writes);
+      storage.put('last', storage.getText('count') ?? '');
+      storage.putJson('meta', { size: storage.size() });
+    } catch (error) {
+      if (error instanceof StorageError && error.kind === 'room-full') room.warn(`${error.size} > ${error.limit}`);
+    }
+    const page: StorageEntry[] = storage.list('note/', { startAfter: 'note/0', limit: 10 });
+    const all = storage.listAll('note/').map((entry) => [entry.keyText(), entry.text(), entry.json()]);
+    room.info(`${page.length} ${all.length} ${storage.delete('x')} ${storage.get('x')?.length}`);
+    storage.setDurableTimer(1, 60_000);
+  }
+}
+
+const notes = new TestRoom<Notes>(Notes, { stored: { count: '1' }, maxRoomStorageBytes: 1024, maxStorageKeyBytes: 64 });
+notes.message(notes.connect(), 'hi');
+const stored: number | null = notes.storage.getJson<number>('count');
+const timers: Array<[number, number]> = notes.storage.timers();
+notes.restart();
+export const storageChecked = [stored, timers, notes.storage.keys(), notes.storage.size, notes.storage.entries()];
 
 const service = lobbyAndRooms(Lobby, Game);
 const room = new TestRoom<Game>(service, { roomId: 'g', startMs: DEFAULT_START_MS });
