@@ -629,3 +629,61 @@ async fn a_transfer_to_a_room_on_another_node_keeps_the_socket_and_every_frame()
         common::wait_exit(&mut served.child);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lobby_sees_the_rooms_of_every_node() {
+    let (_pg, url) = database("lobby").await;
+    let cache = tempfile::tempdir().unwrap();
+    let misbehave = format!("misbehave={}", plugin("misbehave").display());
+    let node = |id: &str| {
+        common::serve(
+            &[
+                "--plugin",
+                &misbehave,
+                "--cluster",
+                &url,
+                "--node-id",
+                id,
+                "--lease-ms",
+                "3000",
+            ],
+            cache.path(),
+        )
+    };
+    // Node one starts first and runs the service's lobby.
+    let mut one = node("one");
+    let mut two = node("two");
+    let mut lobby = connect_to(two.addr, "/ws").await;
+    lobby.send(Message::text("whoami")).await.unwrap();
+    assert_eq!(text(&mut lobby).await, "lobby");
+
+    // A room on node two: the lobby on node one hears of it and lists it.
+    let member = connect_to(two.addr, "/ws/misbehave/far").await;
+    roomhost_e2e::eventually("room far to run on node two", || async {
+        (owners(&[&one, &two], "misbehave", "far").await == [1]).then_some(())
+    })
+    .await;
+    loop {
+        let notice = text(&mut lobby).await;
+        if notice == "changed:far:1" {
+            break;
+        }
+        assert!(notice.starts_with("changed:"), "{notice}");
+    }
+    lobby.send(Message::text("rooms")).await.unwrap();
+    assert_eq!(text(&mut lobby).await, r#"[{"clients":1,"room":"far"}]"#);
+
+    // The room ends on node two: the lobby hears it closed.
+    drop(member);
+    loop {
+        let notice = text(&mut lobby).await;
+        if notice == "closed:far" {
+            break;
+        }
+    }
+
+    for served in [&mut one, &mut two] {
+        common::terminate(&served.child);
+        common::wait_exit(&mut served.child);
+    }
+}

@@ -254,6 +254,57 @@ impl Leases {
         }))
     }
 
+    /// Stores the lobby entries of rooms this node owns (service, room,
+    /// clients, info); rows of rooms it no longer owns are left alone.
+    pub fn publish(&self, entries: &[(String, String, i32, String)]) -> Result<(), ClusterError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut services = Vec::with_capacity(entries.len());
+        let mut rooms = Vec::with_capacity(entries.len());
+        let mut clients = Vec::with_capacity(entries.len());
+        let mut infos = Vec::with_capacity(entries.len());
+        for (service, room, count, info) in entries {
+            services.push(service.as_str());
+            rooms.push(room.as_str());
+            clients.push(*count);
+            infos.push(info.as_str());
+        }
+        self.conn()?.execute(
+            "UPDATE roomhost.rooms r SET clients = u.clients, info = u.info
+             FROM unnest($1::text[], $2::text[], $3::int4[], $4::text[]) AS u(service, room, clients, info)
+             WHERE r.service = u.service AND r.room = u.room AND r.node = $5",
+            &[&services, &rooms, &clients, &infos, &self.config.node_id],
+        )?;
+        Ok(())
+    }
+
+    /// The published entries of the rooms of `services` that other nodes
+    /// with a live lease own: service, room, clients, info.
+    pub fn others(
+        &self,
+        services: &[String],
+    ) -> Result<Vec<(String, String, i32, String)>, ClusterError> {
+        let rows = self.conn()?.query(
+            "SELECT r.service, r.room, r.clients, r.info FROM roomhost.rooms r
+             JOIN roomhost.nodes n ON n.id = r.node
+             WHERE r.node <> $1 AND n.lease_until > now() AND r.service = ANY($2)
+               AND r.clients IS NOT NULL",
+            &[&self.config.node_id, &services],
+        )?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get(0)?,
+                    row.try_get(1)?,
+                    row.try_get(2)?,
+                    row.try_get::<_, Option<String>>(3)?
+                        .unwrap_or_else(|| "null".into()),
+                ))
+            })
+            .collect()
+    }
+
     /// Forgets this node's claim on a room at once, returning its epoch;
     /// [`Leases::release_epoch`] then deletes the ownership row.
     pub fn forget(&self, service: &str, room: &str) -> Option<i64> {

@@ -11,7 +11,7 @@ use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use roomhost_host::placement::{Place, Placement, PlacementError};
+use roomhost_host::placement::{Place, Placement, PlacementError, RoomEntry};
 
 use crate::leases::Location;
 use crate::{ClusterError, Leases};
@@ -71,14 +71,14 @@ impl Placement for NodePlacement {
         match self.leases.locate(service, room) {
             Ok(location) => Ok(place(location)),
             Err(ClusterError::LeaseLost(_)) => Err(PlacementError::NotServing),
-            Err(other) => Err(PlacementError::Unavailable(other.to_string())),
+            Err(other) => Err(unavailable(other)),
         }
     }
 
     fn owner(&self, service: &str, room: &str) -> Result<Option<Place>, PlacementError> {
         match self.leases.live_owner(service, room) {
             Ok(found) => Ok(found.map(place)),
-            Err(error) => Err(PlacementError::Unavailable(error.to_string())),
+            Err(error) => Err(unavailable(error)),
         }
     }
 
@@ -100,6 +100,35 @@ impl Placement for NodePlacement {
         }
     }
 
+    fn publish(&self, changed: &[RoomEntry]) -> Result<(), PlacementError> {
+        let rows: Vec<_> = changed
+            .iter()
+            .map(|entry| {
+                let clients = i32::try_from(entry.clients).unwrap_or(i32::MAX);
+                (
+                    entry.service.clone(),
+                    entry.room.clone(),
+                    clients,
+                    entry.info.clone(),
+                )
+            })
+            .collect();
+        self.leases.publish(&rows).map_err(unavailable)
+    }
+
+    fn others(&self, services: &[String]) -> Result<Vec<RoomEntry>, PlacementError> {
+        let rows = self.leases.others(services).map_err(unavailable)?;
+        Ok(rows
+            .into_iter()
+            .map(|(service, room, clients, info)| RoomEntry {
+                service,
+                room,
+                clients: u32::try_from(clients).unwrap_or_default(),
+                info,
+            })
+            .collect())
+    }
+
     fn serving(&self) -> bool {
         self.leases.lease_valid_for(self.margin)
     }
@@ -119,4 +148,8 @@ fn place(location: Location) -> Place {
         Location::Here { .. } => Place::Here,
         Location::Elsewhere { node, address } => Place::Elsewhere { node, address },
     }
+}
+
+fn unavailable(error: ClusterError) -> PlacementError {
+    PlacementError::Unavailable(error.to_string())
 }

@@ -6,7 +6,8 @@
 //! and connecting again changes nothing.
 //!
 //! Ownership: `nodes(id, address, lease_until)`, `rooms(service, room, node,
-//! epoch)` and the sequence `epochs`. Storage, as the embedded backend has
+//! epoch, clients, info)` (the last two: the room's entry as its node last
+//! published it for lobbies) and the sequence `epochs`. Storage, as the embedded backend has
 //! it: `entries(service, room, key, value)`, `timers(service, room, id,
 //! due_ms)` and `room_data(service, room, entries, bytes, timers)`, the
 //! per-room summary every commit keeps in step. `secrets(name, value)`: the
@@ -73,6 +74,10 @@ const MIGRATIONS: &[&str] = &[
         'peer-key',
         replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '')
     );
+    "#,
+    // 3: each owned room's entry as lobbies list it, published by its node.
+    r#"
+    ALTER TABLE roomhost.rooms ADD COLUMN clients integer, ADD COLUMN info text;
     "#,
 ];
 

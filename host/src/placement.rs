@@ -11,6 +11,10 @@
 //! every room's clients with 1012 so they reconnect to whichever node owns
 //! the room next, and places no room until it stands again.
 //!
+//! Lobbies see the whole cluster: each node publishes its rooms' entries
+//! through the placement and reads the other nodes' (see
+//! `room::cluster_rooms`).
+//!
 //! The cluster crate implements the trait on PostgreSQL leases; the host
 //! knows nothing of how ownership is decided.
 
@@ -28,6 +32,20 @@ pub enum Place {
         /// Where other nodes reach it (`host:port`).
         address: String,
     },
+}
+
+/// A live room as lobbies see it (the directory import's entry), with
+/// its service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomEntry {
+    /// The room's service.
+    pub service: String,
+    /// The room's id.
+    pub room: String,
+    /// Its clients.
+    pub clients: u32,
+    /// What the room says about itself (`set-info`), as JSON text.
+    pub info: String,
 }
 
 /// Why a room could not be placed.
@@ -63,6 +81,15 @@ pub trait Placement: Send + Sync + std::fmt::Debug + 'static {
     /// last write is stored; must not block (tell the database in the
     /// background).
     fn release(&self, service: &str, room: &str);
+
+    /// Records how this node's rooms look now (`changed`: rooms whose entry
+    /// changed since the last call, or that this node started running), so
+    /// other nodes' lobbies can list them. Blocking.
+    fn publish(&self, changed: &[RoomEntry]) -> Result<(), PlacementError>;
+
+    /// The rooms of `services` that other live nodes run, as they last
+    /// published them. Blocking.
+    fn others(&self, services: &[String]) -> Result<Vec<RoomEntry>, PlacementError>;
 
     /// Whether this node may run rooms now. When this turns false the host
     /// closes every room with 1012 and places nothing until it turns true.

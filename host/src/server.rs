@@ -236,7 +236,7 @@ impl Server {
             storage,
             placement,
         );
-        rooms.watch_standing(shutdown.clone());
+        rooms.start_cluster_tasks(shutdown.clone());
         rooms.set_rooms_per_service(limits.rooms_per_service(services.len()));
         for service in services
             .values()

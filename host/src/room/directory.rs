@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 use tracing::Instrument;
 
 use super::actor::RoomActor;
+use super::cluster_rooms::ClusterRooms;
 use super::meta::{RoomHandle, RoomKey, RoomListing, lock};
 use super::table::RoomTable;
 use super::{ConnectRequest, JoinError, LOBBY, LeaveReason, RoomEvent};
@@ -60,6 +61,8 @@ pub struct Rooms {
     storage: Arc<Storage>,
     /// Which node runs each room, when the host is a cluster node.
     placement: Option<SharedPlacement>,
+    /// The rooms other nodes run, for this node's lobbies.
+    cluster_rooms: Arc<ClusterRooms>,
 }
 
 impl Rooms {
@@ -86,6 +89,7 @@ impl Rooms {
             metrics: Metrics::new(),
             storage: Arc::new(Storage::new(storage)),
             placement,
+            cluster_rooms: Arc::default(),
         })
     }
 
@@ -118,13 +122,23 @@ impl Rooms {
         }
     }
 
-    /// On a cluster node, closes every room with 1012 each time the node
-    /// stops serving (its lease is about to lapse, or lapsed), so clients
-    /// reconnect to the rooms' next owners, until `shutdown`.
-    pub(crate) fn watch_standing(self: &Arc<Self>, shutdown: tokio_util::sync::CancellationToken) {
+    /// On a cluster node, until `shutdown`: closes every room with 1012 each
+    /// time the node stops serving (its lease is about to lapse, or lapsed),
+    /// so clients reconnect to the rooms' next owners; and keeps the rooms
+    /// lobbies see in step with the other nodes ([`super::cluster_rooms`]).
+    pub(crate) fn start_cluster_tasks(
+        self: &Arc<Self>,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) {
         let Some(placement) = self.placement.clone() else {
             return;
         };
+        super::cluster_rooms::spawn_sync(
+            self.table.clone(),
+            self.cluster_rooms.clone(),
+            placement.clone(),
+            shutdown.clone(),
+        );
         let rooms = self.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(STANDING_CHECK);
@@ -337,7 +351,15 @@ impl Rooms {
         creator: Option<IpAddr>,
         event: impl Fn(oneshot::Sender<T>) -> RoomEvent,
     ) -> Result<(RoomHandle, T), JoinError> {
-        if let Place::Elsewhere { node, address } = self.place(service.name(), room).await? {
+        // Only a call that may start the room claims it; one that may not
+        // just asks where it runs (a claim without a room would never be
+        // released).
+        let place = if create {
+            Some(self.place(service.name(), room).await?)
+        } else {
+            self.owner(service.name(), room).await
+        };
+        if let Some(Place::Elsewhere { node, address }) = place {
             return Err(JoinError::Elsewhere { node, address });
         }
         for _ in 0..JOIN_ATTEMPTS {
@@ -681,8 +703,20 @@ impl ServiceDirectory for Rooms {
         self.table.is_live(service, room)
     }
 
+    /// This node's rooms of `service`, and on a cluster node the other
+    /// nodes' as last synced, by room id.
     fn entries(&self, service: &str) -> Vec<GuestRoomEntry> {
-        self.table.entries(service)
+        let mut entries = self.table.entries(service);
+        if self.placement.is_some() {
+            let others = self.cluster_rooms.entries(service);
+            entries.extend(
+                others
+                    .into_iter()
+                    .filter(|entry| !self.table.is_live(service, &entry.room_id)),
+            );
+            entries.sort_by(|a, b| a.room_id.cmp(&b.room_id));
+        }
+        entries
     }
 
     fn tap(&self) -> Option<&DevTap> {

@@ -13,6 +13,7 @@
 mod actor;
 mod body;
 mod callbacks;
+mod cluster_rooms;
 mod creation_rate;
 mod directory;
 mod meta;

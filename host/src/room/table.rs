@@ -145,6 +145,17 @@ impl RoomTable {
             .collect()
     }
 
+    /// Every live room's service and entry, and whether it is a lobby.
+    pub(crate) fn all_entries(&self) -> Vec<(String, GuestRoomEntry, bool)> {
+        self.lock()
+            .values()
+            .map(|handle| {
+                let meta = &handle.meta;
+                (meta.key.service.to_string(), meta.entry(), meta.is_lobby())
+            })
+            .collect()
+    }
+
     /// Every live room of every service, lobbies included.
     pub(crate) fn all_handles(&self) -> Vec<RoomHandle> {
         self.lock().values().cloned().collect()
