@@ -563,7 +563,7 @@ async fn text(socket: &mut Socket) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_transfer_to_a_room_on_another_node_keeps_the_socket_and_every_frame() {
+async fn send_and_transfer_reach_rooms_and_clients_on_another_node() {
     let (_pg, url) = database("transfer").await;
     let cache = tempfile::tempdir().unwrap();
     let misbehave = format!("misbehave={}", plugin("misbehave").display());
@@ -594,6 +594,23 @@ async fn a_transfer_to_a_room_on_another_node_keeps_the_socket_and_every_frame()
     let all = [&one, &two];
     assert_eq!(owners(&all, "misbehave", "a").await, [0]);
     assert_eq!(owners(&all, "misbehave", "b").await, [1]);
+
+    // A room on node one sends to a client on node two by its id (ids say
+    // which node holds the client).
+    stayer.send(Message::text("clients")).await.unwrap();
+    let listed = text(&mut stayer).await;
+    let stayer_id = listed
+        .strip_prefix("clients:")
+        .and_then(|list| list.split('=').next())
+        .unwrap_or_else(|| panic!("{listed}"))
+        .to_owned();
+    for n in 0..5 {
+        let order = format!("send-to:{stayer_id}:psst {n}");
+        mover.send(Message::text(order)).await.unwrap();
+    }
+    for n in 0..5 {
+        assert_eq!(text(&mut stayer).await, format!("psst {n}"));
+    }
 
     // Room a transfers the client to room b; the frames it sends meanwhile
     // follow it, in order, over the same socket.

@@ -40,6 +40,8 @@ pub struct Leases {
     /// The address stored with the lease (the configured one until the
     /// server knows the port it bound).
     address: Mutex<String>,
+    /// This node's number, given by the database when it first joined.
+    number: std::sync::atomic::AtomicU64,
 }
 
 impl Leases {
@@ -69,6 +71,7 @@ impl Leases {
         Ok(Leases {
             pool,
             address: Mutex::new(config.address.clone()),
+            number: std::sync::atomic::AtomicU64::new(0),
             config,
             target,
             claims: Claims::default(),
@@ -120,6 +123,21 @@ impl Leases {
             .clone()
     }
 
+    /// This node's number in the cluster (0 before it joins).
+    pub fn number(&self) -> u64 {
+        self.number.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The address of the node numbered `number`, if its lease is live.
+    pub fn address_of(&self, number: u64) -> Result<Option<String>, ClusterError> {
+        let number = i32::try_from(number).unwrap_or(-1);
+        let row = self.conn()?.query_opt(
+            "SELECT address FROM roomhost.nodes WHERE number = $1 AND lease_until > now()",
+            &[&number],
+        )?;
+        Ok(row.map(|row| row.try_get(0)).transpose()?)
+    }
+
     /// Stores a new address with the lease (a server that bound port 0
     /// learns its port after joining).
     pub fn set_address(&self, address: &str) -> Result<(), ClusterError> {
@@ -146,13 +164,19 @@ impl Leases {
         self.claims.clear();
         self.set_valid_until(None);
         let sent = Instant::now();
-        self.conn()?.execute(
+        let row = self.conn()?.query_one(
             "INSERT INTO roomhost.nodes (id, address, lease_until)
              VALUES ($1, $2, now() + $3::bigint * interval '1 millisecond')
              ON CONFLICT (id) DO UPDATE
-             SET address = EXCLUDED.address, lease_until = EXCLUDED.lease_until",
+             SET address = EXCLUDED.address, lease_until = EXCLUDED.lease_until
+             RETURNING number",
             &[&self.config.node_id, &self.address(), &self.lease_ms()],
         )?;
+        let number: i32 = row.try_get(0)?;
+        self.number.store(
+            u64::try_from(number).unwrap_or_default(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         self.set_valid_until(Some(sent + self.config.lease));
         tracing::info!(node = %self.config.node_id, database = %self.target, lease = ?self.config.lease, "joined the cluster");
         Ok(())

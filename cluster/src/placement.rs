@@ -133,6 +133,14 @@ impl Placement for NodePlacement {
         self.leases.lease_valid_for(self.margin)
     }
 
+    fn node_number(&self) -> u64 {
+        self.leases.number()
+    }
+
+    fn node_address(&self, number: u64) -> Result<Option<String>, PlacementError> {
+        self.leases.address_of(number).map_err(unavailable)
+    }
+
     fn node_id(&self) -> &str {
         self.leases.node_id()
     }

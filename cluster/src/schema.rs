@@ -5,7 +5,7 @@
 //! transaction-scoped advisory lock: starting many nodes together is safe,
 //! and connecting again changes nothing.
 //!
-//! Ownership: `nodes(id, address, lease_until)`, `rooms(service, room, node,
+//! Ownership: `nodes(id, address, lease_until, number)`, `rooms(service, room, node,
 //! epoch, clients, info)` (the last two: the room's entry as its node last
 //! published it for lobbies) and the sequence `epochs`. Storage, as the embedded backend has
 //! it: `entries(service, room, key, value)`, `timers(service, room, id,
@@ -78,6 +78,11 @@ const MIGRATIONS: &[&str] = &[
     // 3: each owned room's entry as lobbies list it, published by its node.
     r#"
     ALTER TABLE roomhost.rooms ADD COLUMN clients integer, ADD COLUMN info text;
+    "#,
+    // 4: each node's number, the high bits of its clients' ids.
+    r#"
+    ALTER TABLE roomhost.nodes ADD COLUMN number integer GENERATED ALWAYS AS IDENTITY;
+    CREATE UNIQUE INDEX nodes_by_number ON roomhost.nodes (number);
     "#,
 ];
 

@@ -95,6 +95,14 @@ pub trait Placement: Send + Sync + std::fmt::Debug + 'static {
     /// closes every room with 1012 and places nothing until it turns true.
     fn serving(&self) -> bool;
 
+    /// This node's number in the cluster (unique, kept across its
+    /// restarts): the high bits of the ids of its clients.
+    fn node_number(&self) -> u64;
+
+    /// The address of the live node numbered `number`, if there is one.
+    /// Blocking.
+    fn node_address(&self, number: u64) -> Result<Option<String>, PlacementError>;
+
     /// This node's id, for logs and the cluster view.
     fn node_id(&self) -> &str;
 

@@ -251,6 +251,7 @@ impl Server {
                 })?;
         }
         rooms.wake_timed_rooms(services.values().cloned().collect());
+        let first_client = rooms.first_client_id();
         let app = Arc::new(App {
             services,
             rooms,
@@ -261,7 +262,7 @@ impl Server {
             lingering: Arc::new(Lingering::new(limits.max_pending_connections)),
             limits,
             started: Instant::now(),
-            next_client: AtomicU64::new(1),
+            next_client: AtomicU64::new(first_client),
             shutdown,
             connections: TaskTracker::new(),
             cache,

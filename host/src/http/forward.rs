@@ -329,3 +329,45 @@ pub(crate) async fn request(
     }
     .into_response()
 }
+
+/// `POST /_cluster/send/{service}/{client}`: a frame a room on another node
+/// sent to a client connected here (peer nodes only: 403 otherwise). 204
+/// when the client took it, 404 when it is not here.
+pub(crate) async fn deliver(
+    axum::extract::State(app): axum::extract::State<Arc<App>>,
+    axum::extract::Path((service, client)): axum::extract::Path<(String, u64)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if !from_peer(&app, &headers) {
+        return error(
+            StatusCode::FORBIDDEN,
+            "for the nodes of this cluster only".into(),
+        );
+    }
+    let limit = app.limits.max_plugin_frame_bytes;
+    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("a frame is at most {limit} bytes (max_plugin_frame_bytes)"),
+        );
+    };
+    let kind = headers
+        .get(crate::room::FRAME_KIND_HEADER)
+        .map(HeaderValue::as_bytes);
+    let frame = match kind {
+        Some(b"text") => match String::from_utf8(bytes.to_vec()) {
+            Ok(text) => axum_ws::Message::Text(text.into()),
+            Err(_) => return error(StatusCode::BAD_REQUEST, "a text frame must be UTF-8".into()),
+        },
+        _ => axum_ws::Message::Binary(bytes),
+    };
+    if app.rooms.deliver(&service, client, frame) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        error(
+            StatusCode::NOT_FOUND,
+            format!("no client {client} of {service:?} here"),
+        )
+    }
+}

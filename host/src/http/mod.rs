@@ -14,6 +14,7 @@
 //! | `GET /rooms/{service}/{room}` | one live room (404 if it is not live) |
 //! | `GET /storage/rooms` | every room that stores data, live or not |
 //! | `GET /storage/backup` | a consistent copy of the embedded store (redb file) |
+//! | `POST /_cluster/send/{service}/{client}` | a frame from a room on another node of the cluster for a client here (nodes only, by the peer key) |
 //! | `GET /` (dev mode, without an upgrade) | the dev dashboard |
 //! | `GET /_dev/events`, `/_dev/history` (dev mode) | the dev event stream (SSE) and its recent build/reload events |
 //! | `GET\|POST\|PUT\|PATCH\|DELETE /rooms/{service}/{room}/{path...}` | the room's own REST face (its `request` export) |
@@ -176,6 +177,10 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/ws", get(ws::single_lobby))
         .route("/ws/{room}", get(ws::single_service))
         .route("/ws/{service}/{room}", get(ws::named_service))
+        .route(
+            "/_cluster/send/{service}/{client}",
+            axum::routing::post(forward::deliver),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route(

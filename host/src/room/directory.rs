@@ -15,6 +15,7 @@ use tracing::Instrument;
 use super::actor::RoomActor;
 use super::cluster_rooms::ClusterRooms;
 use super::meta::{RoomHandle, RoomKey, RoomListing, lock};
+use super::remote_clients::{NODE_BITS, RemoteClients, node_of};
 use super::table::RoomTable;
 use super::{ConnectRequest, JoinError, LOBBY, LeaveReason, RoomEvent};
 use crate::auth::TokenVerifier;
@@ -63,6 +64,8 @@ pub struct Rooms {
     placement: Option<SharedPlacement>,
     /// The rooms other nodes run, for this node's lobbies.
     cluster_rooms: Arc<ClusterRooms>,
+    /// Stand-ins for clients of other nodes that rooms here send to.
+    remote_clients: Arc<RemoteClients>,
 }
 
 impl Rooms {
@@ -77,6 +80,7 @@ impl Rooms {
         storage: Arc<dyn Backend>,
         placement: Option<SharedPlacement>,
     ) -> Arc<Rooms> {
+        let client_queue = limits.client_queue;
         Arc::new(Rooms {
             table: Arc::new(RoomTable::new(&limits, placement.clone())),
             clients: Mutex::new(HashMap::new()),
@@ -90,12 +94,37 @@ impl Rooms {
             storage: Arc::new(Storage::new(storage)),
             placement,
             cluster_rooms: Arc::default(),
+            remote_clients: Arc::new(RemoteClients::new(client_queue)),
         })
     }
 
     /// The cluster's placement, when the host is a cluster node.
     pub(crate) fn placement(&self) -> Option<&SharedPlacement> {
         self.placement.as_ref()
+    }
+
+    /// The first client id of this process: on a cluster node its high bits
+    /// are the node's number, so ids are unique across the cluster and say
+    /// which node holds the client.
+    pub(crate) fn first_client_id(&self) -> ClientId {
+        let number = self.placement.as_ref().map_or(0, |p| p.node_number());
+        (number << NODE_BITS) + 1
+    }
+
+    /// Queues `frame` for client `client` of `service` connected here (a
+    /// frame another node's room sent it); whether the client is here and
+    /// took it.
+    pub(crate) fn deliver(
+        &self,
+        service: &str,
+        client: ClientId,
+        frame: axum::extract::ws::Message,
+    ) -> bool {
+        let sender = lock(&self.clients)
+            .get(&client)
+            .filter(|seat| &*seat.service == service)
+            .map(|seat| seat.sender.clone());
+        sender.is_some_and(|sender| sender.send(frame).is_ok())
     }
 
     /// Where room `room` of `service` runs: here when it is live here or
@@ -673,10 +702,19 @@ impl Rooms {
 impl ServiceDirectory for Rooms {
     /// A client of `service`, wherever it is.
     fn client(&self, service: &str, client: ClientId) -> Option<ClientSender> {
-        lock(&self.clients)
+        let here = lock(&self.clients)
             .get(&client)
             .filter(|seat| &*seat.service == service)
-            .map(|seat| seat.sender.clone())
+            .map(|seat| seat.sender.clone());
+        if here.is_some() {
+            return here;
+        }
+        // A client of another node: a stand-in that relays to it.
+        let placement = self.placement.as_ref()?;
+        if node_of(client) == placement.node_number() {
+            return None;
+        }
+        self.remote_clients.sender(placement, service, client)
     }
 
     /// Lets `service`'s lobby serve `/`. Fails when another service has it.

@@ -20,6 +20,7 @@ mod meta;
 mod notices;
 mod reload;
 mod remote;
+mod remote_clients;
 mod rollout;
 mod snapshots;
 mod table;
@@ -29,6 +30,7 @@ pub(crate) use meta::RoomHandle;
 pub use meta::RoomListing;
 pub use reload::RoomReload;
 pub(crate) use remote::Arrival;
+pub(crate) use remote_clients::FRAME_KIND_HEADER;
 pub use rollout::ReloadReport;
 
 use std::sync::Arc;
