@@ -284,6 +284,28 @@ async fn three_nodes_serve_each_room_once_wherever_clients_connect() {
         Some("value x v2")
     );
 
+    // The cluster view: every node, live, and the rooms each owns.
+    let (status, view) = http_get_json(nodes[0].addr, "/cluster").await.unwrap();
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["node"], "one");
+    let listed = view["nodes"].as_array().expect("nodes");
+    let ids: Vec<&str> = listed
+        .iter()
+        .filter_map(|node| node["id"].as_str())
+        .collect();
+    assert_eq!(ids, ["one", "two", "three"]);
+    assert!(
+        listed
+            .iter()
+            .all(|node| node["lease_left_ms"].as_i64() > Some(0)),
+        "{view}"
+    );
+    let rooms: u64 = listed
+        .iter()
+        .filter_map(|node| node["rooms"].as_u64())
+        .sum();
+    assert!(rooms >= 2, "chat r and durable doc are owned: {view}");
+
     for served in &mut nodes {
         common::terminate(&served.child);
         common::wait_exit(&mut served.child);

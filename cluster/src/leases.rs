@@ -128,6 +128,31 @@ impl Leases {
         self.number.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Every node: id, number, address, lease left (ms, by the database's
+    /// clock), rooms owned and their published clients.
+    pub fn nodes(&self) -> Result<Vec<(String, i32, String, i64, i64, i64)>, ClusterError> {
+        let rows = self.conn()?.query(
+            "SELECT n.id, n.number, n.address,
+                    (extract(epoch FROM n.lease_until - now()) * 1000)::bigint,
+                    count(r.room), coalesce(sum(r.clients), 0)::bigint
+             FROM roomhost.nodes n LEFT JOIN roomhost.rooms r ON r.node = n.id
+             GROUP BY n.id ORDER BY n.number",
+            &[],
+        )?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get(0)?,
+                    row.try_get(1)?,
+                    row.try_get(2)?,
+                    row.try_get(3)?,
+                    row.try_get(4)?,
+                    row.try_get(5)?,
+                ))
+            })
+            .collect()
+    }
+
     /// The address of the node numbered `number`, if its lease is live.
     pub fn address_of(&self, number: u64) -> Result<Option<String>, ClusterError> {
         let number = i32::try_from(number).unwrap_or(-1);

@@ -11,7 +11,7 @@ use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use roomhost_host::placement::{Place, Placement, PlacementError, RoomEntry};
+use roomhost_host::placement::{NodeView, Place, Placement, PlacementError, RoomEntry};
 
 use crate::leases::Location;
 use crate::{ClusterError, Leases};
@@ -139,6 +139,23 @@ impl Placement for NodePlacement {
 
     fn node_address(&self, number: u64) -> Result<Option<String>, PlacementError> {
         self.leases.address_of(number).map_err(unavailable)
+    }
+
+    fn nodes(&self) -> Result<Vec<NodeView>, PlacementError> {
+        let rows = self.leases.nodes().map_err(unavailable)?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(id, number, address, lease_left_ms, rooms, clients)| NodeView {
+                    id,
+                    number: u64::try_from(number).unwrap_or_default(),
+                    address,
+                    lease_left_ms,
+                    rooms: u64::try_from(rooms).unwrap_or_default(),
+                    clients: u64::try_from(clients).unwrap_or_default(),
+                },
+            )
+            .collect())
     }
 
     fn node_id(&self) -> &str {

@@ -48,6 +48,24 @@ pub struct RoomEntry {
     pub info: String,
 }
 
+/// One node as the cluster view shows it (`GET /cluster`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct NodeView {
+    /// The node's id.
+    pub id: String,
+    /// Its number (the high bits of its clients' ids).
+    pub number: u64,
+    /// Where nodes reach it.
+    pub address: String,
+    /// Milliseconds its lease has left by the database's clock (negative:
+    /// lapsed that long ago).
+    pub lease_left_ms: i64,
+    /// Rooms it owns.
+    pub rooms: u64,
+    /// Clients of those rooms, as it last published them.
+    pub clients: u64,
+}
+
 /// Why a room could not be placed.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
@@ -102,6 +120,9 @@ pub trait Placement: Send + Sync + std::fmt::Debug + 'static {
     /// The address of the live node numbered `number`, if there is one.
     /// Blocking.
     fn node_address(&self, number: u64) -> Result<Option<String>, PlacementError>;
+
+    /// Every node the cluster knows, with its lease and rooms. Blocking.
+    fn nodes(&self) -> Result<Vec<NodeView>, PlacementError>;
 
     /// This node's id, for logs and the cluster view.
     fn node_id(&self) -> &str;

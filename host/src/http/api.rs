@@ -1,4 +1,4 @@
-//! The JSON API: `/status` and `/rooms`.
+//! The JSON API: `/status`, `/rooms` and, on a cluster node, `/cluster`.
 
 use std::sync::Arc;
 
@@ -69,6 +69,24 @@ pub(crate) async fn room(
             StatusCode::NOT_FOUND,
             format!("no live room {room:?} in service {service:?}"),
         ),
+    }
+}
+
+/// `GET /cluster`: the cluster as its database sees it (every node, its
+/// lease and its rooms), and which node answered; 404 on a server that is
+/// not a cluster node. `/status` and `/rooms` describe the node asked.
+pub(crate) async fn cluster(State(app): State<Arc<App>>) -> Response {
+    let Some(placement) = app.rooms.placement().cloned() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "this server is not a cluster node".into(),
+        );
+    };
+    let this = placement.node_id().to_owned();
+    match tokio::task::spawn_blocking(move || placement.nodes()).await {
+        Ok(Ok(nodes)) => Json(serde_json::json!({ "node": this, "nodes": nodes })).into_response(),
+        Ok(Err(failed)) => error(StatusCode::SERVICE_UNAVAILABLE, failed.to_string()),
+        Err(failed) => error(StatusCode::INTERNAL_SERVER_ERROR, failed.to_string()),
     }
 }
 

@@ -10,7 +10,8 @@
 //! | `GET /healthz` | 200 while the process is up |
 //! | `GET /readyz` | 200 while plugins are loaded and connections accepted; 503 when shutting down |
 //! | `GET /metrics` | Prometheus metrics (text format) |
-//! | `GET /rooms` | every live room |
+//! | `GET /rooms` | every live room (of this node) |
+//! | `GET /cluster` | a cluster node's view: every node, its lease, rooms and clients (404 elsewhere) |
 //! | `GET /rooms/{service}/{room}` | one live room (404 if it is not live) |
 //! | `GET /storage/rooms` | every room that stores data, live or not |
 //! | `GET /storage/backup` | a consistent copy of the embedded store (redb file) |
@@ -20,7 +21,7 @@
 //! | `GET\|POST\|PUT\|PATCH\|DELETE /rooms/{service}/{room}/{path...}` | the room's own REST face (its `request` export) |
 //! | `OPTIONS /rooms/{service}/{room}/{path...}` | CORS preflight, for the service's allowed origins |
 //!
-//! `/status`, `/rooms`, `/rooms/{service}/{room}`, `/metrics`, `/storage/*`
+//! `/status`, `/rooms`, `/rooms/{service}/{room}`, `/cluster`, `/metrics`, `/storage/*`
 //! and the dev endpoints are behind the admin gate ([`crate::admin`]); `/healthz` and
 //! `/readyz` are always open. WebSocket upgrades and room requests pass
 //! their service's access policy ([`crate::access`]) first.
@@ -161,6 +162,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/status", get(api::status))
         .route("/metrics", get(health::metrics))
         .route("/rooms", get(api::rooms))
+        .route("/cluster", get(api::cluster))
         .route("/rooms/{service}/{room}", get(api::room))
         .route("/storage/rooms", get(storage::rooms))
         .route("/storage/backup", get(storage::backup));

@@ -112,7 +112,7 @@ pub(crate) fn spawn_sync(
             // Now and then every entry again: a room that ended and started
             // again between two syncs has a fresh ownership row to fill.
             ticks = ticks.wrapping_add(1);
-            if ticks % FULL_PUBLISH_EVERY == 0 {
+            if ticks.is_multiple_of(FULL_PUBLISH_EVERY) {
                 published.clear();
             }
             let mut now = HashMap::new();
