@@ -208,7 +208,11 @@ fn attach(
     upgrade
         // tungstenite's default read buffer is 128 KiB per connection, all of
         // it resident: an idle connection cost ~128 KiB of RSS (issue 7).
-        // 4 KiB holds typical frames; larger ones grow the buffer as needed.
+        // tungstenite zero-fills it to its capacity before each read, so
+        // all of it is resident even for a client that never sends
+        // anything. 1 KiB holds typical frames; a larger frame grows the
+        // buffer to its size (tungstenite reserves the frame's length from
+        // its header), read in steps of this size (issue 19: measured).
         .read_buffer_size(READ_BUFFER_BYTES)
         // The writer buffers the frames queued for the client and flushes
         // once per batch (`connection::write_loop`); the buffer goes to the
@@ -248,7 +252,7 @@ fn attach(
 }
 
 /// Initial read buffer of a WebSocket connection.
-const READ_BUFFER_BYTES: usize = 4 * 1024;
+const READ_BUFFER_BYTES: usize = 1024;
 
 /// Bytes a writer's batch collects before it goes to the socket, at most:
 /// enough for ~200 small frames per `write` call, small enough that the
