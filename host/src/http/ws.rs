@@ -212,7 +212,10 @@ fn attach(
         // all of it is resident even for a client that never sends
         // anything. 1 KiB holds typical frames; a larger frame grows the
         // buffer to its size (tungstenite reserves the frame's length from
-        // its header), read in steps of this size (issue 19: measured).
+        // its header) but is read in steps of this size: a 60 KB frame
+        // takes ~58 `recv` calls instead of ~15 (issue 19, BENCHMARKS.md:
+        // no measurable CPU difference at 200 such frames/s), for 3 KiB
+        // less per idle connection.
         .read_buffer_size(READ_BUFFER_BYTES)
         // The writer buffers the frames queued for the client and flushes
         // once per batch (`connection::write_loop`); the buffer goes to the
