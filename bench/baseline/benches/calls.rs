@@ -5,7 +5,13 @@
 //! 10,000 rooms, at least 2: the message calls use the first two) reports,
 //! for wasm and native, with the ratio:
 //! - creating a room (instantiate) and its first `init` call,
-//! - resident memory per idle room (RSS growth / rooms),
+//! - resident memory per idle room (RSS growth / rooms; also split into
+//!   private (anonymous) pages and pages shared with the plugin's memory
+//!   image, which RSS counts once per room that maps them),
+//! - room churn: a room created, initialised and dropped, again and again
+//!   while the idle rooms stay live, so each new room reuses the slot the
+//!   last one freed (the pooling allocator's keep-resident settings and
+//!   its image reuse show here, not in fresh slots),
 //! - a `message` call that broadcasts to 1 and to 100 members, measured
 //!   on the same `RoomState` path (`broadcast` into client queues).
 //!
@@ -62,6 +68,7 @@ async fn run() {
     let native_create = summary(&mut create);
 
     let rss = resident_bytes();
+    let split = resident_split();
     let mut instantiate = Vec::with_capacity(rooms);
     let mut init_calls = Vec::with_capacity(rooms);
     let mut wasm_rooms = Vec::with_capacity(rooms);
@@ -77,6 +84,9 @@ async fn run() {
         wasm_rooms.push(room);
     }
     let wasm_mem = resident_bytes().saturating_sub(rss) / rooms as u64;
+    let (anon, shared) = resident_split();
+    let wasm_anon = anon.saturating_sub(split.0) / rooms as u64;
+    let wasm_shared = shared.saturating_sub(split.1) / rooms as u64;
     let wasm_instantiate = summary(&mut instantiate);
     let wasm_init = summary(&mut init_calls);
     println!(
@@ -95,6 +105,12 @@ async fn run() {
         wasm_mem as f64 / 1024.0,
         native_mem as f64 / 1024.0
     );
+    println!(
+        "  wasm: {:.1} KiB private (anonymous), {:.1} KiB mapped from the memory image",
+        wasm_anon as f64 / 1024.0,
+        wasm_shared as f64 / 1024.0
+    );
+    churn(&engine, &plugin, &limits, &init).await;
 
     let frame = guest::Frame::Text("x".repeat(64));
     for (index, members) in [1, 100].into_iter().enumerate() {
@@ -125,6 +141,41 @@ async fn run() {
             wasm.median.as_secs_f64() / native.median.as_secs_f64().max(1e-9)
         );
     }
+}
+
+/// Rooms created, initialised and dropped one after another by [`churn`]
+/// (the first [`CHURN_WARMUP`] are not timed).
+const CHURN_ROOMS: usize = 5_000;
+const CHURN_WARMUP: usize = 500;
+
+/// Room churn: create, `init` and drop one room at a time while the idle
+/// rooms stay live. Every new room takes the slot the previous one freed,
+/// so this measures slot reuse: what the pooling allocator keeps resident,
+/// and what dropping a room costs.
+async fn churn(engine: &WasmEngine, plugin: &Plugin, limits: &Limits, init: &guest::InitInfo) {
+    let mut create = Vec::with_capacity(CHURN_ROOMS);
+    let mut dispose = Vec::with_capacity(CHURN_ROOMS);
+    let rss = resident_bytes();
+    for round in 0..CHURN_ROOMS + CHURN_WARMUP {
+        let started = Instant::now();
+        let mut room = RoomInstance::instantiate(engine, plugin, limits, None)
+            .await
+            .expect("instantiate");
+        room.init(init).await.expect("init");
+        let created = Instant::now();
+        drop(room);
+        if round >= CHURN_WARMUP {
+            create.push(created - started);
+            dispose.push(created.elapsed());
+        }
+    }
+    let kept = resident_bytes().saturating_sub(rss);
+    println!(
+        "room churn (slot reused): instantiate + init {}; drop {}; RSS kept {:.1} KiB",
+        summary(&mut create).text(),
+        summary(&mut dispose).text(),
+        kept as f64 / 1024.0
+    );
 }
 
 /// The room count given on the command line (the first number; cargo bench
@@ -188,6 +239,21 @@ fn summary(times: &mut [Duration]) -> Summary {
         median: at(50),
         p99: at(99),
     }
+}
+
+/// Resident bytes that are private to the process (anonymous) and that
+/// are mapped from shared memory (the plugin's memory image), from
+/// `/proc/self/status`.
+fn resident_split() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
+            .map_or(0, |kib| kib * 1024)
+    };
+    (field("RssAnon:"), field("RssShmem:") + field("RssFile:"))
 }
 
 fn resident_bytes() -> u64 {

@@ -141,11 +141,12 @@ pub(crate) async fn run(
             metrics: rooms.metrics(),
             pings: PingRate::new(limits.max_pings_per_sec),
         };
+        // The join is boxed: it ends before the connection goes idle, and
+        // inline its future would size every connection's task for as long
+        // as it lives (issue 19).
         let entered = match resuming {
             None => {
-                rooms
-                    .join(&target.service, &target.room, request.clone(), true)
-                    .await
+                Box::pin(rooms.join(&target.service, &target.room, request.clone(), true)).await
             }
             Some(Ok(room)) => {
                 let token = resume_token.clone().unwrap_or_default();
@@ -346,7 +347,10 @@ impl Reader<'_> {
                 // writer takes its time to get the close frame out.
                 () = self.forced.requested() => return (LeaveReason::Lost, room),
                 Some(order) = moves.recv() => {
-                    match mover.relocate(client, *order, &room).await {
+                    // Boxed: a transfer's future (a join into another room
+                    // included) would otherwise be part of every idle
+                    // connection's task (issue 19).
+                    match Box::pin(mover.relocate(client, *order, &room)).await {
                         Ok(next_room) => room = next_room,
                         Err(reason) => {
                             self.forced.request(close::ROOM_ERROR, &reason);

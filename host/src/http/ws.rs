@@ -255,7 +255,14 @@ async fn attach(
     upgrade
         // tungstenite's default read buffer is 128 KiB per connection, all of
         // it resident: an idle connection cost ~128 KiB of RSS (issue 7).
-        // 4 KiB holds typical frames; larger ones grow the buffer as needed.
+        // tungstenite zero-fills it to its capacity before each read, so
+        // all of it is resident even for a client that never sends
+        // anything. 1 KiB holds typical frames; a larger frame grows the
+        // buffer to its size (tungstenite reserves the frame's length from
+        // its header) but is read in steps of this size: a 60 KB frame
+        // takes ~58 `recv` calls instead of ~15 (issue 19, BENCHMARKS.md:
+        // no measurable CPU difference at 200 such frames/s), for 3 KiB
+        // less per idle connection.
         .read_buffer_size(READ_BUFFER_BYTES)
         // The writer buffers the frames queued for the client and flushes
         // once per batch (`connection::write_loop`); the buffer goes to the
@@ -304,7 +311,7 @@ fn connection_limit(app: &App) -> Response {
 }
 
 /// Initial read buffer of a WebSocket connection.
-pub(super) const READ_BUFFER_BYTES: usize = 4 * 1024;
+pub(super) const READ_BUFFER_BYTES: usize = 1024;
 
 /// Bytes a writer's batch collects before it goes to the socket, at most:
 /// enough for ~200 small frames per `write` call, small enough that the

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::slice::{EPOCH_TICK, Lanes};
 use crate::limits::Limits;
@@ -53,8 +53,16 @@ impl WasmEngine {
             .max_tables_per_component(TABLES_PER_ROOM)
             .max_memory_size(limits.room_memory_bytes)
             // A call parked between two slices keeps its fiber stack.
-            .total_stacks(max_rooms);
-
+            .total_stacks(max_rooms)
+            // Reuse a freed slot before touching a never-used one. Left at
+            // wasmtime's default (100), every fiber stack was taken cold
+            // until 100 sat unused: each call into a room faulted in fresh
+            // stack pages and a page table, and each new room took a fresh
+            // memory slot (its own page tables, an `mprotect`) while warm
+            // slots of the same plugin sat idle. The pool's free-slot
+            // order still prefers a slot that last held the same plugin.
+            .max_unused_warm_slots(0);
+        keep_freed_slots_resident(&mut pooling);
         let mut config = Config::new();
         config
             .wasm_component_model(true)
@@ -95,6 +103,36 @@ impl WasmEngine {
     /// The lanes long calls take turns on.
     pub(crate) fn lanes(&self) -> &Lanes {
         &self.lanes
+    }
+}
+
+/// Bytes of a freed room's linear memory kept resident for the next room
+/// in its slot, at most: an idle room dirties ~20 KiB of it (stack top,
+/// written data, the allocator's first pages; `bench/baseline/benches/calls.rs`).
+const MEMORY_KEEP_RESIDENT: usize = 64 * 1024;
+/// Bytes of a freed room's tables kept resident (an idle room touches the
+/// first page of two tables).
+const TABLE_KEEP_RESIDENT: usize = 16 * 1024;
+
+/// A freed room's slot is reset by copying its dirty pages back from the
+/// plugin's memory image (up to the limits above) instead of `madvise`
+/// releasing them: the next room in the slot then starts without page
+/// faults, and disposing of a room costs a few copies instead of a system
+/// call that rewrites the page tables (room churn: instantiate + `init`
+/// 27 µs → 10 µs, drop 11 µs → 3 µs; BENCHMARKS.md, issue 19, "Rooms").
+///
+/// Only with Linux's `PAGEMAP_SCAN` (6.7+), which finds the pages a room
+/// actually dirtied. Without it wasmtime would zero the *first* bytes of
+/// each memory, which in a Rust guest are the bottom of its stack region,
+/// never touched: that would make pages resident that no room used. The
+/// cost either way is bounded: at most these limits per free slot, and only
+/// pages a room had resident anyway.
+fn keep_freed_slots_resident(pooling: &mut PoolingAllocationConfig) {
+    if PoolingAllocationConfig::is_pagemap_scan_available() {
+        pooling
+            .pagemap_scan(Enabled::Yes)
+            .linear_memory_keep_resident(MEMORY_KEEP_RESIDENT)
+            .table_keep_resident(TABLE_KEEP_RESIDENT);
     }
 }
 
