@@ -62,6 +62,21 @@ pub(crate) struct Node {
 }
 
 impl ClusterArgs {
+    /// These flags, each one not given taken from the `[cluster]` table of
+    /// `roomhost.toml`.
+    pub(crate) fn or_file(&self, file: Option<&crate::config_file::ClusterFile>) -> ClusterArgs {
+        let Some(file) = file else {
+            return self.clone();
+        };
+        ClusterArgs {
+            cluster: self.cluster.clone().or_else(|| file.url.clone()),
+            node_id: self.node_id.clone().or_else(|| file.node_id.clone()),
+            advertise: self.advertise.clone().or_else(|| file.advertise.clone()),
+            lease_ms: self.lease_ms.or(file.lease_ms),
+            renew_ms: self.renew_ms.or(file.renew_ms),
+        }
+    }
+
     /// Whether `--cluster` is given.
     pub(crate) fn enabled(&self) -> bool {
         self.cluster.is_some()

@@ -21,6 +21,12 @@
 //! [limits]
 //! max_rooms = 5000
 //! call_deadline = 100              # milliseconds
+//!
+//! [cluster]                        # one node of a cluster (docs/cluster.md); flags win
+//! url = "postgres://roomhost@10.0.0.5/roomhost"   # a password: ROOMHOST_CLUSTER instead
+//! node_id = "node-1"
+//! advertise = "10.0.0.1:8080"
+//! lease_ms = 10000
 //! ```
 //!
 //! Relative paths are resolved against the file's directory.
@@ -50,6 +56,25 @@ pub struct ConfigFile {
     /// Serve the admin endpoints without a token on a non-loopback address.
     #[serde(default)]
     pub open_admin: bool,
+    /// This server as one node of a cluster (`[cluster]`).
+    pub cluster: Option<ClusterFile>,
+}
+
+/// The `[cluster]` table: the `--cluster` flags' settings, which win over
+/// it.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterFile {
+    /// The database (`--cluster`).
+    pub url: Option<String>,
+    /// This node's id (`--node-id`).
+    pub node_id: Option<String>,
+    /// Where other nodes reach this one (`--advertise`).
+    pub advertise: Option<String>,
+    /// Lease length in milliseconds (`--lease-ms`).
+    pub lease_ms: Option<u64>,
+    /// Renewal interval in milliseconds (`--renew-ms`).
+    pub renew_ms: Option<u64>,
 }
 
 /// The `[auth]` table. Secrets (the HS256 secret, the admin token) are not
@@ -156,6 +181,29 @@ mod tests {
         let limits = file.limits.unwrap();
         assert_eq!(limits, crate::serve::tests::hostile_network_limits());
         assert!(limits.validate().is_ok());
+    }
+
+    #[test]
+    fn the_cluster_table_parses_and_unknown_keys_are_refused() {
+        let file: ConfigFile = toml::from_str(
+            r#"
+            [cluster]
+            url = "postgres://roomhost@127.0.0.1/roomhost"
+            node_id = "node-1"
+            advertise = "10.0.0.1:8080"
+            lease_ms = 4000
+            renew_ms = 1000
+            "#,
+        )
+        .unwrap();
+        let cluster = file.cluster.unwrap();
+        assert_eq!(cluster.node_id.as_deref(), Some("node-1"));
+        assert_eq!(
+            (cluster.lease_ms, cluster.renew_ms),
+            (Some(4000), Some(1000))
+        );
+        let refused = toml::from_str::<ConfigFile>("[cluster]\nlease = 4000\n");
+        assert!(refused.is_err());
     }
 
     #[test]

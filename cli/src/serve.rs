@@ -483,9 +483,9 @@ const DEFAULT_FILE: &str = "roomhost.toml";
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     crate::logging::init(&args.log);
-    let mut config = server_config(&args)?;
+    let (mut config, cluster) = server_config(&args)?;
     // Joined before the runtime starts: the PostgreSQL client blocks.
-    let node = args.cluster.join(&config.listen.to_string())?;
+    let node = cluster.join(&config.listen.to_string())?;
     if let Some(node) = &node {
         config.storage = node.backend.clone();
         config.placement = Some(node.placement.clone());
@@ -554,7 +554,9 @@ pub(crate) fn print_banner(server: &Server) {
 }
 
 /// Merges `roomhost.toml` (if any) with the flags; flags win.
-fn server_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
+/// The server's configuration from the flags and `roomhost.toml`, and the
+/// cluster settings (flags over the file's `[cluster]`).
+fn server_config(args: &ServeArgs) -> anyhow::Result<(ServerConfig, crate::cluster::ClusterArgs)> {
     let (file, file_dir) = match &args.file {
         Some(path) => (ConfigFile::load(path)?, path.parent().map(Path::to_owned)),
         None if args.plugins.is_empty() && Path::new(DEFAULT_FILE).is_file() => {
@@ -629,7 +631,13 @@ fn server_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
         Some(listen) => listen,
         None => DEFAULT_LISTEN.parse().context("default listen address")?,
     };
-    Ok(ServerConfig {
+    let cluster = args.cluster.or_file(file.cluster.as_ref());
+    if cluster.enabled() && (args.data.is_set() || file.data_dir.is_some()) {
+        bail!(
+            "a cluster node stores rooms in the cluster's database: drop --data-dir/--no-storage or data_dir"
+        );
+    }
+    let config = ServerConfig {
         listen,
         services,
         limits,
@@ -638,14 +646,15 @@ fn server_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
         admin: args.admin.config(file.open_admin)?,
         dev_tap: None,
         // A cluster node's storage is set once it has joined.
-        storage: if args.cluster.enabled() {
+        storage: if cluster.enabled() {
             std::sync::Arc::new(roomhost_host::storage::MemoryBackend::new())
         } else {
             args.data.open(&default_data_dir)?
         },
         // Set with the storage, once the node has joined.
         placement: None,
-    })
+    };
+    Ok((config, cluster))
 }
 
 /// A `.wasm` file is used as is; a crate directory is built first.

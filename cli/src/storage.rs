@@ -38,6 +38,11 @@ pub(crate) struct DataArgs {
 }
 
 impl DataArgs {
+    /// Whether `--data-dir` (or its variable) or `--no-storage` is given.
+    pub(crate) fn is_set(&self) -> bool {
+        self.data_dir.is_some() || self.no_storage
+    }
+
     /// The backend these flags ask for, with `default` as the directory when
     /// none is given. Fails clearly when another process holds the store.
     pub(crate) fn open(&self, default: &Path) -> anyhow::Result<Arc<dyn Backend>> {

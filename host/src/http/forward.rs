@@ -29,7 +29,7 @@ use axum::body::Body;
 use axum::extract::ws::{self as axum_ws, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
@@ -188,6 +188,9 @@ pub(crate) async fn websocket(
         })
 }
 
+/// Frames a forwarding pump writes to the client per flush at most.
+const MAX_BATCH_FRAMES: usize = 256;
+
 /// The 502 for an owner that cannot be reached (it may be dying: the client
 /// retries, and once its lease lapses another node takes the room).
 fn unreachable_owner(node: &str, why: &str) -> Response {
@@ -259,18 +262,43 @@ async fn pump(
                 }
             }
             from = from_owner.next() => {
-                let Some(Ok(message)) = from else {
+                let Some(Ok(mut message)) = from else {
                     let _ = to_client.send(close_frame(close::SERVICE_RESTART, "the room's node went away")).await;
                     return;
                 };
-                let closing = matches!(message, UpMessage::Close(_));
-                if let Some(message) = to_client_message(message)
-                    && to_client.send(message).await.is_err()
-                {
-                    let _ = to_owner.close().await;
-                    return;
+                // What the owner sent meanwhile goes out in the same write
+                // (one flush per batch, as the host's own writer does).
+                let mut batched = 0;
+                loop {
+                    let closing = matches!(message, UpMessage::Close(_));
+                    if let Some(frame) = to_client_message(message)
+                        && to_client.feed(frame).await.is_err()
+                    {
+                        let _ = to_owner.close().await;
+                        return;
+                    }
+                    batched += 1;
+                    if closing {
+                        let _ = to_client.flush().await;
+                        return;
+                    }
+                    if batched >= MAX_BATCH_FRAMES {
+                        break;
+                    }
+                    match from_owner.next().now_or_never() {
+                        Some(Some(Ok(next))) => message = next,
+                        None => break,
+                        // The owner's side ended: what came before it goes
+                        // out, then the client hears why.
+                        Some(None | Some(Err(_))) => {
+                            let _ = to_client.feed(close_frame(close::SERVICE_RESTART, "the room's node went away")).await;
+                            let _ = to_client.flush().await;
+                            return;
+                        }
+                    }
                 }
-                if closing {
+                if to_client.flush().await.is_err() {
+                    let _ = to_owner.close().await;
                     return;
                 }
             }
