@@ -54,21 +54,7 @@ async fn rooms_live_in_postgres_and_one_node_at_a_time_holds_a_room() {
     .unwrap();
     let cache = tempfile::tempdir().unwrap();
     let durable = format!("durable={}", plugin("durable").display());
-    let node = |id: &str| {
-        common::serve(
-            &[
-                "--plugin",
-                &durable,
-                "--cluster",
-                &url,
-                "--node-id",
-                id,
-                "--lease-ms",
-                "2000",
-            ],
-            cache.path(),
-        )
-    };
+    let node = |id: &str| cluster_node(&[&durable], &url, id, "2000", cache.path());
 
     let mut one = node("one");
     let mut socket = connect(one.addr).await;
@@ -129,6 +115,23 @@ async fn rooms_live_in_postgres_and_one_node_at_a_time_holds_a_room() {
 
     common::terminate(&two.child);
     common::wait_exit(&mut two.child);
+}
+
+/// `roomhost serve` as node `id` of the cluster on database `url`, serving
+/// `plugins` (`NAME=PATH`) with a lease of `lease_ms`.
+fn cluster_node(
+    plugins: &[&str],
+    url: &str,
+    id: &str,
+    lease_ms: &str,
+    cache: &std::path::Path,
+) -> common::Served {
+    let mut args = Vec::new();
+    for plugin in plugins {
+        args.extend(["--plugin", plugin]);
+    }
+    args.extend(["--cluster", url, "--node-id", id, "--lease-ms", lease_ms]);
+    common::serve(&args, cache)
 }
 
 /// A throwaway PostgreSQL server and the URL of a fresh database on it.
@@ -200,23 +203,7 @@ async fn three_nodes_serve_each_room_once_wherever_clients_connect() {
     let cache = tempfile::tempdir().unwrap();
     let chat = format!("chat={}", plugin("chat").display());
     let durable = format!("durable={}", plugin("durable").display());
-    let node = |id: &str| {
-        common::serve(
-            &[
-                "--plugin",
-                &chat,
-                "--plugin",
-                &durable,
-                "--cluster",
-                &url,
-                "--node-id",
-                id,
-                "--lease-ms",
-                "3000",
-            ],
-            cache.path(),
-        )
-    };
+    let node = |id: &str| cluster_node(&[&chat, &durable], &url, id, "3000", cache.path());
     let mut nodes = [node("one"), node("two"), node("three")];
 
     // One member of chat room r through each node: they are in one room.
@@ -325,21 +312,7 @@ async fn a_paused_owner_is_fenced_and_its_clients_closed() {
     let cache = tempfile::tempdir().unwrap();
     let durable = format!("durable={}", plugin("durable").display());
     let lease = Duration::from_millis(2000);
-    let node = |id: &str| {
-        common::serve(
-            &[
-                "--plugin",
-                &durable,
-                "--cluster",
-                &url,
-                "--node-id",
-                id,
-                "--lease-ms",
-                "2000",
-            ],
-            cache.path(),
-        )
-    };
+    let node = |id: &str| cluster_node(&[&durable], &url, id, "2000", cache.path());
     let mut one = node("one");
     let mut two = node("two");
     let mut first = connect(one.addr).await;
@@ -443,21 +416,7 @@ async fn a_killed_owner_s_document_is_back_on_another_node_through_the_proxy() {
     let cache = tempfile::tempdir().unwrap();
     let collab = format!("collab={}", plugin("collab").display());
     let lease = Duration::from_millis(2000);
-    let node = |id: &str| {
-        common::serve(
-            &[
-                "--plugin",
-                &collab,
-                "--cluster",
-                &url,
-                "--node-id",
-                id,
-                "--lease-ms",
-                "2000",
-            ],
-            cache.path(),
-        )
-    };
+    let node = |id: &str| cluster_node(&[&collab], &url, id, "2000", cache.path());
     let mut nodes = vec![node("one"), node("two"), node("three")];
     let mut proxy = Proxy::start(&nodes.iter().collect::<Vec<_>>()).await;
     let server_url = format!("ws://{}/ws", proxy.addr);
@@ -589,21 +548,7 @@ async fn send_and_transfer_reach_rooms_and_clients_on_another_node() {
     let (_pg, url) = database("transfer").await;
     let cache = tempfile::tempdir().unwrap();
     let misbehave = format!("misbehave={}", plugin("misbehave").display());
-    let node = |id: &str| {
-        common::serve(
-            &[
-                "--plugin",
-                &misbehave,
-                "--cluster",
-                &url,
-                "--node-id",
-                id,
-                "--lease-ms",
-                "3000",
-            ],
-            cache.path(),
-        )
-    };
+    let node = |id: &str| cluster_node(&[&misbehave], &url, id, "3000", cache.path());
     let mut one = node("one");
     let mut two = node("two");
     // Room a runs on node one, room b on node two.
@@ -674,21 +619,7 @@ async fn the_lobby_sees_the_rooms_of_every_node() {
     let (_pg, url) = database("lobby").await;
     let cache = tempfile::tempdir().unwrap();
     let misbehave = format!("misbehave={}", plugin("misbehave").display());
-    let node = |id: &str| {
-        common::serve(
-            &[
-                "--plugin",
-                &misbehave,
-                "--cluster",
-                &url,
-                "--node-id",
-                id,
-                "--lease-ms",
-                "3000",
-            ],
-            cache.path(),
-        )
-    };
+    let node = |id: &str| cluster_node(&[&misbehave], &url, id, "3000", cache.path());
     // Node one starts first and runs the service's lobby.
     let mut one = node("one");
     let mut two = node("two");

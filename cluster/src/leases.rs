@@ -24,6 +24,8 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
+use roomhost_host::placement::NodeView;
+
 use crate::pool::{Conn, Pool};
 use crate::{Claims, ClusterConfig, ClusterError, schema};
 
@@ -128,9 +130,9 @@ impl Leases {
         self.number.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Every node: id, number, address, lease left (ms, by the database's
-    /// clock), rooms owned and their published clients.
-    pub fn nodes(&self) -> Result<Vec<(String, i32, String, i64, i64, i64)>, ClusterError> {
+    /// Every node: its lease left (by the database's clock), the rooms it
+    /// owns and their published clients.
+    pub fn nodes(&self) -> Result<Vec<NodeView>, ClusterError> {
         let rows = self.conn()?.query(
             "SELECT n.id, n.number, n.address,
                     (extract(epoch FROM n.lease_until - now()) * 1000)::bigint,
@@ -141,14 +143,14 @@ impl Leases {
         )?;
         rows.iter()
             .map(|row| {
-                Ok((
-                    row.try_get(0)?,
-                    row.try_get(1)?,
-                    row.try_get(2)?,
-                    row.try_get(3)?,
-                    row.try_get(4)?,
-                    row.try_get(5)?,
-                ))
+                Ok(NodeView {
+                    id: row.try_get(0)?,
+                    number: u64::try_from(row.try_get::<_, i32>(1)?).unwrap_or_default(),
+                    address: row.try_get(2)?,
+                    lease_left_ms: row.try_get(3)?,
+                    rooms: u64::try_from(row.try_get::<_, i64>(4)?).unwrap_or_default(),
+                    clients: u64::try_from(row.try_get::<_, i64>(5)?).unwrap_or_default(),
+                })
             })
             .collect()
     }

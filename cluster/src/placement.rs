@@ -142,20 +142,7 @@ impl Placement for NodePlacement {
     }
 
     fn nodes(&self) -> Result<Vec<NodeView>, PlacementError> {
-        let rows = self.leases.nodes().map_err(unavailable)?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(id, number, address, lease_left_ms, rooms, clients)| NodeView {
-                    id,
-                    number: u64::try_from(number).unwrap_or_default(),
-                    address,
-                    lease_left_ms,
-                    rooms: u64::try_from(rooms).unwrap_or_default(),
-                    clients: u64::try_from(clients).unwrap_or_default(),
-                },
-            )
-            .collect())
+        self.leases.nodes().map_err(unavailable)
     }
 
     fn node_id(&self) -> &str {
