@@ -563,7 +563,10 @@ async fn send_and_transfer_reach_rooms_and_clients_on_another_node() {
     assert_eq!(owners(&all, "misbehave", "b").await, [1]);
 
     // A room on node one sends to a client on node two by its id (ids say
-    // which node holds the client).
+    // which node holds the client). Nodes learn each other's addresses on
+    // the cluster sync (every 500 ms): give node one one round after node
+    // two joined.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     stayer.send(Message::text("clients")).await.unwrap();
     let listed = text(&mut stayer).await;
     let stayer_id = listed

@@ -44,6 +44,10 @@ pub struct Leases {
     address: Mutex<String>,
     /// This node's number, given by the database when it first joined.
     number: std::sync::atomic::AtomicU64,
+    /// How many times the node had started when this process joined.
+    run: std::sync::atomic::AtomicU64,
+    /// Bumped each time every claim is dropped (see [`Leases::generation`]).
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl Leases {
@@ -74,6 +78,8 @@ impl Leases {
             pool,
             address: Mutex::new(config.address.clone()),
             number: std::sync::atomic::AtomicU64::new(0),
+            run: std::sync::atomic::AtomicU64::new(0),
+            generation: std::sync::atomic::AtomicU64::new(0),
             config,
             target,
             claims: Claims::default(),
@@ -125,6 +131,37 @@ impl Leases {
             .clone()
     }
 
+    /// How many times this node had started when this process joined.
+    pub fn run(&self) -> u64 {
+        self.run.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Changes each time every claim is dropped (joined, lease lost, left):
+    /// rooms running from before that have no claim any more.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn clear_claims(&self) {
+        self.claims.clear();
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// Every live node's number and address.
+    pub fn peers(&self) -> Result<Vec<(u64, String)>, ClusterError> {
+        let rows = self.conn()?.query(
+            "SELECT number, address FROM roomhost.nodes WHERE lease_until > now()",
+            &[],
+        )?;
+        rows.iter()
+            .map(|row| {
+                let number: i32 = row.try_get(0)?;
+                Ok((u64::try_from(number).unwrap_or_default(), row.try_get(1)?))
+            })
+            .collect()
+    }
+
     /// This node's number in the cluster (0 before it joins).
     pub fn number(&self) -> u64 {
         self.number.load(std::sync::atomic::Ordering::Relaxed)
@@ -155,16 +192,6 @@ impl Leases {
             .collect()
     }
 
-    /// The address of the node numbered `number`, if its lease is live.
-    pub fn address_of(&self, number: u64) -> Result<Option<String>, ClusterError> {
-        let number = i32::try_from(number).unwrap_or(-1);
-        let row = self.conn()?.query_opt(
-            "SELECT address FROM roomhost.nodes WHERE number = $1 AND lease_until > now()",
-            &[&number],
-        )?;
-        Ok(row.map(|row| row.try_get(0)).transpose()?)
-    }
-
     /// Stores a new address with the lease (a server that bound port 0
     /// learns its port after joining).
     pub fn set_address(&self, address: &str) -> Result<(), ClusterError> {
@@ -188,22 +215,38 @@ impl Leases {
     /// Takes a fresh lease (registering the node, or updating its address)
     /// and forgets every claim the node held.
     pub fn join(&self) -> Result<(), ClusterError> {
-        self.claims.clear();
+        self.clear_claims();
         self.set_valid_until(None);
         let sent = Instant::now();
+        // The first join of this process counts a run; joining again after
+        // a lapse does not (the process keeps its client ids).
+        let first = self.number() == 0;
         let row = self.conn()?.query_one(
-            "INSERT INTO roomhost.nodes (id, address, lease_until)
-             VALUES ($1, $2, now() + $3::bigint * interval '1 millisecond')
+            "INSERT INTO roomhost.nodes (id, address, lease_until, runs)
+             VALUES ($1, $2, now() + $3::bigint * interval '1 millisecond', 1)
              ON CONFLICT (id) DO UPDATE
-             SET address = EXCLUDED.address, lease_until = EXCLUDED.lease_until
-             RETURNING number",
-            &[&self.config.node_id, &self.address(), &self.lease_ms()],
+             SET address = EXCLUDED.address, lease_until = EXCLUDED.lease_until,
+                 runs = roomhost.nodes.runs + CASE WHEN $4 THEN 1 ELSE 0 END
+             RETURNING number, runs",
+            &[
+                &self.config.node_id,
+                &self.address(),
+                &self.lease_ms(),
+                &first,
+            ],
         )?;
         let number: i32 = row.try_get(0)?;
-        self.number.store(
-            u64::try_from(number).unwrap_or_default(),
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        let runs: i64 = row.try_get(1)?;
+        if first {
+            self.number.store(
+                u64::try_from(number).unwrap_or_default(),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            self.run.store(
+                u64::try_from(runs).unwrap_or_default(),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        }
         self.set_valid_until(Some(sent + self.config.lease));
         tracing::info!(node = %self.config.node_id, database = %self.target, lease = ?self.config.lease, "joined the cluster");
         Ok(())
@@ -229,7 +272,7 @@ impl Leases {
 
     fn lost(&self) {
         self.set_valid_until(None);
-        self.claims.clear();
+        self.clear_claims();
     }
 
     /// Whether the lease is still valid by this node's clock (no database
@@ -463,7 +506,7 @@ impl Leases {
     /// Leaves the cluster: releases every room this node still owns and
     /// ends its lease now, so others can claim its rooms at once.
     pub fn leave(&self) -> Result<(), ClusterError> {
-        self.claims.clear();
+        self.clear_claims();
         self.set_valid_until(None);
         let mut conn = self.conn()?;
         let mut txn = conn.transaction()?;

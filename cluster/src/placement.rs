@@ -129,6 +129,18 @@ impl Placement for NodePlacement {
             .collect())
     }
 
+    fn holds(&self, service: &str, room: &str) -> bool {
+        self.leases.claims().epoch(service, room).is_some()
+    }
+
+    fn generation(&self) -> u64 {
+        self.leases.generation()
+    }
+
+    fn peers(&self) -> Result<Vec<(u64, String)>, PlacementError> {
+        self.leases.peers().map_err(unavailable)
+    }
+
     fn serving(&self) -> bool {
         self.leases.lease_valid_for(self.margin)
     }
@@ -137,8 +149,8 @@ impl Placement for NodePlacement {
         self.leases.number()
     }
 
-    fn node_address(&self, number: u64) -> Result<Option<String>, PlacementError> {
-        self.leases.address_of(number).map_err(unavailable)
+    fn run(&self) -> u64 {
+        self.leases.run()
     }
 
     fn nodes(&self) -> Result<Vec<NodeView>, PlacementError> {

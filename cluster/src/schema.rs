@@ -79,9 +79,11 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE roomhost.rooms ADD COLUMN clients integer, ADD COLUMN info text;
     "#,
-    // 4: each node's number, the high bits of its clients' ids.
+    // 4: each node's number, the high bits of its clients' ids, and how
+    // many times it started (the next bits, so a restart's ids are new).
     r#"
-    ALTER TABLE roomhost.nodes ADD COLUMN number integer GENERATED ALWAYS AS IDENTITY;
+    ALTER TABLE roomhost.nodes ADD COLUMN number integer GENERATED ALWAYS AS IDENTITY,
+        ADD COLUMN runs bigint NOT NULL DEFAULT 0;
     CREATE UNIQUE INDEX nodes_by_number ON roomhost.nodes (number);
     "#,
 ];

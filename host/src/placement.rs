@@ -88,6 +88,20 @@ pub trait Placement: Send + Sync + std::fmt::Debug + 'static {
     /// it, or says who does. Blocking.
     fn place(&self, service: &str, room: &str) -> Result<Place, PlacementError>;
 
+    /// Whether this node holds a claim on room `room` of `service` now (no
+    /// database round trip). The host starts a room only while it does, so
+    /// a claim released or lost between placing and starting is taken
+    /// again instead of the room running unclaimed.
+    fn holds(&self, service: &str, room: &str) -> bool;
+
+    /// A number that changes whenever every claim of this node was dropped
+    /// (its lease lapsed, it joined again): the host then closes its rooms,
+    /// even if it never saw [`Placement::serving`] turn false.
+    fn generation(&self) -> u64;
+
+    /// The live nodes' numbers and addresses. Blocking.
+    fn peers(&self) -> Result<Vec<(u64, String)>, PlacementError>;
+
     /// Which node runs room `room` of `service` now, without claiming it:
     /// `None` when no live node does. Blocking. For requests that must not
     /// start a room (an HTTP request to a service whose requests create no
@@ -117,9 +131,10 @@ pub trait Placement: Send + Sync + std::fmt::Debug + 'static {
     /// restarts): the high bits of the ids of its clients.
     fn node_number(&self) -> u64;
 
-    /// The address of the live node numbered `number`, if there is one.
-    /// Blocking.
-    fn node_address(&self, number: u64) -> Result<Option<String>, PlacementError>;
+    /// How many times this node has started, counting this process: part
+    /// of its client ids, so a restarted node does not hand out the ids of
+    /// its previous run.
+    fn run(&self) -> u64;
 
     /// Every node the cluster knows, with its lease and rooms. Blocking.
     fn nodes(&self) -> Result<Vec<NodeView>, PlacementError>;

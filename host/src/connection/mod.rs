@@ -56,6 +56,9 @@ pub(crate) struct Target {
     /// Set when the client arrives by a transfer from a room on another
     /// node of the cluster.
     pub(crate) handoff: Option<GuestHandoff>,
+    /// Links between the client's socket and this node (0: connected here,
+    /// or forwarded by the proxy path).
+    pub(crate) hops: u8,
 }
 
 /// The query parameter a reconnecting client presents its token in.
@@ -166,6 +169,7 @@ pub(crate) async fn run(
                     service: &target.service,
                     request: &request,
                     grant: target.grant.as_ref(),
+                    hops: target.hops,
                 };
                 let (reason, room) = reader.forward(client, room, &mut moves, &mover).await;
                 tracing::debug!(?reason, "left");
@@ -206,7 +210,7 @@ fn join_error_label(error: &JoinError) -> &'static str {
         JoinError::NoSuchRoom(_) => "no_such_room",
         JoinError::ResumeRefused(_) => "resume_refused",
         JoinError::Elsewhere { .. } => "elsewhere",
-        JoinError::Unplaced(_) => "unplaced",
+        JoinError::Unplaced(_) | JoinError::Unclaimed => "unplaced",
     }
 }
 
@@ -219,9 +223,10 @@ fn read_only(grant: Option<&Grant>, room: &str) -> bool {
 fn join_error_code(error: &JoinError) -> u16 {
     match error {
         JoinError::Rejected { code, .. } => *code,
-        JoinError::RoomLimit(_) | JoinError::CreationRate(_) | JoinError::Unplaced(_) => {
-            close::TRY_AGAIN_LATER
-        }
+        JoinError::RoomLimit(_)
+        | JoinError::CreationRate(_)
+        | JoinError::Unplaced(_)
+        | JoinError::Unclaimed => close::TRY_AGAIN_LATER,
         // The room moved to another node since the upgrade was routed:
         // reconnecting reaches it.
         JoinError::Elsewhere { .. } => close::SERVICE_RESTART,
@@ -236,6 +241,8 @@ struct Mover<'a> {
     service: &'a Arc<Service>,
     request: &'a ConnectRequest,
     grant: Option<&'a Grant>,
+    /// Links the client's socket crosses to reach this node.
+    hops: u8,
 }
 
 impl Mover<'_> {
@@ -275,8 +282,7 @@ impl Mover<'_> {
                         .join_remote(
                             (self.service.name(), target),
                             (&node, &address),
-                            &request,
-                            self.grant,
+                            (&request, self.grant, self.hops),
                         )
                         .await
                 }

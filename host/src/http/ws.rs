@@ -146,14 +146,21 @@ async fn attach(
         return refused;
     }
     let address = forward::client_address(&app, peer, headers);
-    // A cluster node runs the room only if it holds it; the owner gets the
-    // upgrade (and decides on it) otherwise.
-    match app.rooms.place(service.name(), &room).await {
-        Ok(Place::Here) => {}
-        Ok(Place::Elsewhere {
+    // A cluster node runs the room only if it holds it: a room another node
+    // runs gets the upgrade there (and the owner decides on it). Only asked
+    // here, not claimed: the join claims it, after admission, so a refused
+    // upgrade leaves no claim behind.
+    if let Some(placement) = app.rooms.placement() {
+        if !placement.serving() {
+            app.rooms.metrics().connection_refused("unplaced");
+            let refused = crate::placement::PlacementError::NotServing;
+            return error(StatusCode::SERVICE_UNAVAILABLE, refused.to_string());
+        }
+        if let Some(Place::Elsewhere {
             node,
             address: owner,
-        }) => {
+        }) = app.rooms.owner(service.name(), &room).await
+        {
             if forward::from_peer(&app, headers) {
                 app.rooms.metrics().connection_refused("moved");
                 return forward::moved_again();
@@ -173,10 +180,6 @@ async fn attach(
                 slot,
             )
             .await;
-        }
-        Err(refused) => {
-            app.rooms.metrics().connection_refused("unplaced");
-            return error(StatusCode::SERVICE_UNAVAILABLE, refused.to_string());
         }
     }
     let policy = service.access();
@@ -247,6 +250,7 @@ async fn attach(
         resume,
         grant: grant.map(|(grant, _)| grant),
         handoff: arrival.as_ref().map(Arrival::handoff),
+        hops: arrival.as_ref().map_or(0, |arrival| arrival.hops),
     };
     let span = tracing::info_span!("client", client, service = %target.service.name());
     // Held from here, so shutdown also waits for a connection whose upgrade

@@ -6,7 +6,8 @@
 //! lists them beside this node's, and each change since the last read
 //! reaches it as a `room-changed` notice, as a change on this node does. A
 //! remote change is thus seen within about two sync periods; a local one at
-//! once.
+//! once. The same sync reads the live nodes' addresses, for sends to
+//! their clients (`remote_clients`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -15,6 +16,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::meta::lock;
+use super::remote_clients::RemoteClients;
 use super::table::RoomTable;
 use crate::placement::{RoomEntry, SharedPlacement};
 use crate::wasm::{GuestRoomChange, GuestRoomEntry};
@@ -88,10 +90,11 @@ impl ClusterRooms {
     }
 }
 
-/// Keeps `cluster_rooms` and the database in step until `shutdown`.
+/// Keeps `cluster_rooms`, the live nodes `remote_clients` relays to and
+/// the database in step until `shutdown`.
 pub(crate) fn spawn_sync(
     table: Arc<RoomTable>,
-    cluster_rooms: Arc<ClusterRooms>,
+    (cluster_rooms, remote_clients): (Arc<ClusterRooms>, Arc<RemoteClients>),
     placement: SharedPlacement,
     shutdown: CancellationToken,
 ) {
@@ -139,16 +142,18 @@ pub(crate) fn spawn_sync(
             let services = lobbies.clone();
             let synced = tokio::task::spawn_blocking(move || {
                 asking.publish(&changed)?;
+                let peers = asking.peers()?;
                 if services.is_empty() {
-                    return Ok(Vec::new());
+                    return Ok::<_, crate::placement::PlacementError>((Vec::new(), peers));
                 }
-                asking.others(&services)
+                Ok((asking.others(&services)?, peers))
             })
             .await;
             match synced {
-                Ok(Ok(read)) => {
+                Ok(Ok((read, peers))) => {
                     published = now;
                     cluster_rooms.update(&table, &lobbies, read);
+                    remote_clients.set_peers(peers);
                 }
                 Ok(Err(error)) => tracing::warn!(%error, "cannot sync rooms with the cluster"),
                 Err(error) => tracing::warn!(%error, "room sync failed"),

@@ -15,7 +15,7 @@ use tracing::Instrument;
 use super::actor::RoomActor;
 use super::cluster_rooms::ClusterRooms;
 use super::meta::{RoomHandle, RoomKey, RoomListing, lock};
-use super::remote_clients::{NODE_BITS, RemoteClients, node_of};
+use super::remote_clients::{NODE_BITS, RUN_SHIFT, RemoteClients, node_of};
 use super::table::RoomTable;
 use super::{ConnectRequest, JoinError, LOBBY, LeaveReason, RoomEvent};
 use crate::auth::TokenVerifier;
@@ -107,8 +107,11 @@ impl Rooms {
     /// are the node's number, so ids are unique across the cluster and say
     /// which node holds the client.
     pub(crate) fn first_client_id(&self) -> ClientId {
-        let number = self.placement.as_ref().map_or(0, |p| p.node_number());
-        (number << NODE_BITS) + 1
+        let Some(placement) = &self.placement else {
+            return 1;
+        };
+        let run = placement.run() % (1 << (NODE_BITS - RUN_SHIFT));
+        (placement.node_number() << NODE_BITS) | (run << RUN_SHIFT) | 1
     }
 
     /// Queues `frame` for client `client` of `service` connected here (a
@@ -164,7 +167,7 @@ impl Rooms {
         };
         super::cluster_rooms::spawn_sync(
             self.table.clone(),
-            self.cluster_rooms.clone(),
+            (self.cluster_rooms.clone(), self.remote_clients.clone()),
             placement.clone(),
             shutdown.clone(),
         );
@@ -173,25 +176,28 @@ impl Rooms {
             let mut tick = tokio::time::interval(STANDING_CHECK);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut was_serving = true;
+            let mut generation = placement.generation();
             loop {
                 tokio::select! {
                     () = shutdown.cancelled() => return,
                     _ = tick.tick() => {}
                 }
+                // Both: a pause past the lease may end with the node joined
+                // again before this check ever saw it not serving.
                 let serving = placement.serving();
-                if was_serving && !serving {
+                let now = placement.generation();
+                if (was_serving && !serving) || now != generation {
                     tracing::error!(
                         node = placement.node_id(),
                         "this node cannot vouch for its rooms (cluster lease): closing them with 1012"
                     );
-                    rooms
-                        .evacuate(
-                            crate::close::SERVICE_RESTART,
-                            "this room is moving to another node",
-                        )
-                        .await;
+                    rooms.evacuate(
+                        crate::close::SERVICE_RESTART,
+                        "this room is moving to another node",
+                    );
                 }
                 was_serving = serving;
+                generation = now;
             }
         });
     }
@@ -218,13 +224,17 @@ impl Rooms {
     /// stops vouching for its rooms): each room ends, its last writes
     /// stored where the node still may, and its clients reconnect to the
     /// room's next owner.
-    pub(crate) async fn evacuate(&self, code: u16, reason: &str) {
+    pub(crate) fn evacuate(&self, code: u16, reason: &str) {
         for handle in self.table.all_handles() {
             let event = RoomEvent::Close {
                 code,
                 reason: reason.to_owned(),
             };
-            let _ = handle.inbox.send(event).await;
+            // Each on its own: one room with a full inbox must not hold up
+            // the others' closing.
+            tokio::spawn(async move {
+                let _ = handle.inbox.send(event).await;
+            });
         }
     }
 
@@ -342,8 +352,7 @@ impl Rooms {
         &self,
         (service, room): (&str, &str),
         (node, address): (&str, &str),
-        request: &ConnectRequest,
-        grant: Option<&crate::access::Grant>,
+        (request, grant, hops): (&ConnectRequest, Option<&crate::access::Grant>, u8),
     ) -> Result<RoomHandle, String> {
         let placement = self
             .placement
@@ -357,8 +366,7 @@ impl Rooms {
         };
         let handle = super::remote::join(
             destination,
-            request,
-            grant,
+            (request, grant, hops),
             placement.peer_key(),
             &self.limits,
         )
@@ -380,19 +388,29 @@ impl Rooms {
         creator: Option<IpAddr>,
         event: impl Fn(oneshot::Sender<T>) -> RoomEvent,
     ) -> Result<(RoomHandle, T), JoinError> {
-        // Only a call that may start the room claims it; one that may not
-        // just asks where it runs (a claim without a room would never be
-        // released).
-        let place = if create {
-            Some(self.place(service.name(), room).await?)
-        } else {
-            self.owner(service.name(), room).await
-        };
-        if let Some(Place::Elsewhere { node, address }) = place {
-            return Err(JoinError::Elsewhere { node, address });
-        }
         for _ in 0..JOIN_ATTEMPTS {
-            let handle = self.get_or_create(service, room, create, creator)?;
+            // Placed on every attempt: the room may have ended and given up
+            // its claim since the last. Only a call that may start the room
+            // claims it; one that may not just asks where it runs.
+            let place = if create {
+                Some(self.place(service.name(), room).await?)
+            } else {
+                self.owner(service.name(), room).await
+            };
+            if let Some(Place::Elsewhere { node, address }) = place {
+                return Err(JoinError::Elsewhere { node, address });
+            }
+            let handle = match self.get_or_create(service, room, create, creator) {
+                Ok(handle) => handle,
+                // The claim went between placing and starting: place again.
+                Err(JoinError::Unclaimed) => continue,
+                Err(refused) => {
+                    // A claim taken for a room that did not start (a limit)
+                    // is given back, or it would never be released.
+                    self.table.release_unstarted(service.name(), room);
+                    return Err(refused);
+                }
+            };
             let (reply, answer) = oneshot::channel();
             if handle.inbox.send(event(reply)).await.is_err() {
                 continue;

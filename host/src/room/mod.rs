@@ -89,6 +89,11 @@ pub enum JoinError {
     /// live, or the database is unreachable): try again later.
     #[error("{0}")]
     Unplaced(String),
+    /// This node's claim on the room went between placing it and starting
+    /// it (the room ended and gave it up, or the lease lapsed); the join
+    /// places the room again.
+    #[error("the room's claim went while it was starting: try again")]
+    Unclaimed,
 }
 
 /// A client asking to join a room.

@@ -46,6 +46,9 @@ pub(crate) struct Arrival {
     data: String,
     /// The client's token grant, verified by the node it connected to.
     pub(crate) grant: Option<Grant>,
+    /// Links between the client's socket and this room, this one included.
+    #[serde(default)]
+    pub(crate) hops: u8,
 }
 
 impl Arrival {
@@ -82,15 +85,25 @@ pub(crate) struct Destination<'a> {
     pub(crate) address: &'a str,
 }
 
+/// Links a client may cross at most: a room that keeps moving it between
+/// nodes cannot grow its chain without bound.
+pub(crate) const MAX_LINK_HOPS: u8 = 3;
+
 /// Opens the client's link to `to` and returns the handle that stands in
-/// for the room there.
+/// for the room there. `hops`: the links the client's socket already
+/// crosses to reach this node.
 pub(crate) async fn join(
     to: Destination<'_>,
-    request: &ConnectRequest,
-    grant: Option<&Grant>,
+    (request, grant, hops): (&ConnectRequest, Option<&Grant>, u8),
     peer_key: &str,
     limits: &Limits,
 ) -> Result<RoomHandle, String> {
+    if hops >= MAX_LINK_HOPS {
+        return Err(format!(
+            "room {} is on node {}, and the client already crosses {hops} links",
+            to.room, to.node
+        ));
+    }
     let handoff = request.handoff.as_ref();
     let arrival = Arrival {
         from_room: handoff.and_then(|handoff| handoff.from_room.clone()),
@@ -100,6 +113,7 @@ pub(crate) async fn join(
                 .unwrap_or_default(),
         ),
         grant: grant.cloned(),
+        hops: hops + 1,
     };
     let client = request
         .address

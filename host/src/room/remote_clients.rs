@@ -9,7 +9,9 @@
 //! (`POST /_cluster/send/SERVICE/CLIENT` under the peer key), which queues
 //! them for its client. A relay whose client is gone (404), whose node
 //! cannot be reached, or that idles for [`RELAY_IDLE`] ends, and the next
-//! send starts a new one.
+//! send starts a new one. Where each node is comes from the live nodes the
+//! cluster sync reads (`cluster_rooms`), never from a lookup per send: a
+//! send to an id of no live node is dropped without touching the database.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -31,6 +33,10 @@ use crate::placement::SharedPlacement;
 /// are the node's number.
 pub(crate) const NODE_BITS: u32 = 40;
 
+/// Within the low bits, those from here up hold the node's run (how many
+/// times it started, modulo 256), the rest count the run's clients.
+pub(crate) const RUN_SHIFT: u32 = 32;
+
 /// Remote clients a node relays to at once; a send to one more is dropped
 /// (and logged) until a relay ends.
 pub(crate) const MAX_REMOTE_CLIENTS: usize = 4096;
@@ -46,9 +52,14 @@ pub(crate) fn node_of(client: ClientId) -> u64 {
     client >> NODE_BITS
 }
 
+/// A remote client: its service and id.
+type RemoteClient = (String, ClientId);
+
 /// The stand-in senders of remote clients, with their relays.
 pub(crate) struct RemoteClients {
-    relays: Mutex<HashMap<ClientId, ClientSender>>,
+    relays: Mutex<HashMap<RemoteClient, ClientSender>>,
+    /// The live nodes' addresses by number, as the cluster sync last read.
+    peers: Mutex<HashMap<u64, String>>,
     http: Client<HttpConnector, Full<Bytes>>,
     queue: usize,
 }
@@ -60,21 +71,30 @@ impl RemoteClients {
         connector.set_connect_timeout(Some(PEER_CONNECT_TIMEOUT));
         RemoteClients {
             relays: Mutex::new(HashMap::new()),
+            peers: Mutex::new(HashMap::new()),
             http: Client::builder(TokioExecutor::new()).build(connector),
             queue,
         }
     }
 
+    /// Replaces the live nodes' addresses (the cluster sync's read).
+    pub(crate) fn set_peers(&self, peers: Vec<(u64, String)>) {
+        *lock(&self.peers) = peers.into_iter().collect();
+    }
+
     /// The sender standing in for client `client` of `service` on another
-    /// node, starting its relay when none runs; `None` when too many do.
+    /// node, starting its relay when none runs; `None` when no live node
+    /// has the client's number, or too many relays run.
     pub(crate) fn sender(
         self: &Arc<Self>,
         placement: &SharedPlacement,
         service: &str,
         client: ClientId,
     ) -> Option<ClientSender> {
+        let address = lock(&self.peers).get(&node_of(client)).cloned()?;
+        let key = (service.to_owned(), client);
         let mut relays = lock(&self.relays);
-        if let Some(sender) = relays.get(&client) {
+        if let Some(sender) = relays.get(&key) {
             return Some(sender.clone());
         }
         if relays.len() >= MAX_REMOTE_CLIENTS {
@@ -85,12 +105,12 @@ impl RemoteClients {
             return None;
         }
         let (sender, queue) = ClientSender::detached(client, self.queue);
-        relays.insert(client, sender.clone());
+        relays.insert(key.clone(), sender.clone());
         let relay = Relay {
             clients: self.clone(),
             placement: placement.clone(),
-            service: service.to_owned(),
-            client,
+            url: format!("http://{address}/_cluster/send/{service}/{client}"),
+            key,
         };
         tokio::spawn(relay.run(queue));
         Some(sender)
@@ -101,61 +121,66 @@ impl RemoteClients {
 struct Relay {
     clients: Arc<RemoteClients>,
     placement: SharedPlacement,
-    service: String,
-    client: ClientId,
+    url: String,
+    key: RemoteClient,
 }
 
 impl Relay {
     async fn run(self, mut queue: OutboundQueue) {
-        let number = node_of(self.client);
-        let lookup = self.placement.clone();
-        let address = tokio::task::spawn_blocking(move || lookup.node_address(number)).await;
-        let address = match address {
-            Ok(Ok(Some(address))) => address,
-            _ => {
-                tracing::debug!(client = self.client, "no live node holds this client");
+        loop {
+            let next = match tokio::time::timeout(RELAY_IDLE, queue.recv()).await {
+                Ok(Some(out)) => out,
+                Ok(None) => return self.end(),
+                Err(_) => {
+                    // Idle: stop taking new frames, then post what a room
+                    // queued while the relay was deciding to end.
+                    self.end();
+                    while let Ok(out) = queue.try_recv() {
+                        if !self.post(out).await {
+                            break;
+                        }
+                    }
+                    return;
+                }
+            };
+            if !self.post(next).await {
+                // The client is gone or its node unreachable: what is
+                // queued for it is dropped with the relay.
                 return self.end();
             }
-        };
-        let url = format!(
-            "http://{address}/_cluster/send/{}/{}",
-            self.service, self.client
-        );
-        while let Ok(Some(out)) = tokio::time::timeout(RELAY_IDLE, queue.recv()).await {
-            let (kind, body) = match out {
-                Outbound::Frame(WsMessage::Text(text)) => {
-                    ("text", Bytes::from(text.as_str().to_owned()))
-                }
-                Outbound::Frame(WsMessage::Binary(bytes)) => ("binary", bytes),
-                // Only frames are relayed (`close` is for a room's members).
-                _ => continue,
-            };
-            let mut request = hyper::Request::post(url.as_str());
-            for (name, value) in &peering::peer_headers(
-                self.placement.peer_key(),
-                std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
-            ) {
-                request = request.header(name, value);
-            }
-            let Ok(request) = request
-                .header(FRAME_KIND_HEADER, kind)
-                .body(Full::new(body))
-            else {
-                break;
-            };
-            let sent =
-                tokio::time::timeout(PEER_CONNECT_TIMEOUT, self.clients.http.request(request))
-                    .await;
-            match sent {
-                Ok(Ok(response)) if response.status().is_success() => {}
-                _ => break,
-            }
         }
-        self.end();
+    }
+
+    /// Posts one frame; whether the node took it.
+    async fn post(&self, out: Outbound) -> bool {
+        let (kind, body) = match out {
+            Outbound::Frame(WsMessage::Text(text)) => {
+                ("text", Bytes::from(text.as_str().to_owned()))
+            }
+            Outbound::Frame(WsMessage::Binary(bytes)) => ("binary", bytes),
+            // Only frames are relayed (`close` is for a room's members).
+            _ => return true,
+        };
+        let mut request = hyper::Request::post(self.url.as_str());
+        for (name, value) in &peering::peer_headers(
+            self.placement.peer_key(),
+            std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        ) {
+            request = request.header(name, value);
+        }
+        let Ok(request) = request
+            .header(FRAME_KIND_HEADER, kind)
+            .body(Full::new(body))
+        else {
+            return false;
+        };
+        let sent =
+            tokio::time::timeout(PEER_CONNECT_TIMEOUT, self.clients.http.request(request)).await;
+        matches!(sent, Ok(Ok(response)) if response.status().is_success())
     }
 
     /// Forgets this relay's sender, so the next send starts afresh.
     fn end(&self) {
-        lock(&self.clients.relays).remove(&self.client);
+        lock(&self.clients.relays).remove(&self.key);
     }
 }

@@ -82,6 +82,13 @@ impl RoomTable {
         if !create {
             return Err(JoinError::NoSuchRoom(key.room.to_string()));
         }
+        // On a cluster node a room starts only under this node's claim,
+        // checked under the table lock that releases also hold.
+        if let Some(placement) = &self.placement
+            && !placement.holds(&key.service, &key.room)
+        {
+            return Err(JoinError::Unclaimed);
+        }
         if rooms.len() >= self.max_rooms {
             return Err(JoinError::RoomLimit(self.max_rooms));
         }
@@ -143,6 +150,18 @@ impl RoomTable {
             .filter(|handle| &*handle.meta.key.service == service)
             .cloned()
             .collect()
+    }
+
+    /// Gives up this node's claim on a room that is not live (a join claimed
+    /// it but could not start it), under the table lock so a join starting
+    /// it meanwhile keeps its claim.
+    pub(crate) fn release_unstarted(&self, service: &str, room: &str) {
+        let rooms = self.lock();
+        if let Some(placement) = &self.placement
+            && !rooms.contains_key(&RoomKey::new(service, room))
+        {
+            placement.release(service, room);
+        }
     }
 
     /// Every live room's service and entry, and whether it is a lobby.
