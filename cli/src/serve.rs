@@ -334,6 +334,9 @@ pub(crate) struct LimitArgs {
     /// Output one event of a storage-using room may send before its commit is durable [default: 67108864].
     #[arg(long, value_name = "BYTES")]
     max_held_output_bytes: Option<usize>,
+    /// Clients of other cluster nodes this node's rooms may be sending to at once [default: 4096].
+    #[arg(long, value_name = "N")]
+    max_remote_clients: Option<usize>,
     /// Frames kept for a client waiting to reconnect [default: 256].
     #[arg(long, value_name = "N")]
     max_replay_frames: Option<usize>,
@@ -443,6 +446,9 @@ impl LimitArgs {
         }
         if let Some(value) = self.max_held_output_bytes {
             limits.max_held_output_bytes = value;
+        }
+        if let Some(value) = self.max_remote_clients {
+            limits.max_remote_clients = value;
         }
         if let Some(value) = self.max_replay_frames {
             limits.max_replay_frames = value;

@@ -130,6 +130,10 @@ pub struct Limits {
     /// commit to be durable. A `send` or `broadcast` beyond it returns an
     /// error to the plugin.
     pub max_held_output_bytes: usize,
+    /// Clients of other cluster nodes this node's rooms may be sending to at
+    /// once (one relay each, holding up to `client_queue` frames). A send to
+    /// one more is dropped and logged until a relay ends.
+    pub max_remote_clients: usize,
     /// Largest body of an HTTP request to a room
     /// (`/rooms/{service}/{room}/...`) and of the room's answer. A larger
     /// request gets 413; a larger answer becomes a 500.
@@ -196,6 +200,7 @@ impl Default for Limits {
             max_storage_value_bytes: rules::MAX_STORAGE_VALUE_BYTES,
             max_room_storage_bytes: rules::MAX_ROOM_STORAGE_BYTES,
             max_held_output_bytes: 64 * 1024 * 1024,
+            max_remote_clients: 4096,
             max_http_body_bytes: 1024 * 1024,
             max_http_requests: 256,
             max_http_headers: 100,
@@ -250,6 +255,7 @@ impl Limits {
             ("max_storage_value_bytes", self.max_storage_value_bytes),
             ("max_room_storage_bytes", self.max_room_storage_bytes),
             ("max_held_output_bytes", self.max_held_output_bytes),
+            ("max_remote_clients", self.max_remote_clients),
             ("max_client_state_bytes", self.max_client_state_bytes),
             ("max_replay_frames", self.max_replay_frames),
             ("max_replay_bytes", self.max_replay_bytes),

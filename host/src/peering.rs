@@ -16,6 +16,12 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message as UpMessage};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
 use crate::limits::Limits;
 
 /// A WebSocket to a peer node.
@@ -152,7 +158,7 @@ pub(crate) async fn dial(
     let config = WebSocketConfig::default()
         .max_message_size(Some(largest))
         .max_frame_size(Some(largest))
-        .read_buffer_size(READ_BUFFER_BYTES)
+        .read_buffer_size(crate::connection::READ_BUFFER_BYTES)
         .write_buffer_size(0);
     let connected = timeout(
         PEER_CONNECT_TIMEOUT,
@@ -167,8 +173,17 @@ pub(crate) async fn dial(
     }
 }
 
-/// The initial read buffer of a connection to a peer, as for a client's.
-const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// HTTP client for requests to peer nodes (forwarded room requests,
+/// relayed sends): pooled connections, no Nagle, a bounded connect.
+pub(crate) type PeerClient = Client<HttpConnector, Full<Bytes>>;
+
+/// A [`PeerClient`].
+pub(crate) fn http_client() -> PeerClient {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(PEER_CONNECT_TIMEOUT));
+    Client::builder(TokioExecutor::new()).build(connector)
+}
 
 /// Headers for a peer: the peer key and the client's address.
 pub(crate) fn peer_headers(peer_key: &str, client: std::net::IpAddr) -> HeaderMap {

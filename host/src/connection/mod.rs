@@ -61,6 +61,9 @@ pub(crate) struct Target {
     pub(crate) hops: u8,
 }
 
+/// Initial read buffer of a WebSocket connection.
+pub(crate) const READ_BUFFER_BYTES: usize = 1024;
+
 /// The query parameter a reconnecting client presents its token in.
 pub(crate) const RESUME_PARAM: &str = "roomhost_resume";
 

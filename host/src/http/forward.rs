@@ -32,9 +32,6 @@ use axum::response::{IntoResponse, Response};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, interval_at, timeout};
 use tokio_tungstenite::tungstenite::Message as UpMessage;
@@ -43,23 +40,20 @@ use super::App;
 use super::api::error;
 use crate::close;
 use crate::peering::{
-    self, CLIENT_ADDRESS_HEADER, DialError, HANDOFF_HEADER, HOP_HEADERS, PEER_CONNECT_TIMEOUT,
-    PEER_KEY_HEADER, UpstreamSocket, close_frame, same_secret, to_client_close, to_client_message,
+    self, CLIENT_ADDRESS_HEADER, DialError, HANDOFF_HEADER, HOP_HEADERS, PEER_KEY_HEADER,
+    PeerClient, UpstreamSocket, close_frame, same_secret, to_client_close, to_client_message,
     to_owner_message,
 };
 
 /// The forwarding node's HTTP client (pooled connections to its peers).
 pub(crate) struct Peers {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: PeerClient,
 }
 
 impl Peers {
     pub(crate) fn new() -> Peers {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(PEER_CONNECT_TIMEOUT));
         Peers {
-            client: Client::builder(TokioExecutor::new()).build(connector),
+            client: peering::http_client(),
         }
     }
 }
@@ -176,7 +170,7 @@ pub(crate) async fn websocket(
     let ping_interval = limits.ping_interval;
     let idle = limits.idle_timeout;
     upgrade
-        .read_buffer_size(super::ws::READ_BUFFER_BYTES)
+        .read_buffer_size(crate::connection::READ_BUFFER_BYTES)
         .max_message_size(limits.max_frame_bytes)
         .max_frame_size(limits.max_frame_bytes)
         .on_upgrade(move |client| {

@@ -267,7 +267,7 @@ async fn attach(
         // takes ~58 `recv` calls instead of ~15 (issue 19, BENCHMARKS.md:
         // no measurable CPU difference at 200 such frames/s), for 3 KiB
         // less per idle connection.
-        .read_buffer_size(READ_BUFFER_BYTES)
+        .read_buffer_size(connection::READ_BUFFER_BYTES)
         // The writer buffers the frames queued for the client and flushes
         // once per batch (`connection::write_loop`); the buffer goes to the
         // socket early only past `write_batch_bytes`. What the socket does
@@ -313,9 +313,6 @@ fn connection_limit(app: &App) -> Response {
         format!("connection limit reached ({})", app.limits.max_connections),
     )
 }
-
-/// Initial read buffer of a WebSocket connection.
-pub(super) const READ_BUFFER_BYTES: usize = 1024;
 
 /// Bytes a writer's batch collects before it goes to the socket, at most:
 /// enough for ~200 small frames per `write` call, small enough that the

@@ -80,7 +80,7 @@ impl Rooms {
         storage: Arc<dyn Backend>,
         placement: Option<SharedPlacement>,
     ) -> Arc<Rooms> {
-        let client_queue = limits.client_queue;
+        let remote_clients = RemoteClients::new(limits.client_queue, limits.max_remote_clients);
         Arc::new(Rooms {
             table: Arc::new(RoomTable::new(&limits, placement.clone())),
             clients: Mutex::new(HashMap::new()),
@@ -94,7 +94,7 @@ impl Rooms {
             storage: Arc::new(Storage::new(storage)),
             placement,
             cluster_rooms: Arc::default(),
-            remote_clients: Arc::new(RemoteClients::new(client_queue)),
+            remote_clients: Arc::new(remote_clients),
         })
     }
 

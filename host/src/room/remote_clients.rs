@@ -3,7 +3,7 @@
 //! On a cluster node every client id carries its node's number in its high
 //! bits ([`NODE_BITS`]), so the node that holds a client is known from the
 //! id alone. A room that sends to a client of another node gets a stand-in
-//! [`ClientSender`] (one per remote client, at most [`MAX_REMOTE_CLIENTS`]):
+//! [`ClientSender`] (one per remote client, at most `max_remote_clients`):
 //! frames it queues go through the room's output gate like any others, then
 //! a relay task posts them in order to the client's node
 //! (`POST /_cluster/send/SERVICE/CLIENT` under the peer key), which queues
@@ -20,13 +20,10 @@ use std::time::Duration;
 use axum::extract::ws::Message as WsMessage;
 use http_body_util::Full;
 use hyper::body::Bytes;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 
 use super::meta::lock;
 use crate::client::{ClientId, ClientSender, Outbound, OutboundQueue};
-use crate::peering::{self, PEER_CONNECT_TIMEOUT};
+use crate::peering::{self, PEER_CONNECT_TIMEOUT, PeerClient};
 use crate::placement::SharedPlacement;
 
 /// Low bits of a client id that count clients within a node; the bits above
@@ -36,10 +33,6 @@ pub(crate) const NODE_BITS: u32 = 40;
 /// Within the low bits, those from here up hold the node's run (how many
 /// times it started, modulo 256), the rest count the run's clients.
 pub(crate) const RUN_SHIFT: u32 = 32;
-
-/// Remote clients a node relays to at once; a send to one more is dropped
-/// (and logged) until a relay ends.
-pub(crate) const MAX_REMOTE_CLIENTS: usize = 4096;
 
 /// How long a relay waits for another frame before it ends.
 const RELAY_IDLE: Duration = Duration::from_secs(30);
@@ -60,20 +53,20 @@ pub(crate) struct RemoteClients {
     relays: Mutex<HashMap<RemoteClient, ClientSender>>,
     /// The live nodes' addresses by number, as the cluster sync last read.
     peers: Mutex<HashMap<u64, String>>,
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: PeerClient,
     queue: usize,
+    max: usize,
 }
 
 impl RemoteClients {
-    pub(crate) fn new(queue: usize) -> RemoteClients {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(PEER_CONNECT_TIMEOUT));
+    /// Relays holding `queue` frames each, at most `max` at once.
+    pub(crate) fn new(queue: usize, max: usize) -> RemoteClients {
         RemoteClients {
             relays: Mutex::new(HashMap::new()),
             peers: Mutex::new(HashMap::new()),
-            http: Client::builder(TokioExecutor::new()).build(connector),
+            http: peering::http_client(),
             queue,
+            max,
         }
     }
 
@@ -97,7 +90,7 @@ impl RemoteClients {
         if let Some(sender) = relays.get(&key) {
             return Some(sender.clone());
         }
-        if relays.len() >= MAX_REMOTE_CLIENTS {
+        if relays.len() >= self.max {
             tracing::warn!(
                 client,
                 "too many remote clients being sent to: frame dropped"
