@@ -660,3 +660,49 @@ async fn the_lobby_sees_the_rooms_of_every_node() {
         common::wait_exit(&mut served.child);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_refused_at_a_limit_leaves_no_claim_behind() {
+    let (_pg, url) = database("limits").await;
+    let cache = tempfile::tempdir().unwrap();
+    let misbehave = format!("misbehave={}", plugin("misbehave").display());
+    let mut one = common::serve(
+        &[
+            "--plugin",
+            &misbehave,
+            "--cluster",
+            &url,
+            "--node-id",
+            "one",
+            "--max-rooms",
+            "2",
+        ],
+        cache.path(),
+    );
+    let mut held = connect_to(one.addr, "/ws/misbehave/a").await;
+    held.send(Message::text("whoami")).await.unwrap();
+    assert_eq!(text(&mut held).await, "room:a");
+    // Room b is over the node's room limit (the lobby and room a): refused,
+    // and its claim (taken before the limit was checked) is given back.
+    let mut refused = connect_to(one.addr, "/ws/misbehave/b").await;
+    assert_eq!(close_code(&mut refused).await, Some(1013));
+    // The row goes on the release thread: wait for it, then make sure it
+    // stays gone.
+    let owned = || async {
+        let (_, view) = http_get_json(one.addr, "/cluster").await.ok()?;
+        view["nodes"][0]["rooms"].as_u64()
+    };
+    roomhost_e2e::eventually("room b's claim to go", || async {
+        (owned().await? == 2).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        owned().await,
+        Some(2),
+        "only the lobby and room a are owned"
+    );
+
+    common::terminate(&one.child);
+    common::wait_exit(&mut one.child);
+}
