@@ -19,6 +19,11 @@
 #   IDLE_ROOMS=20 IDLE_SERVERS="wasm native"        the idle step
 #   BEFORE_ROOMHOST=path  an older roomhost binary: the server kind "before"
 #                         in SHAPE_SERVERS, FANOUT_SERVERS and IDLE_SERVERS
+#   STATEROOM=target/stateroom/bin/stateroom  Stateroom 0.4.4 (`stateroom serve`,
+#       one room at /ws): the server kind "stateroom" in SHAPE_SERVERS, serving
+#       STATEROOM_WASM (bench/stateroom-fanout; see its Cargo.toml for the two
+#       build commands). Fixed-rate shapes only: Stateroom's room panics when a
+#       client's queue fills, which max rate does at 1,000 clients.
 #
 # What it runs, per scenario, alternating wasm (`roomhost serve fanout.wasm`)
 # and native (`roomhost-baseline --service fanout`), a fresh server each run:
@@ -58,6 +63,8 @@ IDLE_CONNS=${IDLE_CONNS:-19500}
 ROOMS_HELD=${ROOMS_HELD:-10000}
 PORT=${PORT:-18480}
 ROOMHOST=$ROOT/target/release/roomhost
+STATEROOM=${STATEROOM:-$ROOT/target/stateroom/bin/stateroom}
+STATEROOM_WASM=${STATEROOM_WASM:-$ROOT/target/stateroom/wasm32-wasip1/release/stateroom_fanout.wasm}
 BASELINE=$ROOT/target/release/roomhost-baseline
 FANOUT_WASM=$ROOT/target/plugins/wasm32-wasip2/release/fanout.wasm
 CACHE_DIR=$OUT/compile-cache
@@ -107,6 +114,17 @@ start_server() {
         fi
         "$binary" serve --listen "127.0.0.1:$PORT" --cache-dir "$CACHE_DIR-$kind" \
             -p "fanout=$FANOUT_WASM" "${LIMITS[@]}" "$@" >"$logfile" 2>&1 &
+    elif [[ $kind == stateroom ]]; then
+        # Prints no "listening" line: ready once /ws answers (400 to a
+        # request that is not an upgrade).
+        "$STATEROOM" serve -p "$PORT" "$STATEROOM_WASM" >"$logfile" 2>&1 &
+        SERVER_PID=$!
+        for _ in $(seq 1 600); do
+            if curl -s -o /dev/null "http://127.0.0.1:$PORT/ws"; then return 0; fi
+            sleep 0.05
+        done
+        log "server $kind did not start"
+        return 1
     else
         "$BASELINE" --listen "127.0.0.1:$PORT" --service fanout "${LIMITS[@]}" "$@" \
             >"$logfile" 2>&1 &
@@ -250,7 +268,9 @@ shapes() {
                     local out=$OUT/shape-$clients-$mode-$kind-$run.json
                     log "run $run: 1x$clients $mode (rate $rate/client), $kind"
                     start_server "$kind"
-                    "$ROOMHOST" loadtest --url "ws://127.0.0.1:$PORT/ws" --rooms 1 \
+                    local target=(--url "ws://127.0.0.1:$PORT/ws")
+                    [[ $kind == stateroom ]] && target+=(--single-url)
+                    "$ROOMHOST" loadtest "${target[@]}" --rooms 1 \
                         --clients-per-room "$clients" --rate "$rate" \
                         --max-in-flight "$SHAPE_IN_FLIGHT" --payload-bytes 64 \
                         --ramp-up-secs "$ramp" --warmup-secs "$WARMUP" \

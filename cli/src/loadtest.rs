@@ -19,6 +19,11 @@ pub struct LoadtestArgs {
     /// Prefix of the room ids.
     #[arg(long, default_value = DEFAULT_ROOM_PREFIX, value_name = "PREFIX")]
     room_prefix: String,
+    /// Connect every client to --url itself, with no room id added: for a server with a
+    /// single room endpoint (e.g. Stateroom's /ws, to compare it side by side). Needs
+    /// --rooms 1.
+    #[arg(long)]
+    single_url: bool,
     /// Number of rooms.
     #[arg(long, default_value_t = 10)]
     rooms: u32,
@@ -83,6 +88,7 @@ pub fn run(args: LoadtestArgs) -> anyhow::Result<()> {
     let config = LoadConfig {
         url: args.url,
         room_prefix: args.room_prefix,
+        single_url: args.single_url,
         rooms: args.rooms,
         clients_per_room: args.clients_per_room,
         rate: args.rate,

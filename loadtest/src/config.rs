@@ -74,6 +74,9 @@ pub struct LoadConfig {
     pub url: String,
     /// Prefix of the generated room ids (URL-unreserved characters only).
     pub room_prefix: String,
+    /// Every client connects to `url` itself, with no room id added: for a server with one
+    /// room endpoint (Stateroom's `/ws`, for a side-by-side run). Needs `rooms == 1`.
+    pub single_url: bool,
     /// Number of rooms.
     pub rooms: u32,
     /// Clients connected to each room.
@@ -114,6 +117,7 @@ impl Default for LoadConfig {
         LoadConfig {
             url: DEFAULT_URL.into(),
             room_prefix: DEFAULT_ROOM_PREFIX.into(),
+            single_url: false,
             rooms: 10,
             clients_per_room: 10,
             rate: 10.0,
@@ -172,6 +176,12 @@ pub enum ConfigError {
     /// `rooms` is 0.
     #[error("rooms must be at least 1")]
     ZeroRooms,
+    /// `single_url` with more than one room: every room would be the same.
+    #[error("a single URL serves one room: use --rooms 1 with --single-url (got {rooms} rooms)")]
+    SingleUrlRooms {
+        /// The rooms asked for.
+        rooms: u32,
+    },
     /// `clients_per_room` is 0.
     #[error("clients per room must be at least 1")]
     ZeroClients,
@@ -328,8 +338,14 @@ impl LoadConfig {
 
         let mut head = url.clone();
         head.set_query(None);
-        let base = head.path().trim_end_matches('/').to_owned();
-        head.set_path(&format!("{base}/{}", self.room_prefix));
+        if self.single_url {
+            if self.rooms != 1 {
+                return Err(ConfigError::SingleUrlRooms { rooms: self.rooms });
+            }
+        } else {
+            let base = head.path().trim_end_matches('/').to_owned();
+            head.set_path(&format!("{base}/{}", self.room_prefix));
+        }
         let url_tail = url.query().map(|q| format!("?{q}")).unwrap_or_default();
         Ok(Plan {
             config: self.clone(),
@@ -469,11 +485,17 @@ impl Plan {
 
     /// The URL clients of room `room` connect to.
     pub fn room_url(&self, room: u32) -> String {
+        if self.config.single_url {
+            return format!("{}{}", self.url_head, self.url_tail);
+        }
         format!("{}{room}{}", self.url_head, self.url_tail)
     }
 
     /// A short description of all room URLs, e.g. `ws://127.0.0.1:8080/ws/load-{0..9}`.
     pub fn url_pattern(&self) -> String {
+        if self.config.single_url {
+            return self.room_url(0);
+        }
         let last = self.config.rooms.saturating_sub(1);
         format!("{}{{0..{last}}}{}", self.url_head, self.url_tail)
     }
@@ -761,6 +783,24 @@ mod tests {
         assert_eq!(
             empty.validate().expect("empty prefix").room_url(4),
             "ws://127.0.0.1:8080/ws/4"
+        );
+    }
+
+    #[test]
+    fn a_single_url_is_used_as_is_and_needs_one_room() {
+        let single = LoadConfig {
+            url: "ws://127.0.0.1:8080/ws?name=x".into(),
+            single_url: true,
+            rooms: 1,
+            ..config()
+        };
+        let plan = single.validate().expect("one room");
+        assert_eq!(plan.room_url(0), "ws://127.0.0.1:8080/ws?name=x");
+        assert_eq!(plan.url_pattern(), "ws://127.0.0.1:8080/ws?name=x");
+        let several = LoadConfig { rooms: 2, ..single };
+        assert_eq!(
+            several.validate().err(),
+            Some(ConfigError::SingleUrlRooms { rooms: 2 })
         );
     }
 }

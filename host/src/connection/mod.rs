@@ -1,7 +1,10 @@
 //! One WebSocket connection: joins its room, forwards the client's frames to
 //! the room's inbox, and writes what the room queues for it.
 //!
-//! The reader and the writer run as two futures of one task. The reader owns
+//! The reader and the writer run as two tasks, so a frame the writer is
+//! woken for does not poll the reader too (its socket, its timers and its
+//! channels: a third of the CPU per delivery at a fixed rate, issue 19).
+//! The reader owns
 //! liveness (idle timeout, ping rate, oversized frames, protocol violations,
 //! the peer's close); the writer owns the socket's sending half (frames,
 //! pings, close frames), writes what is queued in batches with one flush
@@ -9,24 +12,29 @@
 //! Every way a connection ends tells the room exactly once, and every close
 //! the host decides on is sent as a close frame with its code.
 
+use std::collections::VecDeque;
 use std::net::IpAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, interval_at, timeout};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use tokio::sync::oneshot;
 
 use crate::access::{Access, Grant};
 use crate::client::{
-    ClientId, ClientReceivers, ClientSender, ForcedClose, Move, Outbound, OutboundQueue,
+    ClientId, ClientReceivers, ClientSender, Flag, ForcedClose, Move, Outbound, OutboundQueue,
 };
 use crate::close;
+use crate::contain::panic_message;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::room::{ConnectRequest, JoinError, LOBBY, LeaveReason, RoomEvent, RoomHandle, Rooms};
@@ -104,8 +112,8 @@ pub(crate) async fn run(
         mut moves,
         forced,
     } = receivers;
-    let writer_done = CancellationToken::new();
-    let reader_done = CancellationToken::new();
+    let writer_done = Arc::new(Flag::default());
+    let reader_done = Arc::new(Flag::default());
     rooms.register_client(
         &target.service.name_arc(),
         sender.clone(),
@@ -113,16 +121,19 @@ pub(crate) async fn run(
     );
     rooms.metrics().connection_accepted();
 
-    let writer = write_loop(
-        sink,
-        frames,
-        forced.clone(),
-        Signals {
-            shutdown,
-            reader_done: reader_done.clone(),
-            writer_done: writer_done.clone(),
-        },
-        &limits,
+    let writer = tokio::spawn(
+        write_task(
+            sink,
+            frames,
+            forced.clone(),
+            Signals {
+                shutdown,
+                reader_done: reader_done.clone(),
+                writer_done: writer_done.clone(),
+            },
+            limits.clone(),
+        )
+        .in_current_span(),
     );
     let reader = async {
         let request = ConnectRequest {
@@ -196,10 +207,13 @@ pub(crate) async fn run(
                 reader.drain().await;
             }
         }
-        reader_done.cancel();
+        reader_done.set();
         held
     };
-    let (held, ()) = tokio::join!(reader, writer);
+    let held = reader.await;
+    // The writer ends once the reader has (it watches `reader_done`); a
+    // writer that panicked was reported by `write_task`.
+    let _ = writer.await;
     rooms.connection_ended(client, sender.connection(), held);
 }
 
@@ -331,7 +345,7 @@ impl Mover<'_> {
 struct Reader<'a> {
     stream: SplitStream<WebSocket>,
     forced: &'a ForcedClose,
-    writer_done: &'a CancellationToken,
+    writer_done: &'a Flag,
     limits: &'a Limits,
     metrics: &'a Metrics,
     pings: PingRate,
@@ -439,7 +453,7 @@ impl Reader<'_> {
             };
             tokio::select! {
                 next = timeout(wait, self.stream.next()) => return next.ok(),
-                () = self.writer_done.cancelled(), if closing_deadline.is_none() => {
+                () = self.writer_done.wait(), if closing_deadline.is_none() => {
                     *closing_deadline = Some(Instant::now() + self.limits.shutdown_grace);
                 }
             }
@@ -461,7 +475,7 @@ impl Reader<'_> {
 /// A close the room queued for this client, if any (frames before it are
 /// dropped: the connection is ending).
 fn queued_close(queue: &mut OutboundQueue) -> Option<(u16, String)> {
-    while let Ok(out) = queue.try_recv() {
+    while let Some(out) = queue.try_recv() {
         if let Outbound::Close(code, reason) = out {
             return Some((code, reason));
         }
@@ -472,14 +486,33 @@ fn queued_close(queue: &mut OutboundQueue) -> Option<(u16, String)> {
 /// Signals between the writer, the reader and the server.
 struct Signals {
     shutdown: CancellationToken,
-    reader_done: CancellationToken,
-    writer_done: CancellationToken,
+    reader_done: Arc<Flag>,
+    writer_done: Arc<Flag>,
 }
 
 /// Frames one batch takes from the queue at most before it flushes, so a
 /// writer whose room keeps its queue full still gets its flush out (and lets
 /// other tasks run) at a bounded interval.
 const MAX_BATCH_FRAMES: usize = 256;
+
+/// The writer's task: [`write_loop`], with a panic turned into a forced
+/// close (the reader then leaves the room) instead of a writer that is
+/// silently gone.
+async fn write_task(
+    sink: SplitSink<WebSocket, WsMessage>,
+    queue: OutboundQueue,
+    forced: Arc<ForcedClose>,
+    signals: Signals,
+    limits: Arc<Limits>,
+) {
+    let writer_done = signals.writer_done.clone();
+    let write = write_loop(sink, queue, forced.clone(), signals, &limits);
+    if let Err(panic) = AssertUnwindSafe(write).catch_unwind().await {
+        tracing::error!(panic = %panic_message(panic.as_ref()), "connection writer panicked");
+        forced.request(close::ROOM_ERROR, "internal error");
+        writer_done.set();
+    }
+}
 
 async fn write_loop(
     mut sink: SplitSink<WebSocket, WsMessage>,
@@ -490,33 +523,36 @@ async fn write_loop(
 ) {
     let ping_interval = limits.ping_interval;
     let mut ping = interval_at(Instant::now() + ping_interval, ping_interval);
-    // Created once, not per frame: each of these registers a waiter when
-    // first polled, and re-creating them per frame cost a waiter list
-    // insert and removal per delivery.
-    let forced_close = forced.requested();
+    // Created once, not per frame: the shutdown token's future registers
+    // a waiter when first polled, and re-creating it per frame cost a
+    // waiter list insert and removal per delivery.
+    let forced_close = forced.requested_of_writer();
     let shutdown = signals.shutdown.cancelled();
-    let reader_done = signals.reader_done.cancelled();
+    let reader_done = signals.reader_done.wait();
     tokio::pin!(forced_close, shutdown, reader_done);
     // Set when the client left output unread for `idle_timeout`: its close
     // then waits only the grace, not another `idle_timeout`.
     let mut stalled = false;
+    // Reused batch after batch (see `OutboundQueue::trim`).
+    let mut batch = VecDeque::new();
     let close = loop {
-        let first = tokio::select! {
+        let more = tokio::select! {
             biased;
             () = &mut forced_close => break forced.frame(),
             () = &mut shutdown => break Some((close::GOING_AWAY, "server shutting down".to_owned())),
             // The room may have queued a close (kick, failure) just before
             // the reader stopped: deliver it rather than drop it.
             () = &mut reader_done => break queued_close(&mut queue),
-            out = queue.recv() => match out {
-                Some(Outbound::Frame(frame)) => frame,
-                Some(Outbound::Close(code, reason)) => break Some((code, reason)),
-                None => break None,
-            },
-            _ = ping.tick() => WsMessage::Ping(Default::default()),
+            more = queue.recv_batch(&mut batch, MAX_BATCH_FRAMES) => more,
+            _ = ping.tick() => {
+                batch.push_back(Outbound::Frame(WsMessage::Ping(Default::default())));
+                true
+            }
         };
-        // One batch: the frame that woke the writer and whatever else is
-        // queued by now go into the WebSocket's write buffer, which writes
+        if !more {
+            break None;
+        }
+        // One batch: everything queued by the time the writer runs goes into the WebSocket's write buffer, which writes
         // to the socket only past 16 KiB (`http::ws::write_batch_bytes`), then one flush writes
         // the rest. An idle connection's batch is one frame, written at once
         // (TCP_NODELAY); a busy one's frames share write calls and TCP
@@ -527,15 +563,23 @@ async fn write_loop(
         // frame's own send is bounded below). A peer that reads nothing for
         // `idle_timeout` is as dead as one that sends nothing.
         let mut close_after = None;
-        let sent = tokio::select! {
-            biased;
-            () = &mut forced_close => break forced.frame(),
-            () = &mut shutdown => break Some((close::GOING_AWAY, "server shutting down".to_owned())),
-            sent = timeout(
-                limits.idle_timeout,
-                write_batch(&mut sink, first, &mut queue, &mut close_after),
-            ) => sent,
+        let sent = {
+            let write = write_batch(&mut sink, &mut batch, &mut close_after);
+            tokio::pin!(write);
+            // Most batches go out at once: only one the socket holds back
+            // arms the stall timer (a timer per batch was a timer-wheel
+            // insert and removal per delivery).
+            match futures_util::poll!(write.as_mut()) {
+                Poll::Ready(sent) => Ok(sent),
+                Poll::Pending => tokio::select! {
+                    biased;
+                    () = &mut forced_close => break forced.frame(),
+                    () = &mut shutdown => break Some((close::GOING_AWAY, "server shutting down".to_owned())),
+                    sent = timeout(limits.idle_timeout, write) => sent,
+                },
+            }
         };
+        OutboundQueue::trim(&mut batch);
         // A client that leaves too much unread is closed through `forced`,
         // so its reader leaves the room at once.
         match sent {
@@ -591,27 +635,23 @@ async fn write_loop(
         // the client sees an abnormal closure (1006).
         let _ = timeout(Duration::from_secs(1), sink.flush()).await;
     }
-    signals.writer_done.cancel();
+    signals.writer_done.set();
 }
 
-/// Writes `first` and the frames queued behind it (at most
-/// [`MAX_BATCH_FRAMES`]) with one flush. Stops taking frames at a close,
-/// which it leaves in `close` for the caller to send after the batch.
+/// Writes a batch with one flush. Stops at a close, which it leaves in
+/// `close` for the caller to send after the batch.
 async fn write_batch(
     sink: &mut SplitSink<WebSocket, WsMessage>,
-    first: WsMessage,
-    queue: &mut OutboundQueue,
+    batch: &mut VecDeque<Outbound>,
     close: &mut Option<(u16, String)>,
 ) -> Result<(), axum::Error> {
-    sink.feed(first).await?;
-    for _ in 1..MAX_BATCH_FRAMES {
-        match queue.try_recv() {
-            Ok(Outbound::Frame(frame)) => sink.feed(frame).await?,
-            Ok(Outbound::Close(code, reason)) => {
+    while let Some(out) = batch.pop_front() {
+        match out {
+            Outbound::Frame(frame) => sink.feed(frame).await?,
+            Outbound::Close(code, reason) => {
                 *close = Some((code, reason));
                 break;
             }
-            Err(_) => break,
         }
     }
     sink.flush().await

@@ -128,7 +128,7 @@ impl Relay {
                     // Idle: stop taking new frames, then post what a room
                     // queued while the relay was deciding to end.
                     self.end();
-                    while let Ok(out) = queue.try_recv() {
+                    while let Some(out) = queue.try_recv() {
                         if !self.post(out).await {
                             break;
                         }
