@@ -3,13 +3,12 @@
 //! the `slice` module), and the thread that advances epochs.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread;
 use std::time::Duration;
 
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use super::slice::{EPOCH_TICK, Lanes};
+use super::slice::Lanes;
+use super::ticker::{EpochTicker, Ticks};
 use crate::limits::Limits;
 
 /// Core instances, memories and tables one room's component may hold. A Rust
@@ -27,7 +26,7 @@ pub struct WasmEngine {
     call_deadline: Duration,
     plugin_log_lines: u32,
     lanes: Lanes,
-    _ticker: Arc<EpochTicker>,
+    ticker: Arc<EpochTicker>,
 }
 
 impl WasmEngine {
@@ -77,7 +76,7 @@ impl WasmEngine {
         let ticker = EpochTicker::start(engine.clone())
             .map_err(|error| wasmtime::format_err!("cannot start the epoch thread: {error}"))?;
         Ok(WasmEngine {
-            _ticker: Arc::new(ticker),
+            ticker: Arc::new(ticker),
             engine,
             call_deadline: limits.call_deadline,
             plugin_log_lines: limits.plugin_log_lines,
@@ -88,6 +87,11 @@ impl WasmEngine {
     /// The wasmtime engine.
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// What guest calls mark their polls with, for the epoch thread.
+    pub(crate) fn ticks(&self) -> &Ticks {
+        self.ticker.ticks()
     }
 
     /// CPU time a single callback may use.
@@ -136,30 +140,3 @@ fn keep_freed_slots_resident(pooling: &mut PoolingAllocationConfig) {
     }
 }
 
-/// Advances the engine's epoch every [`EPOCH_TICK`] on a dedicated thread, so
-/// a runaway guest is interrupted even while every tokio worker is busy.
-struct EpochTicker {
-    stop: Arc<AtomicBool>,
-}
-
-impl EpochTicker {
-    fn start(engine: Engine) -> std::io::Result<EpochTicker> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        thread::Builder::new()
-            .name("roomhost-epoch".into())
-            .spawn(move || {
-                while !flag.load(Ordering::Relaxed) {
-                    thread::sleep(EPOCH_TICK);
-                    engine.increment_epoch();
-                }
-            })?;
-        Ok(EpochTicker { stop })
-    }
-}
-
-impl Drop for EpochTicker {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}

@@ -111,7 +111,7 @@ impl RoomInstance {
         let state = RoomState::new(limits, link, plugin.description(), log);
         let mut store = Store::new(engine.engine(), state);
         store.limiter(|state| &mut state.limiter);
-        let clock = CallClock::new(engine.call_deadline());
+        let clock = CallClock::new(engine.call_deadline(), engine.ticks().clone());
         let (ticking, lanes) = (clock.clone(), engine.lanes().clone());
         store.epoch_deadline_callback(move |_| Ok(ticking.on_tick(&lanes)));
         store.set_epoch_deadline(1);

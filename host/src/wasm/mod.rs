@@ -22,6 +22,7 @@ mod slice;
 mod state;
 mod store;
 mod text;
+mod ticker;
 mod timers;
 mod wasi;
 

@@ -1,9 +1,10 @@
 //! Fair time slices for guest calls.
 //!
 //! Every call into a plugin runs as a future on the tokio runtime. The
-//! engine's epoch ticks every [`EPOCH_TICK`]; at each tick a running call
-//! checks its clock, which counts the time the room's task spent being
-//! polled (running the plugin), not the time it waited to be:
+//! engine's epoch ticks every [`EPOCH_TICK`] while a call runs (the `ticker`
+//! module); at each tick a running call checks its clock, which counts the
+//! time the room's task spent being polled (running the plugin), not the
+//! time it waited to be:
 //!
 //! - past the room's call deadline in total: it is interrupted (the room is
 //!   disposed, as before);
@@ -42,6 +43,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::UpdateDeadline;
+
+use super::ticker::Ticks;
 
 /// How often the engine's epoch advances: how often a running call checks
 /// its clock.
@@ -91,11 +94,13 @@ pub(crate) struct CallClock {
     queued: AtomicBool,
     /// The lane the current call holds while it is polled.
     lane: Mutex<Option<OwnedSemaphorePermit>>,
+    /// Keeps the epoch thread ticking while the call is polled.
+    ticks: Ticks,
 }
 
 impl CallClock {
     /// A clock for calls that may use `deadline` each.
-    pub(crate) fn new(deadline: Duration) -> Arc<CallClock> {
+    pub(crate) fn new(deadline: Duration, ticks: Ticks) -> Arc<CallClock> {
         Arc::new(CallClock {
             base: Instant::now(),
             deadline,
@@ -105,6 +110,7 @@ impl CallClock {
             total: AtomicU64::new(0),
             queued: AtomicBool::new(false),
             lane: Mutex::new(None),
+            ticks,
         })
     }
 
@@ -134,7 +140,9 @@ impl CallClock {
                 return Poll::Ready(Err(wasmtime::Error::new(WaitedTooLong)));
             }
             self.poll_started.store(started, Ordering::Relaxed);
+            let polling = self.ticks.polling();
             let poll = call.as_mut().poll(cx);
+            drop(polling);
             let stopped = self.now();
             let spent = stopped.saturating_sub(started);
             self.call.fetch_add(spent, Ordering::Relaxed);
@@ -228,7 +236,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_call_is_timed_and_gives_its_lane_back() {
-        let clock = CallClock::new(Duration::from_secs(1));
+        let clock = CallClock::new(Duration::from_secs(1), Ticks::default());
         let lanes = Lanes(Arc::new(Semaphore::new(1)));
         let value = clock
             .run(async {
@@ -249,7 +257,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_deadline_counts_running_time() {
-        let clock = CallClock::new(Duration::from_millis(4));
+        let clock = CallClock::new(Duration::from_millis(4), Ticks::default());
         let lanes = Lanes(Arc::new(Semaphore::new(1)));
         let ended = clock
             .run(async {
@@ -263,7 +271,7 @@ mod tests {
 
     #[tokio::test]
     async fn waiting_on_the_host_counts_and_is_cut_at_the_deadline() {
-        let clock = CallClock::new(Duration::from_millis(50));
+        let clock = CallClock::new(Duration::from_millis(50), Ticks::default());
         let started = Instant::now();
         let ended = clock
             .run(async {

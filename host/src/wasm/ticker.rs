@@ -1,0 +1,159 @@
+//! The epoch thread: advances the engine's epoch every [`EPOCH_TICK`] while
+//! guest code runs, and sleeps when none has for a while.
+//!
+//! Epoch ticks are what make a running call check its time slice and its
+//! deadline (the `slice` module); between calls they do nothing. A thread
+//! that ticked every millisecond regardless woke the server 1,000 times a
+//! second when idle, and cost a context switch per tick under light load
+//! (issue 19). So every poll of a guest call marks itself here, and the
+//! thread parks after [`IDLE_TICKS`] ticks in which no call ran or started;
+//! the next poll to start wakes it. A call polled before the thread parks
+//! is seen by its last check, and one polled after it sees it parked and
+//! wakes it: either way the call's first tick comes within a tick of its
+//! start, as before.
+
+use std::sync::Arc;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::thread::{self, Thread};
+
+use wasmtime::Engine;
+
+use super::slice::EPOCH_TICK;
+
+/// Ticks with no guest call before the thread parks: a server whose rooms
+/// call in more often than every 10 ms keeps it ticking (one wake-up per
+/// call would cost more than the ticks).
+const IDLE_TICKS: u32 = 10;
+
+#[derive(Debug, Default)]
+struct Shared {
+    /// Guest calls being polled now.
+    running: AtomicUsize,
+    /// Polls started, ever: a tick that sees it unchanged and nothing
+    /// running was idle.
+    started: AtomicU64,
+    /// The thread is parked or about to: the next poll must wake it.
+    parked: AtomicBool,
+    stop: AtomicBool,
+    thread: OnceLock<Thread>,
+}
+
+/// Marks guest polls for the epoch thread. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Ticks(Arc<Shared>);
+
+/// A poll of guest code in progress; dropping it ends the poll.
+pub(crate) struct Polling<'a>(&'a Shared);
+
+impl Ticks {
+    /// Marks the start of a poll of guest code, waking the thread if it
+    /// sleeps.
+    pub(crate) fn polling(&self) -> Polling<'_> {
+        let shared = &*self.0;
+        shared.running.fetch_add(1, Ordering::SeqCst);
+        shared.started.fetch_add(1, Ordering::Relaxed);
+        if shared.parked.load(Ordering::SeqCst)
+            && let Some(thread) = shared.thread.get()
+        {
+            thread.unpark();
+        }
+        Polling(shared)
+    }
+}
+
+impl Drop for Polling<'_> {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Owns the epoch thread, which stops when this is dropped.
+pub(crate) struct EpochTicker(Ticks);
+
+impl EpochTicker {
+    /// Starts the thread for `engine`.
+    pub(crate) fn start(engine: Engine) -> std::io::Result<EpochTicker> {
+        let ticks = Ticks::default();
+        let shared = ticks.0.clone();
+        let thread = thread::Builder::new()
+            .name("roomhost-epoch".into())
+            .spawn(move || tick(&engine, &shared))?;
+        // Set before any room exists: no poll can have missed it.
+        let _ = ticks.0.thread.set(thread.thread().clone());
+        Ok(EpochTicker(ticks))
+    }
+
+    /// The handle calls mark their polls with.
+    pub(crate) fn ticks(&self) -> &Ticks {
+        &self.0
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.0.0.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.0.0.thread.get() {
+            thread.unpark();
+        }
+    }
+}
+
+fn tick(engine: &Engine, shared: &Shared) {
+    let mut idle = 0;
+    let mut last_started = 0;
+    while !shared.stop.load(Ordering::Relaxed) {
+        thread::sleep(EPOCH_TICK);
+        engine.increment_epoch();
+        let started = shared.started.load(Ordering::Relaxed);
+        if shared.running.load(Ordering::SeqCst) > 0 || started != last_started {
+            last_started = started;
+            idle = 0;
+            continue;
+        }
+        idle += 1;
+        if idle < IDLE_TICKS {
+            continue;
+        }
+        shared.parked.store(true, Ordering::SeqCst);
+        // A poll that started before `parked` was set is seen here; one
+        // that starts after it sees `parked` and unparks (an unpark before
+        // the park makes the park return at once).
+        if shared.running.load(Ordering::SeqCst) == 0 && !shared.stop.load(Ordering::SeqCst) {
+            thread::park();
+        }
+        shared.parked.store(false, Ordering::SeqCst);
+        idle = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+        let until = Instant::now() + Duration::from_secs(5);
+        while !done() {
+            assert!(Instant::now() < until, "timed out waiting until {what}");
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn the_thread_parks_when_idle_and_ticks_again_for_a_poll() {
+        let engine = Engine::new(wasmtime::Config::new().epoch_interruption(true)).unwrap();
+        let ticker = EpochTicker::start(engine).unwrap();
+        let shared = &ticker.ticks().0;
+        wait_until("the idle thread parks", || shared.parked.load(Ordering::SeqCst));
+
+        // A long poll keeps it ticking past the idle ticks.
+        let poll = ticker.ticks().polling();
+        wait_until("the poll wakes it", || !shared.parked.load(Ordering::SeqCst));
+        thread::sleep(EPOCH_TICK * (IDLE_TICKS * 3));
+        assert!(!shared.parked.load(Ordering::SeqCst), "parked during a poll");
+        drop(poll);
+        wait_until("it parks again", || shared.parked.load(Ordering::SeqCst));
+    }
+}
