@@ -2,6 +2,10 @@
 # Profiles a roomhost server under a fan-out shape (issue 19):
 #
 #   bench/profile.sh ROOMHOST_BINARY CLIENTS RATE_PER_CLIENT OUT_DIR
+#   bench/profile.sh stateroom CLIENTS RATE_PER_CLIENT OUT_DIR
+#
+# (`stateroom`: Stateroom 0.4.4 serving bench/stateroom-fanout, built as its
+# Cargo.toml says; STATEROOM and STATEROOM_WASM as in bench/run.sh.)
 #
 # Starts `ROOMHOST_BINARY serve` with bench/fanout (fanout.wasm from
 # `bench/run.sh build`), points `roomhost loadtest` at it (1 room x CLIENTS,
@@ -26,13 +30,24 @@ FANOUT_WASM=${FANOUT_WASM:-$ROOT/target/plugins/wasm32-wasip2/release/fanout.was
 LOADTEST=${LOADTEST:-$ROOT/target/release/roomhost}
 mkdir -p "$OUT"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-"$BINARY" serve --listen "127.0.0.1:$PORT" --no-cache -p "fanout=$FANOUT_WASM" \
-    --client-queue 8192 --room-inbox 4096 >"$OUT/server.log" 2>&1 &
-SERVER=$!
-trap 'kill $SERVER 2>/dev/null || true' EXIT
-for _ in $(seq 1 600); do grep -q listening "$OUT/server.log" && break; sleep 0.05; done
+TARGET=(--url "ws://127.0.0.1:$PORT/ws")
+if [[ $BINARY == stateroom ]]; then
+    STATEROOM=${STATEROOM:-$ROOT/target/stateroom/bin/stateroom}
+    STATEROOM_WASM=${STATEROOM_WASM:-$ROOT/target/stateroom/wasm32-wasip1/release/stateroom_fanout.wasm}
+    "$STATEROOM" serve -p "$PORT" "$STATEROOM_WASM" >"$OUT/server.log" 2>&1 &
+    SERVER=$!
+    trap 'kill $SERVER 2>/dev/null || true' EXIT
+    for _ in $(seq 1 600); do curl -s -o /dev/null "http://127.0.0.1:$PORT/ws" && break; sleep 0.05; done
+    TARGET+=(--single-url)
+else
+    "$BINARY" serve --listen "127.0.0.1:$PORT" --no-cache -p "fanout=$FANOUT_WASM" \
+        --client-queue 8192 --room-inbox 4096 >"$OUT/server.log" 2>&1 &
+    SERVER=$!
+    trap 'kill $SERVER 2>/dev/null || true' EXIT
+    for _ in $(seq 1 600); do grep -q listening "$OUT/server.log" && break; sleep 0.05; done
+fi
 DURATION=$((PERF_SECS + STRACE_SECS + 3))
-"$LOADTEST" loadtest --url "ws://127.0.0.1:$PORT/ws" --rooms 1 --clients-per-room "$CLIENTS" \
+"$LOADTEST" loadtest "${TARGET[@]}" --rooms 1 --clients-per-room "$CLIENTS" \
     --rate "$RATE" --max-in-flight 1 --payload-bytes 64 --ramp-up-secs 2 --warmup-secs 2 \
     --duration-secs "$DURATION" --json >"$OUT/loadtest.json" 2>/dev/null &
 CLIENT=$!

@@ -139,4 +139,3 @@ fn keep_freed_slots_resident(pooling: &mut PoolingAllocationConfig) {
             .table_keep_resident(TABLE_KEEP_RESIDENT);
     }
 }
-

@@ -146,13 +146,20 @@ mod tests {
         let engine = Engine::new(wasmtime::Config::new().epoch_interruption(true)).unwrap();
         let ticker = EpochTicker::start(engine).unwrap();
         let shared = &ticker.ticks().0;
-        wait_until("the idle thread parks", || shared.parked.load(Ordering::SeqCst));
+        wait_until("the idle thread parks", || {
+            shared.parked.load(Ordering::SeqCst)
+        });
 
         // A long poll keeps it ticking past the idle ticks.
         let poll = ticker.ticks().polling();
-        wait_until("the poll wakes it", || !shared.parked.load(Ordering::SeqCst));
+        wait_until("the poll wakes it", || {
+            !shared.parked.load(Ordering::SeqCst)
+        });
         thread::sleep(EPOCH_TICK * (IDLE_TICKS * 3));
-        assert!(!shared.parked.load(Ordering::SeqCst), "parked during a poll");
+        assert!(
+            !shared.parked.load(Ordering::SeqCst),
+            "parked during a poll"
+        );
         drop(poll);
         wait_until("it parks again", || shared.parked.load(Ordering::SeqCst));
     }
