@@ -65,8 +65,8 @@ pub(crate) struct Move {
 const MOVE_QUEUE: usize = 2;
 
 /// A close that bypasses the frame queue (slow consumer, oversized frame,
-/// forced by the host). The connection's reader and writer run as two tasks
-/// and each waits on its own flag.
+/// forced by the host). The connection's reader and writer each wait on
+/// their own flag.
 #[derive(Debug, Default)]
 pub(crate) struct ForcedClose {
     for_reader: Flag,

@@ -5,10 +5,11 @@
 //! One mutex over a `VecDeque` rather than a channel: a push checks both
 //! bounds and queues under one lock, the writer takes everything queued
 //! with one lock, and only a push onto an empty queue wakes the writer (a
-//! writer that has not drained its queue yet is already awake). An idle
-//! queue holds no more than the few slots its last batch needed, where a
-//! tokio channel keeps a block of 32 slots (~1.6 KiB) per connection
-//! (issue 19).
+//! writer that has not drained its queue yet is already awake). A batch
+//! counts against the bounds until the writer has written it. Between
+//! batches the queue's buffer and the writer's keep at most
+//! [`KEPT_SLOTS`] slots each (typically 4), where a tokio channel keeps a
+//! block of 32 (~1.6 KiB) per connection (issue 19).
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
@@ -35,8 +36,15 @@ struct Shared {
 #[derive(Debug, Default)]
 struct State {
     items: VecDeque<Outbound>,
-    /// Payload bytes of the frames in `items`.
+    /// Payload bytes of the frames in `items` and in the writer's batch.
     bytes: u64,
+    /// Items in the writer's batch, taken but not yet written: they count
+    /// against the bounds until [`OutboundQueue::finish_batch`], so a
+    /// writer stuck on a socket that does not drain cannot hold a batch
+    /// beyond them.
+    batch_items: usize,
+    /// Payload bytes of those items.
+    batch_bytes: u64,
     /// Every sender is gone: once `items` is empty, the queue has ended.
     senders_gone: bool,
     /// The receiving end is gone: pushes fail.
@@ -94,7 +102,7 @@ impl Pusher {
         if state.receiver_gone {
             return Err(Refused::Gone);
         }
-        if state.items.len() >= self.max_items {
+        if state.items.len() + state.batch_items >= self.max_items {
             return Err(Refused::Items);
         }
         let total = state.bytes.saturating_add(bytes);
@@ -128,21 +136,24 @@ impl OutboundQueue {
     /// Waits for items and moves up to `max` of them, oldest first, into
     /// `batch` (which the caller has emptied). `false` once every sender is
     /// gone and nothing is left.
+    /// The batch keeps counting against the queue's bounds until
+    /// [`OutboundQueue::finish_batch`].
     pub async fn recv_batch(&mut self, batch: &mut VecDeque<Outbound>, max: usize) -> bool {
         poll_fn(|cx| self.poll_batch(cx, batch, max)).await
     }
 
     /// The next item; `None` once every sender is gone and nothing is left.
     pub async fn recv(&mut self) -> Option<Outbound> {
-        poll_fn(|cx| match self.take_one() {
-            Some(item) => Poll::Ready(Some(item)),
-            None => {
-                self.shared.writer.register(cx.waker());
-                match self.take_one() {
-                    Some(item) => Poll::Ready(Some(item)),
-                    None if self.shared.lock().senders_gone => Poll::Ready(None),
-                    None => Poll::Pending,
-                }
+        poll_fn(|cx| {
+            if let Taken::Some(item) = self.take_one() {
+                return Poll::Ready(Some(item));
+            }
+            // Registered before the second look, so a push in between wakes us.
+            self.shared.writer.register(cx.waker());
+            match self.take_one() {
+                Taken::Some(item) => Poll::Ready(Some(item)),
+                Taken::Ended => Poll::Ready(None),
+                Taken::Empty => Poll::Pending,
             }
         })
         .await
@@ -150,12 +161,23 @@ impl OutboundQueue {
 
     /// The next item, if one is queued.
     pub fn try_recv(&mut self) -> Option<Outbound> {
-        self.take_one()
+        match self.take_one() {
+            Taken::Some(item) => Some(item),
+            Taken::Empty | Taken::Ended => None,
+        }
     }
 
-    /// Gives a batch buffer's memory back if the last batch grew it past
-    /// what an idle connection should keep.
-    pub fn trim(batch: &mut VecDeque<Outbound>) {
+    /// Ends a batch from [`OutboundQueue::recv_batch`] once it is written:
+    /// its items stop counting against the bounds, and the buffer gives its
+    /// memory back if the batch grew it past what an idle connection should
+    /// keep.
+    pub fn finish_batch(&mut self, batch: &mut VecDeque<Outbound>) {
+        {
+            let mut state = self.shared.lock();
+            state.bytes -= state.batch_bytes.min(state.bytes);
+            state.batch_items = 0;
+            state.batch_bytes = 0;
+        }
         batch.clear();
         if batch.capacity() > KEPT_SLOTS {
             *batch = VecDeque::new();
@@ -168,46 +190,74 @@ impl OutboundQueue {
         batch: &mut VecDeque<Outbound>,
         max: usize,
     ) -> Poll<bool> {
-        if self.take(batch, max) {
+        if let Taken::Some(()) = self.take(batch, max) {
             return Poll::Ready(true);
         }
         // Registered before the second look, so a push in between wakes us.
         self.shared.writer.register(cx.waker());
-        if self.take(batch, max) {
-            return Poll::Ready(true);
-        }
-        if self.shared.lock().senders_gone {
-            Poll::Ready(false)
-        } else {
-            Poll::Pending
+        match self.take(batch, max) {
+            Taken::Some(()) => Poll::Ready(true),
+            Taken::Ended => Poll::Ready(false),
+            Taken::Empty => Poll::Pending,
         }
     }
 
-    /// Moves up to `max` items into the empty `batch`; whether there were any.
-    fn take(&self, batch: &mut VecDeque<Outbound>, max: usize) -> bool {
+    /// Moves up to `max` items into `batch`, which keeps counting them until
+    /// [`OutboundQueue::finish_batch`].
+    fn take(&self, batch: &mut VecDeque<Outbound>, max: usize) -> Taken<()> {
         let mut state = self.shared.lock();
         if state.items.is_empty() {
-            return false;
+            return state.end();
         }
-        if state.items.len() <= max {
+        let count = state.items.len().min(max);
+        let taken: u64 = state
+            .items
+            .iter()
+            .take(count)
+            .map(Outbound::payload_len)
+            .sum();
+        if batch.is_empty() && count == state.items.len() {
             // The whole queue: swap buffers, so neither end allocates.
             std::mem::swap(&mut state.items, batch);
         } else {
-            batch.extend(state.items.drain(..max));
+            batch.extend(state.items.drain(..count));
         }
-        let taken: u64 = batch.iter().map(Outbound::payload_len).sum();
-        state.bytes -= taken.min(state.bytes);
-        true
+        state.batch_items += count;
+        state.batch_bytes += taken;
+        Taken::Some(())
     }
 
-    fn take_one(&self) -> Option<Outbound> {
+    fn take_one(&self) -> Taken<Outbound> {
         let mut state = self.shared.lock();
-        let item = state.items.pop_front()?;
+        let Some(item) = state.items.pop_front() else {
+            return state.end();
+        };
         state.bytes -= item.payload_len().min(state.bytes);
         if state.items.is_empty() && state.items.capacity() > KEPT_SLOTS {
             state.items = VecDeque::new();
         }
-        Some(item)
+        Taken::Some(item)
+    }
+}
+
+/// What a look into the queue found.
+enum Taken<T> {
+    Some(T),
+    /// Nothing queued; more may come.
+    Empty,
+    /// Nothing queued, and every sender is gone.
+    Ended,
+}
+
+impl State {
+    /// What an empty queue means, decided under the same lock as the look,
+    /// so a push just before the last sender went is never missed.
+    fn end<T>(&self) -> Taken<T> {
+        if self.senders_gone {
+            Taken::Ended
+        } else {
+            Taken::Empty
+        }
     }
 }
 
@@ -219,8 +269,10 @@ impl Drop for OutboundQueue {
             state.bytes = 0;
             std::mem::take(&mut state.items)
         };
-        // Frames are dropped outside the lock.
+        // Frames are dropped outside the lock; the writer's waker too, so
+        // senders that outlive the connection do not keep its task.
         drop(items);
+        drop(self.shared.writer.take());
     }
 }
 
@@ -234,7 +286,7 @@ mod tests {
     }
 
     #[test]
-    fn bounds_count_items_and_bytes_and_takes_give_them_back() {
+    fn bounds_count_items_and_bytes_until_they_are_written() {
         let (pusher, mut taker) = bounded(2, 25);
         assert_eq!(pusher.push(frame(10), 10), Ok(()));
         assert_eq!(pusher.push(frame(10), 10), Ok(()));
@@ -243,21 +295,26 @@ mod tests {
         assert_eq!(pusher.push(frame(16), 16), Err(Refused::Bytes));
         assert_eq!(pusher.push(frame(15), 15), Ok(()));
         let mut batch = VecDeque::new();
-        assert!(taker.take(&mut batch, 256));
+        assert!(matches!(taker.take(&mut batch, 256), Taken::Some(())));
         assert_eq!(batch.len(), 2);
+        // A batch counts until it is written.
+        assert_eq!(pusher.push(frame(1), 1), Err(Refused::Items));
+        taker.finish_batch(&mut batch);
         assert_eq!(pusher.shared.lock().bytes, 0);
+        assert_eq!(pusher.push(frame(25), 25), Ok(()));
     }
 
     #[test]
     fn a_batch_takes_at_most_max_in_order() {
-        let (pusher, taker) = bounded(100, u64::MAX);
+        let (pusher, mut taker) = bounded(100, u64::MAX);
         for len in 0..10 {
             pusher.push(frame(len), len as u64).unwrap();
         }
         let mut batch = VecDeque::new();
-        assert!(taker.take(&mut batch, 4));
+        assert!(matches!(taker.take(&mut batch, 4), Taken::Some(())));
         let lens: Vec<u64> = batch.iter().map(Outbound::payload_len).collect();
         assert_eq!(lens, [0, 1, 2, 3]);
+        taker.finish_batch(&mut batch);
         assert_eq!(pusher.shared.lock().bytes, (4..10).sum::<u64>());
     }
 

@@ -1,10 +1,7 @@
 //! One WebSocket connection: joins its room, forwards the client's frames to
 //! the room's inbox, and writes what the room queues for it.
 //!
-//! The reader and the writer run as two tasks, so a frame the writer is
-//! woken for does not poll the reader too (its socket, its timers and its
-//! channels: a third of the CPU per delivery at a fixed rate, issue 19).
-//! The reader owns
+//! The reader and the writer run as two futures of one task. The reader owns
 //! liveness (idle timeout, ping rate, oversized frames, protocol violations,
 //! the peer's close); the writer owns the socket's sending half (frames,
 //! pings, close frames), writes what is queued in batches with one flush
@@ -14,18 +11,16 @@
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{FutureExt, SinkExt, StreamExt};
+use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, interval_at, timeout};
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 
 use tokio::sync::oneshot;
 
@@ -34,7 +29,6 @@ use crate::client::{
     ClientId, ClientReceivers, ClientSender, Flag, ForcedClose, Move, Outbound, OutboundQueue,
 };
 use crate::close;
-use crate::contain::panic_message;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::room::{ConnectRequest, JoinError, LOBBY, LeaveReason, RoomEvent, RoomHandle, Rooms};
@@ -112,8 +106,8 @@ pub(crate) async fn run(
         mut moves,
         forced,
     } = receivers;
-    let writer_done = Arc::new(Flag::default());
-    let reader_done = Arc::new(Flag::default());
+    let writer_done = Flag::default();
+    let reader_done = Flag::default();
     rooms.register_client(
         &target.service.name_arc(),
         sender.clone(),
@@ -121,19 +115,16 @@ pub(crate) async fn run(
     );
     rooms.metrics().connection_accepted();
 
-    let writer = tokio::spawn(
-        write_task(
-            sink,
-            frames,
-            forced.clone(),
-            Signals {
-                shutdown,
-                reader_done: reader_done.clone(),
-                writer_done: writer_done.clone(),
-            },
-            limits.clone(),
-        )
-        .in_current_span(),
+    let writer = write_loop(
+        sink,
+        frames,
+        forced.clone(),
+        Signals {
+            shutdown,
+            reader_done: &reader_done,
+            writer_done: &writer_done,
+        },
+        &limits,
     );
     let reader = async {
         let request = ConnectRequest {
@@ -210,10 +201,7 @@ pub(crate) async fn run(
         reader_done.set();
         held
     };
-    let held = reader.await;
-    // The writer ends once the reader has (it watches `reader_done`); a
-    // writer that panicked was reported by `write_task`.
-    let _ = writer.await;
+    let (held, ()) = tokio::join!(reader, writer);
     rooms.connection_ended(client, sender.connection(), held);
 }
 
@@ -484,10 +472,10 @@ fn queued_close(queue: &mut OutboundQueue) -> Option<(u16, String)> {
 }
 
 /// Signals between the writer, the reader and the server.
-struct Signals {
+struct Signals<'a> {
     shutdown: CancellationToken,
-    reader_done: Arc<Flag>,
-    writer_done: Arc<Flag>,
+    reader_done: &'a Flag,
+    writer_done: &'a Flag,
 }
 
 /// Frames one batch takes from the queue at most before it flushes, so a
@@ -495,30 +483,11 @@ struct Signals {
 /// other tasks run) at a bounded interval.
 const MAX_BATCH_FRAMES: usize = 256;
 
-/// The writer's task: [`write_loop`], with a panic turned into a forced
-/// close (the reader then leaves the room) instead of a writer that is
-/// silently gone.
-async fn write_task(
-    sink: SplitSink<WebSocket, WsMessage>,
-    queue: OutboundQueue,
-    forced: Arc<ForcedClose>,
-    signals: Signals,
-    limits: Arc<Limits>,
-) {
-    let writer_done = signals.writer_done.clone();
-    let write = write_loop(sink, queue, forced.clone(), signals, &limits);
-    if let Err(panic) = AssertUnwindSafe(write).catch_unwind().await {
-        tracing::error!(panic = %panic_message(panic.as_ref()), "connection writer panicked");
-        forced.request(close::ROOM_ERROR, "internal error");
-        writer_done.set();
-    }
-}
-
 async fn write_loop(
     mut sink: SplitSink<WebSocket, WsMessage>,
     mut queue: OutboundQueue,
     forced: Arc<ForcedClose>,
-    signals: Signals,
+    signals: Signals<'_>,
     limits: &Limits,
 ) {
     let ping_interval = limits.ping_interval;
@@ -533,7 +502,7 @@ async fn write_loop(
     // Set when the client left output unread for `idle_timeout`: its close
     // then waits only the grace, not another `idle_timeout`.
     let mut stalled = false;
-    // Reused batch after batch (see `OutboundQueue::trim`).
+    // Reused batch after batch (see `OutboundQueue::finish_batch`).
     let mut batch = VecDeque::new();
     let close = loop {
         let more = tokio::select! {
@@ -579,7 +548,7 @@ async fn write_loop(
                 },
             }
         };
-        OutboundQueue::trim(&mut batch);
+        queue.finish_batch(&mut batch);
         // A client that leaves too much unread is closed through `forced`,
         // so its reader leaves the room at once.
         match sent {

@@ -9,8 +9,8 @@
 //! thread parks after [`IDLE_TICKS`] ticks in which no call ran or started;
 //! the next poll to start wakes it. A call polled before the thread parks
 //! is seen by its last check, and one polled after it sees it parked and
-//! wakes it: either way the call's first tick comes within a tick of its
-//! start, as before.
+//! wakes it: either way the call's first tick comes about a tick after its
+//! start (plus the thread's wake-up), as before.
 
 use std::sync::Arc;
 use std::sync::OnceLock;
