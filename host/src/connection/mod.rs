@@ -521,11 +521,12 @@ async fn write_loop(
         if !more {
             break None;
         }
-        // One batch: everything queued by the time the writer runs goes into the WebSocket's write buffer, which writes
-        // to the socket only past 16 KiB (`http::ws::write_batch_bytes`), then one flush writes
-        // the rest. An idle connection's batch is one frame, written at once
-        // (TCP_NODELAY); a busy one's frames share write calls and TCP
-        // segments. A close queued behind the batch is sent after it.
+        // One batch: everything queued by the time the writer runs goes
+        // into the WebSocket's write buffer, which writes to the socket
+        // only past 16 KiB (`http::ws::write_batch_bytes`), then one flush
+        // writes the rest. An idle connection's batch is one frame, written
+        // at once (TCP_NODELAY); a busy one's frames share write calls and
+        // TCP segments. A close queued behind the batch is sent after it.
         //
         // A peer that stops reading blocks the batch; a forced close or a
         // shutdown must still be attempted, so they abort it (the close
