@@ -70,7 +70,8 @@ pub(crate) enum Refused {
     Gone,
 }
 
-/// The pushing end; dropping the last clone ends the queue for the writer.
+/// The pushing end, shared by a client's senders (in an `Arc`); dropping it
+/// ends the queue for the writer.
 #[derive(Debug)]
 pub(crate) struct Pusher {
     shared: Arc<Shared>,
