@@ -65,12 +65,12 @@ pub(crate) struct Move {
 const MOVE_QUEUE: usize = 2;
 
 /// A close that bypasses the frame queue (slow consumer, oversized frame,
-/// forced by the host). The connection's reader and writer each wait on
-/// their own flag.
+/// forced by the host).
 #[derive(Debug, Default)]
 pub(crate) struct ForcedClose {
-    for_reader: Flag,
-    for_writer: Flag,
+    /// Waited on only by the client's connection task (its reader and
+    /// writer are two futures of that one task).
+    requested: Flag,
     frame: Mutex<Option<(u16, String)>>,
 }
 
@@ -82,18 +82,12 @@ impl ForcedClose {
         {
             *frame = Some((code, close::truncate_reason(reason).to_owned()));
         }
-        self.for_reader.set();
-        self.for_writer.set();
+        self.requested.set();
     }
 
-    /// Resolves once a close was requested; for the connection's reader.
+    /// Resolves once a close was requested.
     pub(crate) async fn requested(&self) {
-        self.for_reader.wait().await
-    }
-
-    /// Resolves once a close was requested; for the connection's writer.
-    pub(crate) async fn requested_of_writer(&self) {
-        self.for_writer.wait().await
+        self.requested.wait().await
     }
 
     /// The requested close frame, if any.

@@ -495,7 +495,7 @@ async fn write_loop(
     // Created once, not per frame: the shutdown token's future registers
     // a waiter when first polled, and re-creating it per frame cost a
     // waiter list insert and removal per delivery.
-    let forced_close = forced.requested_of_writer();
+    let forced_close = forced.requested();
     let shutdown = signals.shutdown.cancelled();
     let reader_done = signals.reader_done.wait();
     tokio::pin!(forced_close, shutdown, reader_done);

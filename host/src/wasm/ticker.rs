@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::{self, Thread};
 
 use wasmtime::Engine;
@@ -30,9 +30,9 @@ const IDLE_TICKS: u32 = 10;
 struct Shared {
     /// Guest calls being polled now.
     running: AtomicUsize,
-    /// Polls started, ever: a tick that sees it unchanged and nothing
-    /// running was idle.
-    started: AtomicU64,
+    /// Set by every poll, cleared by every tick: a tick that finds it clear
+    /// and nothing running was idle.
+    polled: AtomicBool,
     /// The thread is parked or about to: the next poll must wake it.
     parked: AtomicBool,
     stop: AtomicBool,
@@ -52,7 +52,11 @@ impl Ticks {
     pub(crate) fn polling(&self) -> Polling<'_> {
         let shared = &*self.0;
         shared.running.fetch_add(1, Ordering::SeqCst);
-        shared.started.fetch_add(1, Ordering::Relaxed);
+        // Written once per tick at most: polls in between only read it, so
+        // the cache line is not bounced between cores on every call.
+        if !shared.polled.load(Ordering::Relaxed) {
+            shared.polled.store(true, Ordering::Relaxed);
+        }
         if shared.parked.load(Ordering::SeqCst)
             && let Some(thread) = shared.thread.get()
         {
@@ -101,13 +105,11 @@ impl Drop for EpochTicker {
 
 fn tick(engine: &Engine, shared: &Shared) {
     let mut idle = 0;
-    let mut last_started = 0;
     while !shared.stop.load(Ordering::Relaxed) {
         thread::sleep(EPOCH_TICK);
         engine.increment_epoch();
-        let started = shared.started.load(Ordering::Relaxed);
-        if shared.running.load(Ordering::SeqCst) > 0 || started != last_started {
-            last_started = started;
+        let polled = shared.polled.swap(false, Ordering::Relaxed);
+        if polled || shared.running.load(Ordering::SeqCst) > 0 {
             idle = 0;
             continue;
         }
