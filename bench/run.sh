@@ -234,7 +234,11 @@ sweep() {
 # calls (/proc/PID/io: eventfd wake-ups; sockets use send(2)) and the TCP
 # segments its sockets sent (ss; recorded raw, not summarised: the sums came
 # out negative in the issue 19 runs, unexplained) at the start and end of the measured window, so
-# summarize.py reports CPU seconds per million deliveries. SHAPE_SERVERS
+# summarize.py reports CPU seconds per million deliveries. The load
+# generator reports its own CPU over its window (`generator_cpu_secs`): over loopback, a segment's receive path
+# (and the wake-up of the receiving thread) runs in the sender's system
+# call, so a server that sends fewer, later segments (Nagle) moves part of
+# its cost to the generator; server + generator is the whole machine's cost. SHAPE_SERVERS
 # picks the servers, alternating within each run: wasm, native, and before
 # (BEFORE_ROOMHOST: another roomhost binary serving the same fanout.wasm,
 # for before/after comparisons in one run).

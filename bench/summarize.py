@@ -115,9 +115,11 @@ def shapes():
     print("Server CPU (user + system, /proc/PID/stat, 10 ms ticks) over the measured window, per")
     print("million deliveries; `sys` is the system share of it; wake-ups are write(2) calls per delivery")
     print("(/proc/PID/io `syscw`: tokio's eventfd wake-ups of idle workers; sockets use send(2), which")
-    print("it does not count). Medians of the runs.\n")
-    print("| shape | server | runs | delivered/s | p50 / p99 ms | CPU s per 1M deliveries | sys | wake-ups per delivery |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("it does not count). `+ generator` adds the load generator's CPU over the same window: over")
+    print("loopback a segment's receive path runs in the sender's send(2), so the split between the two")
+    print("depends on how the server batches; the sum is the machine's cost. Medians of the runs.\n")
+    print("| shape | server | runs | delivered/s | p50 / p99 ms | CPU s per 1M deliveries | sys | wake-ups per delivery | + generator, CPU s per 1M |")
+    print("|---|---|---|---|---|---|---|---|---|")
     clients = sorted({int(os.path.basename(p).split("-")[1]) for p in glob.glob(os.path.join(OUT, "shape-*.json"))})
     for n in clients:
         for mode in ("fixed", "max"):
@@ -125,12 +127,14 @@ def shapes():
                 runs = [r for r in load(f"shape-{n}-{mode}-{kind}-*.json") if "server" in r]
                 if not runs:
                     continue
-                cpu, sys_share, writes, segs = [], [], [], []
+                cpu, sys_share, writes, segs, machine = [], [], [], [], []
                 for r in runs:
                     delivered = r["messages"]["delivered"]
                     busy = r["server"]["cpu_user_secs"] + r["server"]["cpu_system_secs"]
                     if delivered:
                         cpu.append(busy / delivered * 1e6)
+                        if r.get("generator_cpu_secs") is not None:
+                            machine.append((busy + r["generator_cpu_secs"]) / delivered * 1e6)
                         writes.append(r["server"]["write_calls"] / delivered)
                         if "tcp_segments_out" in r["server"]:
                             segs.append(r["server"]["tcp_segments_out"] / delivered)
@@ -141,7 +145,7 @@ def shapes():
                     f"| {label} | {kind} | {len(runs)} | {fmt(median([r['messages']['delivered_per_sec'] for r in runs]))} "
                     f"| {fmt(median([r['latency_ms']['p50'] for r in runs]), 2)} / {fmt(median([r['latency_ms']['p99'] for r in runs]), 2)} "
                     f"| {fmt(median(cpu), 2)} | {fmt(median(sys_share) and median(sys_share) * 100)} % "
-                    f"| {fmt(median(writes), 2)} |"
+                    f"| {fmt(median(writes), 2)} | {fmt(median(machine), 2)} |"
                 )
     print()
 

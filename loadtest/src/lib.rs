@@ -43,6 +43,7 @@
 
 mod client;
 pub mod config;
+mod cpu;
 mod os_limits;
 pub mod payload;
 pub mod report;
@@ -66,6 +67,7 @@ pub use stats::Histogram;
 pub use timeline::Phase;
 
 use client::Shared;
+use cpu::CpuWindow;
 use timeline::Timeline;
 
 /// How often the progress callback is called.
@@ -129,6 +131,7 @@ where
         progress: &mut progress,
         next_progress: timeline.origin() + PROGRESS_INTERVAL,
         clients: JoinSet::new(),
+        cpu: CpuWindow::default(),
     };
 
     let (stop, stop_receiver) = watch::channel(false);
@@ -153,6 +156,7 @@ where
         &shared,
         open_at_end,
         open_files_limit,
+        coordinator.cpu.secs(),
         warnings,
     ))
 }
@@ -197,6 +201,8 @@ struct Coordinator<'a, F> {
     progress: &'a mut F,
     next_progress: Instant,
     clients: JoinSet<()>,
+    /// The generator's CPU time over the measurement window.
+    cpu: CpuWindow,
 }
 
 impl<F: FnMut(&Progress) + Send> Coordinator<'_, F> {
@@ -247,10 +253,17 @@ impl<F: FnMut(&Progress) + Send> Coordinator<'_, F> {
             }
             self.reap();
             self.tick(now, None);
+            if !self.cpu.started() && now >= timeline.measure_start() {
+                self.cpu.start();
+            }
             if spawned == total && now >= timeline.measure_end() {
+                self.cpu.end();
                 return;
             }
             let mut wake = self.next_progress.min(timeline.measure_end());
+            if !self.cpu.started() {
+                wake = wake.min(timeline.measure_start());
+            }
             if spawned < total {
                 wake = wake.min(timeline.connect_at(spawned, total));
             }

@@ -18,8 +18,8 @@ pub struct FileLimit {
 /// Thousands of sockets do not fit the usual default soft limit of 1024. If raising fails
 /// (some platforms refuse an unlimited hard value), the current limit is returned unchanged.
 #[cfg(unix)]
-// The two rlimit calls below are the crate's only unsafe code; each says why
-// it is sound.
+// The two rlimit calls below are, with the getrusage call in `cpu`, the
+// crate's only unsafe code; each says why it is sound.
 #[allow(unsafe_code)]
 pub fn raise_open_files_limit() -> io::Result<FileLimit> {
     let mut limit = libc::rlimit {

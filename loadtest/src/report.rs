@@ -115,6 +115,9 @@ pub struct Report {
     pub closes: Vec<CloseReport>,
     /// The open-files limit the run had, when known.
     pub open_files_limit: Option<FileLimit>,
+    /// The generator's own CPU time (user + system) over the measurement window, when the OS
+    /// reports it: on a machine it shares with the server, how much of the cores it took.
+    pub generator_cpu_secs: Option<f64>,
     /// Things that make the numbers less trustworthy (limits exceeded, clients that hung).
     pub warnings: Vec<String>,
 }
@@ -238,6 +241,7 @@ impl Report {
         shared: &Shared,
         open_at_end: u64,
         open_files_limit: Option<FileLimit>,
+        generator_cpu_secs: Option<f64>,
         warnings: Vec<String>,
     ) -> Self {
         let config = shared.plan.config();
@@ -302,6 +306,7 @@ impl Report {
                 })
                 .collect(),
             open_files_limit,
+            generator_cpu_secs,
             warnings,
         }
     }
@@ -420,6 +425,15 @@ impl fmt::Display for Report {
             self.latency_ms, self.latency_from
         )?;
         writeln!(f, "other frames  {}", m.other_frames)?;
+        if let Some(cpu) = self.generator_cpu_secs
+            && self.measured_secs > 0.0
+        {
+            writeln!(
+                f,
+                "generator CPU {cpu:.2} s ({:.0} % of a core over the window)",
+                cpu / self.measured_secs * 100.0
+            )?;
+        }
         if m.sends_skipped > 0 {
             writeln!(
                 f,

@@ -104,6 +104,10 @@ impl Timeline {
         self.origin
     }
 
+    pub(crate) fn measure_start(&self) -> Instant {
+        self.measure_start
+    }
+
     pub(crate) fn measure_end(&self) -> Instant {
         self.measure_end
     }

@@ -1,4 +1,4 @@
-//! A one-shot flag that one task waits on: set from anywhere, checked with
+//! A one-shot flag that one waiter waits on: set from anywhere, checked with
 //! an atomic load.
 //!
 //! A connection's writer polls its signals every time it is woken for a
@@ -11,8 +11,9 @@ use std::task::Poll;
 
 use futures_util::task::AtomicWaker;
 
-/// Set once, never cleared. Waited on by futures of a single task: a
-/// second task waiting would replace the first one's waker.
+/// Set once, never cleared. Waited on by one waiter at a time: a future
+/// waiting with another waker (another task, or the other half of a
+/// connection) would replace the first one's waker.
 #[derive(Debug, Default)]
 pub(crate) struct Flag {
     set: AtomicBool,

@@ -68,9 +68,10 @@ const MOVE_QUEUE: usize = 2;
 /// forced by the host).
 #[derive(Debug, Default)]
 pub(crate) struct ForcedClose {
-    /// Waited on only by the client's connection task (its reader and
-    /// writer are two futures of that one task).
-    requested: Flag,
+    /// One flag per waiting half of the connection: its reader and writer
+    /// are polled each on its own waker, and a flag wakes one waiter.
+    for_reader: Flag,
+    for_writer: Flag,
     frame: Mutex<Option<(u16, String)>>,
 }
 
@@ -82,12 +83,18 @@ impl ForcedClose {
         {
             *frame = Some((code, close::truncate_reason(reason).to_owned()));
         }
-        self.requested.set();
+        self.for_reader.set();
+        self.for_writer.set();
     }
 
-    /// Resolves once a close was requested.
-    pub(crate) async fn requested(&self) {
-        self.requested.wait().await
+    /// Resolves once a close was requested; awaited by the reader only.
+    pub(crate) async fn reader_requested(&self) {
+        self.for_reader.wait().await
+    }
+
+    /// Resolves once a close was requested; awaited by the writer only.
+    pub(crate) async fn writer_requested(&self) {
+        self.for_writer.wait().await
     }
 
     /// The requested close frame, if any.

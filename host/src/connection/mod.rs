@@ -1,7 +1,8 @@
 //! One WebSocket connection: joins its room, forwards the client's frames to
 //! the room's inbox, and writes what the room queues for it.
 //!
-//! The reader and the writer run as two futures of one task. The reader owns
+//! The reader and the writer run as two futures of one task, each polled
+//! only when woken ([`halves`]). The reader owns
 //! liveness (idle timeout, ping rate, oversized frames, protocol violations,
 //! the peer's close); the writer owns the socket's sending half (frames,
 //! pings, close frames), writes what is queued in batches with one flush
@@ -35,6 +36,7 @@ use crate::room::{ConnectRequest, JoinError, LOBBY, LeaveReason, RoomEvent, Room
 use crate::service::Service;
 use crate::wasm::{GuestHandoff, GuestMessage};
 
+mod halves;
 mod misbehaviour;
 
 use misbehaviour::{PingRate, close_for, tungstenite_error, unread_output};
@@ -201,7 +203,7 @@ pub(crate) async fn run(
         reader_done.set();
         held
     };
-    let (held, ()) = tokio::join!(reader, writer);
+    let (held, ()) = halves::join(reader, writer).await;
     rooms.connection_ended(client, sender.connection(), held);
 }
 
@@ -356,7 +358,7 @@ impl Reader<'_> {
                 // The host is closing the client (slow consumer, a close
                 // that did not fit its queue): it leaves its room now; the
                 // writer takes its time to get the close frame out.
-                () = self.forced.requested() => return (LeaveReason::Lost, room),
+                () = self.forced.reader_requested() => return (LeaveReason::Lost, room),
                 Some(order) = moves.recv() => {
                     // Boxed: a transfer's future (a join into another room
                     // included) would otherwise be part of every idle
@@ -495,7 +497,7 @@ async fn write_loop(
     // Created once, not per frame: the shutdown token's future registers
     // a waiter when first polled, and re-creating it per frame cost a
     // waiter list insert and removal per delivery.
-    let forced_close = forced.requested();
+    let forced_close = forced.writer_requested();
     let shutdown = signals.shutdown.cancelled();
     let reader_done = signals.reader_done.wait();
     tokio::pin!(forced_close, shutdown, reader_done);

@@ -2,7 +2,9 @@
 //!
 //! Every call into a plugin runs as a future on the tokio runtime. The
 //! engine's epoch ticks every [`EPOCH_TICK`] while a call runs (the `ticker`
-//! module); at each tick a running call checks its clock, which counts the
+//! module; a call that starts between sparser ticks waits up to
+//! `ticker::SPARSE_TICK` for its first); at each tick a running call checks
+//! its clock, which counts the
 //! time the room's task spent being polled (running the plugin), not the
 //! time it waited to be:
 //!
