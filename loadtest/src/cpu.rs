@@ -69,6 +69,7 @@ impl CpuWindow {
 mod tests {
     use super::*;
 
+    #[cfg(unix)]
     #[test]
     fn a_busy_loop_shows_as_cpu_time() {
         let mut window = CpuWindow::default();

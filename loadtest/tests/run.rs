@@ -178,8 +178,10 @@ fn assert_clean_broadcast(report: &Report, connections: u64, fanout: u64) {
     assert!(max < 1000.0, "{report}");
     // The window's sends and receives took some CPU (this process's, the
     // test server's included).
-    let cpu = report.generator_cpu_secs.expect("getrusage works here");
-    assert!(cpu > 0.0, "{report}");
+    if cfg!(unix) {
+        let cpu = report.generator_cpu_secs.expect("getrusage works here");
+        assert!(cpu > 0.0, "{report}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,10 +21,16 @@ pub(crate) struct Flag {
 }
 
 impl Flag {
-    /// Sets the flag and wakes the task waiting on it.
+    /// Sets the flag and wakes its waiter.
     pub(crate) fn set(&self) {
         self.set.store(true, Ordering::Release);
         self.waiter.wake();
+    }
+
+    /// Drops the waiter's waker, which would otherwise live as long as the
+    /// flag (and with it whatever the waker keeps alive: its task).
+    pub(crate) fn forget_waiter(&self) {
+        drop(self.waiter.take());
     }
 
     /// Whether the flag is set.

@@ -97,6 +97,14 @@ impl ForcedClose {
         self.for_writer.wait().await
     }
 
+    /// Drops the connection's wakers once it has ended: the room may hold
+    /// the client's sender, and so this, for a while longer (a resume
+    /// grace), and the wakers would keep the ended task's memory with them.
+    pub(crate) fn forget_waiters(&self) {
+        self.for_reader.forget_waiter();
+        self.for_writer.forget_waiter();
+    }
+
     /// The requested close frame, if any.
     pub(crate) fn frame(&self) -> Option<(u16, String)> {
         self.frame.lock().ok().and_then(|frame| frame.clone())

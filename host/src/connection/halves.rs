@@ -5,8 +5,9 @@
 //! woken for each frame also polled the reader (its select over the room's
 //! moves, the idle timer and the socket) once per delivery (issue 19). Here
 //! each half gets its own waker, which marks the half and wakes the task; a
-//! poll runs only the marked halves. One task rather than two keeps the
-//! connection a single allocation with both halves' state in it.
+//! poll runs only the marked halves. One task rather than two: the
+//! connection's state stays in its one task allocation, plus the three
+//! small ones of the wakers (~112 bytes).
 
 use std::future::Future;
 use std::pin::Pin;

@@ -204,6 +204,7 @@ pub(crate) async fn run(
         held
     };
     let (held, ()) = halves::join(reader, writer).await;
+    forced.forget_waiters();
     rooms.connection_ended(client, sender.connection(), held);
 }
 

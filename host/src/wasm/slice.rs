@@ -19,8 +19,9 @@
 //! polled: it gives it back at every slice, whenever it waits on the host,
 //! and when it ends. So calls that run long take turns on at most
 //! `workers - 1` threads, and one worker is always left for short calls: a
-//! quiet room's latency is bounded by about a slice, whatever the busy rooms
-//! demand. Busy rooms share what is left round-robin; their inboxes fill and
+//! quiet room's latency is bounded by about a slice (a call's first slice
+//! can run to about 3 ms when ticks are sparse; see the `ticker` module),
+//! whatever the busy rooms demand. Busy rooms share what is left round-robin; their inboxes fill and
 //! push back on their own clients, never on other rooms'.
 //!
 //! The slice is counted per room task, not per call: a room whose inbox

@@ -15,8 +15,9 @@
 //!   shorter than a tick: a room called 2,000 times a second kept the
 //!   thread at 1,000 wake-ups a second, about 7 % of the server's CPU, for
 //!   ticks that found nothing to check. A call that starts in a sparse
-//!   interval gets its first check at most [`SPARSE_TICK`] later, then one
-//!   every [`EPOCH_TICK`];
+//!   interval gets its first check at most [`SPARSE_TICK`] later (one
+//!   slice), then one every [`EPOCH_TICK`], so its first slice can run to
+//!   about 3 ms instead of 2;
 //! - after [`IDLE_TICKS`] sparse ticks with no poll the thread parks, and
 //!   the next poll to start wakes it. A call polled before the thread parks
 //!   is seen by its last check, and one polled after it sees it parked and
@@ -35,11 +36,11 @@ use super::slice::EPOCH_TICK;
 
 /// The tick after one that found no call running, though calls were
 /// polled: the longest a call that starts then waits for its first check.
-pub(crate) const SPARSE_TICK: Duration = Duration::from_millis(4);
+pub(crate) const SPARSE_TICK: Duration = Duration::from_millis(2);
 
-/// Sparse ticks with no guest poll before the thread parks: a server whose
-/// rooms call in more often than every 12 ms keeps it ticking (one wake-up
-/// per call would cost more than the ticks).
+/// Sparse ticks in a row with no guest poll before the thread parks: a
+/// server whose rooms call in more often than every ~6 ms keeps it ticking
+/// (one wake-up per call would cost more than the ticks).
 const IDLE_TICKS: u32 = 3;
 
 #[derive(Debug, Default)]
