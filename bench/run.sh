@@ -16,6 +16,7 @@
 #   SHAPE_RATE=20000 SHAPE_CLIENTS="10 100 1000" SHAPE_MODES="fixed max"
 #   SHAPE_SERVERS="wasm native" SHAPE_IN_FLIGHT=1   the shapes step (below)
 #   FANOUT_SERVERS="wasm native"  servers of the fanout and sweep steps
+#   FANOUT_SCENARIOS="a b c"      the fanout step's scenarios (below)
 #   IDLE_ROOMS=20 IDLE_SERVERS="wasm native"        the idle step
 #   BEFORE_ROOMHOST=path  an older roomhost binary: the server kind "before"
 #                         in SHAPE_SERVERS, FANOUT_SERVERS and IDLE_SERVERS
@@ -182,11 +183,13 @@ micro() {
     cargo bench --profile release -p roomhost-baseline --bench calls | tee "$OUT/micro.txt"
 }
 
+FANOUT_SCENARIOS=${FANOUT_SCENARIOS:-"a b c"}
 fanout() {
     local scenarios=("a 1000 4 2" "b 10 100 1" "c 1 1000 1")
     for run in $(seq 1 "$RUNS"); do
         for scenario in "${scenarios[@]}"; do
             read -r name rooms clients ramp <<<"$scenario"
+            [[ " $FANOUT_SCENARIOS " == *" $name "* ]] || continue
             on_both "run $run: ($name) ${rooms}x${clients} max rate" \
                 "$OUT/$name-max-KIND-$run.json" "$rooms" "$clients" 0 "$ramp"
             # Half of the wasm maximum, per client, for both servers. With no
