@@ -18,6 +18,7 @@
 #   FANOUT_SERVERS="wasm native"  servers of the fanout and sweep steps
 #   FANOUT_SCENARIOS="a b c"      the fanout step's scenarios (below)
 #   IDLE_ROOMS=20 IDLE_SERVERS="wasm native"        the idle step
+#   ROOMS_SERVERS="wasm native"                     the rooms step
 #   BEFORE_ROOMHOST=path  an older roomhost binary: the server kind "before"
 #                         in SHAPE_SERVERS, FANOUT_SERVERS and IDLE_SERVERS
 #   STATEROOM=target/stateroom/bin/stateroom  Stateroom 0.4.4 (`stateroom serve`,
@@ -350,8 +351,9 @@ idle() {
     done
 }
 
+ROOMS_SERVERS=${ROOMS_SERVERS:-"wasm native"}
 rooms() {
-    for kind in wasm native; do
+    for kind in $ROOMS_SERVERS; do
         log "rooms held: $ROOMS_HELD rooms x 1 silent client, $kind"
         held "$kind" rooms "$ROOMS_HELD" 1
     done

@@ -451,7 +451,7 @@ async fn handle(
 ) -> Result<(), GuestError> {
     match event {
         RoomEvent::Connect { request, reply } => {
-            connect(instance, meta, storage, request, reply).await
+            connect(instance, meta, storage, *request, reply).await
         }
         RoomEvent::Frame { client, message } => {
             if instance.state().is_member(client) {

@@ -334,7 +334,7 @@ impl Rooms {
         let creator = request.address;
         let (handle, answer) = self
             .ask(service, room, create, creator, |reply| RoomEvent::Connect {
-                request: request.clone(),
+                request: Box::new(request.clone()),
                 reply,
             })
             .await?;
@@ -626,7 +626,7 @@ impl Rooms {
     ) -> Result<GuestHttpResponse, JoinError> {
         let (_, answer) = self
             .ask(service, room, create, creator, |reply| RoomEvent::Request {
-                request: request.clone(),
+                request: Box::new(request.clone()),
                 reply,
             })
             .await?;
