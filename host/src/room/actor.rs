@@ -110,56 +110,20 @@ impl RoomActor {
         engine: WasmEngine,
         limits: Arc<Limits>,
     ) {
-        let restored = if self.service.durable_snapshots().is_some() {
-            match snapshots::load(&self.storage, &self.meta).await {
-                Ok(restored) => restored,
-                Err(error) => return self.dispose(None, error),
-            }
-        } else {
-            None
-        };
-        let init = GuestInitInfo {
-            room_id: self.meta.key.room.to_string(),
-            lobby: self.meta.is_lobby(),
-            config: self.service.config().to_owned(),
-            restored,
-        };
         let link = RoomLink {
             directory: self.directory.clone(),
             service: self.meta.key.service.clone(),
             room: self.meta.key.room.clone(),
         };
-        // The version this room runs is the one it starts with, even if a
-        // reload swapped the service's plugin since the room was listed.
-        let plugin = self.service.plugin();
-        *lock(&self.meta.plugin_version) = plugin.version().to_owned();
-        let stored = if plugin.description().uses_storage {
-            match self.load().await {
-                Ok(stored) => Some(stored),
-                Err(error) => return self.dispose(None, error),
-            }
-        } else {
-            None
-        };
-        let instance =
-            match RoomBody::instantiate(&engine, &plugin, &limits, Some(link.clone())).await {
-                Ok(instance) => body.insert(instance),
-                Err(error) => return self.dispose(None, error),
-            };
-        if let Some(stored) = stored {
-            instance.state().restore_storage(&limits, stored);
+        // Boxed: start-up (storage loads, instantiation, `init`) ends before
+        // the room goes idle, and inline its future would size every room's
+        // task for as long as the room lives (issue 19).
+        if !Box::pin(self.start(body, &engine, &limits, &link)).await {
+            return;
         }
-        let started = match instance.init(&init).await {
-            Ok(()) => after_call(instance, &self.meta).await,
-            Err(error) => Err(error),
+        let Some(instance) = body.as_mut() else {
+            return;
         };
-        let started = match started {
-            Ok(()) => settle(instance, &self.storage, &self.meta).await,
-            Err(error) => Err(error),
-        };
-        if let Err(error) = started {
-            return self.dispose(Some(instance), error);
-        }
         tracing::debug!(lobby = self.meta.is_lobby(), "room started");
         loop {
             let state = instance.state();
@@ -233,6 +197,73 @@ impl RoomActor {
         }
     }
 
+    /// Starts the room: loads what it stored, instantiates its plugin into
+    /// `body` and runs `init`. `false` when it failed (the room is disposed).
+    async fn start(
+        &mut self,
+        body: &mut Option<RoomBody>,
+        engine: &WasmEngine,
+        limits: &Limits,
+        link: &RoomLink,
+    ) -> bool {
+        let restored = if self.service.durable_snapshots().is_some() {
+            match snapshots::load(&self.storage, &self.meta).await {
+                Ok(restored) => restored,
+                Err(error) => {
+                    self.dispose(None, error);
+                    return false;
+                }
+            }
+        } else {
+            None
+        };
+        let init = GuestInitInfo {
+            room_id: self.meta.key.room.to_string(),
+            lobby: self.meta.is_lobby(),
+            config: self.service.config().to_owned(),
+            restored,
+        };
+        // The version this room runs is the one it starts with, even if a
+        // reload swapped the service's plugin since the room was listed.
+        let plugin = self.service.plugin();
+        *lock(&self.meta.plugin_version) = plugin.version().to_owned();
+        let stored = if plugin.description().uses_storage {
+            match self.load().await {
+                Ok(stored) => Some(stored),
+                Err(error) => {
+                    self.dispose(None, error);
+                    return false;
+                }
+            }
+        } else {
+            None
+        };
+        let instance =
+            match RoomBody::instantiate(engine, &plugin, limits, Some(link.clone())).await {
+                Ok(instance) => body.insert(instance),
+                Err(error) => {
+                    self.dispose(None, error);
+                    return false;
+                }
+            };
+        if let Some(stored) = stored {
+            instance.state().restore_storage(limits, stored);
+        }
+        let started = match instance.init(&init).await {
+            Ok(()) => after_call(instance, &self.meta).await,
+            Err(error) => Err(error),
+        };
+        let started = match started {
+            Ok(()) => settle(instance, &self.storage, &self.meta).await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = started {
+            self.dispose(Some(instance), error);
+            return false;
+        }
+        true
+    }
+
     /// Handles one event from the inbox.
     async fn on_event(
         &mut self,
@@ -249,7 +280,9 @@ impl RoomActor {
                     let _ = reply.send(RoomReload::Failed(error.0.clone()));
                     return Flow::Go(Err(error));
                 }
-                let outcome = reload_room(
+                // Boxed, like the other rare events' futures below: the
+                // largest branch sizes the room's task for its whole life.
+                let outcome = Box::pin(reload_room(
                     instance,
                     &self.meta,
                     link.clone(),
@@ -257,7 +290,7 @@ impl RoomActor {
                     engine,
                     limits,
                     self.service.config(),
-                )
+                ))
                 .await;
                 let (answer, step) = match outcome {
                     Ok(outcome) => (outcome, Ok(())),
@@ -451,7 +484,7 @@ async fn handle(
 ) -> Result<(), GuestError> {
     match event {
         RoomEvent::Connect { request, reply } => {
-            connect(instance, meta, storage, *request, reply).await
+            Box::pin(connect(instance, meta, storage, *request, reply)).await
         }
         RoomEvent::Frame { client, message } => {
             if instance.state().is_member(client) {
@@ -522,7 +555,7 @@ async fn handle(
             sender,
             token,
             reply,
-        } => resume(instance, meta, storage, sender, token, reply).await,
+        } => Box::pin(resume(instance, meta, storage, sender, token, reply)).await,
         // Taken after every event of the lobby (see `run`).
         RoomEvent::LobbyNotices => Ok(()),
         RoomEvent::Started { reply } => {
@@ -535,15 +568,14 @@ async fn handle(
             if reply.is_closed() {
                 return Ok(());
             }
-            let answer = match instance.request(&request).await {
-                Ok(response) => after_call(instance, meta).await.map(|()| response),
-                Err(error) => Err(error),
-            };
-            // The answer is output too: it waits for the request's writes.
-            let answer = match answer {
-                Ok(response) => settle(instance, storage, meta).await.map(|()| response),
-                Err(error) => Err(error),
-            };
+            let answer: Result<_, GuestError> = Box::pin(async {
+                let response = instance.request(&request).await?;
+                after_call(instance, meta).await?;
+                // The answer is output too: it waits for the request's writes.
+                settle(instance, storage, meta).await?;
+                Ok(response)
+            })
+            .await;
             match answer {
                 Ok(response) => {
                     let _ = reply.send(Ok(response));
