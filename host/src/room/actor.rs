@@ -118,10 +118,7 @@ impl RoomActor {
         // Boxed: start-up (storage loads, instantiation, `init`) ends before
         // the room goes idle, and inline its future would size every room's
         // task for as long as the room lives (issue 19).
-        if !Box::pin(self.start(body, &engine, &limits, &link)).await {
-            return;
-        }
-        let Some(instance) = body.as_mut() else {
+        let Some(instance) = Box::pin(self.start(body, &engine, &limits, &link)).await else {
             return;
         };
         tracing::debug!(lobby = self.meta.is_lobby(), "room started");
@@ -198,20 +195,20 @@ impl RoomActor {
     }
 
     /// Starts the room: loads what it stored, instantiates its plugin into
-    /// `body` and runs `init`. `false` when it failed (the room is disposed).
-    async fn start(
+    /// `body` and runs `init`. `None` when it failed (the room is disposed).
+    async fn start<'body>(
         &mut self,
-        body: &mut Option<RoomBody>,
+        body: &'body mut Option<RoomBody>,
         engine: &WasmEngine,
         limits: &Limits,
         link: &RoomLink,
-    ) -> bool {
+    ) -> Option<&'body mut RoomBody> {
         let restored = if self.service.durable_snapshots().is_some() {
             match snapshots::load(&self.storage, &self.meta).await {
                 Ok(restored) => restored,
                 Err(error) => {
                     self.dispose(None, error);
-                    return false;
+                    return None;
                 }
             }
         } else {
@@ -232,7 +229,7 @@ impl RoomActor {
                 Ok(stored) => Some(stored),
                 Err(error) => {
                     self.dispose(None, error);
-                    return false;
+                    return None;
                 }
             }
         } else {
@@ -243,7 +240,7 @@ impl RoomActor {
                 Ok(instance) => body.insert(instance),
                 Err(error) => {
                     self.dispose(None, error);
-                    return false;
+                    return None;
                 }
             };
         if let Some(stored) = stored {
@@ -259,9 +256,9 @@ impl RoomActor {
         };
         if let Err(error) = started {
             self.dispose(Some(instance), error);
-            return false;
+            return None;
         }
-        true
+        Some(instance)
     }
 
     /// Handles one event from the inbox.

@@ -220,6 +220,6 @@ mod tests {
     #[test]
     fn a_room_event_stays_small() {
         let size = std::mem::size_of::<RoomEvent>();
-        assert!(size <= 80, "RoomEvent is {size} bytes");
+        assert!(size <= 64, "RoomEvent is {size} bytes");
     }
 }
