@@ -13,7 +13,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use futures_util::FutureExt;
+use futures_util::{FutureExt, StreamExt};
 use tracing::Instrument;
 
 use super::App;
@@ -289,9 +289,13 @@ async fn attach(
             // into it: a future captured by an async block is stored twice
             // (the capture and the awaited copy), which made every
             // connection's task 3.6 KiB larger for its whole life (issue 19).
+            // Split and boxed out here for the same reason (see
+            // `connection::run`): the block keeps what it captures.
+            let halves = socket.split();
+            let target = Box::new(target);
             let tracked = app.connections.track_future(async move {
                 let connection =
-                    connection::run(socket, client, target, rooms.clone(), limits, shutdown);
+                    connection::run(halves, client, target, rooms.clone(), limits, shutdown);
                 // A panic here is a host bug: the client is lost to its room
                 // like a dropped connection, and the slot is freed.
                 if let Err(panic) = AssertUnwindSafe(connection).catch_unwind().await {

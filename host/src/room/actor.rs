@@ -21,7 +21,7 @@ use super::meta::{RoomMeta, lock};
 use super::reload::{RoomReload, reload_room};
 use super::snapshots;
 use super::table::RoomTable;
-use super::{ConnectRequest, JoinError, LeaveReason, RoomEvent};
+use super::{ConnectRequest, JoinError, LeaveReason, ReturningClient, RoomEvent};
 use crate::client::{ClientId, ClientSender};
 use crate::close;
 use crate::contain::panic_message;
@@ -548,11 +548,10 @@ async fn handle(
             let _ = reply.send(held);
             Ok(())
         }
-        RoomEvent::Resume {
-            sender,
-            token,
-            reply,
-        } => Box::pin(resume(instance, meta, storage, sender, token, reply)).await,
+        RoomEvent::Resume { client, reply } => {
+            let ReturningClient { sender, token } = *client;
+            Box::pin(resume(instance, meta, storage, sender, token, reply)).await
+        }
         // Taken after every event of the lobby (see `run`).
         RoomEvent::LobbyNotices => Ok(()),
         RoomEvent::Started { reply } => {

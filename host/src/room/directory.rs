@@ -17,7 +17,7 @@ use super::cluster_rooms::ClusterRooms;
 use super::meta::{RoomHandle, RoomKey, RoomListing, lock};
 use super::remote_clients::{NODE_BITS, RUN_SHIFT, RemoteClients, node_of};
 use super::table::RoomTable;
-use super::{ConnectRequest, JoinError, LOBBY, LeaveReason, RoomEvent};
+use super::{ConnectRequest, JoinError, LOBBY, LeaveReason, ReturningClient, RoomEvent};
 use crate::auth::TokenVerifier;
 use crate::client::{ClientId, ClientSender};
 use crate::dev::DevTap;
@@ -554,8 +554,7 @@ impl Rooms {
     ) -> Result<(), JoinError> {
         let (reply, answer) = oneshot::channel();
         let event = RoomEvent::Resume {
-            sender,
-            token,
+            client: Box::new(ReturningClient { sender, token }),
             reply,
         };
         if room.inbox.send(event).await.is_err() {
