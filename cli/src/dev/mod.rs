@@ -184,14 +184,17 @@ async fn rebuild(build: &PluginBuild, tap: &DevTap) -> Option<Built> {
                     " with {n} warnings (`cargo build` in the crate shows them)"
                 )),
             }
+            // Published before it is printed: whoever reads the line (a
+            // person, a test) then finds the dashboard's history has it.
+            tap.publish(DevEvent::build(BuildState::Succeeded, message.clone()));
             println!("✓ {message}");
-            tap.publish(DevEvent::build(BuildState::Succeeded, message));
             Some(built)
         }
         Err(failure) => {
-            eprintln!("{}", failure.output.trim_end());
-            eprintln!("✗ build failed after {elapsed:.1} s: the last good version keeps serving");
+            let output = failure.output.trim_end().to_owned();
             tap.publish(DevEvent::build(BuildState::Failed, failure.output));
+            eprintln!("{output}");
+            eprintln!("✗ build failed after {elapsed:.1} s: the last good version keeps serving");
             None
         }
     }
