@@ -17,6 +17,9 @@
 # Writes OUT_DIR/perf.data, perf.txt (self time by symbol), categories.txt
 # (bench/perf_categories.py), strace.txt and loadtest.json.
 #
+# SERVER_CPUS / GENERATOR_CPUS pin the server and the load generator to
+# separate cores (`taskset -c`), as in bench/run.sh.
+#
 # perf samples the kernel too when it runs as root (as in this container);
 # unprivileged, with perf_event_paranoid 2, it sees user space only, and the
 # kernel's share is the server's system CPU from bench/run.sh shapes.
@@ -29,25 +32,29 @@ PORT=${PORT:-18490}
 FANOUT_WASM=${FANOUT_WASM:-$ROOT/target/plugins/wasm32-wasip2/release/fanout.wasm}
 LOADTEST=${LOADTEST:-$ROOT/target/release/roomhost}
 mkdir -p "$OUT"
+SERVER_PIN=(env)
+GENERATOR_PIN=(env)
+[[ -n ${SERVER_CPUS:-} ]] && SERVER_PIN=(taskset -c "$SERVER_CPUS")
+[[ -n ${GENERATOR_CPUS:-} ]] && GENERATOR_PIN=(taskset -c "$GENERATOR_CPUS")
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 TARGET=(--url "ws://127.0.0.1:$PORT/ws")
 if [[ $BINARY == stateroom ]]; then
     STATEROOM=${STATEROOM:-$ROOT/target/stateroom/bin/stateroom}
     STATEROOM_WASM=${STATEROOM_WASM:-$ROOT/target/stateroom/wasm32-wasip1/release/stateroom_fanout.wasm}
-    "$STATEROOM" serve -p "$PORT" "$STATEROOM_WASM" >"$OUT/server.log" 2>&1 &
+    "${SERVER_PIN[@]}" "$STATEROOM" serve -p "$PORT" "$STATEROOM_WASM" >"$OUT/server.log" 2>&1 &
     SERVER=$!
     trap 'kill $SERVER 2>/dev/null || true' EXIT
     for _ in $(seq 1 600); do curl -s -o /dev/null "http://127.0.0.1:$PORT/ws" && break; sleep 0.05; done
     TARGET+=(--single-url)
 else
-    "$BINARY" serve --listen "127.0.0.1:$PORT" --no-cache -p "fanout=$FANOUT_WASM" \
+    "${SERVER_PIN[@]}" "$BINARY" serve --listen "127.0.0.1:$PORT" --no-cache -p "fanout=$FANOUT_WASM" \
         --client-queue 8192 --room-inbox 4096 >"$OUT/server.log" 2>&1 &
     SERVER=$!
     trap 'kill $SERVER 2>/dev/null || true' EXIT
     for _ in $(seq 1 600); do grep -q listening "$OUT/server.log" && break; sleep 0.05; done
 fi
 DURATION=$((PERF_SECS + STRACE_SECS + 3))
-"$LOADTEST" loadtest "${TARGET[@]}" --rooms 1 --clients-per-room "$CLIENTS" \
+"${GENERATOR_PIN[@]}" "$LOADTEST" loadtest "${TARGET[@]}" --rooms 1 --clients-per-room "$CLIENTS" \
     --rate "$RATE" --max-in-flight 1 --payload-bytes 64 --ramp-up-secs 2 --warmup-secs 2 \
     --duration-secs "$DURATION" --json >"$OUT/loadtest.json" 2>/dev/null &
 CLIENT=$!

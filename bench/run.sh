@@ -19,6 +19,11 @@
 #   FANOUT_SCENARIOS="a b c"      the fanout step's scenarios (below)
 #   IDLE_ROOMS=20 IDLE_SERVERS="wasm native"        the idle step
 #   ROOMS_SERVERS="wasm native"                     the rooms step
+#   SERVER_CPUS=0 GENERATOR_CPUS=1  pin servers and the load generator to
+#       separate cores (`taskset -c`), so they do not compete for the same
+#       ones (default: unpinned, sharing every core)
+#   Server kinds: wasm (`roomhost serve`, one worker thread per core), wasm_w1
+#       (the same with `--workers 1`), native, before, stateroom (below).
 #   BEFORE_ROOMHOST=path  an older roomhost binary: the server kind "before"
 #                         in SHAPE_SERVERS, FANOUT_SERVERS and IDLE_SERVERS
 #   STATEROOM=target/stateroom/bin/stateroom  Stateroom 0.4.4 (`stateroom serve`,
@@ -74,6 +79,11 @@ CACHE_DIR=$OUT/compile-cache
 # 1000-client room (every client may have 4 frames in flight).
 LIMITS=(--max-rooms 12000 --max-connections 20000 --client-queue 8192 --room-inbox 4096 --room-creations-per-minute 1000000)
 SERVER_PID=
+# `env` when unpinned: a no-op prefix that keeps "${SERVER_PIN[@]}" non-empty.
+SERVER_PIN=(env)
+GENERATOR_PIN=(env)
+[[ -n ${SERVER_CPUS:-} ]] && SERVER_PIN=(taskset -c "$SERVER_CPUS")
+[[ -n ${GENERATOR_CPUS:-} ]] && GENERATOR_PIN=(taskset -c "$GENERATOR_CPUS")
 
 missing=()
 for tool in jq curl python3 cargo; do
@@ -109,17 +119,19 @@ start_server() {
     local kind=$1
     shift
     local logfile=$OUT/server-$kind.log
-    if [[ $kind == wasm || $kind == before ]]; then
+    if [[ $kind == wasm || $kind == wasm_w1 || $kind == before ]]; then
         local binary=$ROOMHOST
         if [[ $kind == before ]]; then
             binary=${BEFORE_ROOMHOST:?"set BEFORE_ROOMHOST to an older roomhost binary"}
+        elif [[ $kind == wasm_w1 ]]; then
+            set -- --workers 1 "$@"
         fi
-        "$binary" serve --listen "127.0.0.1:$PORT" --cache-dir "$CACHE_DIR-$kind" \
+        "${SERVER_PIN[@]}" "$binary" serve --listen "127.0.0.1:$PORT" --cache-dir "$CACHE_DIR-$kind" \
             -p "fanout=$FANOUT_WASM" "${LIMITS[@]}" "$@" >"$logfile" 2>&1 &
     elif [[ $kind == stateroom ]]; then
         # Prints no "listening" line: ready once /ws answers (400 to a
         # request that is not an upgrade).
-        "$STATEROOM" serve -p "$PORT" "$STATEROOM_WASM" >"$logfile" 2>&1 &
+        "${SERVER_PIN[@]}" "$STATEROOM" serve -p "$PORT" "$STATEROOM_WASM" >"$logfile" 2>&1 &
         SERVER_PID=$!
         for _ in $(seq 1 600); do
             if curl -s -o /dev/null "http://127.0.0.1:$PORT/ws"; then return 0; fi
@@ -128,7 +140,7 @@ start_server() {
         log "server $kind did not start"
         return 1
     else
-        "$BASELINE" --listen "127.0.0.1:$PORT" --service fanout "${LIMITS[@]}" "$@" \
+        "${SERVER_PIN[@]}" "$BASELINE" --listen "127.0.0.1:$PORT" --service fanout "${LIMITS[@]}" "$@" \
             >"$logfile" 2>&1 &
     fi
     SERVER_PID=$!
@@ -159,7 +171,7 @@ rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 loadtest() {
     local out=$1 rooms=$2 clients=$3 rate=$4
     shift 4
-    "$ROOMHOST" loadtest --url "ws://127.0.0.1:$PORT/ws" --rooms "$rooms" \
+    "${GENERATOR_PIN[@]}" "$ROOMHOST" loadtest --url "ws://127.0.0.1:$PORT/ws" --rooms "$rooms" \
         --clients-per-room "$clients" --rate "$rate" --max-in-flight 4 \
         --payload-bytes 64 --warmup-secs "$WARMUP" --duration-secs "$DURATION" \
         --json "$@" >"$out"
@@ -278,7 +290,7 @@ shapes() {
                     start_server "$kind"
                     local target=(--url "ws://127.0.0.1:$PORT/ws")
                     [[ $kind == stateroom ]] && target+=(--single-url)
-                    "$ROOMHOST" loadtest "${target[@]}" --rooms 1 \
+                    "${GENERATOR_PIN[@]}" "$ROOMHOST" loadtest "${target[@]}" --rooms 1 \
                         --clients-per-room "$clients" --rate "$rate" \
                         --max-in-flight "$SHAPE_IN_FLIGHT" --payload-bytes 64 \
                         --ramp-up-secs "$ramp" --warmup-secs "$WARMUP" \

@@ -108,7 +108,7 @@ def fanout():
 def shapes():
     """1 room x N clients (bench/run.sh shapes): deliveries/s, latency and the
     server's CPU seconds per million deliveries, per server kind found."""
-    kinds = [k for k in ("before", "wasm", "native", "stateroom") if load(f"shape-*-*-{k}-*.json")]
+    kinds = [k for k in ("before", "wasm", "wasm_w1", "native", "stateroom") if load(f"shape-*-*-{k}-*.json")]
     if not kinds:
         return
     print(f"### Fan-out shapes: 1 room, 64-byte frames {SHARED}\n")

@@ -2,6 +2,7 @@
 //!
 //! ```toml
 //! listen = "127.0.0.1:8080"
+//! workers = 2                        # threads running rooms (default: one per core)
 //! data_dir = "roomhost-data"         # rooms' stored data (the default)
 //!
 //! [services.chat]
@@ -44,6 +45,9 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
     pub listen: Option<SocketAddr>,
+    /// The async runtime's worker threads (`--workers`; default: one per
+    /// CPU core).
+    pub workers: Option<usize>,
     pub cache_dir: Option<PathBuf>,
     /// Where rooms' stored data lives (default: roomhost-data/ next to
     /// this file).

@@ -39,6 +39,13 @@ pub struct ServeArgs {
     /// Compile plugins on every start instead of using the cache.
     #[arg(long)]
     no_cache: bool,
+    /// Threads that run rooms and connections (default: the CPU cores this
+    /// process may use). On a machine shared with other busy processes, fewer
+    /// threads than cores cost less CPU per frame; with one, a room's long
+    /// calls take turns with other rooms on that one thread (BENCHMARKS.md,
+    /// "Worker threads").
+    #[arg(long, value_name = "N", env = "ROOMHOST_WORKERS")]
+    workers: Option<usize>,
     /// Let HTTP requests to rooms of service NAME create rooms that are not
     /// live (otherwise 404). Repeat for several services.
     #[arg(long = "http-creates-rooms", value_name = "NAME")]
@@ -489,14 +496,23 @@ const DEFAULT_FILE: &str = "roomhost.toml";
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     crate::logging::init(&args.log);
-    let (mut config, cluster) = server_config(&args)?;
+    let Settings {
+        mut config,
+        cluster,
+        workers,
+    } = settings(&args)?;
     // Joined before the runtime starts: the PostgreSQL client blocks.
     let node = cluster.join(&config.listen.to_string())?;
     if let Some(node) = &node {
         config.storage = node.backend.clone();
         config.placement = Some(node.placement.clone());
     }
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if let Some(workers) = workers {
+        runtime.worker_threads(workers);
+    }
+    let runtime = runtime.build().context("cannot start the async runtime")?;
     let served = runtime.block_on(async {
         let server = Server::bind(config).await?;
         if let Some(node) = &node {
@@ -559,10 +575,22 @@ pub(crate) fn print_banner(server: &Server) {
     }
 }
 
+/// What `serve` starts with: the flags merged over `roomhost.toml` (if any).
+struct Settings {
+    config: ServerConfig,
+    /// The cluster settings (flags over the file's `[cluster]`).
+    cluster: crate::cluster::ClusterArgs,
+    /// The async runtime's worker threads; `None`: one per CPU core.
+    workers: Option<usize>,
+}
+
+/// The most worker threads `--workers` or `workers` may ask for: more than
+/// any machine's cores, small enough that a typo cannot start a million
+/// threads.
+const MAX_WORKERS: usize = 1024;
+
 /// Merges `roomhost.toml` (if any) with the flags; flags win.
-/// The server's configuration from the flags and `roomhost.toml`, and the
-/// cluster settings (flags over the file's `[cluster]`).
-fn server_config(args: &ServeArgs) -> anyhow::Result<(ServerConfig, crate::cluster::ClusterArgs)> {
+fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
     let (file, file_dir) = match &args.file {
         Some(path) => (ConfigFile::load(path)?, path.parent().map(Path::to_owned)),
         None if args.plugins.is_empty() && Path::new(DEFAULT_FILE).is_file() => {
@@ -637,6 +665,15 @@ fn server_config(args: &ServeArgs) -> anyhow::Result<(ServerConfig, crate::clust
         Some(listen) => listen,
         None => DEFAULT_LISTEN.parse().context("default listen address")?,
     };
+    let (workers, named) = match args.workers {
+        Some(workers) => (Some(workers), "--workers"),
+        None => (file.workers, "workers in the configuration file"),
+    };
+    if let Some(workers) = workers
+        && !(1..=MAX_WORKERS).contains(&workers)
+    {
+        bail!("{named} must be from 1 to {MAX_WORKERS}, not {workers}");
+    }
     let cluster = args.cluster.or_file(file.cluster.as_ref());
     if cluster.enabled() && (args.data.is_set() || file.data_dir.is_some()) {
         bail!(
@@ -660,7 +697,11 @@ fn server_config(args: &ServeArgs) -> anyhow::Result<(ServerConfig, crate::clust
         // Set with the storage, once the node has joined.
         placement: None,
     };
-    Ok((config, cluster))
+    Ok(Settings {
+        config,
+        cluster,
+        workers,
+    })
 }
 
 /// A `.wasm` file is used as is; a crate directory is built first.

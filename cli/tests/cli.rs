@@ -4,7 +4,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use roomhost_e2e::{Client, plugin, plugin_target_dir, workspace_root};
+use roomhost_e2e::{Client, http_get_json, plugin, plugin_target_dir, workspace_root};
 use serde_json::json;
 
 mod common;
@@ -90,6 +90,69 @@ fn serve_reads_roomhost_toml() {
     });
     terminate(&served.child);
     wait_exit(&mut served.child);
+}
+
+#[test]
+fn workers_sets_the_runtime_threads_from_the_flag_or_the_file() {
+    let dir = tempdir("workers");
+    let counter = plugin("counter");
+    let file = dir.join("roomhost.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "workers = 3\n\n[services.tally]\nplugin = {:?}\n",
+            counter.display().to_string()
+        ),
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for (args, expected) in [
+        (&["--file", file][..], 3),
+        (&["--file", file, "--workers", "1"][..], 1),
+    ] {
+        let mut served = serve(args, &dir);
+        let (status, body) = runtime
+            .block_on(http_get_json(served.addr, "/status"))
+            .expect("GET /status");
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["workers"], expected, "{args:?}: {body}");
+        terminate(&served.child);
+        wait_exit(&mut served.child);
+    }
+
+    std::fs::write(
+        dir.join("zero.toml"),
+        format!(
+            "workers = 0\n\n[services.tally]\nplugin = {:?}\n",
+            counter.display().to_string()
+        ),
+    )
+    .unwrap();
+    for (args, expected) in [
+        (
+            vec!["--workers", "0", "--plugin", counter.to_str().unwrap()],
+            "--workers must be from 1 to 1024, not 0",
+        ),
+        (
+            vec!["--workers", "many", "--plugin", counter.to_str().unwrap()],
+            "invalid value 'many' for '--workers <N>'",
+        ),
+        (
+            vec!["--file", dir.join("zero.toml").to_str().unwrap()],
+            "workers in the configuration file must be from 1 to 1024, not 0",
+        ),
+    ] {
+        let output = Command::new(ROOMHOST)
+            .arg("serve")
+            .args(&args)
+            .args(["--no-cache", "--no-storage"])
+            .output()
+            .expect("roomhost runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} should fail");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
 }
 
 #[test]

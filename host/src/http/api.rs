@@ -19,6 +19,8 @@ pub(crate) struct Status {
     services: Vec<ServiceStatus>,
     rooms: usize,
     connections: usize,
+    /// Threads of the async runtime that runs rooms and connections.
+    workers: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -52,6 +54,7 @@ pub(crate) async fn status(State(app): State<Arc<App>>) -> Json<Status> {
         services,
         rooms: rooms.len(),
         connections: app.open_connections(),
+        workers: tokio::runtime::Handle::current().metrics().num_workers(),
     })
 }
 

@@ -6,7 +6,7 @@
 //! | `GET /ws` | the lobby of the only service |
 //! | `GET /ws/{room}` | join `room` of the only service; with several services, the lobby of service `{room}` |
 //! | `GET /ws/{service}/{room}` | join `room` of `service` |
-//! | `GET /status` | version, uptime, services, room and connection counts |
+//! | `GET /status` | version, uptime, services, room and connection counts, worker threads |
 //! | `GET /healthz` | 200 while the process is up |
 //! | `GET /readyz` | 200 while plugins are loaded and connections accepted; 503 when shutting down |
 //! | `GET /metrics` | Prometheus metrics (text format) |
