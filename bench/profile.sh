@@ -18,7 +18,8 @@
 # (bench/perf_categories.py), strace.txt and loadtest.json.
 #
 # SERVER_CPUS / GENERATOR_CPUS pin the server and the load generator to
-# separate cores (`taskset -c`), as in bench/run.sh.
+# separate cores (`taskset -c`), as in bench/run.sh. ROOMHOST_WORKERS=N sets
+# roomhost's worker threads (`serve --workers N`).
 #
 # perf samples the kernel too when it runs as root (as in this container);
 # unprivileged, with perf_event_paranoid 2, it sees user space only, and the

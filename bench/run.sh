@@ -21,9 +21,13 @@
 #   ROOMS_SERVERS="wasm native"                     the rooms step
 #   SERVER_CPUS=0 GENERATOR_CPUS=1  pin servers and the load generator to
 #       separate cores (`taskset -c`), so they do not compete for the same
-#       ones (default: unpinned, sharing every core)
-#   Server kinds: wasm (`roomhost serve`, one worker thread per core), wasm_w1
-#       (the same with `--workers 1`), native, before, stateroom (below).
+#       ones (default: unpinned, sharing every core). A pinned roomhost's
+#       default is one worker per core it may use: on one core, wasm and
+#       wasm_w1 are the same server. The shapes' JSON records both
+#       (server.workers, server.cpus).
+#   Server kinds: wasm (`roomhost serve`, one worker thread per core it may
+#       use), wasm_w1 (the same with `--workers 1`), native, before,
+#       stateroom (below). Only the shapes step's summary lists wasm_w1.
 #   BEFORE_ROOMHOST=path  an older roomhost binary: the server kind "before"
 #                         in SHAPE_SERVERS, FANOUT_SERVERS and IDLE_SERVERS
 #   STATEROOM=target/stateroom/bin/stateroom  Stateroom 0.4.4 (`stateroom serve`,
@@ -288,6 +292,11 @@ shapes() {
                     local out=$OUT/shape-$clients-$mode-$kind-$run.json
                     log "run $run: 1x$clients $mode (rate $rate/client), $kind"
                     start_server "$kind"
+                    # roomhost's runtime threads (a pinned server's default is
+                    # one per core it may use) and the cores the server may use.
+                    local workers cpus
+                    workers=$(curl -s "http://127.0.0.1:$PORT/status" | jq '.workers // null' 2>/dev/null || echo null)
+                    cpus=$(awk '/^Cpus_allowed_list/ {print $2}' "/proc/$SERVER_PID/status")
                     local target=(--url "ws://127.0.0.1:$PORT/ws")
                     [[ $kind == stateroom ]] && target+=(--single-url)
                     "${GENERATOR_PIN[@]}" "$ROOMHOST" loadtest "${target[@]}" --rooms 1 \
@@ -306,10 +315,11 @@ shapes() {
                     read -r u0 s0 w0 g0 <<<"$start"
                     read -r u1 s1 w1 g1 <<<"$end"
                     jq --arg kind "$kind" --arg mode "$mode" \
+                        --argjson workers "${workers:-null}" --arg cpus "$cpus" \
                         --argjson hz "$(getconf CLK_TCK)" \
                         --argjson user $((u1 - u0)) --argjson system $((s1 - s0)) \
                         --argjson writes $((w1 - w0)) --argjson segs $((g1 - g0)) \
-                        '. + {server: {kind: $kind, mode: $mode,
+                        '. + {server: {kind: $kind, mode: $mode, workers: $workers, cpus: $cpus,
                               cpu_user_secs: ($user / $hz), cpu_system_secs: ($system / $hz),
                               write_calls: $writes, tcp_segments_out: $segs}}' "$out.tmp" >"$out"
                     rm -f "$out.tmp"
@@ -420,7 +430,12 @@ steps=("$@")
 if [[ ${#steps[@]} -eq 0 ]]; then
     steps=(build micro fanout shapes sweep idle rooms coldstart summary)
 fi
-log "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); load generator and server share them"
+if [[ -n ${SERVER_CPUS:-}${GENERATOR_CPUS:-} ]]; then
+    sharing="servers on cores ${SERVER_CPUS:-all}, load generator on ${GENERATOR_CPUS:-all}"
+else
+    sharing="load generator and server share them"
+fi
+log "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); $sharing"
 for step in "${steps[@]}"; do
     "$step"
 done

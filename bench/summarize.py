@@ -20,7 +20,11 @@ from sweep import latency_origin_note  # noqa: E402  (bench/ is on the path: it 
 
 OUT = sys.argv[1] if len(sys.argv) > 1 else "bench/results"
 SCENARIOS = [("a", "1000 rooms x 4 clients"), ("b", "10 rooms x 100 clients"), ("c", "1 room x 1000 clients")]
-SHARED = "(load generator and server share the 2 cores)"
+SHARED = (
+    "(load generator and server on separate cores)"
+    if os.environ.get("SERVER_CPUS") or os.environ.get("GENERATOR_CPUS")
+    else "(load generator and server share the 2 cores)"
+)
 
 
 def load(pattern):

@@ -2,7 +2,7 @@
 //!
 //! ```toml
 //! listen = "127.0.0.1:8080"
-//! workers = 2                        # threads running rooms (default: one per core)
+//! workers = 2                        # threads running rooms (default: one per core it may use)
 //! data_dir = "roomhost-data"         # rooms' stored data (the default)
 //!
 //! [services.chat]
@@ -46,7 +46,7 @@ use serde::Deserialize;
 pub struct ConfigFile {
     pub listen: Option<SocketAddr>,
     /// The async runtime's worker threads (`--workers`; default: one per
-    /// CPU core).
+    /// CPU core this process may use).
     pub workers: Option<usize>,
     pub cache_dir: Option<PathBuf>,
     /// Where rooms' stored data lives (default: roomhost-data/ next to

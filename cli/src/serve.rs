@@ -507,12 +507,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         config.storage = node.backend.clone();
         config.placement = Some(node.placement.clone());
     }
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    runtime.enable_all();
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
     if let Some(workers) = workers {
-        runtime.worker_threads(workers);
+        builder.worker_threads(workers);
     }
-    let runtime = runtime.build().context("cannot start the async runtime")?;
+    let runtime = builder.build().context("cannot start the async runtime")?;
     let served = runtime.block_on(async {
         let server = Server::bind(config).await?;
         if let Some(node) = &node {
@@ -523,7 +523,6 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let shutdown = roomhost_host::shutdown_signal();
         print_banner(&server);
         server.run(shutdown).await?;
-        println!("roomhost stopped");
         anyhow::Ok(())
     });
     drop(runtime);
@@ -580,7 +579,8 @@ struct Settings {
     config: ServerConfig,
     /// The cluster settings (flags over the file's `[cluster]`).
     cluster: crate::cluster::ClusterArgs,
-    /// The async runtime's worker threads; `None`: one per CPU core.
+    /// The async runtime's worker threads; `None`: one per CPU core this
+    /// process may use.
     workers: Option<usize>,
 }
 
@@ -598,6 +598,16 @@ fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
         }
         None => (ConfigFile::default(), None),
     };
+    // Checked before any plugin is built, which can take a while.
+    let (workers, source) = match args.workers {
+        Some(workers) => (Some(workers), "--workers (or ROOMHOST_WORKERS)"),
+        None => (file.workers, "workers in the configuration file"),
+    };
+    if let Some(workers) = workers
+        && !(1..=MAX_WORKERS).contains(&workers)
+    {
+        bail!("{source} must be from 1 to {MAX_WORKERS}, not {workers}");
+    }
     // Next to the roomhost.toml read, else in the working directory.
     let default_data_dir = file.data_dir.clone().unwrap_or_else(|| {
         file_dir
@@ -665,15 +675,6 @@ fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
         Some(listen) => listen,
         None => DEFAULT_LISTEN.parse().context("default listen address")?,
     };
-    let (workers, named) = match args.workers {
-        Some(workers) => (Some(workers), "--workers"),
-        None => (file.workers, "workers in the configuration file"),
-    };
-    if let Some(workers) = workers
-        && !(1..=MAX_WORKERS).contains(&workers)
-    {
-        bail!("{named} must be from 1 to {MAX_WORKERS}, not {workers}");
-    }
     let cluster = args.cluster.or_file(file.cluster.as_ref());
     if cluster.enabled() && (args.data.is_set() || file.data_dir.is_some()) {
         bail!(

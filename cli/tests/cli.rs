@@ -9,7 +9,7 @@ use serde_json::json;
 
 mod common;
 
-use common::{ROOMHOST, serve, terminate, wait_exit};
+use common::{ROOMHOST, serve, serve_with_env, terminate, wait_exit};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_runs_a_plugin_and_sigterm_closes_clients_with_1001() {
@@ -107,16 +107,18 @@ fn workers_sets_the_runtime_threads_from_the_flag_or_the_file() {
     .unwrap();
     let file = file.to_str().unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    for (args, expected) in [
-        (&["--file", file][..], 3),
-        (&["--file", file, "--workers", "1"][..], 1),
+    let from_env = [("ROOMHOST_WORKERS", "2")];
+    for (args, env, expected) in [
+        (&["--file", file][..], &[][..], 3),
+        (&["--file", file, "--workers", "1"][..], &[][..], 1),
+        (&["--file", file][..], &from_env[..], 2),
     ] {
-        let mut served = serve(args, &dir);
+        let mut served = serve_with_env(args, env, &dir);
         let (status, body) = runtime
             .block_on(http_get_json(served.addr, "/status"))
             .expect("GET /status");
         assert_eq!(status, 200, "{body}");
-        assert_eq!(body["workers"], expected, "{args:?}: {body}");
+        assert_eq!(body["workers"], expected, "{args:?} {env:?}: {body}");
         terminate(&served.child);
         wait_exit(&mut served.child);
     }
@@ -132,7 +134,7 @@ fn workers_sets_the_runtime_threads_from_the_flag_or_the_file() {
     for (args, expected) in [
         (
             vec!["--workers", "0", "--plugin", counter.to_str().unwrap()],
-            "--workers must be from 1 to 1024, not 0",
+            "--workers (or ROOMHOST_WORKERS) must be from 1 to 1024, not 0",
         ),
         (
             vec!["--workers", "many", "--plugin", counter.to_str().unwrap()],
@@ -143,14 +145,21 @@ fn workers_sets_the_runtime_threads_from_the_flag_or_the_file() {
             "workers in the configuration file must be from 1 to 1024, not 0",
         ),
     ] {
-        let output = Command::new(ROOMHOST)
+        let mut child = Command::new(ROOMHOST)
+            .env_remove("ROOMHOST_WORKERS")
             .arg("serve")
             .args(&args)
-            .args(["--no-cache", "--no-storage"])
-            .output()
+            // A free port, should the check ever let a bad value through
+            // (then `wait_exit` kills the server and fails the test).
+            .args(["--no-cache", "--no-storage", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
             .expect("roomhost runs");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(!output.status.success(), "{args:?} should fail");
+        let status = wait_exit(&mut child);
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        assert!(!status.success(), "{args:?} should fail");
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
 }

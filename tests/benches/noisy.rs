@@ -3,8 +3,9 @@
 //!
 //! `cargo bench -p roomhost-e2e --bench noisy [-- SECONDS]` (default 8 s per
 //! step). The server runs in this process on a 2-worker runtime, as
-//! `roomhost serve` does on a 2-core machine (`WORKERS=N` for another count,
-//! as `roomhost serve --workers N`); the clients run on a thread of their own. The quiet client sends `echo:N` every 20 ms and waits for the
+//! `roomhost serve` does on a 2-core machine (`WORKERS=N` for another
+//! count, as `roomhost serve --workers N`); the clients run on a thread of
+//! their own. The quiet client sends `echo:N` every 20 ms and waits for the
 //! answer; each busy client sends `spin:80` every 100 ms to its own room.
 //! Prints the quiet room's round trips (p50, p99, max) per step. Results are
 //! recorded in BENCHMARKS.md.
@@ -22,10 +23,16 @@ fn main() {
         .skip(1)
         .find_map(|arg| arg.parse().ok())
         .unwrap_or(8);
-    let workers: usize = std::env::var("WORKERS")
-        .ok()
-        .and_then(|workers| workers.parse().ok())
-        .unwrap_or(2);
+    let workers = match std::env::var("WORKERS") {
+        Err(_) => 2,
+        Ok(workers) => match workers.parse::<usize>() {
+            Ok(workers) if workers > 0 => workers,
+            _ => {
+                eprintln!("WORKERS must be a number of threads (1 or more), not {workers:?}");
+                std::process::exit(2);
+            }
+        },
+    };
     let server_runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .enable_all()

@@ -34,7 +34,16 @@ impl Drop for Served {
 }
 
 pub fn serve(args: &[&str], cache_dir: &Path) -> Served {
+    serve_with_env(args, &[], cache_dir)
+}
+
+/// [`serve`] with these environment variables set (and the test runner's
+/// `ROOMHOST_WORKERS` never inherited).
+pub fn serve_with_env(args: &[&str], env: &[(&str, &str)], cache_dir: &Path) -> Served {
     let mut command = Command::new(ROOMHOST);
+    command
+        .env_remove("ROOMHOST_WORKERS")
+        .envs(env.iter().copied());
     command
         .arg("serve")
         .args(["--listen", "127.0.0.1:0", "--cache-dir"])
@@ -96,7 +105,7 @@ pub fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
         std::thread::sleep(Duration::from_millis(50));
     }
     let _ = child.kill();
-    panic!("roomhost did not exit after SIGTERM");
+    panic!("roomhost did not exit within 10 s");
 }
 
 /// What one crash trial found.
