@@ -176,6 +176,9 @@ impl AdminArgs {
 /// `[services.NAME.access]` table).
 #[derive(Args)]
 #[command(next_help_heading = "Access control")]
+// These comments are `--help` text, where `query[:PARAM]` and a bare URL are
+// meant literally.
+#[allow(rustdoc::broken_intra_doc_links, rustdoc::bare_urls)]
 pub(crate) struct AccessArgs {
     /// Require a valid token to connect to service NAME and call its rooms
     /// over HTTP (401/403 otherwise). Repeat for several services.

@@ -7,7 +7,7 @@
 //! client as a slow consumer. That keeps one slow reader from stalling its
 //! room or growing the host's memory, whatever the size of the frames.
 //!
-//! The queue itself is [`queue`]: one lock per push (both bounds checked
+//! The queue itself is [`OutboundQueue`]: one lock per push (both bounds checked
 //! there) and one per batch the writer takes.
 
 mod flag;

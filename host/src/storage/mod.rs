@@ -5,7 +5,7 @@
 //!   added (a networked one for a cluster). [`EmbeddedBackend`] keeps them
 //!   in one redb file under `--data-dir` (the default of `roomhost serve`);
 //!   [`MemoryBackend`] keeps them in the process, lost when it exits.
-//! - [`Storage`]: the host's handle on a backend. It loads a room's data
+//! - `Storage` (crate-private): the host's handle on a backend. It loads a room's data
 //!   when the room starts and commits each room's changes through one
 //!   group-commit thread, so one durable write serves every room that
 //!   committed meanwhile (`commit`).
