@@ -69,6 +69,9 @@ async fn client_ids_are_stable_and_send_reaches_any_client_of_the_service() {
     let server = TestServer::single("misbehave").await;
     let mut mover = server.connect("/ws/start").await;
     let mut witness = server.connect("/ws/start").await;
+    // A finished handshake is not yet a member: the room admits a client
+    // after the upgrade. An answer from the room is.
+    assert_eq!(whoami(&mut witness).await, "room:start");
     mover.send_text("go:elsewhere:").await;
     expect_text(&mut mover, "arrived:start::").await;
     let left = witness.recv_text().await;
