@@ -145,6 +145,13 @@ fn js_plugin_path(name: &str) -> PathBuf {
 }
 
 fn build_js_plugins() -> anyhow::Result<()> {
+    // Test binaries run at once (two `cargo test`s, a runner that gives each
+    // test a process) would clobber each other's `npm ci`: one at a time.
+    let out = plugin_target_dir().join("js");
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    let lock =
+        std::fs::File::create(out.join(".build.lock")).context("cannot create the build lock")?;
+    lock.lock().context("cannot take the build lock")?;
     let sdk = workspace_root().join("guest-sdk-js");
     node::npm_ci(&sdk).map_err(anyhow::Error::msg)?;
     let plugins = JS_PLUGINS.iter().map(|name| ("plugins", name));
@@ -660,6 +667,17 @@ pub(crate) fn dechunk(mut body: &[u8]) -> anyhow::Result<Vec<u8>> {
         out.extend_from_slice(rest.get(..size).context("short chunk")?);
         body = rest.get(size + 2..).context("short chunk")?;
     }
+}
+
+/// Waits until `client` is a member of `room` of the `misbehave` fixture.
+///
+/// A finished handshake is not yet a member: the room admits a client after
+/// the upgrade, so a test in which others must see this client (a
+/// broadcast, a `left:` notice, a member count, a room that exists) first
+/// has the room answer it.
+pub async fn admitted(client: &mut Client, room: &str) {
+    client.send_text("whoami").await;
+    assert_eq!(client.recv_text().await, format!("room:{room}"));
 }
 
 /// Polls `check` until it returns `Some`, failing after [`WAIT`].

@@ -206,6 +206,8 @@ async fn a_panic_in_a_room_task_is_contained_to_that_room() {
     let mut neighbour = server.connect("/ws/neighbour").await;
     let mut victim = server.connect("/ws/doomed").await;
     echo(&mut victim, "before").await;
+    // Both rooms live before the counts are read.
+    echo(&mut neighbour, "before").await;
 
     let (_, before) = server.get_json("/status").await;
     let rooms = server.handle().rooms();

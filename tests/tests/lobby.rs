@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use roomhost_e2e::{Client, TestServer, plugin, test_limits};
+use roomhost_e2e::{Client, TestServer, admitted, plugin, test_limits};
 use roomhost_host::ServiceSpec;
 use serde_json::json;
 
@@ -69,9 +69,7 @@ async fn client_ids_are_stable_and_send_reaches_any_client_of_the_service() {
     let server = TestServer::single("misbehave").await;
     let mut mover = server.connect("/ws/start").await;
     let mut witness = server.connect("/ws/start").await;
-    // A finished handshake is not yet a member: the room admits a client
-    // after the upgrade. An answer from the room is.
-    assert_eq!(whoami(&mut witness).await, "room:start");
+    admitted(&mut witness, "start").await;
     mover.send_text("go:elsewhere:").await;
     expect_text(&mut mover, "arrived:start::").await;
     let left = witness.recv_text().await;
@@ -92,7 +90,8 @@ async fn a_transfer_to_a_missing_room_without_create_fails_for_the_caller() {
     assert_eq!(whoami(&mut client).await, "room:here");
 
     // With the room live, the same transfer works.
-    let _resident = server.connect("/ws/there").await;
+    let mut resident = server.connect("/ws/there").await;
+    admitted(&mut resident, "there").await;
     client.send_text("go-existing:there:x").await;
     expect_text(&mut client, "arrived:here:x:").await;
     assert_eq!(whoami(&mut client).await, "room:there");

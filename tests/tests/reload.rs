@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use roomhost_e2e::{Client, TestServer, plugin, plugin_rebuilt, test_limits};
+use roomhost_e2e::{Client, TestServer, admitted, plugin, plugin_rebuilt, test_limits};
 use roomhost_host::ServiceSpec;
 use serde_json::json;
 
@@ -214,7 +214,9 @@ async fn a_failed_restart_does_not_leave_a_moved_client_behind() {
     // Accepted now (the room has notes). On a restart bob's replayed
     // connect moves ann to "annex", then carl's traps.
     let mut bob = server.connect("/ws/svc/hall?replay-move=annex").await;
+    admitted(&mut bob, "hall").await;
     let mut carl = server.connect("/ws/svc/hall?replay-trap").await;
+    admitted(&mut carl, "hall").await;
 
     let report = server
         .handle()

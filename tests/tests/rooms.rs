@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use roomhost_e2e::{TestServer, eventually, plugin, test_limits};
+use roomhost_e2e::{TestServer, admitted, eventually, plugin, test_limits};
 use roomhost_host::ServiceSpec;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
@@ -250,6 +250,7 @@ async fn chat_names_joins_and_leaves(name: &str) {
 async fn a_plugin_can_close_a_client_with_its_own_code() {
     let server = TestServer::single("misbehave").await;
     let mut stays = server.connect("/ws/k").await;
+    admitted(&mut stays, "k").await;
     let mut kicked = server.connect("/ws/k").await;
     kicked.send_text("close:4001:go away").await;
     let closed = kicked.closed().await;
@@ -265,7 +266,8 @@ async fn a_plugin_can_close_a_client_with_its_own_code() {
 async fn rooms_are_listed_with_their_info_and_leave_after_their_last_client() {
     let server = TestServer::single("misbehave").await;
     let mut first = server.connect("/ws/listed").await;
-    let second = server.connect("/ws/listed").await;
+    let mut second = server.connect("/ws/listed").await;
+    admitted(&mut second, "listed").await;
     first.send_text(r#"info:{"topic":"rust"}"#).await;
     assert_eq!(first.recv_text().await, "info-ok");
     first.send_text("info:not json").await;

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use roomhost_e2e::{Client, TestServer, eventually, plugin, test_limits};
+use roomhost_e2e::{Client, TestServer, admitted, eventually, plugin, test_limits};
 use roomhost_host::{Limits, ServiceSpec};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -16,6 +16,7 @@ async fn assert_disposed(server: &TestServer, command: &str, expect_in_reason: &
     let mut neighbour = server.connect("/ws/neighbour").await;
     let mut victim = server.connect(&format!("/ws/{command}-room")).await;
     let mut bystander = server.connect(&format!("/ws/{command}-room")).await;
+    admitted(&mut bystander, &format!("{command}-room")).await;
     neighbour_answers(&mut neighbour).await;
 
     let started = Instant::now();
@@ -70,6 +71,7 @@ async fn a_room_allocating_without_bound_is_disposed() {
 async fn an_oversized_frame_closes_only_its_sender_with_1009() {
     let server = TestServer::single("misbehave").await;
     let mut neighbour = server.connect("/ws/big").await;
+    admitted(&mut neighbour, "big").await;
     let mut sender = server.connect("/ws/big").await;
     let too_big = vec![b'x'; 64 * 1024 + 1];
     sender.send_binary(&too_big).await;
@@ -142,8 +144,10 @@ async fn a_slow_consumer_is_closed_while_the_room_goes_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_room_limit_closes_extra_rooms_with_1013() {
+    // The misbehave service's lobby, which starts with the server, is one of
+    // the three.
     let limits = Limits {
-        max_rooms: 2,
+        max_rooms: 3,
         ..test_limits()
     };
     let server = TestServer::start(
@@ -151,8 +155,11 @@ async fn the_room_limit_closes_extra_rooms_with_1013() {
         limits,
     )
     .await;
-    let _one = server.connect("/ws/one").await;
-    let _two = server.connect("/ws/two").await;
+    // Both rooms live before the third is asked for.
+    let mut one = server.connect("/ws/one").await;
+    admitted(&mut one, "one").await;
+    let mut two = server.connect("/ws/two").await;
+    admitted(&mut two, "two").await;
     let mut three = server.connect("/ws/three").await;
     let closed = three.closed().await;
     assert_eq!(closed.code, Some(1013), "{closed:?}");
