@@ -268,15 +268,15 @@ SHAPE_MODES=${SHAPE_MODES:-"fixed max"}
 SHAPE_SERVERS=${SHAPE_SERVERS:-"wasm native"}
 SHAPE_IN_FLIGHT=${SHAPE_IN_FLIGHT:-1}
 
-# proc_sample PID: "utime stime syscw segs" (ticks, ticks, write(2)-type
-# calls, TCP segments the server's sockets on $PORT sent, from ss).
+# proc_sample PID: "utime stime syscw" (ticks, ticks, write(2)-type calls).
+# (TCP segments per delivery are not sampled here: the server's sockets go
+# as the generator ends, right at the window's end. bench/profile.sh counts
+# send calls with strace instead.)
 proc_sample() {
-    local ticks writes segs
+    local ticks writes
     ticks=$(awk '{print $14, $15}' "/proc/$1/stat")
     writes=$(awk '/^syscw/ {print $2}' "/proc/$1/io" 2>/dev/null || echo 0)
-    segs=$(ss -tinH state established "( sport = :$PORT )" 2>/dev/null |
-        grep -o 'segs_out:[0-9]*' | awk -F: '{n += $2} END {printf "%d\n", n}')
-    echo "$ticks ${writes:-0} ${segs:-0}"
+    echo "$ticks ${writes:-0}"
 }
 
 shapes() {
@@ -312,16 +312,16 @@ shapes() {
                     end=$(proc_sample "$SERVER_PID")
                     wait "$client" || true
                     stop_server
-                    read -r u0 s0 w0 g0 <<<"$start"
-                    read -r u1 s1 w1 g1 <<<"$end"
+                    read -r u0 s0 w0 <<<"$start"
+                    read -r u1 s1 w1 <<<"$end"
                     jq --arg kind "$kind" --arg mode "$mode" \
                         --argjson workers "${workers:-null}" --arg cpus "$cpus" \
                         --argjson hz "$(getconf CLK_TCK)" \
                         --argjson user $((u1 - u0)) --argjson system $((s1 - s0)) \
-                        --argjson writes $((w1 - w0)) --argjson segs $((g1 - g0)) \
+                        --argjson writes $((w1 - w0)) \
                         '. + {server: {kind: $kind, mode: $mode, workers: $workers, cpus: $cpus,
                               cpu_user_secs: ($user / $hz), cpu_system_secs: ($system / $hz),
-                              write_calls: $writes, tcp_segments_out: $segs}}' "$out.tmp" >"$out"
+                              write_calls: $writes}}' "$out.tmp" >"$out"
                     rm -f "$out.tmp"
                 done
             done

@@ -131,7 +131,7 @@ def shapes():
                 runs = [r for r in load(f"shape-{n}-{mode}-{kind}-*.json") if "server" in r]
                 if not runs:
                     continue
-                cpu, sys_share, writes, segs, machine = [], [], [], [], []
+                cpu, sys_share, writes, machine = [], [], [], []
                 for r in runs:
                     delivered = r["messages"]["delivered"]
                     busy = r["server"]["cpu_user_secs"] + r["server"]["cpu_system_secs"]
@@ -140,8 +140,6 @@ def shapes():
                         if r.get("generator_cpu_secs") is not None:
                             machine.append((busy + r["generator_cpu_secs"]) / delivered * 1e6)
                         writes.append(r["server"]["write_calls"] / delivered)
-                        if "tcp_segments_out" in r["server"]:
-                            segs.append(r["server"]["tcp_segments_out"] / delivered)
                     if busy:
                         sys_share.append(r["server"]["cpu_system_secs"] / busy)
                 label = f"1 x {n:,}, " + ("fixed " + fmt(median([r["rate_per_client"] * n * n for r in runs])) + "/s" if mode == "fixed" else "max rate")
