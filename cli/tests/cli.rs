@@ -62,16 +62,12 @@ async fn a_restart_reuses_the_compiled_plugin() {
 #[test]
 fn serve_reads_roomhost_toml() {
     let dir = tempdir("toml");
-    let counter = plugin("counter");
-    std::fs::write(
-        dir.join("roomhost.toml"),
-        format!(
-            "[services.tally]\nplugin = {:?}\nconfig = {{ start = 3 }}\n\n[limits]\nmax_rooms = 10\n",
-            counter.display().to_string()
-        ),
-    )
-    .unwrap();
     let file = dir.join("roomhost.toml");
+    write_tally_toml(
+        &file,
+        "",
+        "config = { start = 3 }\n\n[limits]\nmax_rooms = 10\n",
+    );
     let mut served = serve(&["--file", file.to_str().unwrap()], &dir);
     assert!(
         served
@@ -97,14 +93,7 @@ fn workers_sets_the_runtime_threads_from_the_flag_or_the_file() {
     let dir = tempdir("workers");
     let counter = plugin("counter");
     let file = dir.join("roomhost.toml");
-    std::fs::write(
-        &file,
-        format!(
-            "workers = 3\n\n[services.tally]\nplugin = {:?}\n",
-            counter.display().to_string()
-        ),
-    )
-    .unwrap();
+    write_tally_toml(&file, "workers = 3\n", "");
     let file = file.to_str().unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let from_env = [("ROOMHOST_WORKERS", "2")];
@@ -123,14 +112,7 @@ fn workers_sets_the_runtime_threads_from_the_flag_or_the_file() {
         wait_exit(&mut served.child);
     }
 
-    std::fs::write(
-        dir.join("zero.toml"),
-        format!(
-            "workers = 0\n\n[services.tally]\nplugin = {:?}\n",
-            counter.display().to_string()
-        ),
-    )
-    .unwrap();
+    write_tally_toml(&dir.join("zero.toml"), "workers = 0\n", "");
     for (args, expected) in [
         (
             vec!["--workers", "0", "--plugin", counter.to_str().unwrap()],
@@ -162,6 +144,17 @@ fn workers_sets_the_runtime_threads_from_the_flag_or_the_file() {
         assert!(!status.success(), "{args:?} should fail");
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
+}
+
+/// Writes a roomhost.toml at `path` serving the counter plugin as service
+/// `tally`: `top` goes before its table, `rest` inside it and after.
+fn write_tally_toml(path: &Path, top: &str, rest: &str) {
+    let counter = plugin("counter").display().to_string();
+    std::fs::write(
+        path,
+        format!("{top}\n[services.tally]\nplugin = {counter:?}\n{rest}"),
+    )
+    .unwrap();
 }
 
 #[test]

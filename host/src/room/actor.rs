@@ -203,16 +203,28 @@ impl RoomActor {
         limits: &Limits,
         link: &RoomLink,
     ) -> Option<&'body mut RoomBody> {
-        let restored = if self.service.durable_snapshots().is_some() {
-            match snapshots::load(&self.storage, &self.meta).await {
-                Ok(restored) => restored,
-                Err(error) => {
-                    self.dispose(None, error);
-                    return None;
-                }
+        match self.try_start(body, engine, limits, link).await {
+            Ok(()) => body.as_mut(),
+            Err(error) => {
+                // With the instance once it exists: output `init` left
+                // waiting for its commit is abandoned with it.
+                self.dispose(body.as_mut(), error);
+                None
             }
-        } else {
-            None
+        }
+    }
+
+    /// [`RoomActor::start`]'s steps; the instance is in `body` once made.
+    async fn try_start(
+        &self,
+        body: &mut Option<RoomBody>,
+        engine: &WasmEngine,
+        limits: &Limits,
+        link: &RoomLink,
+    ) -> Result<(), GuestError> {
+        let restored = match self.service.durable_snapshots() {
+            Some(_) => snapshots::load(&self.storage, &self.meta).await?,
+            None => None,
         };
         let init = GuestInitInfo {
             room_id: self.meta.key.room.to_string(),
@@ -225,40 +237,18 @@ impl RoomActor {
         let plugin = self.service.plugin();
         *lock(&self.meta.plugin_version) = plugin.version().to_owned();
         let stored = if plugin.description().uses_storage {
-            match self.load().await {
-                Ok(stored) => Some(stored),
-                Err(error) => {
-                    self.dispose(None, error);
-                    return None;
-                }
-            }
+            Some(self.load().await?)
         } else {
             None
         };
         let instance =
-            match RoomBody::instantiate(engine, &plugin, limits, Some(link.clone())).await {
-                Ok(instance) => body.insert(instance),
-                Err(error) => {
-                    self.dispose(None, error);
-                    return None;
-                }
-            };
+            body.insert(RoomBody::instantiate(engine, &plugin, limits, Some(link.clone())).await?);
         if let Some(stored) = stored {
             instance.state().restore_storage(limits, stored);
         }
-        let started = match instance.init(&init).await {
-            Ok(()) => after_call(instance, &self.meta).await,
-            Err(error) => Err(error),
-        };
-        let started = match started {
-            Ok(()) => settle(instance, &self.storage, &self.meta).await,
-            Err(error) => Err(error),
-        };
-        if let Err(error) = started {
-            self.dispose(Some(instance), error);
-            return None;
-        }
-        Some(instance)
+        instance.init(&init).await?;
+        after_call(instance, &self.meta).await?;
+        settle(instance, &self.storage, &self.meta).await
     }
 
     /// Handles one event from the inbox.
